@@ -1,0 +1,208 @@
+//! Build: a Go main package in, an OCI image (or index) out.
+//!
+//! [`Build`] is the seam (ko's `build.Interface`): resolve and the dev loop
+//! depend on it, never on how the build is done. [`GoBuilder`] is the real
+//! one: `go build` per platform, then [`image::assemble`] on top of a base
+//! from [`base::BaseStore`].
+
+pub mod base;
+pub mod go;
+pub mod image;
+pub mod layer;
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::config::{ConfigError, KoConfig};
+use crate::oci::Artifact;
+use crate::platform::Platform;
+use base::{BaseError, BaseStore};
+use go::{BuildSettings, GoError, GoToolchain, Package};
+
+/// Errors building an image.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The Go toolchain failed.
+    #[error(transparent)]
+    Go(#[from] GoError),
+    /// `.ko.yaml` is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The base image could not be had.
+    #[error(transparent)]
+    Base(#[from] BaseError),
+    /// Reading the binary or kodata failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A built package.
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// What `go list` said about it.
+    pub package: Package,
+    /// The image or index.
+    pub artifact: Artifact,
+}
+
+/// Anything that turns a package into an image.
+#[async_trait]
+pub trait Build: Send + Sync {
+    /// Builds `package` (a path like `./cmd/app` or an import path).
+    async fn build(&self, package: &str) -> Result<Built, BuildError>;
+}
+
+/// Options for [`GoBuilder`].
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// Directory the user ran gohot in (packages are relative to it).
+    pub workdir: PathBuf,
+    /// Platforms to build; empty means `.ko.yaml`'s `defaultPlatforms`, else the host's.
+    pub platforms: Vec<Platform>,
+    /// Base image overriding `.ko.yaml`.
+    pub base: Option<String>,
+    /// Build the dev variant (`/ko-app` writable).
+    pub dev: bool,
+    /// Root of the cache (binaries, base images).
+    pub cache_root: PathBuf,
+}
+
+/// The real builder: Go toolchain + base store + `.ko.yaml`.
+pub struct GoBuilder {
+    go: GoToolchain,
+    config: KoConfig,
+    bases: BaseStore,
+    opts: BuildOptions,
+}
+
+/// ko's default base image is not reachable offline; gohot defaults to the
+/// empty base, which suits static Go binaries.
+pub const DEFAULT_BASE: &str = "scratch";
+
+impl GoBuilder {
+    /// A builder.
+    pub fn new(go: GoToolchain, config: KoConfig, bases: BaseStore, opts: BuildOptions) -> Self {
+        GoBuilder { go, config, bases, opts }
+    }
+
+    /// The platforms a build produces.
+    pub fn platforms(&self) -> Result<Vec<Platform>, BuildError> {
+        if !self.opts.platforms.is_empty() {
+            return Ok(self.opts.platforms.clone());
+        }
+        if !self.config.default_platforms.is_empty() {
+            return crate::platform::parse_list(&self.config.default_platforms.join(",")).map_err(|e| {
+                BuildError::Config(ConfigError::Parse {
+                    path: self.config.path.clone().unwrap_or_default(),
+                    line: 0,
+                    column: 0,
+                    message: format!("defaultPlatforms: {e}"),
+                })
+            });
+        }
+        Ok(vec![Platform::host_linux()])
+    }
+
+    /// The Go toolchain in use.
+    pub fn go(&self) -> &GoToolchain {
+        &self.go
+    }
+
+    /// Build settings for a package from `.ko.yaml`.
+    fn settings(&self, pkg: &Package, requested: &str) -> Result<BuildSettings, BuildError> {
+        let rel = pkg.dir.strip_prefix(&self.config.dir).ok().map(|p| p.to_string_lossy().into_owned());
+        let rel = rel.or_else(|| Some(requested.to_string()));
+        let entry = self.config.build_for(&pkg.import_path, rel.as_deref()).cloned().unwrap_or_default();
+        let dir = match entry.dir.as_deref() {
+            Some(d) if !d.is_empty() => self.config.dir.join(d),
+            _ => self.opts.workdir.clone(),
+        };
+        let mut env = Vec::new();
+        for kv in self.config.default_env.iter().chain(&entry.env) {
+            let kv = self.config.expand("env", kv)?;
+            match kv.split_once('=') {
+                Some((k, v)) => env.push((k.to_string(), v.to_string())),
+                None => {
+                    return Err(BuildError::Config(ConfigError::Parse {
+                        path: self.config.path.clone().unwrap_or_default(),
+                        line: 0,
+                        column: 0,
+                        message: format!("env entry {kv:?} is not KEY=VALUE"),
+                    }))
+                }
+            }
+        }
+        let flags = if entry.flags.is_empty() { &self.config.default_flags } else { &entry.flags };
+        let ldflags = if entry.ldflags.is_empty() { &self.config.default_ldflags } else { &entry.ldflags };
+        Ok(BuildSettings {
+            dir,
+            env,
+            flags: flags.iter().map(|f| self.config.expand("flags", f)).collect::<Result<_, _>>()?,
+            ldflags: ldflags.iter().map(|f| self.config.expand("ldflags", f)).collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Resolves a package and checks it is a main package.
+    pub async fn package(&self, package: &str) -> Result<Package, BuildError> {
+        Ok(self.go.main_package(&self.opts.workdir, package).await?)
+    }
+
+    /// Compiles the binary for one platform into ko's cache location and
+    /// returns its path.
+    pub async fn compile(&self, pkg: &Package, requested: &str, platform: &Platform) -> Result<PathBuf, BuildError> {
+        let settings = self.settings(pkg, requested)?;
+        let out = crate::cache::binary_path(&self.opts.cache_root, &pkg.import_path, platform);
+        tracing::debug!("go build {} for {platform} → {}", pkg.import_path, out.display());
+        self.go.build(pkg, platform, &settings, &out).await?;
+        Ok(out)
+    }
+
+    fn base_for(&self, pkg: &Package) -> String {
+        self.opts
+            .base
+            .clone()
+            .or_else(|| self.config.base_for(&pkg.import_path).map(String::from))
+            .unwrap_or_else(|| DEFAULT_BASE.into())
+    }
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io { path: path.to_path_buf(), source }
+}
+
+#[async_trait]
+impl Build for GoBuilder {
+    async fn build(&self, package: &str) -> Result<Built, BuildError> {
+        let pkg = self.package(package).await?;
+        let base_ref = self.base_for(&pkg);
+        let kodata_dir = pkg.dir.join("kodata");
+        let kodata = image::read_kodata(&kodata_dir).map_err(io_err(&kodata_dir))?;
+        let mut images = Vec::new();
+        for platform in self.platforms()? {
+            let base = self.bases.get(&base_ref, &platform).await?;
+            let out = self.compile(&pkg, package, &platform).await?;
+            let binary = Bytes::from(std::fs::read(&out).map_err(io_err(&out))?);
+            let img = image::assemble(image::ImageInputs {
+                base: &base,
+                platform: &platform,
+                name: &pkg.binary_name(),
+                binary,
+                kodata: kodata.clone(),
+                extra_layers: Vec::new(),
+                dev: self.opts.dev,
+                import_path: &pkg.import_path,
+            })
+            .map_err(io_err(&out))?;
+            images.push(img);
+        }
+        Ok(Built { package: pkg, artifact: Artifact::from_images(images) })
+    }
+}

@@ -1,0 +1,19 @@
+//! gohot builds Go container images the way ko does and hot-reloads the Go
+//! binary into running containers.
+//!
+//! The pipeline follows ko's split, one module a stage, data flowing one way:
+//! [`build`] (go build → OCI image) → [`publish`] (registry, engine, disk) →
+//! [`resolve`] (`ko://` references in manifests → digests).
+#![warn(missing_docs)]
+#![warn(clippy::unwrap_used)]
+
+pub mod build;
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod oci;
+pub mod platform;
+pub mod progress;
+pub mod publish;
+pub mod registry;
+pub mod resolve;

@@ -1,0 +1,134 @@
+//! Publishing to an OCI registry with oci-client.
+//!
+//! Blobs the registry already has (checked with a HEAD) are not sent again,
+//! so a rebuild that changed only the binary uploads only that layer, the
+//! config and the manifest.
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use http::HeaderValue;
+use oci_client::Reference;
+
+use super::{Naming, Publish, PublishError};
+use crate::build::Built;
+use crate::oci::{self, Artifact, BlobData};
+use crate::registry::{classify, parse_reference, Registry};
+
+/// Pushes images to `repo` (e.g. `127.0.0.1:5000/team`).
+pub struct RegistryPublisher {
+    registry: Registry,
+    repo: String,
+    naming: Naming,
+    tags: Vec<String>,
+}
+
+impl RegistryPublisher {
+    /// A publisher; `tags` are applied to every image (ko defaults to `latest`).
+    pub fn new(registry: Registry, repo: String, naming: Naming, tags: Vec<String>) -> Self {
+        let tags = if tags.is_empty() { vec!["latest".into()] } else { tags };
+        RegistryPublisher { registry, repo, naming, tags }
+    }
+}
+
+/// What a push did, for the one log line.
+#[derive(Debug, Default)]
+struct PushStats {
+    uploaded: usize,
+    uploaded_bytes: u64,
+    present: usize,
+}
+
+#[async_trait]
+impl Publish for RegistryPublisher {
+    async fn publish(&self, built: &Built) -> Result<String, PublishError> {
+        let repository = self.naming.repository(&self.repo, &built.package.import_path);
+        let err_ref = repository.clone();
+        let perr = move |source| PublishError::Registry { reference: err_ref.clone(), source };
+        let base = parse_reference(&repository).map_err(&perr)?;
+        let at_tag = |tag: &str| Reference::with_tag(base.registry().into(), base.repository().into(), tag.into());
+        let at_digest =
+            |digest: &str| Reference::with_digest(base.registry().into(), base.repository().into(), digest.into());
+        let client = self.registry.client(&base);
+        let auth = self.registry.auth_for(&base);
+        let first = at_tag(&self.tags[0]);
+        // Authenticate once for push (bearer token exchange where the registry asks for it).
+        client.auth(&first, &auth, oci_client::RegistryOperation::Push).await.map_err(|e| perr(classify(&first, e)))?;
+
+        // Every distinct blob of every image.
+        let mut blobs: Vec<(String, u64, BlobData)> = Vec::new();
+        for img in built.artifact.images() {
+            let cfg = (img.config_digest(), img.config.len() as u64, BlobData::Bytes(img.config.clone()));
+            let layers = img.layers.iter().map(|l| (l.descriptor.digest.clone(), l.descriptor.size, l.data.clone()));
+            for b in std::iter::once(cfg).chain(layers) {
+                if !blobs.iter().any(|x| x.0 == b.0) {
+                    blobs.push(b);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        let mut stats = PushStats::default();
+        for (digest, size, data) in blobs {
+            let exists = client.blob_exists(&first, &digest).await.map_err(|e| perr(classify(&first, e)))?;
+            if exists {
+                stats.present += 1;
+            } else {
+                missing.push((digest, size, data));
+            }
+        }
+        let total: u64 = missing.iter().map(|m| m.1).sum();
+        let bar = crate::progress::bytes(total, format!("pushing {repository}"));
+        stats.uploaded = missing.len();
+        stats.uploaded_bytes = total;
+        futures::stream::iter(missing.into_iter().map(|(digest, size, data)| {
+            let (client, first, bar) = (&client, &first, &bar);
+            async move {
+                let bytes =
+                    data.read().await.map_err(|source| PublishError::Io { path: digest.clone().into(), source })?;
+                client
+                    .push_blob(first, bytes, &digest)
+                    .await
+                    .map_err(|e| PublishError::Registry { reference: first.whole(), source: classify(first, e) })?;
+                bar.inc(size);
+                Ok::<_, PublishError>(())
+            }
+        }))
+        .buffer_unordered(4)
+        .try_collect::<Vec<()>>()
+        .await?;
+        bar.finish_and_clear();
+
+        if let Artifact::Index { images, .. } = &built.artifact {
+            for img in images {
+                let r = at_digest(&img.digest());
+                client
+                    .push_manifest_raw(&r, img.manifest.clone(), HeaderValue::from_static(oci::MEDIA_MANIFEST))
+                    .await
+                    .map_err(|e| perr(classify(&r, e)))?;
+            }
+        }
+        let media = HeaderValue::from_static(built.artifact.media_type());
+        for tag in &self.tags {
+            let r = at_tag(tag);
+            client
+                .push_manifest_raw(&r, built.artifact.manifest().clone(), media.clone())
+                .await
+                .map_err(|e| perr(classify(&r, e)))?;
+        }
+        tracing::info!(
+            "published {repository}: {} blob(s) uploaded ({}), {} already in the registry",
+            stats.uploaded,
+            human_bytes(stats.uploaded_bytes),
+            stats.present
+        );
+        Ok(format!("{repository}@{}", built.artifact.digest()))
+    }
+}
+
+/// `1.9 MB`-style sizes for log lines.
+pub fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1} kB", n as f64 / 1e3),
+        n => format!("{n} B"),
+    }
+}

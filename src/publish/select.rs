@@ -1,0 +1,104 @@
+//! The one place that turns flags into a publisher (ko's `makePublisher`).
+
+use std::path::PathBuf;
+
+use super::daemon::DaemonPublisher;
+use super::layout::LayoutPublisher;
+use super::registry::RegistryPublisher;
+use super::tarball::TarballPublisher;
+use super::{Multi, Naming, Publish, PublishError};
+use crate::registry::Registry;
+
+/// Where images should go.
+#[derive(Clone, Debug, Default)]
+pub struct Destinations {
+    /// `KO_DOCKER_REPO` / `--repo`: a registry repository, `ko.local[/…]`.
+    pub repo: Option<String>,
+    /// Push to `repo` (ko's `--push`); false keeps only the on-disk outputs.
+    pub push: bool,
+    /// `--tarball`.
+    pub tarball: Option<PathBuf>,
+    /// `--oci-layout-path`.
+    pub layout: Option<PathBuf>,
+    /// Naming strategy.
+    pub naming: Naming,
+    /// Extra tags for registry pushes.
+    pub tags: Vec<String>,
+    /// Registries to reach over plain HTTP.
+    pub insecure: Vec<String>,
+}
+
+/// What a `KO_DOCKER_REPO` value means.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RepoKind {
+    /// The local Docker engine.
+    Daemon,
+    /// KinD nodes.
+    Kind,
+    /// A registry.
+    Registry,
+}
+
+/// Classifies a repo the way ko does (`ko.local`, `kind.local` prefixes).
+pub fn repo_kind(repo: &str) -> RepoKind {
+    let first = repo.split('/').next().unwrap_or(repo);
+    match first {
+        "ko.local" => RepoKind::Daemon,
+        "kind.local" => RepoKind::Kind,
+        _ => RepoKind::Registry,
+    }
+}
+
+/// Builds the publisher for the destinations.
+pub fn publisher(dest: &Destinations, registry: &Registry) -> Result<Box<dyn Publish>, PublishError> {
+    let mut all: Vec<Box<dyn Publish>> = Vec::new();
+    if dest.push {
+        match dest.repo.as_deref() {
+            Some(repo) => match repo_kind(repo) {
+                RepoKind::Daemon => all.push(Box::new(DaemonPublisher::new(repo.into(), dest.naming))),
+                RepoKind::Kind => {
+                    return Err(PublishError::Destination(
+                        "kind.local is not supported yet: push to a registry the cluster can pull from, or use ko.local for the local Docker engine".into(),
+                    ))
+                }
+                RepoKind::Registry => all.push(Box::new(RegistryPublisher::new(
+                    registry.clone(),
+                    repo.into(),
+                    dest.naming,
+                    dest.tags.clone(),
+                ))),
+            },
+            None if dest.tarball.is_none() && dest.layout.is_none() => {
+                return Err(PublishError::Destination(
+                    "no destination: set KO_DOCKER_REPO or --repo (a registry such as 127.0.0.1:5000/me, or ko.local for the local Docker engine), or use --tarball / --oci-layout-path".into(),
+                ))
+            }
+            None => {}
+        }
+    }
+    if let Some(t) = &dest.tarball {
+        all.push(Box::new(TarballPublisher::new(t.clone(), dest.repo.clone(), dest.naming)));
+    }
+    if let Some(l) = &dest.layout {
+        all.push(Box::new(LayoutPublisher::new(l.clone(), dest.naming)));
+    }
+    if all.is_empty() {
+        return Err(PublishError::Destination(
+            "nothing to publish to: --push=false needs --tarball or --oci-layout-path".into(),
+        ));
+    }
+    Ok(if all.len() == 1 { all.remove(0) } else { Box::new(Multi(all)) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_kinds() {
+        assert_eq!(repo_kind("ko.local"), RepoKind::Daemon);
+        assert_eq!(repo_kind("ko.local/foo"), RepoKind::Daemon);
+        assert_eq!(repo_kind("kind.local"), RepoKind::Kind);
+        assert_eq!(repo_kind("127.0.0.1:5000/me"), RepoKind::Registry);
+    }
+}

@@ -1,0 +1,330 @@
+//! Talking to OCI registries: one client for pulls (base images) and pushes,
+//! credentials from the Docker config, and errors turned into messages that
+//! say what to do.
+//!
+//! Registries on loopback (`localhost`, `127.0.0.0/8`, `[::1]`) are spoken to
+//! over plain HTTP, as go-containerregistry (and so ko) does; others over
+//! HTTPS unless named in `--insecure-registry`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::secrets::RegistryAuth;
+use oci_client::Reference;
+
+/// Errors talking to a registry, classified by what the user can do about them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// Nothing answered.
+    #[error(
+        "cannot reach registry {registry}: {detail}. Is it running, and is the address in KO_DOCKER_REPO/--repo right?"
+    )]
+    Unreachable {
+        /// host[:port]
+        registry: String,
+        /// The underlying failure.
+        detail: String,
+    },
+    /// The registry refused the credentials (or there were none).
+    #[error("registry {registry} refused access ({detail}): log in with `docker login {registry}` or add credentials for it to ~/.docker/config.json")]
+    Unauthorized {
+        /// host[:port]
+        registry: String,
+        /// What the registry said.
+        detail: String,
+    },
+    /// The image or tag does not exist.
+    #[error("{reference} not found in the registry: check the name and tag")]
+    NotFound {
+        /// The reference asked for.
+        reference: String,
+    },
+    /// Any other registry failure.
+    #[error("registry {registry}: {detail}")]
+    Other {
+        /// host[:port]
+        registry: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A reference that does not parse.
+    #[error("invalid image reference {reference:?}: {detail}")]
+    BadReference {
+        /// The text.
+        reference: String,
+        /// Why.
+        detail: String,
+    },
+    /// The Docker config file is unreadable or malformed.
+    #[error("cannot use Docker credentials from {path}: {detail}")]
+    Credentials {
+        /// The config file.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// Whether a registry host is on loopback (and so spoken to over HTTP).
+pub fn is_loopback(registry: &str) -> bool {
+    let host = if let Some(rest) = registry.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        registry
+            .rsplit_once(':')
+            .map_or(registry, |(h, p)| if p.bytes().all(|b| b.is_ascii_digit()) { h } else { registry })
+    };
+    host == "localhost" || host == "::1" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Parses an image reference.
+pub fn parse_reference(s: &str) -> Result<Reference, RegistryError> {
+    s.parse::<Reference>().map_err(|e| RegistryError::BadReference { reference: s.into(), detail: e.to_string() })
+}
+
+/// A registry client factory with credentials resolved per registry.
+///
+/// oci-client fixes HTTP-vs-HTTPS per client, and loopback registries can be
+/// on any port, so one client is kept per registry host.
+#[derive(Clone)]
+pub struct Registry {
+    insecure: Vec<String>,
+    clients: std::sync::Arc<std::sync::Mutex<HashMap<String, oci_client::Client>>>,
+    creds: DockerCredentials,
+}
+
+impl Registry {
+    /// A factory; `insecure` lists extra registries to reach over plain HTTP.
+    pub fn new(insecure: &[String]) -> Result<Self, RegistryError> {
+        // rustls needs a process-wide crypto provider; installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Ok(Registry { insecure: insecure.to_vec(), clients: Default::default(), creds: DockerCredentials::load()? })
+    }
+
+    /// The client for the registry of `reference`.
+    pub fn client(&self, reference: &Reference) -> oci_client::Client {
+        let host = reference.resolve_registry().to_string();
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients
+            .entry(host.clone())
+            .or_insert_with(|| {
+                let http = is_loopback(&host) || self.insecure.iter().any(|i| i == &host);
+                oci_client::Client::new(ClientConfig {
+                    protocol: if http { ClientProtocol::Http } else { ClientProtocol::Https },
+                    connect_timeout: Some(std::time::Duration::from_secs(10)),
+                    ..Default::default()
+                })
+            })
+            .clone()
+    }
+
+    /// Credentials for the registry of `reference`.
+    pub fn auth_for(&self, reference: &Reference) -> RegistryAuth {
+        self.creds.auth_for(reference.resolve_registry())
+    }
+}
+
+/// Maps a client error to what the user should do.
+pub fn classify(reference: &Reference, err: OciDistributionError) -> RegistryError {
+    let registry = reference.resolve_registry().to_string();
+    let unauthorized = |detail: String| RegistryError::Unauthorized { registry: registry.clone(), detail };
+    match err {
+        OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() => {
+            RegistryError::Unreachable { registry, detail: root_cause(&e) }
+        }
+        OciDistributionError::RequestError(e) if matches!(e.status().map(|s| s.as_u16()), Some(401 | 403)) => {
+            unauthorized(format!("HTTP {}", e.status().map_or(0, |s| s.as_u16())))
+        }
+        OciDistributionError::RequestError(e) if e.status().map(|s| s.as_u16()) == Some(404) => {
+            RegistryError::NotFound { reference: reference.whole() }
+        }
+        OciDistributionError::UnauthorizedError { .. } => unauthorized("HTTP 401 Unauthorized".into()),
+        OciDistributionError::AuthenticationFailure(m) => unauthorized(m),
+        OciDistributionError::ServerError { code, .. } if code == 401 || code == 403 => {
+            unauthorized(format!("HTTP {code}"))
+        }
+        OciDistributionError::ServerError { code: 404, .. } | OciDistributionError::ImageManifestNotFoundError(_) => {
+            RegistryError::NotFound { reference: reference.whole() }
+        }
+        OciDistributionError::RegistryError { envelope, .. } => {
+            let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
+            if codes.iter().any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied)) {
+                unauthorized(envelope.to_string())
+            } else if codes.iter().any(|c| {
+                matches!(c, OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown | OciErrorCode::NotFound)
+            }) {
+                RegistryError::NotFound { reference: reference.whole() }
+            } else {
+                RegistryError::Other { registry, detail: envelope.to_string() }
+            }
+        }
+        other => RegistryError::Other { registry, detail: other.to_string() },
+    }
+}
+
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// Credentials from `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`):
+/// `auths` entries (`auth` or `username`/`password`, `registrytoken`) and
+/// credential helpers (`credHelpers`, `credsStore`).
+#[derive(Clone, Debug, Default)]
+pub struct DockerCredentials {
+    auths: HashMap<String, RegistryAuth>,
+    helpers: HashMap<String, String>,
+    store: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct DockerConfigFile {
+    #[serde(default)]
+    auths: HashMap<String, AuthEntry>,
+    #[serde(default)]
+    cred_helpers: HashMap<String, String>,
+    #[serde(default)]
+    creds_store: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct AuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    registrytoken: Option<String>,
+}
+
+/// `https://index.docker.io/v1/` → `index.docker.io`; `host:5000` stays.
+fn normalize_registry_key(key: &str) -> String {
+    let k = key.trim_start_matches("https://").trim_start_matches("http://");
+    let k = k.split('/').next().unwrap_or(k);
+    match k {
+        "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io".into(),
+        other => other.to_string(),
+    }
+}
+
+impl DockerCredentials {
+    /// Reads the Docker config; a missing file means anonymous access.
+    pub fn load() -> Result<Self, RegistryError> {
+        let path = match std::env::var_os("DOCKER_CONFIG") {
+            Some(d) => PathBuf::from(d).join("config.json"),
+            None => match dirs::home_dir() {
+                Some(h) => h.join(".docker").join("config.json"),
+                None => return Ok(Self::default()),
+            },
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(RegistryError::Credentials { path, detail: e.to_string() }),
+        };
+        Self::parse(&text).map_err(|detail| RegistryError::Credentials { path, detail })
+    }
+
+    /// Parses config.json text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: DockerConfigFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut auths = HashMap::new();
+        for (key, entry) in file.auths {
+            let auth = if let Some(token) = entry.registrytoken {
+                RegistryAuth::Bearer(token)
+            } else if let (Some(u), Some(p)) = (entry.username, entry.password) {
+                RegistryAuth::Basic(u, p)
+            } else if let Some(a) = entry.auth.filter(|a| !a.is_empty()) {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(a.trim())
+                    .map_err(|e| format!("auths[{key}].auth is not base64: {e}"))?;
+                let raw = String::from_utf8(raw).map_err(|_| format!("auths[{key}].auth is not UTF-8"))?;
+                let (u, p) = raw.split_once(':').ok_or_else(|| format!("auths[{key}].auth is not user:password"))?;
+                RegistryAuth::Basic(u.into(), p.into())
+            } else {
+                continue;
+            };
+            auths.insert(normalize_registry_key(&key), auth);
+        }
+        let helpers = file.cred_helpers.into_iter().map(|(k, v)| (normalize_registry_key(&k), v)).collect();
+        Ok(DockerCredentials { auths, helpers, store: file.creds_store.filter(|s| !s.is_empty()) })
+    }
+
+    /// Credentials for a registry host: helper first, then `auths`, else anonymous.
+    pub fn auth_for(&self, registry: &str) -> RegistryAuth {
+        let key = normalize_registry_key(registry);
+        if let Some(helper) = self.helpers.get(&key).or(self.store.as_ref().filter(|_| !self.auths.contains_key(&key)))
+        {
+            if let Some(auth) = run_credential_helper(helper, registry) {
+                return auth;
+            }
+        }
+        self.auths.get(&key).cloned().unwrap_or(RegistryAuth::Anonymous)
+    }
+}
+
+/// `docker-credential-<helper> get` with the registry on stdin.
+fn run_credential_helper(helper: &str, registry: &str) -> Option<RegistryAuth> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(format!("docker-credential-{helper}"))
+        .arg("get")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(registry.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct HelperOut {
+        username: String,
+        secret: String,
+    }
+    let h: HelperOut = serde_json::from_slice(&out.stdout).ok()?;
+    Some(if h.username == "<token>" {
+        RegistryAuth::Bearer(h.secret)
+    } else {
+        RegistryAuth::Basic(h.username, h.secret)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_detection() {
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("localhost:5000"));
+        assert!(is_loopback("localhost"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(!is_loopback("gcr.io"));
+        assert!(!is_loopback("10.0.0.1:5000"));
+    }
+
+    #[test]
+    fn docker_config_auths() {
+        let creds = DockerCredentials::parse(
+            r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"},"127.0.0.1:5000":{"username":"a","password":"b"}}}"#,
+        )
+        .unwrap();
+        assert!(matches!(creds.auth_for("docker.io"), RegistryAuth::Basic(u, p) if u == "u" && p == "p"));
+        assert!(matches!(creds.auth_for("127.0.0.1:5000"), RegistryAuth::Basic(u, _) if u == "a"));
+        assert!(matches!(creds.auth_for("other:1"), RegistryAuth::Anonymous));
+        assert!(DockerCredentials::parse(r#"{"auths":{"x":{"auth":"!!"}}}"#).is_err());
+    }
+}

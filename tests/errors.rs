@@ -1,0 +1,111 @@
+//! Bad input: each gives one clear message, a non-zero exit, nothing on
+//! stdout, and no partial output left behind.
+
+use std::process::Output;
+
+use crate::util::*;
+
+fn assert_fails(out: &Output, needles: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "exit code; stderr:\n{stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout on failure, got {:?}", String::from_utf8_lossy(&out.stdout));
+    for n in needles {
+        assert!(stderr.contains(n), "stderr should mention {n:?}:\n{stderr}");
+    }
+    stderr
+}
+
+#[test]
+fn not_a_main_package() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    std::fs::create_dir_all(app.join("lib")).expect("mkdir");
+    std::fs::write(app.join("lib/lib.go"), "package lib\n\nfunc X() {}\n").expect("lib");
+    let tar = sb.path().join("out.tar");
+    let out = run(sb.gohot(&app).args(["build", "--push=false", "--tarball"]).arg(&tar).arg("./lib"));
+    assert_fails(&out, &["\"./lib\" is package \"lib\", not a main package"]);
+    assert!(!tar.exists());
+}
+
+#[test]
+fn go_missing() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let out = run(sb.gohot(&app).args(["build", "--repo", "ko.local", "."]).env("GOHOT_GO", "/nonexistent/go"));
+    assert_fails(&out, &["Go toolchain not found", "GOHOT_GO=/nonexistent/go"]);
+    let out = run(sb
+        .gohot(&app)
+        .args(["build", "--repo", "ko.local", "."])
+        .env_remove("GOHOT_GO")
+        .env("PATH", "/nonexistent"));
+    assert_fails(&out, &["Go toolchain not found", "PATH", "GOHOT_GO"]);
+}
+
+#[test]
+fn compile_error_shows_compiler_output_and_keeps_the_old_binary() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let tar = sb.path().join("out.tar");
+    ok(sb.gohot(&app).args(["build", "--push=false", "--tarball"]).arg(&tar).arg("."));
+    let before = std::fs::read(&tar).expect("tarball");
+    let bin = sb.kocache().join(format!("bin/example.com/hello/linux/{}/out", crate::build::host_goarch()));
+    let old_binary = std::fs::read(&bin).expect("binary");
+    std::fs::write(app.join("broken.go"), "package main\n\nfunc broken() { undefinedThing() }\n").expect("write");
+    let out = run(sb.gohot(&app).args(["build", "--push=false", "--tarball"]).arg(&tar).arg("."));
+    assert_fails(&out, &["undefined: undefinedThing", "go build failed for example.com/hello"]);
+    assert_eq!(std::fs::read(&tar).expect("tarball"), before, "tarball untouched");
+    assert_eq!(std::fs::read(&bin).expect("binary"), old_binary, "cached binary untouched");
+    let leftovers: Vec<_> = std::fs::read_dir(sb.path())
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".gohot"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+}
+
+#[test]
+fn unreachable_registry() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let port = free_port();
+    let out = run(sb.gohot(&app).args(["build", "."]).env("KO_DOCKER_REPO", format!("127.0.0.1:{port}/x")));
+    assert_fails(&out, &[&format!("cannot reach registry 127.0.0.1:{port}"), "KO_DOCKER_REPO"]);
+}
+
+#[test]
+fn registry_answering_401_then_credentials_work() {
+    let reg = Registry::start_with(Some(("gohot", "s3cret")));
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let repo = format!("{}/private", reg.host());
+    let out = run(sb.gohot(&app).args(["build", "."]).env("KO_DOCKER_REPO", &repo));
+    assert_fails(&out, &[&format!("registry {} refused access", reg.host()), "docker login"]);
+    // With credentials in the Docker config the same build succeeds.
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode("gohot:s3cret");
+    std::fs::write(
+        sb.path().join("docker/config.json"),
+        serde_json::json!({"auths": {reg.host(): {"auth": auth}}}).to_string(),
+    )
+    .expect("config");
+    let reference = ok(sb.gohot(&app).args(["build", "."]).env("KO_DOCKER_REPO", &repo));
+    assert!(reference.trim().starts_with(&format!("{repo}/hello-")), "{reference}");
+}
+
+#[test]
+fn no_destination_is_explained() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let out = run(sb.gohot(&app).args(["build", "."]));
+    assert_fails(&out, &["no destination", "KO_DOCKER_REPO"]);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let sb = Sandbox::new();
+    let out = run(sb.gohot(sb.path()).args(["build", "--platform", "linux", "."]).env("KO_DOCKER_REPO", "ko.local"));
+    // A bad platform is found after parsing: a failure of the command, exit 1.
+    assert_fails(&out, &["invalid platform \"linux\""]);
+    let out = run(sb.gohot(sb.path()).args(["build", "--no-such-flag"]));
+    assert_eq!(out.status.code(), Some(2));
+}

