@@ -7,6 +7,7 @@
 //! and the edit is checked against a structural replacement — if the two
 //! disagree, the structural result is written instead.
 
+pub mod devrewrite;
 pub mod yaml;
 
 use std::collections::{BTreeMap, HashMap};
