@@ -5,3 +5,4 @@
 
 pub mod dockerfile;
 pub mod rules;
+pub mod wayin;
