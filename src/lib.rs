@@ -19,3 +19,4 @@ pub mod publish;
 pub mod registry;
 pub mod resolve;
 pub mod sync;
+pub mod target;

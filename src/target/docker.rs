@@ -1,0 +1,247 @@
+//! The app on the local Docker engine: one container gohot creates from the
+//! dev image, reaches with exec for syncs, and re-creates if it is removed.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::query_parameters::{CreateContainerOptions, LogsOptions, RemoveContainerOptions, StartContainerOptions};
+use bollard::Docker;
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use super::{ExecOutput, Replica, Target, TargetError};
+
+/// A published port: `[ip:]host:container`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortMapping {
+    /// Host address to bind (default 127.0.0.1: a dev server is not for the network).
+    pub host_ip: String,
+    /// Host port.
+    pub host_port: u16,
+    /// Container port.
+    pub container_port: u16,
+}
+
+impl std::str::FromStr for PortMapping {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let port = |p: &str| {
+            p.parse::<u16>().map_err(|_| format!("invalid port {p:?} in -p {s}: use HOST:CONTAINER, e.g. 8080:8080"))
+        };
+        match parts.as_slice() {
+            [c] => Ok(PortMapping { host_ip: "127.0.0.1".into(), host_port: port(c)?, container_port: port(c)? }),
+            [h, c] => Ok(PortMapping { host_ip: "127.0.0.1".into(), host_port: port(h)?, container_port: port(c)? }),
+            [ip, h, c] => Ok(PortMapping { host_ip: (*ip).into(), host_port: port(h)?, container_port: port(c)? }),
+            _ => Err(format!("invalid -p {s}: use HOST:CONTAINER or IP:HOST:CONTAINER")),
+        }
+    }
+}
+
+/// How to run the app's container.
+#[derive(Clone, Debug)]
+pub struct ContainerSpec {
+    /// Container name.
+    pub name: String,
+    /// Image reference (loaded in the engine).
+    pub image: String,
+    /// Entrypoint (the watchexec-wrapped command).
+    pub entrypoint: Vec<String>,
+    /// Arguments after it.
+    pub args: Vec<String>,
+    /// Extra environment (`K=V`).
+    pub env: Vec<String>,
+    /// Published ports.
+    pub ports: Vec<PortMapping>,
+}
+
+/// The Docker target.
+pub struct DockerTarget {
+    docker: Docker,
+    spec: ContainerSpec,
+}
+
+fn api(e: impl std::fmt::Display) -> TargetError {
+    TargetError::Api { target: "Docker engine".into(), detail: e.to_string() }
+}
+
+impl DockerTarget {
+    /// A target that runs `spec` on `docker`.
+    pub fn new(docker: Docker, spec: ContainerSpec) -> Self {
+        DockerTarget { docker, spec }
+    }
+
+    /// The container spec.
+    pub fn spec(&self) -> &ContainerSpec {
+        &self.spec
+    }
+
+    /// Creates and starts the container (replacing a leftover one of the same name).
+    pub async fn start(&self) -> Result<(), TargetError> {
+        self.remove().await?;
+        let mut bindings = HashMap::new();
+        let mut exposed = Vec::new();
+        for p in &self.spec.ports {
+            let key = format!("{}/tcp", p.container_port);
+            exposed.push(key.clone());
+            bindings
+                .entry(key)
+                .or_insert_with(Vec::new)
+                .push(PortBinding { host_ip: Some(p.host_ip.clone()), host_port: Some(p.host_port.to_string()) });
+        }
+        let body = ContainerCreateBody {
+            image: Some(self.spec.image.clone()),
+            entrypoint: Some(self.spec.entrypoint.clone()),
+            cmd: Some(self.spec.args.clone()),
+            env: Some(self.spec.env.clone()),
+            exposed_ports: Some(exposed),
+            labels: Some([("dev.gohot.app".to_string(), self.spec.name.clone())].into()),
+            host_config: Some(HostConfig {
+                port_bindings: Some(bindings.into_iter().map(|(k, v)| (k, Some(v))).collect()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.docker
+            .create_container(
+                Some(CreateContainerOptions { name: Some(self.spec.name.clone()), ..Default::default() }),
+                body,
+            )
+            .await
+            .map_err(|e| api(format!("cannot create container {}: {e}", self.spec.name)))?;
+        self.docker.start_container(&self.spec.name, None::<StartContainerOptions>).await.map_err(|e| {
+            api(format!("cannot start container {}: {e} (is a -p host port already in use?)", self.spec.name))
+        })?;
+        Ok(())
+    }
+
+    /// Removes the container if it exists.
+    pub async fn remove(&self) -> Result<(), TargetError> {
+        match self
+            .docker
+            .remove_container(&self.spec.name, Some(RemoveContainerOptions { force: true, ..Default::default() }))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(api(format!("cannot remove container {}: {e}", self.spec.name))),
+        }
+    }
+
+    /// Follows the container's output, calling `line` for each line.
+    pub fn follow_logs(&self, line: impl Fn(&str) + Send + 'static) -> tokio::task::JoinHandle<()> {
+        let docker = self.docker.clone();
+        let name = self.spec.name.clone();
+        tokio::spawn(async move {
+            let opts =
+                LogsOptions { follow: true, stdout: true, stderr: true, tail: "all".into(), ..Default::default() };
+            let mut stream = docker.logs(&name, Some(opts));
+            let mut pending = String::new();
+            while let Some(Ok(chunk)) = stream.next().await {
+                pending.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+                while let Some(i) = pending.find('\n') {
+                    line(&pending[..i]);
+                    pending.drain(..=i);
+                }
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl Target for DockerTarget {
+    async fn replicas(&self) -> Result<Vec<Replica>, TargetError> {
+        let info = match self.docker.inspect_container(&self.spec.name, None).await {
+            Ok(i) => i,
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(api(e)),
+        };
+        let state = info.state.unwrap_or_default();
+        if state.running != Some(true) {
+            return Ok(Vec::new());
+        }
+        let id = info.id.unwrap_or_default();
+        Ok(vec![Replica {
+            name: self.spec.name.clone(),
+            instance: format!("{id}@{}", state.started_at.unwrap_or_default()),
+            handle: id,
+        }])
+    }
+
+    async fn exec(&self, replica: &Replica, argv: &[String], stdin: Bytes) -> Result<ExecOutput, TargetError> {
+        let err = |detail: String| TargetError::Exec { replica: replica.name.clone(), detail };
+        let exec = self
+            .docker
+            .create_exec(
+                &replica.handle,
+                CreateExecOptions {
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(argv.to_vec()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let mut out = ExecOutput { exit_code: -1, ..Default::default() };
+        match self.docker.start_exec(&exec.id, None).await.map_err(|e| err(e.to_string()))? {
+            StartExecResults::Attached { mut output, mut input } => {
+                // Feed stdin while reading output, so neither side can block the other.
+                let writer = async move {
+                    input.write_all(&stdin).await?;
+                    input.shutdown().await
+                };
+                let reader = async {
+                    while let Some(item) = output.next().await {
+                        match item.map_err(|e| err(e.to_string()))? {
+                            bollard::container::LogOutput::StdOut { message } => out.stdout.extend_from_slice(&message),
+                            bollard::container::LogOutput::StdErr { message } => out.stderr.extend_from_slice(&message),
+                            _ => {}
+                        }
+                    }
+                    Ok::<(), TargetError>(())
+                };
+                let (w, r) = tokio::join!(writer, reader);
+                r?;
+                // A process that exits before reading all of stdin closes the pipe: not an error here.
+                if let Err(e) = w {
+                    tracing::debug!("exec stdin: {e}");
+                }
+            }
+            StartExecResults::Detached => return Err(err("exec detached unexpectedly".into())),
+        }
+        // The output stream ends when the process exits; its code may lag a moment.
+        for _ in 0..200 {
+            let info = self.docker.inspect_exec(&exec.id).await.map_err(|e| err(e.to_string()))?;
+            if info.running != Some(true) {
+                out.exit_code = info.exit_code.unwrap_or(-1);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        Ok(out)
+    }
+
+    async fn recover(&self) -> Result<bool, TargetError> {
+        self.start().await?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_mappings() {
+        let p: PortMapping = "8080:80".parse().unwrap();
+        assert_eq!((p.host_ip.as_str(), p.host_port, p.container_port), ("127.0.0.1", 8080, 80));
+        let p: PortMapping = "0.0.0.0:1:2".parse().unwrap();
+        assert_eq!(p.host_ip, "0.0.0.0");
+        assert!("x:1".parse::<PortMapping>().is_err());
+    }
+}

@@ -1,0 +1,75 @@
+//! Where the app runs: the seam between the dev loop and a container engine
+//! or cluster.
+//!
+//! The dev loop is written once against [`Target`]: list the live replicas of
+//! the app, run the way-in helper in one of them with a payload on stdin, and
+//! bring the app back when it has gone. [`docker::DockerTarget`] implements it
+//! on the local Docker engine; a Kubernetes target implements the same trait
+//! through the exec API.
+
+pub mod docker;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// One running container of the app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replica {
+    /// For people: container name, or `pod/container`.
+    pub name: String,
+    /// Identifies this incarnation: it changes when the container restarts or
+    /// is replaced, which is when a synced binary may have been lost.
+    pub instance: String,
+    /// What the target needs to reach it (container id; `namespace/pod/container`).
+    pub handle: String,
+}
+
+/// What an exec produced.
+#[derive(Clone, Debug, Default)]
+pub struct ExecOutput {
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+    /// Exit code (-1 when unknown).
+    pub exit_code: i64,
+}
+
+/// Errors from a target.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TargetError {
+    /// The engine or API server failed or refused.
+    #[error("{target}: {detail}")]
+    Api {
+        /// Which target (`Docker engine`, `cluster <context>`).
+        target: String,
+        /// What went wrong and what to do.
+        detail: String,
+    },
+    /// Running a command in a container failed.
+    #[error("exec in {replica}: {detail}")]
+    Exec {
+        /// The replica.
+        replica: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+/// A place where the app runs.
+#[async_trait]
+pub trait Target: Send + Sync {
+    /// Live containers running the app, ready to receive a binary.
+    async fn replicas(&self) -> Result<Vec<Replica>, TargetError>;
+
+    /// Runs `argv` in the replica's container with `stdin` as its input.
+    async fn exec(&self, replica: &Replica, argv: &[String], stdin: Bytes) -> Result<ExecOutput, TargetError>;
+
+    /// Called when the app has no live replica: bring it back if the target
+    /// owns its lifecycle (the Docker target re-creates its container).
+    /// Returns whether something was done.
+    async fn recover(&self) -> Result<bool, TargetError> {
+        Ok(false)
+    }
+}
