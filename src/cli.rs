@@ -42,6 +42,56 @@ pub enum Command {
     /// Build every `ko://` image in YAML manifests and print the manifests
     /// with digests in their place.
     Resolve(ResolveCmd),
+    /// Run the app and hot-reload it on every save: rebuild only the binary,
+    /// copy it into the running container, watchexec restarts it.
+    Dev(DevCmd),
+}
+
+/// `gohot dev`.
+#[derive(Debug, Args)]
+pub struct DevCmd {
+    /// Build settings.
+    #[command(flatten)]
+    pub build: BuildFlags,
+    /// Go main package to develop (./cmd/app).
+    pub package: String,
+    /// Where the app runs (default: docker).
+    #[arg(long, value_enum, default_value_t = TargetKind::Docker)]
+    pub target: TargetKind,
+    /// Publish a container port: [IP:]HOST:CONTAINER (IP defaults to 127.0.0.1).
+    #[arg(short = 'p', long = "publish")]
+    pub ports: Vec<String>,
+    /// Environment for the app: KEY=VALUE.
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Container name (default gohot-<name>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How to know the new process serves: an http:// URL, tcp:PORT, or
+    /// `none` (only that it started). Default: HTTP on the first -p port.
+    #[arg(long)]
+    pub probe: Option<String>,
+    /// Quiet time after a change before building, in milliseconds.
+    #[arg(long, default_value_t = 15)]
+    pub debounce_ms: u64,
+    /// One JSON event per line on stdout instead of status lines on stderr.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep the container when gohot stops.
+    #[arg(long)]
+    pub keep: bool,
+    /// Arguments for the app (after --).
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+/// Where `gohot dev` runs the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetKind {
+    /// The local Docker engine.
+    Docker,
+    /// A Kubernetes cluster.
+    Kube,
 }
 
 /// Flags shared by commands that build.
@@ -57,9 +107,22 @@ pub struct BuildFlags {
     /// Re-resolve base image tags against the registry instead of the cache.
     #[arg(long)]
     pub pull: bool,
-    /// Build the dev-mode variant (writable /ko-app for hot reload).
+    /// Build the dev-mode variant (watchexec and the way-in helper inside,
+    /// writable /ko-app, linked with -s -w).
     #[arg(long)]
     pub dev: bool,
+    /// Dev mode: use this local watchexec binary instead of downloading one.
+    #[arg(long, env = "GOHOT_WATCHEXEC")]
+    pub watchexec: Option<PathBuf>,
+    /// Dev mode: watchexec version to download.
+    #[arg(long)]
+    pub watchexec_version: Option<String>,
+    /// Dev mode: base URL of watchexec release files (a mirror); `{version}` is substituted.
+    #[arg(long, env = "GOHOT_WATCHEXEC_URL")]
+    pub watchexec_url: Option<String>,
+    /// Dev mode: keep DWARF so a debugger can attach (bigger binaries, slower reloads).
+    #[arg(long)]
+    pub debug: bool,
 }
 
 /// Flags choosing where images go.
@@ -158,12 +221,64 @@ fn make_builder(flags: &BuildFlags, registry: &Registry) -> Result<GoBuilder> {
         if flags.platform.is_empty() { Vec::new() } else { crate::platform::parse_list(&flags.platform.join(","))? };
     let cache_root = crate::cache::root();
     let bases = BaseStore::new(crate::cache::base_dir(&cache_root), registry.clone(), flags.pull);
+    let dev_tools = crate::devimage::DevTools {
+        watchexec: flags.watchexec.clone(),
+        watchexec_version: flags.watchexec_version.clone(),
+        watchexec_base_url: flags.watchexec_url.clone(),
+        debug: flags.debug,
+    };
     Ok(GoBuilder::new(
         go,
         config,
         bases,
-        BuildOptions { workdir, platforms, base: flags.base.clone(), dev: flags.dev, cache_root },
+        BuildOptions { workdir, platforms, base: flags.base.clone(), dev: flags.dev, dev_tools, cache_root },
     ))
+}
+
+async fn run_dev(cmd: DevCmd) -> Result<()> {
+    use crate::devloop::{docker, events::DevEvent, LoopOptions, Probe};
+    use crate::target::docker::PortMapping;
+    if cmd.target == TargetKind::Kube {
+        anyhow::bail!("--target kube is not available in this build yet: use --target docker");
+    }
+    let ports: Vec<PortMapping> =
+        cmd.ports.iter().map(|p| p.parse::<PortMapping>().map_err(anyhow::Error::msg)).collect::<Result<_>>()?;
+    let probe = match cmd.probe.as_deref() {
+        Some("none") => Probe::Started,
+        Some(p) if p.starts_with("http://") || p.starts_with("https://") => Probe::Http(p.into()),
+        Some(p) => match p.strip_prefix("tcp:").and_then(|port| port.parse::<u16>().ok()) {
+            Some(port) => Probe::Tcp(([127, 0, 0, 1], port).into()),
+            None => anyhow::bail!("invalid --probe {p:?}: use an http:// URL, tcp:PORT or none"),
+        },
+        None => match ports.first() {
+            Some(p) => Probe::Http(format!("http://127.0.0.1:{}/", p.host_port)),
+            None => Probe::Started,
+        },
+    };
+    let mut flags = cmd.build.clone();
+    flags.dev = true;
+    let registry = Registry::new(&[])?;
+    let builder = make_builder(&flags, &registry)?;
+    let json = cmd.json;
+    let events = docker::sink(move |e: DevEvent| {
+        let is_log = matches!(e, DevEvent::Log { .. });
+        if json && !is_log {
+            let _ = print_stdout(&format!("{}\n", serde_json::to_string(&e).unwrap_or_default()));
+        } else if let Some(line) = e.human() {
+            eprintln!("{line}");
+        }
+    });
+    let dev = docker::DockerDev {
+        package: cmd.package.clone(),
+        name: cmd.name.clone(),
+        ports,
+        env: cmd.env.clone(),
+        args: cmd.args.clone(),
+        keep: cmd.keep,
+    };
+    let opts = LoopOptions { debounce: std::time::Duration::from_millis(cmd.debounce_ms), probe, ..Default::default() };
+    docker::run(&builder, dev, opts, events, interrupted()).await?;
+    Ok(())
 }
 
 async fn run_build(cmd: BuildCmd) -> Result<()> {
@@ -193,6 +308,21 @@ async fn run_resolve(cmd: ResolveCmd) -> Result<()> {
     let images: HashMap<String, String> = refs.iter().map(|(k, v)| (k.clone(), v.image.clone())).collect();
     print_stdout(&crate::resolve::render(&files, &images, &|_| false))?;
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, so long-running commands can clean up.
+async fn interrupted() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 /// Writes data to stdout; a closed pipe (`gohot build | head`) is not an error.
@@ -268,7 +398,12 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `dev` handles Ctrl-C itself (it cleans up); other commands just stop.
+    let handles_interrupt = matches!(cli.command, Command::Dev(_));
     let result = runtime.block_on(async {
+        if handles_interrupt {
+            return Some(run(cli.command).await);
+        }
         tokio::select! {
             r = run(cli.command) => Some(r),
             _ = tokio::signal::ctrl_c() => None,
@@ -292,6 +427,7 @@ pub async fn run(command: Command) -> Result<()> {
     match command {
         Command::Build(c) => run_build(c).await,
         Command::Resolve(c) => run_resolve(c).await,
+        Command::Dev(c) => run_dev(c).await,
     }
 }
 

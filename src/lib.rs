@@ -12,6 +12,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod devimage;
+pub mod devloop;
 pub mod oci;
 pub mod platform;
 pub mod progress;
