@@ -5,6 +5,7 @@
 mod util;
 
 mod build;
+mod dev;
 mod errors;
 mod resolve;
 mod wayin;

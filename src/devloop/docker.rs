@@ -57,6 +57,7 @@ pub async fn run(
     let package = builder.package(&dev.package).await?;
     let platform = builder.platforms()?.remove(0);
     let app = DevApp { package, requested: dev.package.clone(), platform };
+    let watching = super::watch(builder, &app).await?;
     let built = builder.build(&dev.package).await?;
     let image = DaemonPublisher::new("ko.local".into(), Naming::Base).publish(&built).await?;
     let binary_path = crate::cache::binary_path(&builder.cache_root(), &app.package.import_path, &app.platform);
@@ -77,10 +78,11 @@ pub async fn run(
     target.start().await.map_err(DevError::from)?;
     let log_events = events.clone();
     let replica = target.spec().name.clone();
-    let logs = target.follow_logs(move |line| log_events(DevEvent::Log { replica: replica.clone(), line: line.into() }));
+    let logs =
+        target.follow_logs(move |line| log_events(DevEvent::Log { replica: replica.clone(), line: line.into() }));
     events(DevEvent::Started { image, replicas: vec![target.spec().name.clone()] });
 
-    let result = super::run(builder, &target, app, initial, opts, events.clone(), shutdown).await;
+    let result = super::run(builder, &target, app, watching, initial, opts, events.clone(), shutdown).await;
     logs.abort();
     if !dev.keep {
         if let Err(e) = target.remove().await {

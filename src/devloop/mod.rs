@@ -144,19 +144,34 @@ async fn poll_opt<F: Future + Unpin>(f: &mut Option<F>) -> F::Output {
     }
 }
 
+/// Sources being watched; start it before building the first image so no
+/// save is lost in between (changes queue up until the loop runs).
+pub struct Watching {
+    watcher: SourceWatcher,
+    changes: tokio::sync::mpsc::UnboundedReceiver<Change>,
+}
+
+/// Starts watching the app's sources.
+pub async fn watch(builder: &GoBuilder, app: &DevApp) -> Result<Watching, DevError> {
+    let deps = package_dirs(builder, app).await?;
+    let (watcher, changes) = SourceWatcher::start(app.kodata(), app.module_root(), deps)?;
+    Ok(Watching { watcher, changes })
+}
+
 /// Runs the loop until `shutdown` resolves. `initial` is the binary the
 /// target's containers were started with.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     builder: &GoBuilder,
     target: &dyn Target,
     app: DevApp,
+    watching: Watching,
     initial: Bytes,
     opts: LoopOptions,
     events: EventSink,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DevError> {
-    let deps = package_dirs(builder, &app).await?;
-    let (mut watcher, mut changes) = SourceWatcher::start(app.kodata(), app.module_root(), deps)?;
+    let Watching { mut watcher, mut changes } = watching;
     let mut state = SyncState { current_sha: sha256_hex(&initial), current: initial, known: HashMap::new() };
     let mut pending_sources: Vec<String> = Vec::new();
     let mut build_wanted = false;
@@ -278,7 +293,9 @@ async fn reload(
     state.current = binary.clone();
     state.current_sha = new_sha.clone();
     if replicas.is_empty() {
-        events(DevEvent::Warning { message: "no running container to reload; it will get the new binary when it is back".into() });
+        events(DevEvent::Warning {
+            message: "no running container to reload; it will get the new binary when it is back".into(),
+        });
         return;
     }
     // One delta for every replica that holds the previous binary.
@@ -311,7 +328,10 @@ async fn reload(
                         restart = restart.max(d);
                         updated.push(r.clone());
                     }
-                    None => errors.push(format!("{}: watchexec did not restart the app within {:?}", r.name, opts.restart_timeout)),
+                    None => errors.push(format!(
+                        "{}: watchexec did not restart the app within {:?}",
+                        r.name, opts.restart_timeout
+                    )),
                 }
                 state.known.insert(r.instance.clone(), new_sha.clone());
             }
@@ -411,7 +431,9 @@ async fn reconcile(target: &dyn Target, app: &DevApp, state: &mut SyncState, opt
     };
     if replicas.is_empty() {
         match target.recover().await {
-            Ok(true) => events(DevEvent::Recovered { replica: app.name(), reason: "container was gone: re-created it".into() }),
+            Ok(true) => {
+                events(DevEvent::Recovered { replica: app.name(), reason: "container was gone: re-created it".into() })
+            }
             Ok(false) => {}
             Err(e) => events(DevEvent::Warning { message: format!("cannot bring the app back: {e}") }),
         }
@@ -460,12 +482,18 @@ async fn sync_kodata(target: &dyn Target, app: &DevApp, files: &[String], events
     for rel in files {
         let local = app.kodata().join(rel);
         let Ok(data) = std::fs::read(&local) else {
-            events(DevEvent::Warning { message: format!("kodata/{rel} was removed locally; it stays in the container until the next image build") });
+            events(DevEvent::Warning {
+                message: format!(
+                    "kodata/{rel} was removed locally; it stays in the container until the next image build"
+                ),
+            });
             continue;
         };
         let mode = {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(&local).map(|m| if m.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 }).unwrap_or(0o644)
+            std::fs::metadata(&local)
+                .map(|m| if m.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 })
+                .unwrap_or(0o644)
         };
         let payload = Bytes::from(wayin::encode_full(&data));
         let dest = format!("{}/{rel}", crate::build::image::KODATA_PATH);

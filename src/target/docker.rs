@@ -139,7 +139,14 @@ impl DockerTarget {
         tokio::spawn(async move {
             let mut since = 0;
             loop {
-                let opts = LogsOptions { follow: true, stdout: true, stderr: true, since, tail: "all".into(), ..Default::default() };
+                let opts = LogsOptions {
+                    follow: true,
+                    stdout: true,
+                    stderr: true,
+                    since,
+                    tail: "all".into(),
+                    ..Default::default()
+                };
                 let mut stream = docker.logs(&name, Some(opts));
                 let mut pending = String::new();
                 while let Some(Ok(chunk)) = stream.next().await {

@@ -1,0 +1,201 @@
+//! `gohot dev` end to end on the real Docker engine, with the real Go
+//! toolchain and a real static watchexec: edits reach the running container,
+//! compile errors keep the old process serving, lost containers come back
+//! with the current code, and a burst of saves ends on the last one.
+//! No timing assertions: the benchmark measures speed.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::util::*;
+
+/// The static watchexec `scripts/setup` builds (GOHOT_TEST_WATCHEXEC).
+pub fn watchexec() -> PathBuf {
+    let p = std::env::var_os("GOHOT_TEST_WATCHEXEC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/gohot-watchexec/bin/watchexec"));
+    assert!(p.is_file(), "{} missing: run scripts/setup (builds a static watchexec)", p.display());
+    p
+}
+
+/// A running `gohot dev` with its JSON event stream.
+pub struct DevSession {
+    child: Child,
+    events: mpsc::Receiver<serde_json::Value>,
+    pub port: u16,
+    pub container: String,
+    pub app: PathBuf,
+    _sandbox: Sandbox,
+}
+
+impl DevSession {
+    pub fn start(tag: &str) -> Self {
+        let sb = Sandbox::new();
+        let app = sb.copy_example("hello", "hello");
+        let port = free_port();
+        let container = format!("gohot-test-{tag}-{}", std::process::id());
+        let mut child = sb
+            .gohot(&app)
+            .args(["dev", ".", "--json", "--name", &container, "-p", &format!("{port}:8080"), "--watchexec"])
+            .arg(watchexec())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start gohot dev");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let v: serde_json::Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("--json printed a line that is not JSON ({e}): {line}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut s = DevSession { child, events, port, container, app, _sandbox: sb };
+        s.wait_event("started", Duration::from_secs(180));
+        s.wait_answer("Hello from gohot!");
+        s
+    }
+
+    /// Waits for an event of this kind, returning it.
+    pub fn wait_event(&mut self, kind: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(e) if e["event"] == kind => return e,
+                Ok(_) => continue,
+                Err(_) => panic!("no {kind:?} event within {timeout:?}"),
+            }
+        }
+    }
+
+    /// Waits until the app answers `/` with exactly `text`.
+    pub fn wait_answer(&self, text: &str) {
+        let port = self.port;
+        wait_for(&format!("the app to answer {text:?}"), Duration::from_secs(90), || {
+            http_get(port, "/").filter(|(s, b)| *s == 200 && b.trim() == text).map(|_| ())
+        });
+    }
+
+    pub fn answer(&self) -> Option<String> {
+        http_get(self.port, "/").map(|(_, b)| b.trim().to_string())
+    }
+
+    pub fn set_greeting(&self, text: &str) {
+        set_greeting(&self.app, text);
+    }
+
+    /// Stops gohot with Ctrl-C and waits for it to exit.
+    pub fn interrupt(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        wait_for("gohot dev to exit", Duration::from_secs(30), || self.child.try_wait().ok().flatten())
+    }
+}
+
+impl Drop for DevSession {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = Command::new("docker").args(["rm", "-f", &self.container]).output();
+    }
+}
+
+/// Rewrites the greeting in main.go atomically (as editors save).
+pub fn set_greeting(app: &Path, text: &str) {
+    let main = app.join("main.go");
+    let src = std::fs::read_to_string(&main).expect("main.go");
+    let start = src.find("var greeting = \"").expect("greeting line") + "var greeting = \"".len();
+    let end = start + src[start..].find('"').expect("end quote");
+    let new = format!("{}{}{}", &src[..start], text, &src[end..]);
+    let tmp = app.join(".main.go.tmp-edit");
+    std::fs::write(&tmp, new).expect("write");
+    std::fs::rename(&tmp, &main).expect("rename");
+}
+
+fn container_exists(name: &str) -> bool {
+    Command::new("docker").args(["inspect", name]).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+#[test]
+fn edit_reloads_and_compile_error_keeps_the_old_process() {
+    let mut dev = DevSession::start("edit");
+    dev.set_greeting("first edit");
+    dev.wait_answer("first edit");
+    let reloaded = dev.wait_event("reloaded", Duration::from_secs(60));
+    assert!(reloaded["bytes_sent"].as_u64().expect("bytes") < reloaded["binary_bytes"].as_u64().expect("size"));
+
+    // A compile error: the compiler's words come through, the old code serves on.
+    std::fs::write(dev.app.join("broken.go"), "package main\n\nfunc broken() { undefinedThing() }\n").expect("write");
+    let failed = dev.wait_event("build_failed", Duration::from_secs(60));
+    assert!(failed["output"].as_str().expect("output").contains("undefined: undefinedThing"), "{failed}");
+    assert_eq!(dev.answer().as_deref(), Some("first edit"));
+
+    // The next good save recovers.
+    std::fs::remove_file(dev.app.join("broken.go")).expect("rm");
+    dev.set_greeting("fixed");
+    dev.wait_answer("fixed");
+
+    // kodata edits are synced without a rebuild.
+    std::fs::write(dev.app.join("kodata/message.txt"), "kodata v2\n").expect("kodata");
+    dev.wait_event("kodata_synced", Duration::from_secs(60));
+    let port = dev.port;
+    wait_for("kodata to be served", Duration::from_secs(30), || {
+        http_get(port, "/kodata/message.txt").filter(|(_, b)| b.trim() == "kodata v2").map(|_| ())
+    });
+
+    // Ctrl-C removes the container.
+    let status = dev.interrupt();
+    assert!(status.success(), "gohot dev exit status {status}");
+    assert!(!container_exists(&dev.container), "container {} left behind", dev.container);
+}
+
+#[test]
+fn restarted_or_removed_container_gets_the_current_binary() {
+    let mut dev = DevSession::start("recover");
+    dev.set_greeting("synced code");
+    dev.wait_answer("synced code");
+    dev.wait_event("reloaded", Duration::from_secs(60));
+
+    // A restart keeps the container's files: the synced binary serves again.
+    ok(Command::new("docker").args(["restart", "-t", "1", &dev.container]));
+    dev.wait_answer("synced code");
+
+    // A removed container is re-created from the image (old code) and must be
+    // brought up to date before gohot says so.
+    ok(Command::new("docker").args(["rm", "-f", &dev.container]));
+    let recovered = dev.wait_event("recovered", Duration::from_secs(60));
+    assert!(recovered["reason"].as_str().expect("reason").contains("re-created"), "{recovered}");
+    let synced = dev.wait_event("recovered", Duration::from_secs(60));
+    assert!(synced["reason"].as_str().expect("reason").contains("stale binary"), "{synced}");
+    dev.wait_answer("synced code");
+}
+
+#[test]
+fn burst_of_saves_ends_on_the_last_edit() {
+    let dev = DevSession::start("burst");
+    let last = "edit 12";
+    for i in 1..=12 {
+        dev.set_greeting(&format!("edit {i}"));
+        // Pacing like a person saving repeatedly, so edits land mid-build.
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    dev.wait_answer(last);
+    // Everything that was started has settled on the last edit: one more
+    // event-free check that no stale reload replaced it afterwards.
+    loop {
+        match dev.events.recv_timeout(Duration::from_secs(5)) {
+            Ok(e) if e["event"] == "reloaded" || e["event"] == "build_started" || e["event"] == "build_cancelled" => {
+                continue
+            }
+            Ok(e) => panic!("unexpected event after the burst: {e}"),
+            Err(_) => break,
+        }
+    }
+    assert_eq!(dev.answer().as_deref(), Some(last));
+}
