@@ -306,7 +306,12 @@ async fn run_resolve(cmd: ResolveCmd) -> Result<()> {
     let publisher = publisher(&dest, &registry)?;
     let refs = crate::resolve::build_refs(&files, &builder, publisher.as_ref(), cmd.jobs).await?;
     let images: HashMap<String, String> = refs.iter().map(|(k, v)| (k.clone(), v.image.clone())).collect();
-    print_stdout(&crate::resolve::render(&files, &images, &|_| false))?;
+    let rendered = if cmd.build.dev {
+        crate::resolve::render(&files, &images, &crate::resolve::dev_edit(&refs))?
+    } else {
+        crate::resolve::render(&files, &images, &|_| Ok(false))?
+    };
+    print_stdout(&rendered)?;
     Ok(())
 }
 

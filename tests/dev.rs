@@ -4,7 +4,7 @@
 //! with the current code, and a burst of saves ends on the last one.
 //! No timing assertions: the benchmark measures speed.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -198,4 +198,91 @@ fn burst_of_saves_ends_on_the_last_edit() {
         }
     }
     assert_eq!(dev.answer().as_deref(), Some(last));
+}
+
+/// The way in under load: 100 new binaries written through the helper into a
+/// running container (as the non-root user ko's default base uses) while
+/// watchexec supervises; every start must be of a complete binary.
+#[test]
+fn hundred_atomic_writes_never_start_a_partial_binary() {
+    use gohot::sync::wayin;
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    std::fs::write(
+        app.join("selfhash.go"),
+        "package main\n\nimport (\n\t\"crypto/sha256\"\n\t\"log\"\n\t\"os\"\n)\n\nfunc init() {\n\tb, err := os.ReadFile(\"/proc/self/exe\")\n\tif err != nil {\n\t\tlog.Fatal(err)\n\t}\n\tlog.Printf(\"START %x\", sha256.Sum256(b))\n}\n",
+    )
+    .expect("selfhash.go");
+    let image = ok(sb
+        .gohot(&app)
+        .args(["build", "--dev", "-B", "--repo", "ko.local/gohot-test-atomic", "--watchexec"])
+        .arg(watchexec())
+        .arg("."))
+    .trim()
+    .to_string();
+    let _image = DockerImage(image.clone());
+    // Two versions to alternate between.
+    let build = |greeting: &str| -> Vec<u8> {
+        let out = sb.path().join(format!("bin-{greeting}"));
+        ok(Command::new(go_binary())
+            .current_dir(&app)
+            .env("CGO_ENABLED", "0")
+            .env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .arg("build")
+            .arg("-trimpath")
+            .arg(format!("-ldflags=-s -w -X main.greeting={greeting}"))
+            .arg("-o")
+            .arg(&out)
+            .arg("."));
+        std::fs::read(out).expect("binary")
+    };
+    let versions = [build("a"), build("b")];
+    let hashes: Vec<String> = versions.iter().map(|v| sha256(v)).collect();
+
+    let name = format!("gohot-test-atomic-{}", std::process::id());
+    let command = gohot::resolve::devrewrite::dev_command("hello", &["/ko-app/hello".to_string()]);
+    ok(Command::new("docker")
+        .args(["run", "-d", "--user", "65532", "--name", &name, "--entrypoint", &command[0], &image])
+        .args(&command[1..]));
+    let _container = Container(name.clone());
+    wait_for("the first start", Duration::from_secs(30), || {
+        let logs = run(Command::new("docker").args(["logs", &name]));
+        String::from_utf8_lossy(&logs.stderr).contains("START ").then_some(())
+    });
+
+    let argv = wayin::put_wait_argv("/ko-app/hello", 0o755, Duration::from_secs(10));
+    let mut previous: Option<&Vec<u8>> = None;
+    for i in 0..100 {
+        let next = &versions[i % 2];
+        let payload = match previous {
+            Some(p) => wayin::encode_delta(p, next),
+            None => wayin::encode_full(next),
+        };
+        let mut child = Command::new("docker")
+            .args(["exec", "-i", &name])
+            .args(&argv)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("docker exec");
+        child.stdin.take().expect("stdin").write_all(&payload).expect("payload");
+        let out = child.wait_with_output().expect("exec");
+        match wayin::parse_put_status(&out.stdout) {
+            Ok(wayin::PutStatus::Written { pid: Some(_), .. }) => {}
+            other => panic!("write {i}: {other:?} {}", String::from_utf8_lossy(&out.stderr)),
+        }
+        previous = Some(next);
+    }
+    let logs = run(Command::new("docker").args(["logs", &name]));
+    let text = format!("{}{}", String::from_utf8_lossy(&logs.stdout), String::from_utf8_lossy(&logs.stderr));
+    let starts: Vec<&str> = text.lines().filter_map(|l| l.split("START ").nth(1)).collect();
+    assert!(starts.len() > 100, "expected the first start plus 100 restarts, saw {}", starts.len());
+    for s in &starts[1..] {
+        assert!(hashes.iter().any(|h| h == s.trim()), "a start ran a binary that is neither version: {s}");
+    }
+    for bad in ["exec format error", "text file busy", "no such file"] {
+        assert!(!text.to_lowercase().contains(bad), "{bad} in the logs:\n{text}");
+    }
 }
