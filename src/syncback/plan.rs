@@ -634,6 +634,149 @@ mod tests {
         RelPath::new(s).expect("path")
     }
 
+    fn h(s: &str) -> String {
+        hex::encode(Sha256::digest(s.as_bytes()))
+    }
+
+    fn remote_file(path: &str, content: &str, mode: u32) -> ListEntry {
+        ListEntry {
+            path: rp(path),
+            kind: EntryType::File,
+            size: content.len() as u64,
+            mode,
+            mtime_ns: 1,
+            sha256: Some(h(content)),
+            target: None,
+            error: None,
+        }
+    }
+
+    fn listing(entries: Vec<ListEntry>) -> Listing {
+        Listing { root: "/d".into(), entries, skipped: Vec::new() }
+    }
+
+    fn local(files: &[(&str, &str)]) -> LocalTree {
+        let mut t = LocalTree::default();
+        for (p, c) in files {
+            t.entries.insert(rp(p), LocalEntry::File { size: c.len() as u64, mode: 0o644, sha256: h(c) });
+        }
+        t
+    }
+
+    fn state(files: &[(&str, &str)]) -> State {
+        let mut s = State::default();
+        for (p, c) in files {
+            s.files.insert(p.to_string(), FileRecord { sha256: h(c), size: c.len() as u64, mtime_ns: 1 });
+        }
+        s
+    }
+
+    fn paths(v: &[Fetch]) -> Vec<&str> {
+        v.iter().map(|f| f.path.as_str()).collect()
+    }
+
+    const NONE: PlanOptions = PlanOptions { delete: false, force: false };
+
+    #[test]
+    fn three_way_per_file() {
+        let remote = listing(vec![
+            remote_file("taken", "remote v2", 0o644),
+            remote_file("kept", "base", 0o644),
+            remote_file("both", "remote v2", 0o644),
+            remote_file("never", "remote", 0o644),
+            remote_file("new", "fresh", 0o644),
+            remote_file("same", "same", 0o644),
+        ]);
+        let here = local(&[
+            ("taken", "base"),
+            ("kept", "local edit"),
+            ("both", "local edit"),
+            ("never", "mine"),
+            ("same", "same"),
+        ]);
+        let base = state(&[("taken", "base"), ("kept", "base"), ("both", "base")]);
+        let ex = Excludes::default();
+        let p = plan(&remote, &here, &base, &ex, NONE);
+        assert_eq!(paths(&p.fetch), ["new", "taken"]);
+        assert_eq!(p.kept_local, [rp("kept")]);
+        let c: Vec<(&str, ConflictKind)> = p.conflicts.iter().map(|c| (c.path.as_str(), c.kind)).collect();
+        assert_eq!(c, [("both", ConflictKind::BothChanged), ("never", ConflictKind::NotFromSyncback)]);
+        assert_eq!(p.adopt, [(rp("same"), Synced::File(h("same")))]);
+        assert_eq!(p.unchanged, 1);
+        // --force takes the container's version everywhere
+        let p = plan(&remote, &here, &base, &ex, PlanOptions { force: true, ..NONE });
+        assert_eq!(paths(&p.fetch), ["both", "never", "new", "taken"]);
+        // kept's container content is what `taken` holds locally: copied before taken is replaced.
+        assert_eq!((p.reuse[0].from.as_str(), p.reuse[0].to.as_str(), p.reuse[0].rename), ("taken", "kept", false));
+        assert!(p.conflicts.is_empty());
+    }
+
+    #[test]
+    fn deletes_only_with_delete_and_only_what_syncback_wrote() {
+        let remote = listing(vec![remote_file("stay", "s", 0o644)]);
+        let here = local(&[("stay", "s"), ("gone", "g"), ("gone-edited", "edited"), ("local-only", "l")]);
+        let base = state(&[("stay", "s"), ("gone", "g"), ("gone-edited", "g2")]);
+        let ex = Excludes::default();
+        assert!(plan(&remote, &here, &base, &ex, NONE).delete.is_empty());
+        let p = plan(&remote, &here, &base, &ex, PlanOptions { delete: true, force: false });
+        assert_eq!(p.delete, [rp("gone")]);
+        let c: Vec<&str> = p.conflicts.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(c, ["gone-edited", "local-only"]);
+        assert!(p.conflicts.iter().all(|c| c.kind == ConflictKind::DeleteLocalChanges));
+        let p = plan(&remote, &here, &base, &ex, PlanOptions { delete: true, force: true });
+        assert_eq!(p.delete.len(), 3);
+    }
+
+    #[test]
+    fn renames_move_and_copies_reuse_local_content() {
+        // The container renamed old → new (and made a second copy, twin).
+        let remote = listing(vec![remote_file("new", "content", 0o755), remote_file("twin", "content", 0o644)]);
+        let here = local(&[("old", "content")]);
+        let base = state(&[("old", "content")]);
+        let ex = Excludes::default();
+        let p = plan(&remote, &here, &base, &ex, NONE);
+        assert!(p.fetch.is_empty());
+        assert!(p.reuse.iter().all(|u| !u.rename && u.from == rp("old")), "without --delete: copies");
+        let p = plan(&remote, &here, &base, &ex, PlanOptions { delete: true, force: false });
+        assert!(p.fetch.is_empty() && p.delete.is_empty());
+        let r: Vec<(&str, &str, bool, u32)> =
+            p.reuse.iter().map(|u| (u.from.as_str(), u.to.as_str(), u.rename, u.mode)).collect();
+        assert_eq!(r, [("old", "new", false, 0o755), ("old", "twin", true, 0o644)], "the last use moves");
+        // A source with local edits is never moved away (nor deleted): copy, and a conflict for it.
+        let here = local(&[("old", "content")]);
+        let p = plan(&remote, &here, &state(&[("old", "other")]), &ex, PlanOptions { delete: true, force: false });
+        assert!(p.reuse.iter().all(|u| !u.rename));
+        assert_eq!(p.conflicts.len(), 1);
+    }
+
+    #[test]
+    fn modes_exclusions_and_type_clashes() {
+        let mut dir = remote_file("d", "", 0o755);
+        dir.kind = EntryType::Dir;
+        dir.sha256 = None;
+        let remote = listing(vec![
+            remote_file("suid", "x", 0o4755),
+            remote_file("build.log", "log", 0o644),
+            dir,
+            remote_file("d/f", "f", 0o644),
+            remote_file("clash", "file", 0o644),
+        ]);
+        let mut here = local(&[("suid", "x")]);
+        here.entries.insert(rp("clash"), LocalEntry::Dir);
+        here.entries.insert(rp("d"), LocalEntry::Symlink { target: "/etc".into() });
+        let ex = Excludes::new(&["*.log"]).expect("ex");
+        let p = plan(&remote, &here, &State::default(), &ex, NONE);
+        assert_eq!(p.chmod, [(rp("suid"), 0o755)], "never setuid locally");
+        assert!(p.fetch.is_empty(), "{:?}", p.fetch);
+        let c: Vec<(&str, ConflictKind)> = p.conflicts.iter().map(|c| (c.path.as_str(), c.kind)).collect();
+        assert_eq!(c, [("clash", ConflictKind::InTheWay), ("d", ConflictKind::NotFromSyncback)]);
+        // --force replaces the local link by a directory (never writing through it).
+        let p = plan(&remote, &here, &State::default(), &ex, PlanOptions { force: true, ..NONE });
+        assert_eq!(p.remove_first, [rp("d")]);
+        assert_eq!(p.mkdirs, [rp("d")]);
+        assert_eq!(paths(&p.fetch), ["d/f"]);
+    }
+
     #[test]
     fn symlink_rules() {
         assert!(symlink_allowed(&rp("a/l"), "../b"));
