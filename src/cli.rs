@@ -186,6 +186,8 @@ async fn run_syncback(cmd: SyncbackCmd) -> Result<()> {
     let mut excludes = cmd.exclude.clone();
     let ignore_file = cmd.local_dir.join(".gohotignore");
     if let Ok(text) = std::fs::read_to_string(&ignore_file) {
+        // The ignore file is the developer's, never the container's to replace or delete.
+        excludes.push("/.gohotignore".into());
         excludes.extend(text.lines().map(str::to_string));
     }
     let target: Box<dyn crate::target::Target> = match &spec.target {

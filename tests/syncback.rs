@@ -515,7 +515,19 @@ fn syncback_cli_dry_run_and_conflicts() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("1 conflict: f.txt (local changes; --force to overwrite)"), "{err}");
     assert_eq!(std::fs::read_to_string(local.join("f.txt")).expect("f"), "mine\n");
-    // Bad sources are usage-level errors with a hint.
+    // .gohotignore in LOCAL_DIR excludes too, and is itself never deleted.
+    std::fs::write(local.join(".gohotignore"), "# generated\n/d/\n").expect("ignore file");
+    c.sh("echo again > d/h.txt");
+    let out = run(&["--delete", "--force"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    expect_tree(
+        &local,
+        &[(".gohotignore", "# generated\n/d/\n"), ("d/", ""), ("d/g.txt", "two\n"), ("f.txt", "three\n")],
+    );
+    // A bad interval is a usage error.
+    assert_eq!(run(&["--interval", "soon"]).status.code(), Some(2));
+    // Bad sources are errors with a hint.
     let mut cmd = sandbox.gohot(sandbox.path());
     let out = crate::util::run(cmd.args(["syncback", "no-dir-here", "x"]));
     assert_eq!(out.status.code(), Some(1));

@@ -124,7 +124,7 @@ pub enum SyncbackError {
         /// The replica.
         replica: String,
         /// The protocol-level error.
-        source: WayInError,
+        source: Box<WayInError>,
         /// The helper's stderr (with a leading separator), if any.
         stderr: String,
     },
@@ -133,7 +133,13 @@ pub enum SyncbackError {
     Target(#[from] TargetError),
     /// The listing or file stream from the container is malformed or hostile.
     #[error(transparent)]
-    WayIn(#[from] WayInError),
+    WayIn(Box<WayInError>),
+}
+
+impl From<WayInError> for SyncbackError {
+    fn from(e: WayInError) -> Self {
+        SyncbackError::WayIn(Box::new(e))
+    }
 }
 
 /// How syncback behaves.
@@ -433,7 +439,7 @@ impl<'t> Syncback<'t> {
             report.wire_bytes = out.stdout.len() as u64;
             apply::apply_stream(&self.local_dir, &fetch, out.stdout.as_slice(), self.opts.limits, state, report)
                 .map_err(|e| match e {
-                    SyncbackError::WayIn(w) => helper_error("get", replica, w, &out.stderr),
+                    SyncbackError::WayIn(w) => helper_error("get", replica, *w, &out.stderr),
                     other => other,
                 })?;
         }
@@ -504,12 +510,19 @@ fn helper_error(what: &'static str, replica: &Replica, source: WayInError, stder
             wayin::HELPER_IMAGE_PATH
         ));
     }
-    SyncbackError::Helper { what, replica: replica.name.clone(), source, stderr }
+    SyncbackError::Helper { what, replica: replica.name.clone(), source: Box::new(source), stderr }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The dev loop may run a round on another task.
+    #[allow(dead_code)]
+    fn round_is_send(sb: &mut Syncback<'_>, r: &Replica) {
+        fn send<T: Send>(_: T) {}
+        send(sb.round(r));
+    }
 
     #[test]
     fn report_line() {
