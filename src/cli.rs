@@ -135,6 +135,8 @@ pub struct ResolveCmd {
 /// refused entries aside); 1 an error, or conflicts were left (local
 /// changes kept; `--force` overwrites them).
 #[derive(Debug, Args)]
+#[command(after_help = "Exit codes: 0 in sync (excluded and refused entries aside); 1 error, or conflicts left \
+(local changes kept; --force overwrites them); 2 usage error.")]
 pub struct SyncbackCmd {
     /// TARGET:REMOTE_DIR — a Docker container (`NAME` or `docker:NAME`),
     /// `pod/NAME` or `deploy/NAME`, then the absolute directory in it.
