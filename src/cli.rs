@@ -45,6 +45,9 @@ pub enum Command {
     /// Run the app and hot-reload it on every save: rebuild only the binary,
     /// copy it into the running container, watchexec restarts it.
     Dev(DevCmd),
+    /// Copy files from a running container back into a local directory,
+    /// transferring only what changed.
+    Syncback(SyncbackCmd),
 }
 
 /// `gohot dev`.
@@ -187,6 +190,128 @@ pub struct ResolveCmd {
     /// Builds to run at once.
     #[arg(short = 'j', long, default_value_t = 2)]
     pub jobs: usize,
+}
+
+/// `gohot syncback`.
+///
+/// Exit codes: 0 the local directory matches the container (excluded and
+/// refused entries aside); 1 an error, or conflicts were left (local
+/// changes kept; `--force` overwrites them).
+#[derive(Debug, Args)]
+#[command(after_help = "Exit codes: 0 in sync (excluded and refused entries aside); 1 error, or conflicts left \
+(local changes kept; --force overwrites them); 2 usage error.")]
+pub struct SyncbackCmd {
+    /// TARGET:REMOTE_DIR — a Docker container (`NAME` or `docker:NAME`),
+    /// `pod/NAME` or `deploy/NAME`, then the absolute directory in it.
+    pub source: String,
+    /// Local directory to bring the files into (created if missing).
+    pub local_dir: PathBuf,
+    /// Delete local files the container no longer has (only files syncback
+    /// wrote and nobody changed since, unless --force).
+    #[arg(long)]
+    pub delete: bool,
+    /// Overwrite (or delete) local changes instead of reporting conflicts.
+    #[arg(long)]
+    pub force: bool,
+    /// Print what would change and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep going: sync again whenever the container's files change.
+    #[arg(long)]
+    pub watch: bool,
+    /// How often --watch looks at the container (e.g. 2s, 500ms, 1m).
+    #[arg(long, default_value = "2s", value_parser = parse_interval)]
+    pub interval: std::time::Duration,
+    /// Exclude paths (gitignore syntax), repeatable; LOCAL_DIR/.gohotignore
+    /// is read too.
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+}
+
+/// `2s`, `500ms`, `1m`, or plain seconds.
+fn parse_interval(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let bad = || format!("invalid interval {s:?}: use e.g. 2s, 500ms or 1m");
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(bad()),
+    };
+    if !(0.05..=86_400.0).contains(&secs) {
+        return Err(format!("interval {s:?} out of range (50ms to 24h)"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+async fn run_syncback(cmd: SyncbackCmd) -> Result<()> {
+    use crate::syncback::{plan::state_path, Options, SourceSpec, Syncback, TargetRef};
+    let spec: SourceSpec = cmd.source.parse()?;
+    let mut excludes = cmd.exclude.clone();
+    let ignore_file = cmd.local_dir.join(".gohotignore");
+    if let Ok(text) = std::fs::read_to_string(&ignore_file) {
+        // The ignore file is the developer's, never the container's to replace or delete.
+        excludes.push("/.gohotignore".into());
+        excludes.extend(text.lines().map(str::to_string));
+    }
+    let target: Box<dyn crate::target::Target> = match &spec.target {
+        TargetRef::Docker(name) => {
+            let docker = crate::publish::daemon::connect().await?;
+            Box::new(crate::target::docker::ExistingContainer::new(docker, name))
+        }
+        TargetRef::Pod(_) | TargetRef::Deployment(_) => anyhow::bail!(
+            "{}: syncback from Kubernetes needs the Kubernetes target, which this build does not have yet; \
+             use a Docker container name",
+            spec.target
+        ),
+    };
+    if !cmd.dry_run {
+        std::fs::create_dir_all(&cmd.local_dir)
+            .with_context(|| format!("cannot create {}", cmd.local_dir.display()))?;
+    }
+    let local = std::fs::canonicalize(&cmd.local_dir)
+        .or_else(|_| std::path::absolute(&cmd.local_dir))
+        .with_context(|| format!("cannot resolve {}", cmd.local_dir.display()))?;
+    let opts = Options {
+        delete: cmd.delete,
+        force: cmd.force,
+        dry_run: cmd.dry_run,
+        excludes,
+        source: spec.target.to_string(),
+        ..Default::default()
+    };
+    let state = state_path(&crate::cache::root(), &local);
+    let mut sb = Syncback::new(target.as_ref(), &spec.remote_dir, &local, state, opts)?;
+    let verbose = tracing::enabled!(tracing::Level::DEBUG);
+    let print = |r: &crate::syncback::Report| {
+        if r.dry_run || verbose {
+            for line in r.details() {
+                eprintln!("  {line}");
+            }
+        }
+        eprintln!("syncback {}:{} → {}: {r}", r.replica, spec.remote_dir, cmd.local_dir.display());
+    };
+    if cmd.watch {
+        eprintln!("watching {}:{} every {:?} (Ctrl-C to stop)", spec.target, spec.remote_dir, cmd.interval);
+        sb.watch(cmd.interval, |outcome| {
+            match outcome {
+                Ok(r) => print(r),
+                Err(e) => eprintln!("syncback: {e}"),
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+        .await?;
+        return Ok(());
+    }
+    let replica = sb.replica().await?;
+    let report = sb.round(&replica).await?;
+    print(&report);
+    if report.has_conflicts() {
+        let n = report.conflicts.len();
+        anyhow::bail!("{n} conflict{} left (local changes kept; --force to overwrite)", if n == 1 { "" } else { "s" });
+    }
+    Ok(())
 }
 
 impl PublishFlags {
@@ -433,6 +558,7 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Build(c) => run_build(c).await,
         Command::Resolve(c) => run_resolve(c).await,
         Command::Dev(c) => run_dev(c).await,
+        Command::Syncback(c) => run_syncback(c).await,
     }
 }
 

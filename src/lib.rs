@@ -20,4 +20,5 @@ pub mod publish;
 pub mod registry;
 pub mod resolve;
 pub mod sync;
+pub mod syncback;
 pub mod target;

@@ -8,4 +8,5 @@ mod build;
 mod dev;
 mod errors;
 mod resolve;
+mod syncback;
 mod wayin;

@@ -248,6 +248,38 @@ impl Target for DockerTarget {
     }
 }
 
+/// A container that already runs, reached by name or id — e.g. the source
+/// of `gohot syncback`. gohot does not own its lifecycle, so
+/// [`Target::recover`] does nothing; replicas and exec are the
+/// [`DockerTarget`]'s (which only use the name).
+pub struct ExistingContainer(DockerTarget);
+
+impl ExistingContainer {
+    /// The container `name` (or id) on `docker`.
+    pub fn new(docker: Docker, name: &str) -> Self {
+        let spec = ContainerSpec {
+            name: name.to_string(),
+            image: String::new(),
+            entrypoint: Vec::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            ports: Vec::new(),
+        };
+        ExistingContainer(DockerTarget::new(docker, spec))
+    }
+}
+
+#[async_trait]
+impl Target for ExistingContainer {
+    async fn replicas(&self) -> Result<Vec<Replica>, TargetError> {
+        self.0.replicas().await
+    }
+
+    async fn exec(&self, replica: &Replica, argv: &[String], stdin: Bytes) -> Result<ExecOutput, TargetError> {
+        self.0.exec(replica, argv, stdin).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
