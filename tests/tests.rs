@@ -7,4 +7,5 @@ mod util;
 mod build;
 mod errors;
 mod resolve;
+mod skaffold;
 mod wayin;
