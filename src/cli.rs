@@ -99,6 +99,11 @@ pub struct SkaffoldDepsCmd {
     /// to the artifact's `context` when it is not `.`.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub context: PathBuf,
+    /// Binary-sync mode, to pair with `skaffold build --sync-binary DIR`:
+    /// list DIR/<name> instead of the Go sources, so that a new binary there
+    /// is synced by Skaffold rather than a Go edit forcing an image rebuild.
+    #[arg(long, value_name = "DIR")]
+    pub sync_binary: Option<PathBuf>,
 }
 
 /// `gohot syncmap`.
@@ -325,7 +330,10 @@ async fn run_skaffold_deps(cmd: SkaffoldDepsCmd) -> Result<()> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
     let dir = cwd.join(&cmd.context);
     let platform = crate::platform::Platform::host_linux();
-    let files = crate::skaffold::dependencies(&go, &dir, &cmd.package, &platform).await?;
+    let files = match &cmd.sync_binary {
+        None => crate::skaffold::dependencies(&go, &dir, &cmd.package, &platform).await?,
+        Some(bin) => crate::skaffold::binary_dependencies(&go, &dir, &cmd.package, bin).await?,
+    };
     print_stdout(&format!("{}\n", serde_json::to_string(&files)?))?;
     Ok(())
 }

@@ -222,6 +222,30 @@ pub async fn dependencies(
 ) -> Result<Vec<String>, SkaffoldError> {
     let pkg = go.main_package(dir, package).await?;
     let mut files: Vec<PathBuf> = go.dependency_files(dir, &pkg.import_path, platform).await?;
+    files.extend(module_and_kodata_files(&pkg)?);
+    let base = dir.canonicalize().map_err(io_err(dir))?;
+    Ok(relative_sorted(files, &base))
+}
+
+/// Binary-sync mode of [`dependencies`]: `bin_dir/<binary name>` (relative
+/// to `dir`, listed whether or not it exists yet), `go.mod`/`go.sum` and the
+/// kodata files — no Go sources, so Skaffold syncs a rebuilt binary instead
+/// of rebuilding the image on every Go edit.
+pub async fn binary_dependencies(
+    go: &GoToolchain,
+    dir: &Path,
+    package: &str,
+    bin_dir: &Path,
+) -> Result<Vec<String>, SkaffoldError> {
+    let pkg = go.main_package(dir, package).await?;
+    let mut files = module_and_kodata_files(&pkg)?;
+    let base = dir.canonicalize().map_err(io_err(dir))?;
+    files.push(base.join(bin_dir).join(pkg.binary_name()));
+    Ok(relative_sorted(files, &base))
+}
+
+fn module_and_kodata_files(pkg: &crate::build::go::Package) -> Result<Vec<PathBuf>, SkaffoldError> {
+    let mut files = Vec::new();
     if let Some(root) = pkg.module.as_ref().and_then(|m| m.dir.as_ref()) {
         for name in ["go.mod", "go.sum"] {
             let f = root.join(name);
@@ -236,13 +260,16 @@ pub async fn dependencies(
         walk_files(&kodata, &kodata, &mut rels)?;
         files.extend(rels.into_iter().map(|r| kodata.join(r)));
     }
-    let base = dir.canonicalize().map_err(io_err(dir))?;
+    Ok(files)
+}
+
+fn relative_sorted(files: Vec<PathBuf>, base: &Path) -> Vec<String> {
     let mut out = BTreeSet::new();
     for f in files {
         let abs = f.canonicalize().unwrap_or(f);
-        out.insert(relative_to(&abs, &base));
+        out.insert(relative_to(&abs, base));
     }
-    Ok(out.into_iter().collect())
+    out.into_iter().collect()
 }
 
 /// `path` relative to `base` (both absolute and clean), `/`-separated, with

@@ -128,6 +128,10 @@ fn deps_lists_sources_gomod_and_kodata() {
     let stdout = ok(sb.gohot(&elsewhere).args(["skaffold", "deps", "--context", "../ctx"]));
     let deps: Vec<String> = serde_json::from_str(&stdout).expect("json");
     assert_eq!(deps, ["go.mod", "kodata/message.txt", "main.go"]);
+    // Binary-sync mode: the synced binary instead of the Go sources.
+    let stdout = ok(sb.gohot(&app).args(["skaffold", "deps", "--sync-binary", ".gohot/skaffold"]));
+    let deps: Vec<String> = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(deps, [".gohot/skaffold/hello", "go.mod", "kodata/message.txt"]);
     // A package below the context.
     let stdout = ok(sb.gohot(sb.path()).args(["skaffold", "deps", "--package", "./ctx"]));
     let deps: Vec<String> = serde_json::from_str(&stdout).expect("json");
