@@ -132,10 +132,23 @@ fn deps_lists_sources_gomod_and_kodata() {
     let stdout = ok(sb.gohot(&app).args(["skaffold", "deps", "--sync-binary", ".gohot/skaffold"]));
     let deps: Vec<String> = serde_json::from_str(&stdout).expect("json");
     assert_eq!(deps, [".gohot/skaffold/hello", "go.mod", "kodata/message.txt"]);
-    // A package below the context.
-    let stdout = ok(sb.gohot(sb.path()).args(["skaffold", "deps", "--package", "./ctx"]));
+    // A package below the context, importing a local package: its files
+    // count too; the standard library never does.
+    let mono = sb.path().join("mono");
+    let cmd_dir = sb.copy_example("hello", "mono/cmd/hello");
+    std::fs::rename(cmd_dir.join("go.mod"), mono.join("go.mod")).expect("move go.mod");
+    std::fs::create_dir_all(mono.join("greet")).expect("mkdir");
+    std::fs::write(mono.join("greet/greet.go"), "package greet\n\n// Hi greets.\nconst Hi = \"hi\"\n").expect("write");
+    let main = std::fs::read_to_string(cmd_dir.join("main.go")).expect("read");
+    let main = main.replacen("import (", "import (\n\t\"example.com/hello/greet\"", 1).replacen(
+        "func main() {",
+        "func main() {\n\t_ = greet.Hi",
+        1,
+    );
+    std::fs::write(cmd_dir.join("main.go"), main).expect("write");
+    let stdout = ok(sb.gohot(&mono).args(["skaffold", "deps", "--package", "./cmd/hello"]));
     let deps: Vec<String> = serde_json::from_str(&stdout).expect("json");
-    assert_eq!(deps, ["ctx/go.mod", "ctx/kodata/message.txt", "ctx/main.go"]);
+    assert_eq!(deps, ["cmd/hello/kodata/message.txt", "cmd/hello/main.go", "go.mod", "greet/greet.go"]);
 }
 
 /// The design proposal's own example is the oracle.
