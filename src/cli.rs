@@ -341,8 +341,8 @@ async fn run_skaffold_deps(cmd: SkaffoldDepsCmd) -> Result<()> {
 async fn run_syncmap(cmd: SyncmapCmd) -> Result<()> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
     let context = cmd.context.map(|c| cwd.join(c)).unwrap_or(cwd);
-    let args = crate::skaffold::parse_build_args(&cmd.build_args, &|k| std::env::var(k).ok())
-        .map_err(anyhow::Error::msg)?;
+    let args =
+        crate::skaffold::parse_build_args(&cmd.build_args, &|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
     let map = crate::skaffold::sync_map_of_dir(&cmd.dockerfile, &context, &args)?;
     print_stdout(&format!("{}\n", serde_json::to_string_pretty(&map)?))?;
     Ok(())

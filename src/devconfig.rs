@@ -170,7 +170,8 @@ mod tests {
 
     #[test]
     fn parses_rules() {
-        let text = "sync:\n  manual:\n  - src: 'static/**/*.html'\n    dest: /srv\n    strip: static/\n  infer: ['*.css']\n";
+        let text =
+            "sync:\n  manual:\n  - src: 'static/**/*.html'\n    dest: /srv\n    strip: static/\n  infer: ['*.css']\n";
         let c = GohotConfig::parse(text, Path::new("/p/gohot.yaml")).unwrap();
         assert_eq!(c.rules.manual.len(), 1);
         assert_eq!(c.rules.manual.destinations("static/a/b.html", "/").unwrap(), ["/srv/a/b.html"]);

@@ -355,7 +355,7 @@ pub fn parse_build_args(
     let mut out = BTreeMap::new();
     for a in args {
         match a.split_once('=') {
-            Some((k, _)) if k.is_empty() => return Err(format!("--build-arg {a:?}: the name is empty")),
+            Some(("", _)) => return Err(format!("--build-arg {a:?}: the name is empty")),
             Some((k, v)) => {
                 out.insert(k.to_string(), v.to_string());
             }

@@ -60,7 +60,10 @@ fn build_contract_pushes_exactly_image() {
     assert!(env.contains(&"KO_DATA_PATH=/var/run/ko"), "{env:?}");
     // Nothing pushed under ko's own names.
     let catalog = http_get(reg.port, "/v2/_catalog").expect("catalog").1;
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&catalog).expect("json")["repositories"], serde_json::json!(["app"]));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&catalog).expect("json")["repositories"],
+        serde_json::json!(["app"])
+    );
 
     // The binary is in the context for a sync.manual rule, executable.
     let copied = app.join(".gohot/skaffold/hello");
@@ -110,7 +113,11 @@ fn build_contract_errors_name_the_variable() {
         .env("PUSH_IMAGE", "false")
         .env("PLATFORMS", "linux/s390x,linux/ppc64le"));
     assert!(!out.status.success());
-    assert!(stderr_of(&out).contains("$PLATFORMS=linux/s390x,linux/ppc64le with $PUSH_IMAGE=false"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("$PLATFORMS=linux/s390x,linux/ppc64le with $PUSH_IMAGE=false"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]
@@ -215,8 +222,11 @@ fn gohot_yaml_bad_strip_names_the_rule() {
     assert!(err.contains("gohot.yaml"), "{err}");
     assert!(err.contains("sync.manual[1]") && err.contains("web/*.html") && err.contains("strip `static/`"), "{err}");
 
-    std::fs::write(dir.path().join("gohot.yaml"), "sync:\n  manual:\n  - src: 'kodata/**'\n    dest: /var/run/ko\n    strip: kodata/\n")
-        .expect("write");
+    std::fs::write(
+        dir.path().join("gohot.yaml"),
+        "sync:\n  manual:\n  - src: 'kodata/**'\n    dest: /var/run/ko\n    strip: kodata/\n",
+    )
+    .expect("write");
     let cfg = gohot::devconfig::GohotConfig::load(dir.path()).expect("valid");
     assert_eq!(cfg.rules.manual.destinations("kodata/a/b.txt", "/").expect("dest"), ["/var/run/ko/a/b.txt"]);
 }
