@@ -48,6 +48,82 @@ pub enum Command {
     /// Copy files from a running container back into a local directory,
     /// transferring only what changed.
     Syncback(SyncbackCmd),
+    /// Skaffold integration: gohot as a custom builder (`build`) and its
+    /// dependency list (`deps`).
+    #[command(subcommand)]
+    Skaffold(SkaffoldCmd),
+    /// Print the sync map inferred from a Dockerfile as JSON: context file →
+    /// every absolute path it is copied to.
+    Syncmap(SyncmapCmd),
+}
+
+/// `gohot skaffold …`.
+#[derive(Debug, Subcommand)]
+pub enum SkaffoldCmd {
+    /// Build $IMAGE per Skaffold's custom-build contract (IMAGE, PUSH_IMAGE,
+    /// BUILD_CONTEXT, PLATFORMS): push it when PUSH_IMAGE=true, else load it
+    /// into the local Docker engine under exactly that tag.
+    Build(SkaffoldBuildCmd),
+    /// Print the files the image depends on as a JSON array (for Skaffold's
+    /// custom.dependencies.command).
+    Deps(SkaffoldDepsCmd),
+}
+
+/// `gohot skaffold build`.
+#[derive(Debug, Args)]
+pub struct SkaffoldBuildCmd {
+    /// Go main package, relative to $BUILD_CONTEXT.
+    #[arg(long, default_value = ".")]
+    pub package: String,
+    /// Base image (overrides .ko.yaml); `scratch` is the built-in empty base.
+    #[arg(long)]
+    pub base: Option<String>,
+    /// Re-resolve base image tags against the registry instead of the cache.
+    #[arg(long)]
+    pub pull: bool,
+    /// Build the dev-mode variant (writable /ko-app for hot reload).
+    #[arg(long)]
+    pub dev: bool,
+    /// Also copy the built binary (host platform, else the first) to
+    /// DIR/<name>, DIR relative to $BUILD_CONTEXT, for a sync.manual rule.
+    #[arg(long, value_name = "DIR")]
+    pub sync_binary: Option<PathBuf>,
+    /// Registries to reach over plain HTTP (loopback ones always are).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registry: Vec<String>,
+}
+
+/// `gohot skaffold deps`.
+#[derive(Debug, Args)]
+pub struct SkaffoldDepsCmd {
+    /// Go main package, relative to --context.
+    #[arg(long, default_value = ".")]
+    pub package: String,
+    /// The artifact's context: the package is resolved there and paths are
+    /// printed relative to it, as Skaffold reads them. Skaffold runs this
+    /// command in its own working directory, not in the context, so set this
+    /// to the artifact's `context` when it is not `.`.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub context: PathBuf,
+    /// Binary-sync mode, to pair with `skaffold build --sync-binary DIR`:
+    /// list DIR/<name> instead of the Go sources, so that a new binary there
+    /// is synced by Skaffold rather than a Go edit forcing an image rebuild.
+    #[arg(long, value_name = "DIR")]
+    pub sync_binary: Option<PathBuf>,
+}
+
+/// `gohot syncmap`.
+#[derive(Debug, Args)]
+pub struct SyncmapCmd {
+    /// The Dockerfile.
+    #[arg(long)]
+    pub dockerfile: PathBuf,
+    /// The build context (default: the current directory).
+    #[arg(long)]
+    pub context: Option<PathBuf>,
+    /// ARG values (NAME=VALUE, or NAME to take it from the environment); repeatable.
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    pub build_args: Vec<String>,
 }
 
 /// `gohot dev`.
@@ -339,11 +415,22 @@ impl PublishFlags {
 
 /// Builds the Go builder from flags: toolchain, `.ko.yaml`, base store.
 fn make_builder(flags: &BuildFlags, registry: &Registry) -> Result<GoBuilder> {
-    let go = GoToolchain::find()?;
     let workdir = std::env::current_dir().context("cannot determine the current directory")?;
-    let config = KoConfig::load(&workdir)?;
     let platforms =
         if flags.platform.is_empty() { Vec::new() } else { crate::platform::parse_list(&flags.platform.join(","))? };
+    builder_in(flags, registry, workdir, platforms)
+}
+
+/// The Go builder for packages relative to `workdir`, for `platforms`
+/// (empty: `.ko.yaml`'s, else the host's).
+fn builder_in(
+    flags: &BuildFlags,
+    registry: &Registry,
+    workdir: PathBuf,
+    platforms: Vec<crate::platform::Platform>,
+) -> Result<GoBuilder> {
+    let go = GoToolchain::find()?;
+    let config = KoConfig::load(&workdir)?;
     let cache_root = crate::cache::root();
     let bases = BaseStore::new(crate::cache::base_dir(&cache_root), registry.clone(), flags.pull);
     let dev_tools = crate::devimage::DevTools {
@@ -455,6 +542,84 @@ async fn interrupted() {
     }
 }
 
+/// The Go builder for `gohot skaffold build`: like [`make_builder`], but in
+/// `workdir` ($BUILD_CONTEXT) with the platforms from $PLATFORMS.
+fn make_builder_in(
+    cmd: &SkaffoldBuildCmd,
+    registry: &Registry,
+    workdir: PathBuf,
+    platforms: Vec<crate::platform::Platform>,
+) -> Result<GoBuilder> {
+    let flags = BuildFlags {
+        platform: Vec::new(),
+        base: cmd.base.clone(),
+        pull: cmd.pull,
+        dev: cmd.dev,
+        watchexec: std::env::var_os("GOHOT_WATCHEXEC").map(PathBuf::from),
+        watchexec_version: None,
+        watchexec_url: std::env::var("GOHOT_WATCHEXEC_URL").ok(),
+        debug: false,
+    };
+    builder_in(&flags, registry, workdir, platforms)
+}
+
+async fn run_skaffold(cmd: SkaffoldCmd) -> Result<()> {
+    match cmd {
+        SkaffoldCmd::Build(c) => run_skaffold_build(c).await,
+        SkaffoldCmd::Deps(c) => run_skaffold_deps(c).await,
+    }
+}
+
+async fn run_skaffold_build(cmd: SkaffoldBuildCmd) -> Result<()> {
+    use crate::skaffold::BuildRequest;
+    let cwd = std::env::current_dir().context("cannot determine the current directory")?;
+    let host = crate::platform::Platform::host_linux();
+    let request = BuildRequest::from_env(&|k| std::env::var(k).ok(), &cwd, &host)?;
+    let registry = Registry::new(&cmd.insecure_registry)?;
+    let builder = make_builder_in(&cmd, &registry, request.context.clone(), request.platforms.clone())?;
+    let publisher = request.publisher(&registry)?;
+    let pkg = cmd.package.strip_prefix(crate::resolve::KO_PREFIX).unwrap_or(&cmd.package);
+    let built = builder.build(pkg).await?;
+    let reference = publisher.publish(&built).await?;
+    if let Some(dir) = &cmd.sync_binary {
+        let platforms = builder.platforms()?;
+        let platform = platforms
+            .iter()
+            .find(|p| p.os == host.os && p.arch == host.arch)
+            .or(platforms.first())
+            .context("no platform was built")?;
+        let binary = crate::cache::binary_path(&crate::cache::root(), &built.package.import_path, platform);
+        let dest = request.context.join(dir).join(built.package.binary_name());
+        crate::skaffold::copy_binary(&binary, &dest)?;
+        tracing::info!("copied the {platform} binary to {}", dest.display());
+    }
+    print_stdout(&format!("{reference}\n"))?;
+    Ok(())
+}
+
+async fn run_skaffold_deps(cmd: SkaffoldDepsCmd) -> Result<()> {
+    let go = GoToolchain::find()?;
+    let cwd = std::env::current_dir().context("cannot determine the current directory")?;
+    let dir = cwd.join(&cmd.context);
+    let platform = crate::platform::Platform::host_linux();
+    let files = match &cmd.sync_binary {
+        None => crate::skaffold::dependencies(&go, &dir, &cmd.package, &platform).await?,
+        Some(bin) => crate::skaffold::binary_dependencies(&go, &dir, &cmd.package, bin).await?,
+    };
+    print_stdout(&format!("{}\n", serde_json::to_string(&files)?))?;
+    Ok(())
+}
+
+async fn run_syncmap(cmd: SyncmapCmd) -> Result<()> {
+    let cwd = std::env::current_dir().context("cannot determine the current directory")?;
+    let context = cmd.context.map(|c| cwd.join(c)).unwrap_or(cwd);
+    let args =
+        crate::skaffold::parse_build_args(&cmd.build_args, &|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
+    let map = crate::skaffold::sync_map_of_dir(&cmd.dockerfile, &context, &args)?;
+    print_stdout(&format!("{}\n", serde_json::to_string_pretty(&map)?))?;
+    Ok(())
+}
+
 /// Writes data to stdout; a closed pipe (`gohot build | head`) is not an error.
 fn print_stdout(s: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
@@ -559,6 +724,8 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Resolve(c) => run_resolve(c).await,
         Command::Dev(c) => run_dev(c).await,
         Command::Syncback(c) => run_syncback(c).await,
+        Command::Skaffold(c) => run_skaffold(c).await,
+        Command::Syncmap(c) => run_syncmap(c).await,
     }
 }
 

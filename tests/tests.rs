@@ -8,5 +8,6 @@ mod build;
 mod dev;
 mod errors;
 mod resolve;
+mod skaffold;
 mod syncback;
 mod wayin;

@@ -209,6 +209,80 @@ impl GoToolchain {
         Ok(String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect())
     }
 
+    /// Lists the source files of the packages `import_path` depends on
+    /// (itself included) that belong to the main module or to a module
+    /// replaced by a local directory: Go, cgo and embedded files, absolute.
+    /// Standard-library packages and modules from the module cache are left
+    /// out (they do not change under the developer's hands).
+    pub async fn dependency_files(
+        &self,
+        dir: &Path,
+        import_path: &str,
+        platform: &Platform,
+    ) -> Result<Vec<PathBuf>, GoError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Listed {
+            #[serde(default)]
+            dir: PathBuf,
+            #[serde(default)]
+            standard: bool,
+            #[serde(default)]
+            module: Option<ListedModule>,
+            #[serde(default)]
+            go_files: Vec<String>,
+            #[serde(default)]
+            cgo_files: Vec<String>,
+            #[serde(default)]
+            embed_files: Vec<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct ListedModule {
+            #[serde(default)]
+            main: bool,
+            #[serde(default)]
+            replace: Option<Replace>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Replace {
+            #[serde(default)]
+            version: String,
+        }
+        let out = self
+            .command(dir)
+            .env("GOOS", &platform.os)
+            .env("GOARCH", &platform.arch)
+            .env("CGO_ENABLED", "0")
+            .args(["list", "-deps", "-json=Dir,Standard,Module,GoFiles,CgoFiles,EmbedFiles", "--", import_path])
+            .output()
+            .await
+            .map_err(|e| self.io(e))?;
+        if !out.status.success() {
+            return Err(GoError::Package {
+                package: import_path.into(),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        let mut files = Vec::new();
+        for item in serde_json::Deserializer::from_slice(&out.stdout).into_iter::<Listed>() {
+            let p = item.map_err(|e| GoError::Package {
+                package: import_path.into(),
+                message: format!("unexpected `go list -deps -json` output ({e})"),
+            })?;
+            let local = match &p.module {
+                Some(m) => m.main || m.replace.as_ref().is_some_and(|r| r.version.is_empty()),
+                None => false,
+            };
+            if p.standard || !local {
+                continue;
+            }
+            files.extend(p.go_files.iter().chain(&p.cgo_files).chain(&p.embed_files).map(|f| p.dir.join(f)));
+        }
+        Ok(files)
+    }
+
     /// Builds `pkg` for `platform` into `out`. The binary is written next to
     /// `out` and renamed over it only when the build succeeded, so a failed
     /// build leaves the previous binary in place.
