@@ -23,6 +23,11 @@ pub enum Change {
 /// Files in kodata that gohot manages itself.
 const KODATA_OWN: &[&str] = &["watchexec", ".watchexec.sha256", ".gitignore"];
 
+/// Whether a kodata path (relative to kodata) is a file gohot manages itself.
+pub fn is_gohot_owned_kodata(rel: &str) -> bool {
+    KODATA_OWN.contains(&rel)
+}
+
 /// Whether a file name is editor or tool noise, never a real edit.
 fn is_noise(name: &str) -> bool {
     name.starts_with(".#")
