@@ -488,7 +488,11 @@ async fn run_dev(cmd: DevCmd) -> Result<()> {
         args: cmd.args.clone(),
         keep: cmd.keep,
     };
-    let opts = LoopOptions { debounce: std::time::Duration::from_millis(cmd.debounce_ms), probe, ..Default::default() };
+    let workdir = std::env::current_dir().context("cannot determine the current directory")?;
+    let config = crate::devconfig::GohotConfig::load(&workdir)?;
+    let rules = (!config.rules.manual.is_empty()).then(|| std::sync::Arc::new(config.rules.manual));
+    let opts =
+        LoopOptions { debounce: std::time::Duration::from_millis(cmd.debounce_ms), probe, rules, ..Default::default() };
     docker::run(&builder, dev, opts, events, interrupted()).await?;
     Ok(())
 }

@@ -286,3 +286,57 @@ fn hundred_atomic_writes_never_start_a_partial_binary() {
         assert!(!text.to_lowercase().contains(bad), "{bad} in the logs:\n{text}");
     }
 }
+
+/// `gohot.yaml` manual sync rules: covered files are copied into the running
+/// container (folder structure kept, strip applied) and deleted there when
+/// deleted locally — no rebuild.
+#[test]
+fn sync_rules_copy_and_delete_without_rebuild() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    std::fs::write(
+        app.join("gohot.yaml"),
+        "sync:\n  manual:\n  - src: 'static/**'\n    dest: /srv/www\n    strip: static/\n",
+    )
+    .expect("gohot.yaml");
+    std::fs::create_dir_all(app.join("static/css")).expect("mkdir");
+    let port = free_port();
+    let container = format!("gohot-test-rules-{}", std::process::id());
+    let mut child = sb
+        .gohot(&app)
+        .args(["dev", ".", "--json", "--name", &container, "-p", &format!("{port}:8080"), "--watchexec"])
+        .arg(watchexec())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gohot dev");
+    let _cleanup = Container(container.clone());
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, events) = mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).expect("json"));
+        }
+    });
+    let next = |kind: &str| loop {
+        let e = events.recv_timeout(Duration::from_secs(180)).unwrap_or_else(|_| panic!("no {kind} event"));
+        assert_ne!(e["event"], "build_started", "a rule-covered change must not rebuild: {e}");
+        if e["event"] == kind {
+            return e;
+        }
+    };
+    next("started");
+    let remote_hash = |path: &str| -> serde_json::Value {
+        let out = ok(Command::new("docker").args(["exec", &container, "/var/run/gohot/helper", "hash", path]));
+        serde_json::from_str(out.trim()).expect("hash json")
+    };
+    std::fs::write(app.join("static/css/site.css"), "body{}\n").expect("write");
+    let e = next("rules_synced");
+    assert_eq!(e["copied"], serde_json::json!(["static/css/site.css"]));
+    assert_eq!(remote_hash("/srv/www/css/site.css")["sha256"], sha256(b"body{}\n"));
+    std::fs::remove_file(app.join("static/css/site.css")).expect("rm");
+    let e = next("rules_synced");
+    assert_eq!(e["deleted"], serde_json::json!(["static/css/site.css"]));
+    assert_eq!(remote_hash("/srv/www/css/site.css")["missing"], true);
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = child.wait();
+}

@@ -57,7 +57,7 @@ pub async fn run(
     let package = builder.package(&dev.package).await?;
     let platform = builder.platforms()?.remove(0);
     let app = DevApp { package, requested: dev.package.clone(), platform };
-    let watching = super::watch(builder, &app).await?;
+    let watching = super::watch(builder, &app, opts.rules.clone()).await?;
     let built = builder.build(&dev.package).await?;
     let image = DaemonPublisher::new("ko.local".into(), Naming::Base).publish(&built).await?;
     let binary_path = crate::cache::binary_path(&builder.cache_root(), &app.package.import_path, &app.platform);

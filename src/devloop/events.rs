@@ -71,6 +71,15 @@ pub enum DevEvent {
         /// Bytes sent.
         bytes_sent: u64,
     },
+    /// Files covered by `gohot.yaml` sync rules were copied or deleted (no rebuild).
+    RulesSynced {
+        /// Copied files (module-relative).
+        copied: Vec<String>,
+        /// Deleted files (module-relative), removed at every destination.
+        deleted: Vec<String>,
+        /// Bytes sent.
+        bytes_sent: u64,
+    },
     /// A replica restarted or was replaced and got the current binary again.
     Recovered {
         /// The replica.
@@ -132,6 +141,12 @@ impl DevEvent {
             DevEvent::KodataSynced { files, bytes_sent } => {
                 format!("synced kodata {} ({} sent)", short_list(files), human_bytes(*bytes_sent))
             }
+            DevEvent::RulesSynced { copied, deleted, bytes_sent } => format!(
+                "synced {} by sync rules{} ({} sent)",
+                short_list(copied),
+                if deleted.is_empty() { String::new() } else { format!(", deleted {}", short_list(deleted)) },
+                human_bytes(*bytes_sent)
+            ),
             DevEvent::Recovered { replica, reason } => format!("{replica}: {reason}"),
             DevEvent::SyncFailed { errors } => format!("reload failed: {}", errors.join("; ")),
             DevEvent::Log { replica, line } => format!("[{replica}] {line}"),

@@ -31,9 +31,11 @@ use sha2::Digest as _;
 use crate::build::go::Package;
 use crate::build::{BuildError, GoBuilder};
 use crate::platform::Platform;
+use crate::sync::rules::CompiledRules;
 use crate::sync::wayin::{self, PutStatus};
 use crate::target::{Replica, Target, TargetError};
 use events::{DevEvent, EventSink, Timings};
+use std::sync::Arc;
 use watch::{Change, SourceWatcher};
 
 /// Errors that end the loop (a failed build or sync does not).
@@ -103,6 +105,9 @@ pub struct LoopOptions {
     pub restart_timeout: Duration,
     /// How often to check that replicas are still the ones that got the binary.
     pub health_interval: Duration,
+    /// `gohot.yaml` manual sync rules: covered files are copied (or deleted)
+    /// in the containers instead of rebuilding.
+    pub rules: Option<Arc<CompiledRules>>,
 }
 
 impl Default for LoopOptions {
@@ -112,6 +117,7 @@ impl Default for LoopOptions {
             probe: Probe::Started,
             restart_timeout: Duration::from_secs(20),
             health_interval: Duration::from_millis(500),
+            rules: None,
         }
     }
 }
@@ -126,6 +132,10 @@ struct SyncState {
     current_sha: String,
     /// Replica instance → sha256 of the binary it holds.
     known: HashMap<String, String>,
+    /// Replicas as of the last health check: a reload uses them rather than
+    /// asking the target again (a stale entry fails its exec and the next
+    /// check repairs it).
+    replicas: Vec<Replica>,
 }
 
 /// What sending the binary to one replica did.
@@ -151,10 +161,13 @@ pub struct Watching {
     changes: tokio::sync::mpsc::UnboundedReceiver<Change>,
 }
 
-/// Starts watching the app's sources.
-pub async fn watch(builder: &GoBuilder, app: &DevApp) -> Result<Watching, DevError> {
+/// Starts watching the app's sources (and files the sync rules cover).
+pub async fn watch(builder: &GoBuilder, app: &DevApp, rules: Option<Arc<CompiledRules>>) -> Result<Watching, DevError> {
     let deps = package_dirs(builder, app).await?;
-    let (watcher, changes) = SourceWatcher::start(app.kodata(), app.module_root(), deps)?;
+    let matcher: Option<watch::RuleMatcher> = rules.map(|r| -> watch::RuleMatcher {
+        Arc::new(move |rel: &str| r.destinations(rel, "/").is_ok_and(|d| !d.is_empty()))
+    });
+    let (watcher, changes) = SourceWatcher::start(app.kodata(), app.module_root(), deps, matcher)?;
     Ok(Watching { watcher, changes })
 }
 
@@ -172,10 +185,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DevError> {
     let Watching { mut watcher, mut changes } = watching;
-    let mut state = SyncState { current_sha: sha256_hex(&initial), current: initial, known: HashMap::new() };
+    let mut state =
+        SyncState { current_sha: sha256_hex(&initial), current: initial, known: HashMap::new(), replicas: Vec::new() };
     let mut pending_sources: Vec<String> = Vec::new();
     let mut build_wanted = false;
     let mut pending_kodata: BTreeSet<String> = BTreeSet::new();
+    let mut pending_rules: BTreeSet<String> = BTreeSet::new();
     let mut first_change: Option<Instant> = None;
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut build: Option<BuildFuture<'_>> = None;
@@ -206,12 +221,17 @@ pub async fn run(
                         }
                     }
                     Change::Kodata(rel) => { pending_kodata.insert(rel); }
+                    Change::Rule(rel) => { pending_rules.insert(rel); }
                 }
                 deadline = Some(tokio::time::Instant::now() + opts.debounce);
             }
             _ = async { if let Some(d) = deadline { tokio::time::sleep_until(d).await } else { std::future::pending::<()>().await } } => {
                 deadline = None;
                 let started_by = first_change.take().unwrap_or_else(Instant::now);
+                if let (false, Some(rules)) = (pending_rules.is_empty(), &opts.rules) {
+                    let files: Vec<String> = std::mem::take(&mut pending_rules).into_iter().collect();
+                    sync_rule_files(target, &app, rules, &files, &events).await;
+                }
                 if !pending_kodata.is_empty() && !build_wanted {
                     let files: Vec<String> = std::mem::take(&mut pending_kodata).into_iter().collect();
                     sync_kodata(target, &app, &files, &events).await;
@@ -280,12 +300,16 @@ async fn reload(
     first_change: Instant,
 ) {
     let sync_start = Instant::now();
-    let replicas = match target.replicas().await {
-        Ok(r) => r,
-        Err(e) => {
-            events(DevEvent::SyncFailed { errors: vec![e.to_string()] });
-            return;
+    let replicas = if state.replicas.is_empty() {
+        match target.replicas().await {
+            Ok(r) => r,
+            Err(e) => {
+                events(DevEvent::SyncFailed { errors: vec![e.to_string()] });
+                return;
+            }
         }
+    } else {
+        state.replicas.clone()
     };
     let new_sha = sha256_hex(&binary);
     let old = state.current.clone();
@@ -429,6 +453,7 @@ async fn reconcile(target: &dyn Target, app: &DevApp, state: &mut SyncState, opt
             return;
         }
     };
+    state.replicas = replicas.clone();
     if replicas.is_empty() {
         match target.recover().await {
             Ok(true) => {
@@ -468,6 +493,63 @@ async fn reconcile(target: &dyn Target, app: &DevApp, state: &mut SyncState, opt
             Err(e) => tracing::debug!("hash check in {}: {e}", r.name),
         }
     }
+}
+
+/// Copies (or deletes) files covered by `gohot.yaml` sync rules in every
+/// replica, at every destination the rules give, through the same atomic way in.
+async fn sync_rule_files(
+    target: &dyn Target,
+    app: &DevApp,
+    rules: &CompiledRules,
+    files: &[String],
+    events: &EventSink,
+) {
+    let replicas = match target.replicas().await {
+        Ok(r) => r,
+        Err(e) => return events(DevEvent::SyncFailed { errors: vec![e.to_string()] }),
+    };
+    let root = app.module_root();
+    let (mut sent, mut copied, mut deleted, mut errors) = (0, Vec::new(), Vec::new(), Vec::new());
+    for rel in files {
+        let dests = rules.destinations(rel, "/").unwrap_or_default();
+        let local = root.join(rel);
+        let content = std::fs::read(&local).ok();
+        let mode = {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(&local)
+                .map(|m| if m.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 })
+                .unwrap_or(0o644)
+        };
+        let payload = content.as_ref().map(|c| Bytes::from(wayin::encode_full(c)));
+        for dest in &dests {
+            for r in &replicas {
+                let (argv, stdin) = match &payload {
+                    Some(p) => (wayin::put_argv(dest, mode), p.clone()),
+                    None => (wayin::rm_argv(dest), Bytes::new()),
+                };
+                let result = target.exec(r, &argv, stdin.clone()).await.map_err(|e| e.to_string()).and_then(|out| {
+                    if payload.is_some() {
+                        wayin::parse_put_status(&out.stdout).map(|_| ()).map_err(|e| e.to_string())
+                    } else {
+                        wayin::parse_rm_status(&out.stdout).map(|_| ()).map_err(|e| e.to_string())
+                    }
+                });
+                match result {
+                    Ok(()) => sent += stdin.len() as u64,
+                    Err(e) => errors.push(format!("{}: {dest}: {e}", r.name)),
+                }
+            }
+        }
+        if payload.is_some() {
+            copied.push(rel.clone())
+        } else {
+            deleted.push(rel.clone())
+        }
+    }
+    if !errors.is_empty() {
+        events(DevEvent::SyncFailed { errors });
+    }
+    events(DevEvent::RulesSynced { copied, deleted, bytes_sent: sent });
 }
 
 /// Sends changed kodata files (no rebuild).

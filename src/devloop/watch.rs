@@ -18,7 +18,12 @@ pub enum Change {
     Source(PathBuf),
     /// A kodata file (path relative to kodata): sync it, no rebuild.
     Kodata(String),
+    /// A file a `gohot.yaml` sync rule covers (path relative to the module root).
+    Rule(String),
 }
+
+/// Decides whether a module-relative path is covered by sync rules.
+pub type RuleMatcher = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Files in kodata that gohot manages itself.
 const KODATA_OWN: &[&str] = &["watchexec", ".watchexec.sha256", ".gitignore"];
@@ -37,13 +42,28 @@ fn is_noise(name: &str) -> bool {
         || name.ends_with(".tmp")
         || name == "4913"
         || name.starts_with(".gohot")
+        // Temp files of gohot's own atomic writes (`.NAME.gohot-XXXX`).
+        || name.contains(".gohot-")
 }
 
-/// Classifies a path against the watched roots.
-pub fn classify(path: &Path, kodata: &Path, module_root: &Path, package_dirs: &BTreeSet<PathBuf>) -> Option<Change> {
+/// Classifies a path against the watched roots; files covered by sync rules
+/// are synced rather than rebuilt, so rules come first.
+pub fn classify(
+    path: &Path,
+    kodata: &Path,
+    module_root: &Path,
+    package_dirs: &BTreeSet<PathBuf>,
+    rules: Option<&RuleMatcher>,
+) -> Option<Change> {
     let name = path.file_name()?.to_str()?;
     if is_noise(name) {
         return None;
+    }
+    if let (Some(rules), Ok(rel)) = (rules, path.strip_prefix(module_root)) {
+        let rel = rel.to_str()?;
+        if !rel.starts_with(".git/") && rules(rel) {
+            return Some(Change::Rule(rel.to_string()));
+        }
     }
     if let Ok(rel) = path.strip_prefix(kodata) {
         let rel = rel.to_str()?.to_string();
@@ -71,17 +91,21 @@ pub struct SourceWatcher {
     kodata: PathBuf,
     module_root: PathBuf,
     package_dirs: std::sync::Arc<std::sync::RwLock<BTreeSet<PathBuf>>>,
+    recursive_root: bool,
 }
 
 impl SourceWatcher {
     /// Starts watching; changes arrive on the returned channel.
+    /// With `rules`, the whole module is watched (recursively) for files they cover.
     pub fn start(
         kodata: PathBuf,
         module_root: PathBuf,
         package_dirs: BTreeSet<PathBuf>,
+        rules: Option<RuleMatcher>,
     ) -> notify::Result<(Self, mpsc::UnboundedReceiver<Change>)> {
         let (tx, rx) = mpsc::unbounded_channel();
         let dirs = std::sync::Arc::new(std::sync::RwLock::new(BTreeSet::new()));
+        let recursive_root = rules.is_some();
         let (k, m, d) = (kodata.clone(), module_root.clone(), dirs.clone());
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let Ok(event) = res else { return };
@@ -90,18 +114,33 @@ impl SourceWatcher {
             }
             let dirs = d.read().unwrap_or_else(|p| p.into_inner());
             for p in &event.paths {
-                if let Some(c) = classify(p, &k, &m, &dirs) {
+                if let Some(c) = classify(p, &k, &m, &dirs, rules.as_ref()) {
                     let _ = tx.send(c);
                 }
             }
         })?;
-        let mut w = SourceWatcher { watcher, watched: BTreeSet::new(), kodata, module_root, package_dirs: dirs };
+        let mut w = SourceWatcher {
+            watcher,
+            watched: BTreeSet::new(),
+            kodata,
+            module_root,
+            package_dirs: dirs,
+            recursive_root,
+        };
+        if w.recursive_root {
+            w.watcher.watch(&w.module_root, RecursiveMode::Recursive)?;
+        }
         w.update(package_dirs)?;
         Ok((w, rx))
     }
 
     /// Replaces the package directories (after imports changed).
     pub fn update(&mut self, package_dirs: BTreeSet<PathBuf>) -> notify::Result<()> {
+        if self.recursive_root {
+            // Everything below the module root is already watched.
+            *self.package_dirs.write().unwrap_or_else(|p| p.into_inner()) = package_dirs;
+            return Ok(());
+        }
         let mut want: BTreeSet<PathBuf> = package_dirs.clone();
         want.insert(self.module_root.clone());
         for gone in self.watched.difference(&want).cloned().collect::<Vec<_>>() {
@@ -129,13 +168,20 @@ mod tests {
     fn classifies_paths() {
         let dirs: BTreeSet<PathBuf> = [PathBuf::from("/m"), PathBuf::from("/m/lib")].into();
         let (k, m) = (Path::new("/m/kodata"), Path::new("/m"));
-        assert_eq!(classify(Path::new("/m/main.go"), k, m, &dirs), Some(Change::Source("/m/main.go".into())));
-        assert_eq!(classify(Path::new("/m/go.mod"), k, m, &dirs), Some(Change::Source("/m/go.mod".into())));
-        assert_eq!(classify(Path::new("/m/lib/x.go"), k, m, &dirs), Some(Change::Source("/m/lib/x.go".into())));
-        assert_eq!(classify(Path::new("/m/kodata/a/b.txt"), k, m, &dirs), Some(Change::Kodata("a/b.txt".into())));
-        assert_eq!(classify(Path::new("/m/kodata/watchexec"), k, m, &dirs), None);
-        assert_eq!(classify(Path::new("/m/.main.go.swp"), k, m, &dirs), None);
-        assert_eq!(classify(Path::new("/m/main.go~"), k, m, &dirs), None);
-        assert_eq!(classify(Path::new("/m/other/x.go"), k, m, &dirs), None);
+        assert_eq!(classify(Path::new("/m/main.go"), k, m, &dirs, None), Some(Change::Source("/m/main.go".into())));
+        assert_eq!(classify(Path::new("/m/go.mod"), k, m, &dirs, None), Some(Change::Source("/m/go.mod".into())));
+        assert_eq!(classify(Path::new("/m/lib/x.go"), k, m, &dirs, None), Some(Change::Source("/m/lib/x.go".into())));
+        assert_eq!(classify(Path::new("/m/kodata/a/b.txt"), k, m, &dirs, None), Some(Change::Kodata("a/b.txt".into())));
+        assert_eq!(classify(Path::new("/m/kodata/watchexec"), k, m, &dirs, None), None);
+        assert_eq!(classify(Path::new("/m/.main.go.swp"), k, m, &dirs, None), None);
+        assert_eq!(classify(Path::new("/m/main.go~"), k, m, &dirs, None), None);
+        assert_eq!(classify(Path::new("/m/kodata/..watchexec.sha256.gohot-fX0VU2"), k, m, &dirs, None), None);
+        assert_eq!(classify(Path::new("/m/other/x.go"), k, m, &dirs, None), None);
+        let rules: RuleMatcher = std::sync::Arc::new(|rel: &str| rel.starts_with("static/"));
+        assert_eq!(
+            classify(Path::new("/m/static/a.html"), k, m, &dirs, Some(&rules)),
+            Some(Change::Rule("static/a.html".into()))
+        );
+        assert_eq!(classify(Path::new("/m/docs/README.md"), k, m, &dirs, Some(&rules)), None);
     }
 }
