@@ -340,3 +340,41 @@ fn sync_rules_copy_and_delete_without_rebuild() {
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
     let _ = child.wait();
 }
+
+/// Files synced back from the container into the app's own package directory
+/// do not make `gohot dev` rebuild (no loop); a later local edit of such a
+/// file does.
+#[test]
+fn syncback_writes_do_not_trigger_rebuilds() {
+    let mut dev = DevSession::start("syncback");
+    // Make a file inside the container through the helper (the base has no shell).
+    let payload = gohot::sync::wayin::encode_full(b"generated in the container\n");
+    let mut child = Command::new("docker")
+        .args(["exec", "-i", &dev.container])
+        .args(gohot::sync::wayin::put_argv("/tmp/gen/notes.txt", 0o644))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("docker exec");
+    child.stdin.take().expect("stdin").write_all(&payload).expect("payload");
+    assert!(child.wait_with_output().expect("exec").status.success());
+
+    let sb = Sandbox::new();
+    let out = run(sb
+        .gohot(&dev.app)
+        .env("KOCACHE", dev.app.parent().expect("sandbox").join("kocache"))
+        .args(["syncback", &format!("{}:/tmp/gen", dev.container)])
+        .arg(&dev.app));
+    assert!(out.status.success(), "syncback: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dev.app.join("notes.txt")).expect("synced back"),
+        "generated in the container\n"
+    );
+    // The watcher saw the new file; it must not have asked for a build.
+    if let Ok(e) = dev.events.recv_timeout(Duration::from_secs(3)) {
+        assert_ne!(e["event"], "build_started", "syncback's own write triggered a rebuild: {e}");
+    }
+    // A person editing it afterwards is a real change.
+    std::fs::write(dev.app.join("notes.txt"), "edited locally\n").expect("edit");
+    dev.wait_event("build_started", Duration::from_secs(30));
+}

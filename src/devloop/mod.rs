@@ -207,6 +207,13 @@ pub async fn run(
             Some(change) = changes.recv() => {
                 first_change.get_or_insert_with(Instant::now);
                 match change {
+                    Change::Source(p) if crate::syncback::written_by_syncback(&builder.cache_root(), &p) => {
+                        tracing::debug!("{} was written by syncback: no rebuild", p.display());
+                        if first_change.is_some() && !build_wanted && pending_kodata.is_empty() && pending_rules.is_empty() {
+                            first_change = None;
+                        }
+                        continue;
+                    }
                     Change::Source(p) => {
                         build_wanted = true;
                         let name = p.strip_prefix(app.module_root()).unwrap_or(&p).display().to_string();

@@ -410,7 +410,15 @@ impl<'t> Syncback<'t> {
             report.dirs_removed = plan.rmdirs.clone();
             return Ok(report);
         }
+        state.pending = plan
+            .fetch
+            .iter()
+            .map(|f| (f.path.as_str().to_string(), f.sha256.clone()))
+            .chain(plan.reuse.iter().map(|r| (r.to.as_str().to_string(), r.sha256.clone())))
+            .collect();
+        state.save(&self.state_path)?;
         let result = self.apply(replica, &plan, &mut state, &mut report).await;
+        state.pending.clear();
         // Whatever happened, remember what did land (so it is no conflict next time).
         let saved = state.save(&self.state_path);
         for p in &report.written {
@@ -538,4 +546,28 @@ mod tests {
         );
         assert_eq!(human_bytes(1_900_000), "1.9 MB");
     }
+}
+
+/// Whether `path` is exactly what a syncback into one of its ancestor
+/// directories left there. `gohot dev` ignores such changes, so files synced
+/// back from a container never trigger a rebuild loop; a later edit of the
+/// file changes its hash and counts again.
+pub fn written_by_syncback(cache_root: &Path, path: &Path) -> bool {
+    let Ok(path) = path.canonicalize() else { return false };
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        let state_file = plan::state_path(cache_root, d);
+        if state_file.is_file() {
+            if let (Ok(state), Ok(rel)) = (plan::State::load(&state_file), path.strip_prefix(d)) {
+                let rel = rel.to_str().unwrap_or_default();
+                let expected: Vec<&String> =
+                    state.files.get(rel).map(|r| &r.sha256).into_iter().chain(state.pending.get(rel)).collect();
+                if !expected.is_empty() {
+                    return plan::hash_file(&path).is_ok_and(|h| expected.contains(&&h));
+                }
+            }
+        }
+        dir = d.parent();
+    }
+    false
 }

@@ -46,6 +46,12 @@ pub struct State {
     /// Symlinks: path → target.
     #[serde(default)]
     pub links: BTreeMap<String, String>,
+    /// Files a round is about to write (path → sha256), saved before any is
+    /// written, so `gohot dev` can tell syncback's writes from edits the
+    /// moment they appear. Cleared when the round ends; never used for
+    /// conflict decisions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending: BTreeMap<String, String>,
 }
 
 /// A file as syncback left it.
