@@ -75,15 +75,9 @@ pub struct SkaffoldBuildCmd {
     /// Go main package, relative to $BUILD_CONTEXT.
     #[arg(long, default_value = ".")]
     pub package: String,
-    /// Base image (overrides .ko.yaml); `scratch` is the built-in empty base.
-    #[arg(long)]
-    pub base: Option<String>,
-    /// Re-resolve base image tags against the registry instead of the cache.
-    #[arg(long)]
-    pub pull: bool,
-    /// Build the dev-mode variant (writable /ko-app for hot reload).
-    #[arg(long)]
-    pub dev: bool,
+    /// Build settings ($PLATFORMS wins over --platform).
+    #[command(flatten)]
+    pub build: BuildFlags,
     /// Also copy the built binary (host platform, else the first) to
     /// DIR/<name>, DIR relative to $BUILD_CONTEXT, for a sync.manual rule.
     #[arg(long, value_name = "DIR")]
@@ -554,17 +548,7 @@ fn make_builder_in(
     workdir: PathBuf,
     platforms: Vec<crate::platform::Platform>,
 ) -> Result<GoBuilder> {
-    let flags = BuildFlags {
-        platform: Vec::new(),
-        base: cmd.base.clone(),
-        pull: cmd.pull,
-        dev: cmd.dev,
-        watchexec: std::env::var_os("GOHOT_WATCHEXEC").map(PathBuf::from),
-        watchexec_version: None,
-        watchexec_url: std::env::var("GOHOT_WATCHEXEC_URL").ok(),
-        debug: false,
-    };
-    builder_in(&flags, registry, workdir, platforms)
+    builder_in(&cmd.build, registry, workdir, platforms)
 }
 
 async fn run_skaffold(cmd: SkaffoldCmd) -> Result<()> {
