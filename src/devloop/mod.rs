@@ -329,17 +329,22 @@ async fn reload(
         });
         return;
     }
-    // One delta for every replica that holds the previous binary.
-    let delta = {
+    // Encoded once, off the async threads, while each replica's exec is set
+    // up: a delta for replicas that hold the previous binary, else the file.
+    let delta = encode_shared({
         let (old, new) = (old.clone(), binary.clone());
-        tokio::task::spawn_blocking(move || Bytes::from(wayin::encode_delta(&old, &new))).await.ok()
-    };
+        move || wayin::encode_delta(&old, &new)
+    });
+    let full = encode_shared({
+        let new = binary.clone();
+        move || wayin::encode_full(&new)
+    });
     let results = futures::future::join_all(replicas.iter().map(|r| {
-        let payload = match (state.known.get(&r.instance), &delta) {
-            (Some(sha), Some(d)) if *sha == old_sha => Some(d.clone()),
-            _ => None,
+        let payload = match state.known.get(&r.instance) {
+            Some(sha) if *sha == old_sha => delta.clone(),
+            _ => full.clone(),
         };
-        push(target, app, r, &binary, payload, opts)
+        push(target, app, r, payload, full.clone(), opts)
     }))
     .await;
     // Sync time counts from here (encoding included) to the last rename.
@@ -400,29 +405,32 @@ async fn reload(
     });
 }
 
-/// Puts the binary into one replica: `delta` if given (falling back to the
-/// whole file when the replica's copy is not the expected base).
+/// A payload being encoded on a blocking thread, awaitable by many.
+type SharedPayload = futures::future::Shared<futures::future::BoxFuture<'static, Bytes>>;
+
+fn encode_shared(encode: impl FnOnce() -> Vec<u8> + Send + 'static) -> SharedPayload {
+    use futures::FutureExt;
+    async move { tokio::task::spawn_blocking(encode).await.map(Bytes::from).unwrap_or_default() }.boxed().shared()
+}
+
+/// Puts a payload into one replica, falling back to `full` when the
+/// replica's copy is not the delta's base.
 async fn push(
     target: &dyn Target,
     app: &DevApp,
     replica: &Replica,
-    binary: &Bytes,
-    delta: Option<Bytes>,
+    payload: SharedPayload,
+    full: SharedPayload,
     opts: &LoopOptions,
 ) -> Result<Pushed, String> {
+    use futures::FutureExt;
     let argv = wayin::put_wait_argv(&app.dest(), 0o755, opts.restart_timeout);
     let start = Instant::now();
-    let mut payload = match delta {
-        Some(d) => d,
-        None => {
-            let b = binary.clone();
-            tokio::task::spawn_blocking(move || Bytes::from(wayin::encode_full(&b))).await.map_err(|e| e.to_string())?
-        }
-    };
+    let mut payload = payload;
     let mut sent = 0;
     for attempt in 0..2 {
-        sent += payload.len() as u64;
-        let out = target.exec(replica, &argv, payload.clone()).await.map_err(|e| e.to_string())?;
+        let out = target.exec_deferred(replica, &argv, payload.clone().boxed()).await.map_err(|e| e.to_string())?;
+        sent += payload.clone().await.len() as u64;
         match wayin::parse_put_status(&out.stdout) {
             Ok(PutStatus::Written { restart_ms, pid, .. }) => {
                 let restart = restart_ms.map(Duration::from_millis).unwrap_or_default();
@@ -433,12 +441,7 @@ async fn push(
                     restart: pid.map(|_| restart),
                 });
             }
-            Ok(PutStatus::BaseMismatch { .. }) if attempt == 0 => {
-                let b = binary.clone();
-                payload = tokio::task::spawn_blocking(move || Bytes::from(wayin::encode_full(&b)))
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
+            Ok(PutStatus::BaseMismatch { .. }) if attempt == 0 => payload = full.clone(),
             Ok(other) => return Err(format!("{}: unexpected helper answer {other:?}", replica.name)),
             Err(e) => {
                 let stderr = String::from_utf8_lossy(&out.stderr);
@@ -486,17 +489,22 @@ async fn reconcile(target: &dyn Target, app: &DevApp, state: &mut SyncState, opt
             Ok(wayin::RemoteFile::Present { sha256, .. }) if sha256 == state.current_sha => {
                 state.known.insert(r.instance.clone(), sha256);
             }
-            Ok(_) => match push(target, app, r, &state.current, None, opts).await {
-                Ok(p) => {
-                    state.known.insert(r.instance.clone(), state.current_sha.clone());
-                    let how = if p.restart.is_some() { "restarted on it" } else { "restart not confirmed" };
-                    events(DevEvent::Recovered {
-                        replica: r.name.clone(),
-                        reason: format!("had a stale binary after a restart: synced the current one ({how})"),
-                    });
+            Ok(_) => {
+                let b = state.current.clone();
+                let full = encode_shared(move || wayin::encode_full(&b));
+                let pushed = push(target, app, r, full.clone(), full, opts).await;
+                match pushed {
+                    Ok(p) => {
+                        state.known.insert(r.instance.clone(), state.current_sha.clone());
+                        let how = if p.restart.is_some() { "restarted on it" } else { "restart not confirmed" };
+                        events(DevEvent::Recovered {
+                            replica: r.name.clone(),
+                            reason: format!("had a stale binary after a restart: synced the current one ({how})"),
+                        });
+                    }
+                    Err(e) => events(DevEvent::SyncFailed { errors: vec![e] }),
                 }
-                Err(e) => events(DevEvent::SyncFailed { errors: vec![e] }),
-            },
+            }
             Err(e) => tracing::debug!("hash check in {}: {e}", r.name),
         }
     }

@@ -188,6 +188,15 @@ impl Target for DockerTarget {
     }
 
     async fn exec(&self, replica: &Replica, argv: &[String], stdin: Bytes) -> Result<ExecOutput, TargetError> {
+        self.exec_deferred(replica, argv, Box::pin(async move { stdin })).await
+    }
+
+    async fn exec_deferred(
+        &self,
+        replica: &Replica,
+        argv: &[String],
+        stdin: futures::future::BoxFuture<'static, Bytes>,
+    ) -> Result<ExecOutput, TargetError> {
         let err = |detail: String| TargetError::Exec { replica: replica.name.clone(), detail };
         let exec = self
             .docker
@@ -208,6 +217,7 @@ impl Target for DockerTarget {
             StartExecResults::Attached { mut output, mut input } => {
                 // Feed stdin while reading output, so neither side can block the other.
                 let writer = async move {
+                    let stdin = stdin.await;
                     input.write_all(&stdin).await?;
                     input.shutdown().await
                 };

@@ -66,6 +66,19 @@ pub trait Target: Send + Sync {
     /// Runs `argv` in the replica's container with `stdin` as its input.
     async fn exec(&self, replica: &Replica, argv: &[String], stdin: Bytes) -> Result<ExecOutput, TargetError>;
 
+    /// Like [`Target::exec`], with stdin still being computed: a target may
+    /// set the exec up while the payload is encoded (the Docker target does),
+    /// taking the exec's setup off a reload's critical path.
+    async fn exec_deferred(
+        &self,
+        replica: &Replica,
+        argv: &[String],
+        stdin: futures::future::BoxFuture<'static, Bytes>,
+    ) -> Result<ExecOutput, TargetError> {
+        let stdin = stdin.await;
+        self.exec(replica, argv, stdin).await
+    }
+
     /// Called when the app has no live replica: bring it back if the target
     /// owns its lifecycle (the Docker target re-creates its container).
     /// Returns whether something was done.
