@@ -6,6 +6,7 @@
 //! [`resolve`] (`ko://` references in manifests → digests).
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod build;
 pub mod cache;

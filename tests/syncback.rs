@@ -1,8 +1,7 @@
 //! `gohot syncback`: files from a real container back into a local tree,
 //! and the Rust side fed hostile listings and streams directly.
 
-#[path = "wayin_support.rs"]
-mod support;
+use crate::wayin_support as support;
 
 use std::collections::BTreeMap;
 use std::io::Write;

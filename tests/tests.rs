@@ -11,3 +11,4 @@ mod resolve;
 mod skaffold;
 mod syncback;
 mod wayin;
+mod wayin_support;

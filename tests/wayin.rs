@@ -2,8 +2,7 @@
 //! real Go toolchain, run as a process (and inside a real container when the
 //! Docker engine is there), fed payloads made by the Rust encoder.
 
-#[path = "wayin_support.rs"]
-mod support;
+use crate::wayin_support as support;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{symlink, PermissionsExt};

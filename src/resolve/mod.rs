@@ -64,7 +64,7 @@ pub enum ResolveError {
         reference: String,
         /// Why.
         #[source]
-        source: BuildError,
+        source: Box<BuildError>,
     },
     /// A document cannot be rewritten for dev mode.
     #[error("{path}:{line}: {message}")]
@@ -87,7 +87,7 @@ pub enum ResolveError {
         reference: String,
         /// Why.
         #[source]
-        source: PublishError,
+        source: Box<PublishError>,
     },
 }
 
@@ -221,13 +221,13 @@ pub async fn build_refs(
                 path: path.clone(),
                 line,
                 reference: reference.clone(),
-                source,
+                source: Box::new(source),
             })?;
             let image = publisher.publish(&built).await.map_err(|source| ResolveError::Publish {
                 path: path.clone(),
                 line,
                 reference: reference.clone(),
-                source,
+                source: Box::new(source),
             })?;
             Ok((reference, ResolvedRef { image, built }))
         }))

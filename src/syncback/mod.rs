@@ -521,6 +521,30 @@ fn helper_error(what: &'static str, replica: &Replica, source: WayInError, stder
     SyncbackError::Helper { what, replica: replica.name.clone(), source: Box::new(source), stderr }
 }
 
+/// Whether `path` is exactly what a syncback into one of its ancestor
+/// directories left there. `gohot dev` ignores such changes, so files synced
+/// back from a container never trigger a rebuild loop; a later edit of the
+/// file changes its hash and counts again.
+pub fn written_by_syncback(cache_root: &Path, path: &Path) -> bool {
+    let Ok(path) = path.canonicalize() else { return false };
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        let state_file = plan::state_path(cache_root, d);
+        if state_file.is_file() {
+            if let (Ok(state), Ok(rel)) = (plan::State::load(&state_file), path.strip_prefix(d)) {
+                let rel = rel.to_str().unwrap_or_default();
+                let expected: Vec<&String> =
+                    state.files.get(rel).map(|r| &r.sha256).into_iter().chain(state.pending.get(rel)).collect();
+                if !expected.is_empty() {
+                    return plan::hash_file(&path).is_ok_and(|h| expected.contains(&&h));
+                }
+            }
+        }
+        dir = d.parent();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,28 +570,4 @@ mod tests {
         );
         assert_eq!(human_bytes(1_900_000), "1.9 MB");
     }
-}
-
-/// Whether `path` is exactly what a syncback into one of its ancestor
-/// directories left there. `gohot dev` ignores such changes, so files synced
-/// back from a container never trigger a rebuild loop; a later edit of the
-/// file changes its hash and counts again.
-pub fn written_by_syncback(cache_root: &Path, path: &Path) -> bool {
-    let Ok(path) = path.canonicalize() else { return false };
-    let mut dir = path.parent();
-    while let Some(d) = dir {
-        let state_file = plan::state_path(cache_root, d);
-        if state_file.is_file() {
-            if let (Ok(state), Ok(rel)) = (plan::State::load(&state_file), path.strip_prefix(d)) {
-                let rel = rel.to_str().unwrap_or_default();
-                let expected: Vec<&String> =
-                    state.files.get(rel).map(|r| &r.sha256).into_iter().chain(state.pending.get(rel)).collect();
-                if !expected.is_empty() {
-                    return plan::hash_file(&path).is_ok_and(|h| expected.contains(&&h));
-                }
-            }
-        }
-        dir = d.parent();
-    }
-    false
 }
