@@ -10,6 +10,7 @@
 pub mod build;
 pub mod cache;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod devimage;
 pub mod oci;

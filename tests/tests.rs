@@ -6,5 +6,6 @@ mod util;
 
 mod build;
 mod errors;
+mod kube;
 mod resolve;
 mod wayin;

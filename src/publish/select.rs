@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::daemon::DaemonPublisher;
+use super::kind::KindPublisher;
 use super::layout::LayoutPublisher;
 use super::registry::RegistryPublisher;
 use super::tarball::TarballPublisher;
@@ -26,6 +27,8 @@ pub struct Destinations {
     pub tags: Vec<String>,
     /// Registries to reach over plain HTTP.
     pub insecure: Vec<String>,
+    /// The KinD cluster for `kind.local` (`KIND_CLUSTER_NAME`; default `kind`).
+    pub kind_cluster: Option<String>,
 }
 
 /// What a `KO_DOCKER_REPO` value means.
@@ -56,11 +59,11 @@ pub fn publisher(dest: &Destinations, registry: &Registry) -> Result<Box<dyn Pub
         match dest.repo.as_deref() {
             Some(repo) => match repo_kind(repo) {
                 RepoKind::Daemon => all.push(Box::new(DaemonPublisher::new(repo.into(), dest.naming))),
-                RepoKind::Kind => {
-                    return Err(PublishError::Destination(
-                        "kind.local is not supported yet: push to a registry the cluster can pull from, or use ko.local for the local Docker engine".into(),
-                    ))
-                }
+                RepoKind::Kind => all.push(Box::new(KindPublisher::new(
+                    repo.into(),
+                    dest.naming,
+                    dest.kind_cluster.clone().unwrap_or_else(|| super::kind::cluster_name(None)),
+                ))),
                 RepoKind::Registry => all.push(Box::new(RegistryPublisher::new(
                     registry.clone(),
                     repo.into(),

@@ -1,0 +1,165 @@
+//! `gohot apply`: resolve the manifests (build and publish every `ko://`
+//! image, and in dev mode rewrite the app's containers to run under
+//! watchexec), server-side apply them, and wait for the rollout.
+//!
+//! This is the one place that strings the stages together for a cluster; it
+//! sees only the [`Build`] and [`Publish`] traits, so the destination
+//! (registry, KinD nodes) is chosen elsewhere, once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use super::apply::{self, Applied, Doc};
+use super::pods::{AppImage, Workload};
+use super::rollout::{self, WaitOptions};
+use super::{Cluster, KubeError};
+use crate::build::Build;
+use crate::oci::Artifact;
+use crate::publish::Publish;
+use crate::resolve::devrewrite::{rewrite_document, DevRewrite, RewriteError};
+use crate::resolve::{self, ManifestFile, ResolveError, ResolvedRef};
+
+/// Errors deploying.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeployError {
+    /// Building or publishing an image failed.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The dev-mode rewrite refused a manifest.
+    #[error(transparent)]
+    Rewrite(#[from] RewriteError),
+    /// The cluster refused or the rollout failed.
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+}
+
+/// How to deploy.
+#[derive(Clone, Debug)]
+pub struct DeployOptions {
+    /// Rewrite the app's containers for hot reload.
+    pub dev: bool,
+    /// Builds to run at once.
+    pub jobs: usize,
+    /// Wait for the rollout (None: don't).
+    pub wait: Option<WaitOptions>,
+}
+
+/// What was deployed.
+#[derive(Debug)]
+pub struct Deployed {
+    /// Each `ko://` reference and what it became.
+    pub refs: BTreeMap<String, ResolvedRef>,
+    /// The applied objects.
+    pub applied: Vec<Applied>,
+    /// The workloads among them.
+    pub workloads: Vec<Workload>,
+    /// The resolved (and, in dev mode, rewritten) manifests as applied.
+    pub manifests: String,
+}
+
+impl Deployed {
+    /// The app image of one reference, with every digest a node may report for it.
+    pub fn app_image(&self, reference: &str) -> Option<AppImage> {
+        self.refs.get(reference).map(|r| app_image(&r.image, &r.built.artifact))
+    }
+}
+
+/// The [`AppImage`] for a published reference and the artifact behind it:
+/// the index or manifest digest, and each platform image's manifest and
+/// config digests (what runtimes report as `imageID`).
+pub fn app_image(reference: &str, artifact: &Artifact) -> AppImage {
+    let mut image = AppImage::new(reference).with_digest(artifact.digest());
+    for i in artifact.images() {
+        image = image.with_digest(i.digest()).with_digest(i.config_digest());
+    }
+    image
+}
+
+/// Resolves, rewrites (dev), renders and parses the manifests into documents to apply.
+pub async fn resolve_for_apply(
+    files: &[ManifestFile],
+    builder: &dyn Build,
+    publisher: &dyn Publish,
+    opts: &DeployOptions,
+) -> Result<(BTreeMap<String, ResolvedRef>, String, Vec<Doc>), DeployError> {
+    let refs = resolve::build_refs(files, builder, publisher, opts.jobs).await?;
+    let images: HashMap<String, String> = refs.iter().map(|(k, v)| (k.clone(), v.image.clone())).collect();
+    let failure: Mutex<Option<RewriteError>> = Mutex::new(None);
+    let edit = |doc: &mut serde_yaml_ng::Value| -> bool {
+        if !opts.dev {
+            return false;
+        }
+        let mut changed = false;
+        for r in refs.values() {
+            let rewrite = DevRewrite::new(r.built.package.binary_name());
+            match rewrite_document(doc, &|img: &str| img == r.image, &rewrite) {
+                Ok(c) => changed |= c,
+                Err(e) => {
+                    if let Ok(mut f) = failure.lock() {
+                        f.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        changed
+    };
+    let text = resolve::render(files, &images, &edit);
+    if let Some(e) = failure.into_inner().ok().flatten() {
+        return Err(e.into());
+    }
+    let mut docs = Vec::new();
+    for mut d in resolve::yaml::split(&text) {
+        d.parse().map_err(|(line, _, message)| KubeError::Manifest {
+            path: "<resolved manifests>".into(),
+            detail: format!("line {line}: {message}"),
+        })?;
+        if let Some(v) = d.value {
+            docs.extend(apply::docs_from_yaml("<resolved manifests>", &[v])?);
+        }
+    }
+    Ok((refs, text, docs))
+}
+
+/// Resolve, apply, wait. `progress` gets rollout messages for people.
+pub async fn deploy(
+    cluster: &Cluster,
+    files: &[ManifestFile],
+    builder: &dyn Build,
+    publisher: &dyn Publish,
+    opts: &DeployOptions,
+    progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<Deployed, DeployError> {
+    let (refs, manifests, docs) = resolve_for_apply(files, builder, publisher, opts).await?;
+    let applied = apply::apply(cluster, &docs).await?;
+    let workloads: Vec<Workload> = applied.iter().filter_map(|a| a.workload.clone()).collect();
+    if let Some(wait) = opts.wait {
+        rollout::wait_ready(cluster, &workloads, wait, progress).await?;
+    }
+    Ok(Deployed { refs, applied, workloads, manifests })
+}
+
+/// Documents of manifest files as they are (no resolution), for `gohot delete`.
+pub fn raw_docs(files: &[ManifestFile]) -> Result<Vec<Doc>, KubeError> {
+    let mut docs = Vec::new();
+    for f in files {
+        let values: Vec<serde_yaml_ng::Value> = f.documents.iter().filter_map(|d| d.value.clone()).collect();
+        docs.extend(apply::docs_from_yaml(&f.path.display().to_string(), &values)?);
+    }
+    Ok(docs)
+}
+
+/// Every `ko://` reference in the files.
+pub fn ko_refs(files: &[ManifestFile]) -> Vec<String> {
+    let mut refs = Vec::new();
+    for f in files {
+        for d in &f.documents {
+            if let Some(v) = &d.value {
+                resolve::find_refs(v, &mut refs);
+            }
+        }
+    }
+    refs.sort();
+    refs.dedup();
+    refs
+}
