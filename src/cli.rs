@@ -293,7 +293,10 @@ fn read_all_manifests(paths: &[PathBuf]) -> Result<Vec<crate::resolve::ManifestF
 /// Connects to the cluster the flags name, refusing non-local contexts not
 /// allowed by name, and checks the API server answers.
 async fn connect_cluster(flags: &KubeFlags) -> Result<crate::cluster::Cluster> {
-    let cluster = crate::cluster::connect(&flags.options()).await?;
+    let mut opts = flags.options();
+    let workdir = std::env::current_dir().context("cannot determine the current directory")?;
+    opts.allow_contexts.extend(crate::cluster::context::allowed_from_config(&workdir)?);
+    let cluster = crate::cluster::connect(&opts).await?;
     let version = cluster.ping().await?;
     tracing::info!("context {} ({}, Kubernetes {version})", cluster.context.name, cluster.context.server);
     Ok(cluster)

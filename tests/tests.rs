@@ -6,6 +6,7 @@ mod util;
 
 mod build;
 mod errors;
+mod kind;
 mod kube;
 mod resolve;
 mod wayin;

@@ -11,7 +11,8 @@
 //! are plainly on the developer's machine — contexts named as KinD, Minikube,
 //! Docker Desktop, k3d, Rancher Desktop or OrbStack name them, or any whose
 //! API server is on loopback — and needs every other context allowed by name
-//! (`--allow-context NAME`). [`check_allowed`] is a pure function of the
+//! (`--allow-context NAME`, or `allowContexts:` in `gohot.yaml`, read by
+//! [`allowed_from_config`]). [`check_allowed`] is a pure function of the
 //! context and the allow list.
 
 use std::ffi::OsStr;
@@ -140,6 +141,28 @@ pub fn select_context(
     Ok(ContextInfo { name, cluster: ctx.cluster.clone(), server, namespace })
 }
 
+/// `allowContexts:` from `gohot.yaml` in `dir` (other keys are not read
+/// here). No file is an empty list.
+pub fn allowed_from_config(dir: &Path) -> Result<Vec<String>, KubeError> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    struct File {
+        #[serde(default)]
+        allow_contexts: Vec<String>,
+    }
+    let path = dir.join("gohot.yaml");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(KubeError::Kubeconfig { path: path.display().to_string(), detail: e.to_string() }),
+    };
+    let file: Option<File> = serde_yaml_ng::from_str(&text).map_err(|e| KubeError::Kubeconfig {
+        path: path.display().to_string(),
+        detail: format!("{e} (allowContexts must be a list of context names)"),
+    })?;
+    Ok(file.unwrap_or_default().allow_contexts)
+}
+
 /// The KinD cluster name of a `kind-<name>` context.
 pub fn kind_cluster(context: &str) -> Option<&str> {
     context.strip_prefix("kind-").filter(|n| !n.is_empty())
@@ -239,6 +262,17 @@ users:
         std::fs::write(&a, "clusters: [[[").unwrap();
         let err = read_kubeconfig(Some(&a), None, None).unwrap_err().to_string();
         assert!(err.contains(&a.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn allow_list_from_gohot_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(allowed_from_config(dir.path()).unwrap().is_empty());
+        std::fs::write(dir.path().join("gohot.yaml"), "sync: []\nallowContexts: [staging, prod-eu]\n").unwrap();
+        assert_eq!(allowed_from_config(dir.path()).unwrap(), ["staging", "prod-eu"]);
+        std::fs::write(dir.path().join("gohot.yaml"), "allowContexts: staging\n").unwrap();
+        let e = allowed_from_config(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("gohot.yaml") && e.contains("list of context names"), "{e}");
     }
 
     #[test]
