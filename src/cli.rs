@@ -231,6 +231,7 @@ impl PublishFlags {
             tags: self.tags.clone(),
             insecure: self.insecure_registry.clone(),
             kind_cluster: std::env::var("KIND_CLUSTER_NAME").ok().filter(|s| !s.is_empty()),
+            minikube_profile: std::env::var("MINIKUBE_PROFILE").ok().filter(|s| !s.is_empty()),
         }
     }
 }
@@ -324,6 +325,13 @@ async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
             tracing::info!("KO_DOCKER_REPO is not set: loading images into KinD cluster {kind} (kind.local)");
             dest.repo = Some("kind.local".into());
             dest.kind_cluster.get_or_insert_with(|| kind.to_string());
+        } else if crate::cluster::context::is_minikube(&cluster.context) && which::which("minikube").is_ok() {
+            tracing::info!(
+                "KO_DOCKER_REPO is not set: loading images into minikube profile {} (minikube.local)",
+                cluster.context.name
+            );
+            dest.repo = Some("minikube.local".into());
+            dest.minikube_profile.get_or_insert_with(|| cluster.context.name.clone());
         }
     }
     let registry = Registry::new(&dest.insecure)?;

@@ -78,3 +78,35 @@ fn kind_local_without_a_cluster_says_how_to_make_one() {
     assert!(stderr.contains(&format!("no running KinD cluster \"{cluster}\"")), "{stderr}");
     assert!(stderr.contains(&format!("kind create cluster --name {cluster}")), "{stderr}");
 }
+
+/// `KO_DOCKER_REPO=minikube.local`: gohot runs `minikube -p PROFILE image
+/// load ARCHIVE`. `minikube` here is a stand-in script on PATH that records
+/// its arguments and keeps the archive (no Minikube cluster can run here);
+/// the archive is checked with the real `tar`.
+#[test]
+fn minikube_local_runs_minikube_image_load() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let bin = sb.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let log = sb.path().join("minikube.log");
+    let script = bin.join("minikube");
+    std::fs::write(&script, format!("#!/bin/sh\necho \"$@\" > {0}\ncp \"$5\" {0}.tar\n", log.display())).expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+
+    let app = sb.copy_example("hello", "hello");
+    let reference = ok(sb
+        .gohot(&app)
+        .args(["build", "-B", "."])
+        .env("KO_DOCKER_REPO", "minikube.local")
+        .env("MINIKUBE_PROFILE", "dev")
+        .env("PATH", &path));
+    let reference = reference.trim();
+    assert!(reference.starts_with("minikube.local/hello:"), "{reference}");
+    let args = std::fs::read_to_string(&log).expect("minikube was run");
+    assert!(args.starts_with("-p dev image load /"), "{args}");
+    assert!(args.trim_end().ends_with(".tar"), "{args}");
+    let listing = ok(Command::new("tar").arg("tf").arg(sb.path().join("minikube.log.tar")));
+    assert!(listing.lines().any(|l| l == "manifest.json"), "{listing}");
+}

@@ -95,3 +95,45 @@ fn apply_exec_delete_on_a_real_cluster() {
     eprintln!("helper in the pod: {version:?}");
     assert!(del.status.success(), "gohot delete failed");
 }
+
+/// Bad input for `gohot apply` / `gohot delete`, before any build: each
+/// message names what to fix. Real processes, no cluster: the API server is
+/// a loopback port nobody listens on.
+#[test]
+fn apply_and_delete_explain_bad_cluster_settings() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let manifests = app.join("manifests");
+    let fails = |args: &[&str], kubeconfig: &std::path::Path| {
+        let mut cmd = sb.gohot(&app);
+        cmd.args(args).arg("--kubeconfig").arg(kubeconfig).arg("-f").arg(&manifests);
+        let out = run(&mut cmd);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+
+    let missing = sb.path().join("no-such-kubeconfig");
+    let e = fails(&["apply"], &missing);
+    assert!(e.contains("no kubeconfig found") && e.contains("no-such-kubeconfig"), "{e}");
+
+    let write = |name: &str, context: &str, server: &str| {
+        let p = sb.path().join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: {context}\nclusters:\n- name: c\n  cluster: {{server: \"{server}\"}}\ncontexts:\n- name: {context}\n  context: {{cluster: c, user: u}}\nusers:\n- name: u\n  user: {{token: t}}\n"
+            ),
+        )
+        .expect("write kubeconfig");
+        p
+    };
+    let remote = write("remote", "prod-eu", "https://k8s.example.com:6443");
+    let e = fails(&["delete"], &remote);
+    assert!(e.contains("refusing to hot-patch context \"prod-eu\"") && e.contains("--allow-context prod-eu"), "{e}");
+
+    let port = crate::util::free_port();
+    let down = write("down", "kind-down", &format!("http://127.0.0.1:{port}"));
+    let e = fails(&["apply"], &down);
+    assert!(e.contains(&format!("cannot reach the API server http://127.0.0.1:{port}")), "{e}");
+    assert!(e.contains("kind get clusters"), "{e}");
+}

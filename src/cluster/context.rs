@@ -163,6 +163,12 @@ pub fn allowed_from_config(dir: &Path) -> Result<Vec<String>, KubeError> {
     Ok(file.unwrap_or_default().allow_contexts)
 }
 
+/// Whether the context is Minikube's default profile (`minikube`). Other
+/// profiles are chosen with `KO_DOCKER_REPO=minikube.local` and `MINIKUBE_PROFILE`.
+pub fn is_minikube(ctx: &ContextInfo) -> bool {
+    ctx.name == "minikube"
+}
+
 /// The KinD cluster name of a `kind-<name>` context.
 pub fn kind_cluster(context: &str) -> Option<&str> {
     context.strip_prefix("kind-").filter(|n| !n.is_empty())
