@@ -163,3 +163,94 @@ pub fn ko_refs(files: &[ManifestFile]) -> Vec<String> {
     refs.dedup();
     refs
 }
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use serde_json::json;
+
+    use super::*;
+    use crate::build::go::Package;
+    use crate::build::{BuildError, Built};
+    use crate::cluster::apply::fixtures::{apps_v1, core_v1};
+    use crate::cluster::mock;
+    use crate::cluster::pods::fixtures;
+    use crate::oci::Image;
+    use crate::platform::Platform;
+    use crate::publish::PublishError;
+
+    /// Builds nothing: a one-platform image with an empty config.
+    struct FakeBuilder;
+    #[async_trait]
+    impl Build for FakeBuilder {
+        async fn build(&self, package: &str) -> Result<Built, BuildError> {
+            Ok(Built {
+                package: Package { import_path: package.into(), name: "main".into(), dir: "/src".into(), module: None },
+                artifact: Artifact::from_images(vec![Image::new(Platform::linux("amd64"), Bytes::from_static(b"{}"), vec![])]),
+            })
+        }
+    }
+
+    /// Publishes nowhere: the reference a registry would give.
+    struct FakePublisher;
+    #[async_trait]
+    impl Publish for FakePublisher {
+        async fn publish(&self, built: &Built) -> Result<String, PublishError> {
+            Ok(format!("127.0.0.1:5000/hello@{}", built.artifact.digest()))
+        }
+    }
+
+    /// Mock API server (no cluster here) behind the whole `gohot apply --dev`
+    /// pipeline, with a fake builder and publisher: the applied Deployment
+    /// carries the published digest and the watchexec command, and the
+    /// rollout wait reads it back as ready.
+    #[tokio::test]
+    async fn apply_dev_pipeline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.yaml");
+        std::fs::write(
+            &path,
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: hello}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: hello}}\n  template:\n    metadata: {labels: {app: hello}}\n    spec:\n      containers:\n      - {name: app, image: ko://example.com/hello}\n      - {name: side, image: busybox}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: hello}\nspec: {selector: {app: hello}, ports: [{port: 80}]}\n",
+        )
+        .unwrap();
+        let files = resolve::read_manifests(&path).unwrap();
+        assert_eq!(ko_refs(&files), ["ko://example.com/hello"]);
+        let (cluster, log) = mock::cluster(|s| {
+            let path = s.uri.split('?').next().unwrap_or_default().to_string();
+            match (s.method.as_str(), path.as_str()) {
+                ("GET", "/apis/apps/v1") => (200, apps_v1()),
+                ("GET", "/api/v1") => (200, core_v1()),
+                ("PATCH", _) => (200, s.json()),
+                ("GET", "/apis/apps/v1/namespaces/default/deployments/hello") => (
+                    200,
+                    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hello", "generation": 1},
+                           "spec": {"replicas": 1, "selector": {}, "template": {}},
+                           "status": {"observedGeneration": 1, "updatedReplicas": 1, "availableReplicas": 1, "replicas": 1}}),
+                ),
+                ("GET", "/api/v1/namespaces/default/pods") => (200, fixtures::list(vec![])),
+                _ => mock::status(404, "NotFound", "unexpected"),
+            }
+        });
+        let opts = DeployOptions {
+            dev: true,
+            jobs: 1,
+            wait: Some(WaitOptions { timeout: std::time::Duration::from_secs(5), interval: std::time::Duration::from_millis(5) }),
+        };
+        let deployed = deploy(&cluster, &files, &FakeBuilder, &FakePublisher, &opts, &|_| {}).await.unwrap();
+        assert_eq!(deployed.workloads.len(), 1);
+        let image = deployed.app_image("ko://example.com/hello").unwrap();
+        assert!(image.reference.starts_with("127.0.0.1:5000/hello@sha256:"));
+        assert_eq!(image.digests.len(), 2, "manifest digest (no index for one platform) and config digest: {image:?}");
+
+        let seen = log.lock().unwrap();
+        let patch = seen.iter().find(|s| s.method == "PATCH" && s.uri.contains("deployments")).unwrap().json();
+        let app = &patch["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(app["image"], image.reference.as_str());
+        assert_eq!(app["command"][0], crate::resolve::devrewrite::WATCHEXEC_PATH);
+        assert_eq!(app["command"].as_array().unwrap().last().unwrap(), "/ko-app/hello");
+        let side = &patch["spec"]["template"]["spec"]["containers"][1];
+        assert!(side.get("command").is_none(), "other containers are left alone: {side}");
+        assert!(seen.iter().any(|s| s.method == "PATCH" && s.uri.starts_with("/api/v1/namespaces/default/services/hello?")));
+    }
+}
