@@ -82,3 +82,45 @@ pub async fn port_forward(
     });
     Ok((addr, task))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::cluster::mock;
+
+    /// Mock API server (no cluster here): each container's log stream is
+    /// requested with follow=true for that container, and every line comes
+    /// back prefixed with its pod and container.
+    #[tokio::test]
+    async fn logs_are_prefixed_with_the_pod() {
+        let (cluster, log) = mock::cluster(|s| {
+            let pod = if s.uri.contains("/pods/hello-a/") { "a" } else { "b" };
+            (200, serde_json::Value::String(format!("listening {pod}\nrequest {pod}\n")))
+        });
+        let container = |pod: &str| AppContainer {
+            namespace: "default".into(),
+            pod: pod.into(),
+            uid: format!("uid-{pod}"),
+            container: "app".into(),
+            restart_count: 0,
+            node: "n".into(),
+        };
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let l = lines.clone();
+        let tasks = stream_logs(
+            &cluster,
+            &[container("hello-a"), container("hello-b")],
+            Arc::new(move |prefix: &str, line: &str| l.lock().unwrap().push(format!("{prefix}: {line}"))),
+        );
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut lines = lines.lock().unwrap().clone();
+        lines.sort();
+        assert_eq!(lines, ["hello-a/app: listening a", "hello-a/app: request a", "hello-b/app: listening b", "hello-b/app: request b"]);
+        let seen = log.lock().unwrap();
+        assert!(seen.iter().all(|s| s.uri.contains("/log?") && s.uri.contains("follow=true") && s.uri.contains("container=app")), "{seen:?}");
+    }
+}

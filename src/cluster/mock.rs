@@ -58,7 +58,7 @@ pub fn context() -> ContextInfo {
 }
 
 /// A [`Cluster`] whose API server is `answer`: called with each request,
-/// returns the status code and JSON body. Requests are recorded in the log.
+/// returns the status code and JSON body (a JSON string is sent as raw text). Requests are recorded in the log.
 pub fn cluster(mut answer: impl FnMut(&Seen) -> (u16, Value) + Send + 'static) -> (Cluster, Log) {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let log: Log = Arc::default();
@@ -80,10 +80,15 @@ pub fn cluster(mut answer: impl FnMut(&Seen) -> (u16, Value) + Send + 'static) -
             };
             let (code, json) = answer(&seen);
             seen_log.lock().unwrap().push(seen);
+            // A JSON string answer is sent as raw text (log streams).
+            let (content_type, body) = match json {
+                Value::String(text) => ("text/plain", text.into_bytes()),
+                json => ("application/json", serde_json::to_vec(&json).unwrap()),
+            };
             let response = Response::builder()
                 .status(code)
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(Body::from(serde_json::to_vec(&json).unwrap()))
+                .header(http::header::CONTENT_TYPE, content_type)
+                .body(Body::from(body))
                 .unwrap();
             send.send_response(response);
         }
