@@ -38,7 +38,10 @@ fn fake_node_image(sb: &Sandbox) -> DockerImage {
 
 fn start_node(image: &str, name: &str, cluster: &str) -> Container {
     let _ = Command::new("docker").args(["rm", "-f", name]).output();
-    ok(Command::new("docker").args(["run", "-d", "--name", name, "--label"]).arg(format!("io.x-k8s.kind.cluster={cluster}")).arg(image));
+    ok(Command::new("docker")
+        .args(["run", "-d", "--name", name, "--label"])
+        .arg(format!("io.x-k8s.kind.cluster={cluster}"))
+        .arg(image));
     Container(name.to_string())
 }
 
@@ -53,8 +56,11 @@ fn kind_local_loads_into_every_node() {
     let other = start_node(&image.0, &format!("{cluster}x-worker"), &format!("{cluster}x"));
 
     let app = sb.copy_example("hello", "hello");
-    let reference =
-        ok(sb.gohot(&app).args(["build", "-B", "."]).env("KO_DOCKER_REPO", "kind.local").env("KIND_CLUSTER_NAME", &cluster));
+    let reference = ok(sb
+        .gohot(&app)
+        .args(["build", "-B", "."])
+        .env("KO_DOCKER_REPO", "kind.local")
+        .env("KIND_CLUSTER_NAME", &cluster));
     let reference = reference.trim();
     let hex = reference.strip_prefix("kind.local/hello:").expect("kind.local/hello:<digest hex>");
     assert_eq!(hex.len(), 64, "{reference}");
@@ -72,7 +78,11 @@ fn kind_local_without_a_cluster_says_how_to_make_one() {
     let sb = Sandbox::new();
     let app = sb.copy_example("hello", "hello");
     let cluster = format!("gohot-none-{}", std::process::id());
-    let out = run(sb.gohot(&app).args(["build", "-B", "."]).env("KO_DOCKER_REPO", "kind.local").env("KIND_CLUSTER_NAME", &cluster));
+    let out = run(sb
+        .gohot(&app)
+        .args(["build", "-B", "."])
+        .env("KO_DOCKER_REPO", "kind.local")
+        .env("KIND_CLUSTER_NAME", &cluster));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("no running KinD cluster \"{cluster}\"")), "{stderr}");
@@ -91,7 +101,8 @@ fn minikube_local_runs_minikube_image_load() {
     std::fs::create_dir_all(&bin).expect("mkdir");
     let log = sb.path().join("minikube.log");
     let script = bin.join("minikube");
-    std::fs::write(&script, format!("#!/bin/sh\necho \"$@\" > {0}\ncp \"$5\" {0}.tar\n", log.display())).expect("script");
+    std::fs::write(&script, format!("#!/bin/sh\necho \"$@\" > {0}\ncp \"$5\" {0}.tar\n", log.display()))
+        .expect("script");
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
 

@@ -33,7 +33,12 @@ fn apply_exec_delete_on_a_real_cluster() {
         Ok::<_, cluster::KubeError>(c)
     }) {
         Ok(c) => c,
-        Err(e) => return skip(&format!("KUBECONFIG={} names no reachable, allowed cluster: {e}", kubeconfig.to_string_lossy())),
+        Err(e) => {
+            return skip(&format!(
+                "KUBECONFIG={} names no reachable, allowed cluster: {e}",
+                kubeconfig.to_string_lossy()
+            ))
+        }
     };
     let ns = format!("gohot-e2e-{}", std::process::id());
     let sandbox = Sandbox::new();
@@ -75,13 +80,17 @@ fn apply_exec_delete_on_a_real_cluster() {
             selector: PodSelector::Labels("app=hello".into()),
         };
         let pods = cluster::pods::list_pods(&cluster, std::slice::from_ref(&workload)).await?;
-        let image = pods
-            .iter()
-            .find_map(|p| p.spec.as_ref()?.containers.first()?.image.clone())
-            .expect("a pod with an image");
+        let image =
+            pods.iter().find_map(|p| p.spec.as_ref()?.containers.first()?.image.clone()).expect("a pod with an image");
         let nodes = cluster::nodes::list(&cluster).await?;
         let platforms: Vec<Platform> = nodes.iter().map(|n| n.platform.clone()).collect();
-        let target = KubeTarget::new(cluster.clone(), vec![workload], AppImage::new(&image), platforms, Box::new(|w| eprintln!("warning: {w}")));
+        let target = KubeTarget::new(
+            cluster.clone(),
+            vec![workload],
+            AppImage::new(&image),
+            platforms,
+            Box::new(|w| eprintln!("warning: {w}")),
+        );
         let replicas = target.replicas().await.map_err(|e| e.to_string())?;
         assert!(!replicas.is_empty(), "no live replica of {image}");
         let argv = gohot::sync::wayin::version_argv();

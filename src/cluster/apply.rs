@@ -49,8 +49,10 @@ pub fn docs_from_yaml(origin: &str, docs: &[serde_yaml_ng::Value]) -> Result<Vec
             continue;
         }
         let origin = if docs.len() > 1 { format!("{origin} (document {})", i + 1) } else { origin.to_string() };
-        let value = serde_json::to_value(d)
-            .map_err(|e| KubeError::Manifest { path: origin.clone(), detail: format!("not a Kubernetes object: {e}") })?;
+        let value = serde_json::to_value(d).map_err(|e| KubeError::Manifest {
+            path: origin.clone(),
+            detail: format!("not a Kubernetes object: {e}"),
+        })?;
         let is_list = value.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"))
             && value.get("items").is_some_and(Value::is_array);
         if is_list {
@@ -116,7 +118,11 @@ impl<'a> Kinds<'a> {
         Kinds { cluster, groups: HashMap::new(), known: HashMap::new() }
     }
 
-    async fn api(&mut self, gvk: &GroupVersionKind, doc: &Doc) -> Result<(Api<DynamicObject>, String, String), KubeError> {
+    async fn api(
+        &mut self,
+        gvk: &GroupVersionKind,
+        doc: &Doc,
+    ) -> Result<(Api<DynamicObject>, String, String), KubeError> {
         let unknown = || KubeError::UnknownKind { api_version: api_version(gvk), kind: gvk.kind.clone() };
         if !self.known.contains_key(gvk) {
             let gv_key = api_version(gvk);
@@ -161,9 +167,11 @@ pub async fn apply(cluster: &Cluster, docs: &[Doc]) -> Result<Vec<Applied>, Kube
     for doc in apply_order(docs) {
         let (gvk, name) = identity(doc)?;
         let (api, resource, ns) = kinds.api(&gvk, doc).await?;
-        api.patch(&name, &params, &Patch::Apply(&doc.value)).await.map_err(|e| match cluster.error(e, "patch", &resource, &ns) {
-            KubeError::Api { what, detail } => KubeError::Api { what: format!("{}: {what}", doc.origin), detail },
-            other => other,
+        api.patch(&name, &params, &Patch::Apply(&doc.value)).await.map_err(|e| {
+            match cluster.error(e, "patch", &resource, &ns) {
+                KubeError::Api { what, detail } => KubeError::Api { what: format!("{}: {what}", doc.origin), detail },
+                other => other,
+            }
         })?;
         let object = describe(&gvk.kind, Some(&ns), &name);
         tracing::info!("applied {object}");
@@ -298,7 +306,9 @@ metadata: {name: web}
         match (seen.method.as_str(), seen.uri.split('?').next().unwrap_or_default()) {
             ("GET", "/apis/apps/v1") => (200, apps_v1()),
             ("GET", "/api/v1") => (200, core_v1()),
-            ("GET", "/apis/example.com/v1") => mock::status(404, "NotFound", "the server could not find the requested resource"),
+            ("GET", "/apis/example.com/v1") => {
+                mock::status(404, "NotFound", "the server could not find the requested resource")
+            }
             ("PATCH", _) => (200, seen.json()),
             ("DELETE", p) if p.contains("/services/") => mock::status(404, "NotFound", "services \"hello\" not found"),
             ("DELETE", _) => (200, serde_json::json!({"kind": "Status", "status": "Success"})),
@@ -322,29 +332,47 @@ metadata: {name: web}
         let paths: Vec<&str> = patches.iter().map(|s| s.uri.split('?').next().unwrap()).collect();
         assert_eq!(
             paths,
-            ["/api/v1/namespaces/web", "/apis/apps/v1/namespaces/default/deployments/hello", "/api/v1/namespaces/web/services/hello"]
+            [
+                "/api/v1/namespaces/web",
+                "/apis/apps/v1/namespaces/default/deployments/hello",
+                "/api/v1/namespaces/web/services/hello"
+            ]
         );
         for p in &patches {
             assert!(p.uri.contains("fieldManager=gohot") && p.uri.contains("force=true"), "{}", p.uri);
             assert_eq!(p.content_type, "application/apply-patch+yaml");
         }
-        assert_eq!(patches[1].json()["spec"]["template"]["spec"]["containers"][0]["image"], "127.0.0.1:5000/hello@sha256:1111");
+        assert_eq!(
+            patches[1].json()["spec"]["template"]["spec"]["containers"][0]["image"],
+            "127.0.0.1:5000/hello@sha256:1111"
+        );
         // Discovery once per group version.
-        assert_eq!(seen.iter().filter(|s| s.uri == "/api/v1").count(), 1, "{:?}", seen.iter().map(|s| s.line()).collect::<Vec<_>>());
+        assert_eq!(
+            seen.iter().filter(|s| s.uri == "/api/v1").count(),
+            1,
+            "{:?}",
+            seen.iter().map(|s| s.line()).collect::<Vec<_>>()
+        );
     }
 
     /// Mock API server: a kind the cluster does not serve, and RBAC refusing the patch.
     #[tokio::test]
     async fn apply_failures_are_named() {
         let (cluster, _) = mock::cluster(api_server);
-        let e = apply(&cluster, &docs("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")).await.unwrap_err();
+        let e = apply(&cluster, &docs("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n"))
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("does not serve Widget in example.com/v1"), "{e}");
         let e = apply(&cluster, &docs("apiVersion: v1\nkind: Service\nmetadata: {}\n")).await.unwrap_err();
         assert!(e.to_string().contains("m.yaml: the document has no metadata.name"), "{e}");
 
         let (cluster, _) = mock::cluster(|s| match s.method.as_str() {
             "GET" => (200, apps_v1()),
-            _ => mock::status(403, "Forbidden", "deployments.apps \"hello\" is forbidden: User \"dev\" cannot patch resource"),
+            _ => mock::status(
+                403,
+                "Forbidden",
+                "deployments.apps \"hello\" is forbidden: User \"dev\" cannot patch resource",
+            ),
         });
         let e = apply(&cluster, &docs(MANIFESTS.split("---").next().unwrap())).await.unwrap_err().to_string();
         assert!(e.contains("cannot patch deployments.apps in namespace \"default\""), "{e}");
@@ -373,8 +401,12 @@ metadata: {name: web}
         let d = docs("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Service, metadata: {name: a}}\n- {apiVersion: v1, kind: Service, metadata: {name: b}}\n");
         assert_eq!(d.len(), 2);
         assert!(require_app_image(&["ko://example.com/hello".into()], "example.com/hello", "m/").is_ok());
-        let e = require_app_image(&["ko://example.com/other".into()], "example.com/hello", "m/").unwrap_err().to_string();
-        assert!(e.contains("m/") && e.contains("image: ko://example.com/hello") && e.contains("ko://example.com/other"), "{e}");
+        let e =
+            require_app_image(&["ko://example.com/other".into()], "example.com/hello", "m/").unwrap_err().to_string();
+        assert!(
+            e.contains("m/") && e.contains("image: ko://example.com/hello") && e.contains("ko://example.com/other"),
+            "{e}"
+        );
         let e = require_app_image(&[], "example.com/hello", "m/").unwrap_err().to_string();
         assert!(e.contains("found: none"), "{e}");
     }

@@ -256,7 +256,8 @@ users:
         let a = dir.path().join("a");
         std::fs::write(&a, CONFIG).unwrap();
         let b = dir.path().join("b");
-        std::fs::write(&b, "apiVersion: v1\nkind: Config\ncontexts:\n- name: extra\n  context: {cluster: kind-dev}\n").unwrap();
+        std::fs::write(&b, "apiVersion: v1\nkind: Config\ncontexts:\n- name: extra\n  context: {cluster: kind-dev}\n")
+            .unwrap();
         let env = std::env::join_paths([&a, &b]).unwrap();
         let merged = read_kubeconfig(None, Some(&env), None).unwrap();
         assert_eq!(merged.contexts.len(), 3);

@@ -187,7 +187,11 @@ mod tests {
         async fn build(&self, package: &str) -> Result<Built, BuildError> {
             Ok(Built {
                 package: Package { import_path: package.into(), name: "main".into(), dir: "/src".into(), module: None },
-                artifact: Artifact::from_images(vec![Image::new(Platform::linux("amd64"), Bytes::from_static(b"{}"), vec![])]),
+                artifact: Artifact::from_images(vec![Image::new(
+                    Platform::linux("amd64"),
+                    Bytes::from_static(b"{}"),
+                    vec![],
+                )]),
             })
         }
     }
@@ -235,7 +239,10 @@ mod tests {
         let opts = DeployOptions {
             dev: true,
             jobs: 1,
-            wait: Some(WaitOptions { timeout: std::time::Duration::from_secs(5), interval: std::time::Duration::from_millis(5) }),
+            wait: Some(WaitOptions {
+                timeout: std::time::Duration::from_secs(5),
+                interval: std::time::Duration::from_millis(5),
+            }),
         };
         let deployed = deploy(&cluster, &files, &FakeBuilder, &FakePublisher, &opts, &|_| {}).await.unwrap();
         assert_eq!(deployed.workloads.len(), 1);
@@ -251,6 +258,8 @@ mod tests {
         assert_eq!(app["command"].as_array().unwrap().last().unwrap(), "/ko-app/hello");
         let side = &patch["spec"]["template"]["spec"]["containers"][1];
         assert!(side.get("command").is_none(), "other containers are left alone: {side}");
-        assert!(seen.iter().any(|s| s.method == "PATCH" && s.uri.starts_with("/api/v1/namespaces/default/services/hello?")));
+        assert!(seen
+            .iter()
+            .any(|s| s.method == "PATCH" && s.uri.starts_with("/api/v1/namespaces/default/services/hello?")));
     }
 }

@@ -35,7 +35,9 @@ pub enum ExecStatus {
 /// Decodes the exec status object (`None`: the stream ended without one).
 pub fn exit_code(status: Option<&Status>) -> ExecStatus {
     let Some(s) = status else {
-        return ExecStatus::Failed("the exec stream ended without an exit status (the container may have restarted)".into());
+        return ExecStatus::Failed(
+            "the exec stream ended without an exit status (the container may have restarted)".into(),
+        );
     };
     if s.status.as_deref() == Some("Success") {
         return ExecStatus::Exited(0);
@@ -127,7 +129,10 @@ mod tests {
 
     #[test]
     fn exit_status_decoding() {
-        assert_eq!(exit_code(Some(&status(serde_json::json!({"status": "Success", "metadata": {}})))), ExecStatus::Exited(0));
+        assert_eq!(
+            exit_code(Some(&status(serde_json::json!({"status": "Success", "metadata": {}})))),
+            ExecStatus::Exited(0)
+        );
         let nonzero = status(serde_json::json!({
             "metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
             "message": "command terminated with non-zero exit code: error executing command [helper put], exit code 3",
@@ -156,9 +161,10 @@ mod tests {
                 r#"pods "hello-a" is forbidden: User "dev" cannot create resource "pods/exec" in API group "" in the namespace "shop""#,
             )
         });
-        let e = exec(&cluster, "shop", "hello-a", "app", &["/var/run/gohot/helper".into(), "version".into()], Bytes::new())
-            .await
-            .unwrap_err();
+        let e =
+            exec(&cluster, "shop", "hello-a", "app", &["/var/run/gohot/helper".into(), "version".into()], Bytes::new())
+                .await
+                .unwrap_err();
         assert!(matches!(e, KubeError::Forbidden { .. }), "{e:?}");
         let e = e.to_string();
         assert!(e.contains("cannot create pods/exec in namespace \"shop\""), "{e}");

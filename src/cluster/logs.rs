@@ -29,7 +29,12 @@ pub fn stream_logs(cluster: &Cluster, containers: &[AppContainer], line: LineFn)
             let (pod, container, line) = (c.pod.clone(), c.container.clone(), line.clone());
             let prefix = format!("{}/{}", c.pod, c.container);
             tokio::spawn(async move {
-                let params = LogParams { follow: true, container: Some(container), since_seconds: Some(1), ..Default::default() };
+                let params = LogParams {
+                    follow: true,
+                    container: Some(container),
+                    since_seconds: Some(1),
+                    ..Default::default()
+                };
                 match api.log_stream(&pod, &params).await {
                     Ok(stream) => {
                         let mut lines = stream.lines();
@@ -58,7 +63,8 @@ pub async fn port_forward(
         what: format!("port-forward 127.0.0.1:{local}"),
         detail: format!("{e} (is the port already in use?)"),
     })?;
-    let addr = listener.local_addr().map_err(|e| KubeError::Api { what: "port-forward".into(), detail: e.to_string() })?;
+    let addr =
+        listener.local_addr().map_err(|e| KubeError::Api { what: "port-forward".into(), detail: e.to_string() })?;
     let api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
     let cluster = cluster.clone();
     let (namespace, pod) = (namespace.to_string(), pod.to_string());
@@ -69,7 +75,10 @@ pub async fn port_forward(
                 let mut forwarder = match api.portforward(&pod, &[remote]).await {
                     Ok(f) => f,
                     Err(e) => {
-                        tracing::warn!("port-forward to {pod}:{remote}: {}", cluster.error(e, "create", "pods/portforward", &namespace));
+                        tracing::warn!(
+                            "port-forward to {pod}:{remote}: {}",
+                            cluster.error(e, "create", "pods/portforward", &namespace)
+                        );
                         return;
                     }
                 };
@@ -119,8 +128,20 @@ mod tests {
         }
         let mut lines = lines.lock().unwrap().clone();
         lines.sort();
-        assert_eq!(lines, ["hello-a/app: listening a", "hello-a/app: request a", "hello-b/app: listening b", "hello-b/app: request b"]);
+        assert_eq!(
+            lines,
+            [
+                "hello-a/app: listening a",
+                "hello-a/app: request a",
+                "hello-b/app: listening b",
+                "hello-b/app: request b"
+            ]
+        );
         let seen = log.lock().unwrap();
-        assert!(seen.iter().all(|s| s.uri.contains("/log?") && s.uri.contains("follow=true") && s.uri.contains("container=app")), "{seen:?}");
+        assert!(
+            seen.iter()
+                .all(|s| s.uri.contains("/log?") && s.uri.contains("follow=true") && s.uri.contains("container=app")),
+            "{seen:?}"
+        );
     }
 }

@@ -44,7 +44,10 @@ pub type Log = Arc<Mutex<Vec<Seen>>>;
 
 /// A kube `Status` answer.
 pub fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
-    (code, serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message}))
+    (
+        code,
+        serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message}),
+    )
 }
 
 /// The context the mock clusters claim to be.

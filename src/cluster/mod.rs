@@ -278,11 +278,9 @@ pub fn classify(ctx: &ContextInfo, e: ::kube::Error, verb: &str, resource: &str,
             message: s.message.clone(),
         },
         ::kube::Error::Api(s) => KubeError::Api { what: what(), detail: format!("{} ({})", s.message, s.code) },
-        e @ (::kube::Error::HyperError(_) | ::kube::Error::Service(_)) => KubeError::Unreachable {
-            context: ctx.name.clone(),
-            server: ctx.server.clone(),
-            detail: error_chain(&e),
-        },
+        e @ (::kube::Error::HyperError(_) | ::kube::Error::Service(_)) => {
+            KubeError::Unreachable { context: ctx.name.clone(), server: ctx.server.clone(), detail: error_chain(&e) }
+        }
         e => KubeError::Api { what: what(), detail: error_chain(&e) },
     }
 }
@@ -327,9 +325,10 @@ mod tests {
     }
 
     fn status(code: u16, message: &str) -> ::kube::Error {
-        let s: ::kube::core::Status =
-            serde_json::from_value(serde_json::json!({"status": "Failure", "code": code, "message": message, "reason": "x"}))
-                .unwrap();
+        let s: ::kube::core::Status = serde_json::from_value(
+            serde_json::json!({"status": "Failure", "code": code, "message": message, "reason": "x"}),
+        )
+        .unwrap();
         ::kube::Error::Api(Box::new(s))
     }
 

@@ -127,7 +127,11 @@ mod tests {
         let all = build_platforms(&n, &BTreeMap::new());
         assert_eq!(all.iter().map(|p| p.to_string()).collect::<Vec<_>>(), ["linux/amd64", "linux/arm64"]);
         let apps = build_platforms(&n, &[("pool".to_string(), "apps".to_string())].into());
-        assert_eq!(apps.iter().map(|p| p.to_string()).collect::<Vec<_>>(), ["linux/amd64"], "cordoned ppc64le left out");
+        assert_eq!(
+            apps.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            ["linux/amd64"],
+            "cordoned ppc64le left out"
+        );
     }
 
     #[test]
@@ -135,7 +139,10 @@ mod tests {
         let n = nodes();
         assert!(check_platform("default/p/app", "a1", &n, &Platform::linux("amd64")).is_ok());
         let e = check_platform("default/p/app", "cp", &n, &Platform::linux("amd64")).unwrap_err().to_string();
-        assert!(e.contains("default/p/app") && e.contains("node cp is linux/arm64") && e.contains("built for linux/amd64"), "{e}");
+        assert!(
+            e.contains("default/p/app") && e.contains("node cp is linux/arm64") && e.contains("built for linux/amd64"),
+            "{e}"
+        );
         let e = check_platform("default/p/app", "gone", &n, &Platform::linux("amd64")).unwrap_err().to_string();
         assert!(e.contains("unknown"), "{e}");
     }
@@ -144,7 +151,10 @@ mod tests {
     #[tokio::test]
     async fn lists_nodes_from_api() {
         let (cluster, log) = mock::cluster(|_| {
-            (200, json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": [node("kind-control-plane", "arm64", json!({}), false)]}))
+            (
+                200,
+                json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": [node("kind-control-plane", "arm64", json!({}), false)]}),
+            )
         });
         let n = list(&cluster).await.unwrap();
         assert_eq!(n[0].node, "kind-control-plane");

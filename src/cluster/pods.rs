@@ -66,7 +66,8 @@ impl AppImage {
         spec_image == self.reference
             || self.digests.iter().any(|d| {
                 !d.is_empty()
-                    && (spec_image.ends_with(&format!("@{d}")) || (!image_id.is_empty() && image_id.contains(d.as_str())))
+                    && (spec_image.ends_with(&format!("@{d}"))
+                        || (!image_id.is_empty() && image_id.contains(d.as_str())))
             })
     }
 }
@@ -360,10 +361,14 @@ mod tests {
         pending["status"]["phase"] = "Pending".into();
         let mut unready = pod("hello-slow", "uid-slow", 0);
         unready["status"]["conditions"][0]["status"] = "False".into();
-        let d = select(&pods(vec![terminating, pending, unready, pod("hello-a", "uid-a", 0)]), &AppImage::new(&app_ref()));
+        let d =
+            select(&pods(vec![terminating, pending, unready, pod("hello-a", "uid-a", 0)]), &AppImage::new(&app_ref()));
         assert_eq!(d.containers.len(), 1);
         assert_eq!(d.containers[0].pod, "hello-a");
-        assert_eq!(d.not_live, ["default/hello-old: terminating", "default/hello-new: Pending", "default/hello-slow/app: not ready"]);
+        assert_eq!(
+            d.not_live,
+            ["default/hello-old: terminating", "default/hello-new: Pending", "default/hello-slow/app: not ready"]
+        );
     }
 
     #[test]
@@ -413,7 +418,8 @@ mod tests {
         let w = workload_of(&doc, "dev").unwrap();
         assert_eq!(w.to_string(), "Deployment dev/hello");
         assert_eq!(w.selector, PodSelector::Labels("app=hello,tier in (web,api),!canary".into()));
-        let pod: Value = serde_yaml_ng::from_str("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: x}\n").unwrap();
+        let pod: Value =
+            serde_yaml_ng::from_str("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: x}\n").unwrap();
         assert_eq!(workload_of(&pod, "dev").unwrap().selector, PodSelector::Name("p".into()));
         let svc: Value = serde_yaml_ng::from_str("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n").unwrap();
         assert_eq!(workload_of(&svc, "dev"), None);

@@ -149,11 +149,8 @@ pub fn diagnose(pods: &[Pod]) -> Option<String> {
             }
         }
         if status.phase.as_deref() == Some("Pending") {
-            if let Some(c) = status
-                .conditions
-                .iter()
-                .flatten()
-                .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+            if let Some(c) =
+                status.conditions.iter().flatten().find(|c| c.type_ == "PodScheduled" && c.status == "False")
             {
                 add(format!(
                     "pod {name} cannot be scheduled ({}): {}",
@@ -278,20 +275,28 @@ mod tests {
     fn diagnoses() {
         let pods = |v: Vec<Value>| v.into_iter().map(|p| serde_json::from_value(p).unwrap()).collect::<Vec<Pod>>();
         let pull = diagnose(&pods(vec![waiting("ImagePullBackOff", "Back-off pulling image")])).unwrap();
-        assert!(pull.contains("cannot pull image 127.0.0.1:5000/hello@sha256:") && pull.contains("ImagePullBackOff"), "{pull}");
+        assert!(
+            pull.contains("cannot pull image 127.0.0.1:5000/hello@sha256:") && pull.contains("ImagePullBackOff"),
+            "{pull}"
+        );
 
         let mut crash = waiting("CrashLoopBackOff", "back-off 10s restarting failed container");
         crash["status"]["phase"] = "Running".into();
         crash["status"]["containerStatuses"][0]["restartCount"] = 4.into();
-        crash["status"]["containerStatuses"][0]["lastState"] =
-            json!({"terminated": {"exitCode": 2, "reason": "Error", "message": "panic: listen tcp :8080: address in use\n"}});
+        crash["status"]["containerStatuses"][0]["lastState"] = json!({"terminated": {"exitCode": 2, "reason": "Error", "message": "panic: listen tcp :8080: address in use\n"}});
         let c = diagnose(&pods(vec![crash])).unwrap();
-        assert!(c.contains("crash-looping after 4 restarts") && c.contains("last exit code 2 (Error): panic: listen tcp"), "{c}");
+        assert!(
+            c.contains("crash-looping after 4 restarts") && c.contains("last exit code 2 (Error): panic: listen tcp"),
+            "{c}"
+        );
 
         let mut pending = fixtures::pod("hello-p", "uid-p", 0);
         pending["status"] = json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available: 1 Insufficient memory."}]});
         let p = diagnose(&pods(vec![pending])).unwrap();
-        assert!(p.contains("hello-p cannot be scheduled (Unschedulable): 0/1 nodes are available: 1 Insufficient memory."), "{p}");
+        assert!(
+            p.contains("hello-p cannot be scheduled (Unschedulable): 0/1 nodes are available: 1 Insufficient memory."),
+            "{p}"
+        );
 
         assert_eq!(diagnose(&pods(vec![fixtures::pod("ok", "u", 0)])), None);
     }
@@ -327,7 +332,13 @@ mod tests {
         wait_ready(&cluster, &[workload()], opts, &move |m| s.lock().unwrap().push(m.to_string())).await.unwrap();
         let said = said.lock().unwrap();
         assert_eq!(said.len(), 1, "a reason is reported once, not per poll: {said:?}");
-        assert!(said[0].contains("Deployment default/hello: 0 of 2 updated replicas available; pod hello-x: cannot pull image"), "{}", said[0]);
+        assert!(
+            said[0].contains(
+                "Deployment default/hello: 0 of 2 updated replicas available; pod hello-x: cannot pull image"
+            ),
+            "{}",
+            said[0]
+        );
         assert_eq!(polls.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
@@ -346,6 +357,9 @@ mod tests {
         assert!(matches!(e, KubeError::RolloutTimeout { .. }));
         let e = e.to_string();
         assert!(e.starts_with("Deployment default/hello is not ready after"), "{e}");
-        assert!(e.contains("cannot pull image 127.0.0.1:5000/hello@sha256:") && e.contains("pull access denied"), "{e}");
+        assert!(
+            e.contains("cannot pull image 127.0.0.1:5000/hello@sha256:") && e.contains("pull access denied"),
+            "{e}"
+        );
     }
 }

@@ -74,7 +74,8 @@ impl KindPublisher {
             .into_iter()
             .filter_map(|c| {
                 let name = c.names.unwrap_or_default().into_iter().next()?;
-                is_node(&name, &c.labels.unwrap_or_default(), &self.cluster).then(|| name.trim_start_matches('/').to_string())
+                is_node(&name, &c.labels.unwrap_or_default(), &self.cluster)
+                    .then(|| name.trim_start_matches('/').to_string())
             })
             .collect();
         nodes.sort();

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use super::daemon::DaemonPublisher;
 use super::kind::KindPublisher;
-use super::minikube::MinikubePublisher;
 use super::layout::LayoutPublisher;
+use super::minikube::MinikubePublisher;
 use super::registry::RegistryPublisher;
 use super::tarball::TarballPublisher;
 use super::{Multi, Naming, Publish, PublishError};

@@ -48,7 +48,13 @@ fn target_error(cluster: &Cluster, e: KubeError) -> TargetError {
 impl KubeTarget {
     /// A target for the pods of `workloads` running `image`; `platforms` are
     /// those gohot builds binaries for.
-    pub fn new(cluster: Cluster, workloads: Vec<Workload>, image: AppImage, platforms: Vec<Platform>, warn: WarnFn) -> Self {
+    pub fn new(
+        cluster: Cluster,
+        workloads: Vec<Workload>,
+        image: AppImage,
+        platforms: Vec<Platform>,
+        warn: WarnFn,
+    ) -> Self {
         KubeTarget {
             cluster,
             workloads,
@@ -224,8 +230,13 @@ mod tests {
                 (200, fixtures::list(vec![fixtures::pod("hello-a", "uid-a", 0)]))
             }
         });
-        let target =
-            KubeTarget::new(cluster, vec![workload()], AppImage::new(&app_ref()), vec![Platform::linux("amd64")], Box::new(|_| {}));
+        let target = KubeTarget::new(
+            cluster,
+            vec![workload()],
+            AppImage::new(&app_ref()),
+            vec![Platform::linux("amd64")],
+            Box::new(|_| {}),
+        );
         let e = target.replicas().await.unwrap_err().to_string();
         assert!(e.contains("node kind-control-plane is linux/arm64") && e.contains("built for linux/amd64"), "{e}");
         assert!(e.contains("default/hello-a/app"), "{e}");
