@@ -42,11 +42,134 @@ pub enum Command {
     /// Build every `ko://` image in YAML manifests and print the manifests
     /// with digests in their place.
     Resolve(ResolveCmd),
+    /// Run the app and hot-reload it on every save: rebuild only the binary,
+    /// copy it into the running container, watchexec restarts it.
+    Dev(DevCmd),
+    /// Copy files from a running container back into a local directory,
+    /// transferring only what changed.
+    Syncback(SyncbackCmd),
+    /// Skaffold integration: gohot as a custom builder (`build`) and its
+    /// dependency list (`deps`).
+    #[command(subcommand)]
+    Skaffold(SkaffoldCmd),
+    /// Print the sync map inferred from a Dockerfile as JSON: context file →
+    /// every absolute path it is copied to.
+    Syncmap(SyncmapCmd),
     /// Resolve manifests, server-side apply them to the cluster, and wait
     /// for the rollout.
     Apply(ApplyCmd),
     /// Delete what manifests name from the cluster (no build needed).
     Delete(DeleteCmd),
+}
+
+/// `gohot skaffold …`.
+#[derive(Debug, Subcommand)]
+pub enum SkaffoldCmd {
+    /// Build $IMAGE per Skaffold's custom-build contract (IMAGE, PUSH_IMAGE,
+    /// BUILD_CONTEXT, PLATFORMS): push it when PUSH_IMAGE=true, else load it
+    /// into the local Docker engine under exactly that tag.
+    Build(SkaffoldBuildCmd),
+    /// Print the files the image depends on as a JSON array (for Skaffold's
+    /// custom.dependencies.command).
+    Deps(SkaffoldDepsCmd),
+}
+
+/// `gohot skaffold build`.
+#[derive(Debug, Args)]
+pub struct SkaffoldBuildCmd {
+    /// Go main package, relative to $BUILD_CONTEXT.
+    #[arg(long, default_value = ".")]
+    pub package: String,
+    /// Build settings ($PLATFORMS wins over --platform).
+    #[command(flatten)]
+    pub build: BuildFlags,
+    /// Also copy the built binary (host platform, else the first) to
+    /// DIR/<name>, DIR relative to $BUILD_CONTEXT, for a sync.manual rule.
+    #[arg(long, value_name = "DIR")]
+    pub sync_binary: Option<PathBuf>,
+    /// Registries to reach over plain HTTP (loopback ones always are).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registry: Vec<String>,
+}
+
+/// `gohot skaffold deps`.
+#[derive(Debug, Args)]
+pub struct SkaffoldDepsCmd {
+    /// Go main package, relative to --context.
+    #[arg(long, default_value = ".")]
+    pub package: String,
+    /// The artifact's context: the package is resolved there and paths are
+    /// printed relative to it, as Skaffold reads them. Skaffold runs this
+    /// command in its own working directory, not in the context, so set this
+    /// to the artifact's `context` when it is not `.`.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub context: PathBuf,
+    /// Binary-sync mode, to pair with `skaffold build --sync-binary DIR`:
+    /// list DIR/<name> instead of the Go sources, so that a new binary there
+    /// is synced by Skaffold rather than a Go edit forcing an image rebuild.
+    #[arg(long, value_name = "DIR")]
+    pub sync_binary: Option<PathBuf>,
+}
+
+/// `gohot syncmap`.
+#[derive(Debug, Args)]
+pub struct SyncmapCmd {
+    /// The Dockerfile.
+    #[arg(long)]
+    pub dockerfile: PathBuf,
+    /// The build context (default: the current directory).
+    #[arg(long)]
+    pub context: Option<PathBuf>,
+    /// ARG values (NAME=VALUE, or NAME to take it from the environment); repeatable.
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    pub build_args: Vec<String>,
+}
+
+/// `gohot dev`.
+#[derive(Debug, Args)]
+pub struct DevCmd {
+    /// Build settings.
+    #[command(flatten)]
+    pub build: BuildFlags,
+    /// Go main package to develop (./cmd/app).
+    pub package: String,
+    /// Where the app runs (default: docker).
+    #[arg(long, value_enum, default_value_t = TargetKind::Docker)]
+    pub target: TargetKind,
+    /// Publish a container port: [IP:]HOST:CONTAINER (IP defaults to 127.0.0.1).
+    #[arg(short = 'p', long = "publish")]
+    pub ports: Vec<String>,
+    /// Environment for the app: KEY=VALUE.
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Container name (default gohot-<name>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How to know the new process serves: an http:// URL, tcp:PORT, or
+    /// `none` (only that it started). Default: HTTP on the first -p port.
+    #[arg(long)]
+    pub probe: Option<String>,
+    /// Quiet time after a change before building, in milliseconds.
+    #[arg(long, default_value_t = 15)]
+    pub debounce_ms: u64,
+    /// One JSON event per line on stdout instead of status lines on stderr.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep the container when gohot stops.
+    #[arg(long)]
+    pub keep: bool,
+    /// Arguments for the app (after --).
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+/// Where `gohot dev` runs the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetKind {
+    /// The local Docker engine.
+    Docker,
+    /// A Kubernetes cluster.
+    Kube,
 }
 
 /// Flags shared by commands that build.
@@ -62,9 +185,22 @@ pub struct BuildFlags {
     /// Re-resolve base image tags against the registry instead of the cache.
     #[arg(long)]
     pub pull: bool,
-    /// Build the dev-mode variant (writable /ko-app for hot reload).
+    /// Build the dev-mode variant (watchexec and the way-in helper inside,
+    /// writable /ko-app, linked with -s -w).
     #[arg(long)]
     pub dev: bool,
+    /// Dev mode: use this local watchexec binary instead of downloading one.
+    #[arg(long, env = "GOHOT_WATCHEXEC")]
+    pub watchexec: Option<PathBuf>,
+    /// Dev mode: watchexec version to download.
+    #[arg(long)]
+    pub watchexec_version: Option<String>,
+    /// Dev mode: base URL of watchexec release files (a mirror); `{version}` is substituted.
+    #[arg(long, env = "GOHOT_WATCHEXEC_URL")]
+    pub watchexec_url: Option<String>,
+    /// Dev mode: keep DWARF so a debugger can attach (bigger binaries, slower reloads).
+    #[arg(long)]
+    pub debug: bool,
 }
 
 /// Flags choosing where images go.
@@ -129,6 +265,128 @@ pub struct ResolveCmd {
     /// Builds to run at once.
     #[arg(short = 'j', long, default_value_t = 2)]
     pub jobs: usize,
+}
+
+/// `gohot syncback`.
+///
+/// Exit codes: 0 the local directory matches the container (excluded and
+/// refused entries aside); 1 an error, or conflicts were left (local
+/// changes kept; `--force` overwrites them).
+#[derive(Debug, Args)]
+#[command(after_help = "Exit codes: 0 in sync (excluded and refused entries aside); 1 error, or conflicts left \
+(local changes kept; --force overwrites them); 2 usage error.")]
+pub struct SyncbackCmd {
+    /// TARGET:REMOTE_DIR — a Docker container (`NAME` or `docker:NAME`),
+    /// `pod/NAME` or `deploy/NAME`, then the absolute directory in it.
+    pub source: String,
+    /// Local directory to bring the files into (created if missing).
+    pub local_dir: PathBuf,
+    /// Delete local files the container no longer has (only files syncback
+    /// wrote and nobody changed since, unless --force).
+    #[arg(long)]
+    pub delete: bool,
+    /// Overwrite (or delete) local changes instead of reporting conflicts.
+    #[arg(long)]
+    pub force: bool,
+    /// Print what would change and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep going: sync again whenever the container's files change.
+    #[arg(long)]
+    pub watch: bool,
+    /// How often --watch looks at the container (e.g. 2s, 500ms, 1m).
+    #[arg(long, default_value = "2s", value_parser = parse_interval)]
+    pub interval: std::time::Duration,
+    /// Exclude paths (gitignore syntax), repeatable; LOCAL_DIR/.gohotignore
+    /// is read too.
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+}
+
+/// `2s`, `500ms`, `1m`, or plain seconds.
+fn parse_interval(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let bad = || format!("invalid interval {s:?}: use e.g. 2s, 500ms or 1m");
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(bad()),
+    };
+    if !(0.05..=86_400.0).contains(&secs) {
+        return Err(format!("interval {s:?} out of range (50ms to 24h)"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+async fn run_syncback(cmd: SyncbackCmd) -> Result<()> {
+    use crate::syncback::{plan::state_path, Options, SourceSpec, Syncback, TargetRef};
+    let spec: SourceSpec = cmd.source.parse()?;
+    let mut excludes = cmd.exclude.clone();
+    let ignore_file = cmd.local_dir.join(".gohotignore");
+    if let Ok(text) = std::fs::read_to_string(&ignore_file) {
+        // The ignore file is the developer's, never the container's to replace or delete.
+        excludes.push("/.gohotignore".into());
+        excludes.extend(text.lines().map(str::to_string));
+    }
+    let target: Box<dyn crate::target::Target> = match &spec.target {
+        TargetRef::Docker(name) => {
+            let docker = crate::publish::daemon::connect().await?;
+            Box::new(crate::target::docker::ExistingContainer::new(docker, name))
+        }
+        TargetRef::Pod(_) | TargetRef::Deployment(_) => anyhow::bail!(
+            "{}: syncback from Kubernetes needs the Kubernetes target, which this build does not have yet; \
+             use a Docker container name",
+            spec.target
+        ),
+    };
+    if !cmd.dry_run {
+        std::fs::create_dir_all(&cmd.local_dir)
+            .with_context(|| format!("cannot create {}", cmd.local_dir.display()))?;
+    }
+    let local = std::fs::canonicalize(&cmd.local_dir)
+        .or_else(|_| std::path::absolute(&cmd.local_dir))
+        .with_context(|| format!("cannot resolve {}", cmd.local_dir.display()))?;
+    let opts = Options {
+        delete: cmd.delete,
+        force: cmd.force,
+        dry_run: cmd.dry_run,
+        excludes,
+        source: spec.target.to_string(),
+        ..Default::default()
+    };
+    let state = state_path(&crate::cache::root(), &local);
+    let mut sb = Syncback::new(target.as_ref(), &spec.remote_dir, &local, state, opts)?;
+    let verbose = tracing::enabled!(tracing::Level::DEBUG);
+    let print = |r: &crate::syncback::Report| {
+        if r.dry_run || verbose {
+            for line in r.details() {
+                eprintln!("  {line}");
+            }
+        }
+        eprintln!("syncback {}:{} → {}: {r}", r.replica, spec.remote_dir, cmd.local_dir.display());
+    };
+    if cmd.watch {
+        eprintln!("watching {}:{} every {:?} (Ctrl-C to stop)", spec.target, spec.remote_dir, cmd.interval);
+        sb.watch(cmd.interval, |outcome| {
+            match outcome {
+                Ok(r) => print(r),
+                Err(e) => eprintln!("syncback: {e}"),
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+        .await?;
+        return Ok(());
+    }
+    let replica = sb.replica().await?;
+    let report = sb.round(&replica).await?;
+    print(&report);
+    if report.has_conflicts() {
+        let n = report.conflicts.len();
+        anyhow::bail!("{n} conflict{} left (local changes kept; --force to overwrite)", if n == 1 { "" } else { "s" });
+    }
+    Ok(())
 }
 
 /// Flags choosing the cluster.
@@ -238,19 +496,86 @@ impl PublishFlags {
 
 /// Builds the Go builder from flags: toolchain, `.ko.yaml`, base store.
 fn make_builder(flags: &BuildFlags, registry: &Registry) -> Result<GoBuilder> {
-    let go = GoToolchain::find()?;
     let workdir = std::env::current_dir().context("cannot determine the current directory")?;
-    let config = KoConfig::load(&workdir)?;
     let platforms =
         if flags.platform.is_empty() { Vec::new() } else { crate::platform::parse_list(&flags.platform.join(","))? };
+    builder_in(flags, registry, workdir, platforms)
+}
+
+/// The Go builder for packages relative to `workdir`, for `platforms`
+/// (empty: `.ko.yaml`'s, else the host's).
+fn builder_in(
+    flags: &BuildFlags,
+    registry: &Registry,
+    workdir: PathBuf,
+    platforms: Vec<crate::platform::Platform>,
+) -> Result<GoBuilder> {
+    let go = GoToolchain::find()?;
+    let config = KoConfig::load(&workdir)?;
     let cache_root = crate::cache::root();
     let bases = BaseStore::new(crate::cache::base_dir(&cache_root), registry.clone(), flags.pull);
+    let dev_tools = crate::devimage::DevTools {
+        watchexec: flags.watchexec.clone(),
+        watchexec_version: flags.watchexec_version.clone(),
+        watchexec_base_url: flags.watchexec_url.clone(),
+        debug: flags.debug,
+    };
     Ok(GoBuilder::new(
         go,
         config,
         bases,
-        BuildOptions { workdir, platforms, base: flags.base.clone(), dev: flags.dev, cache_root },
+        BuildOptions { workdir, platforms, base: flags.base.clone(), dev: flags.dev, dev_tools, cache_root },
     ))
+}
+
+async fn run_dev(cmd: DevCmd) -> Result<()> {
+    use crate::devloop::{docker, events::DevEvent, LoopOptions, Probe};
+    use crate::target::docker::PortMapping;
+    if cmd.target == TargetKind::Kube {
+        anyhow::bail!("--target kube is not available in this build yet: use --target docker");
+    }
+    let ports: Vec<PortMapping> =
+        cmd.ports.iter().map(|p| p.parse::<PortMapping>().map_err(anyhow::Error::msg)).collect::<Result<_>>()?;
+    let probe = match cmd.probe.as_deref() {
+        Some("none") => Probe::Started,
+        Some(p) if p.starts_with("http://") || p.starts_with("https://") => Probe::Http(p.into()),
+        Some(p) => match p.strip_prefix("tcp:").and_then(|port| port.parse::<u16>().ok()) {
+            Some(port) => Probe::Tcp(([127, 0, 0, 1], port).into()),
+            None => anyhow::bail!("invalid --probe {p:?}: use an http:// URL, tcp:PORT or none"),
+        },
+        None => match ports.first() {
+            Some(p) => Probe::Http(format!("http://127.0.0.1:{}/", p.host_port)),
+            None => Probe::Started,
+        },
+    };
+    let mut flags = cmd.build.clone();
+    flags.dev = true;
+    let registry = Registry::new(&[])?;
+    let builder = make_builder(&flags, &registry)?;
+    let json = cmd.json;
+    let events = docker::sink(move |e: DevEvent| {
+        let is_log = matches!(e, DevEvent::Log { .. });
+        if json && !is_log {
+            let _ = print_stdout(&format!("{}\n", serde_json::to_string(&e).unwrap_or_default()));
+        } else if let Some(line) = e.human() {
+            eprintln!("{line}");
+        }
+    });
+    let dev = docker::DockerDev {
+        package: cmd.package.clone(),
+        name: cmd.name.clone(),
+        ports,
+        env: cmd.env.clone(),
+        args: cmd.args.clone(),
+        keep: cmd.keep,
+    };
+    let workdir = std::env::current_dir().context("cannot determine the current directory")?;
+    let config = crate::devconfig::GohotConfig::load(&workdir)?;
+    let rules = (!config.rules.manual.is_empty()).then(|| std::sync::Arc::new(config.rules.manual));
+    let opts =
+        LoopOptions { debounce: std::time::Duration::from_millis(cmd.debounce_ms), probe, rules, ..Default::default() };
+    docker::run(&builder, dev, opts, events, interrupted()).await?;
+    Ok(())
 }
 
 async fn run_build(cmd: BuildCmd) -> Result<()> {
@@ -278,7 +603,95 @@ async fn run_resolve(cmd: ResolveCmd) -> Result<()> {
     let publisher = publisher(&dest, &registry)?;
     let refs = crate::resolve::build_refs(&files, &builder, publisher.as_ref(), cmd.jobs).await?;
     let images: HashMap<String, String> = refs.iter().map(|(k, v)| (k.clone(), v.image.clone())).collect();
-    print_stdout(&crate::resolve::render(&files, &images, &|_| false))?;
+    let rendered = if cmd.build.dev {
+        crate::resolve::render(&files, &images, &crate::resolve::dev_edit(&refs))?
+    } else {
+        crate::resolve::render(&files, &images, &|_| Ok(false))?
+    };
+    print_stdout(&rendered)?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, so long-running commands can clean up.
+async fn interrupted() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// The Go builder for `gohot skaffold build`: like [`make_builder`], but in
+/// `workdir` ($BUILD_CONTEXT) with the platforms from $PLATFORMS.
+fn make_builder_in(
+    cmd: &SkaffoldBuildCmd,
+    registry: &Registry,
+    workdir: PathBuf,
+    platforms: Vec<crate::platform::Platform>,
+) -> Result<GoBuilder> {
+    builder_in(&cmd.build, registry, workdir, platforms)
+}
+
+async fn run_skaffold(cmd: SkaffoldCmd) -> Result<()> {
+    match cmd {
+        SkaffoldCmd::Build(c) => run_skaffold_build(c).await,
+        SkaffoldCmd::Deps(c) => run_skaffold_deps(c).await,
+    }
+}
+
+async fn run_skaffold_build(cmd: SkaffoldBuildCmd) -> Result<()> {
+    use crate::skaffold::BuildRequest;
+    let cwd = std::env::current_dir().context("cannot determine the current directory")?;
+    let host = crate::platform::Platform::host_linux();
+    let request = BuildRequest::from_env(&|k| std::env::var(k).ok(), &cwd, &host)?;
+    let registry = Registry::new(&cmd.insecure_registry)?;
+    let builder = make_builder_in(&cmd, &registry, request.context.clone(), request.platforms.clone())?;
+    let publisher = request.publisher(&registry)?;
+    let pkg = cmd.package.strip_prefix(crate::resolve::KO_PREFIX).unwrap_or(&cmd.package);
+    let built = builder.build(pkg).await?;
+    let reference = publisher.publish(&built).await?;
+    if let Some(dir) = &cmd.sync_binary {
+        let platforms = builder.platforms()?;
+        let platform = platforms
+            .iter()
+            .find(|p| p.os == host.os && p.arch == host.arch)
+            .or(platforms.first())
+            .context("no platform was built")?;
+        let binary = crate::cache::binary_path(&crate::cache::root(), &built.package.import_path, platform);
+        let dest = request.context.join(dir).join(built.package.binary_name());
+        crate::skaffold::copy_binary(&binary, &dest)?;
+        tracing::info!("copied the {platform} binary to {}", dest.display());
+    }
+    print_stdout(&format!("{reference}\n"))?;
+    Ok(())
+}
+
+async fn run_skaffold_deps(cmd: SkaffoldDepsCmd) -> Result<()> {
+    let go = GoToolchain::find()?;
+    let cwd = std::env::current_dir().context("cannot determine the current directory")?;
+    let dir = cwd.join(&cmd.context);
+    let platform = crate::platform::Platform::host_linux();
+    let files = match &cmd.sync_binary {
+        None => crate::skaffold::dependencies(&go, &dir, &cmd.package, &platform).await?,
+        Some(bin) => crate::skaffold::binary_dependencies(&go, &dir, &cmd.package, bin).await?,
+    };
+    print_stdout(&format!("{}\n", serde_json::to_string(&files)?))?;
+    Ok(())
+}
+
+async fn run_syncmap(cmd: SyncmapCmd) -> Result<()> {
+    let cwd = std::env::current_dir().context("cannot determine the current directory")?;
+    let context = cmd.context.map(|c| cwd.join(c)).unwrap_or(cwd);
+    let args =
+        crate::skaffold::parse_build_args(&cmd.build_args, &|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
+    let map = crate::skaffold::sync_map_of_dir(&cmd.dockerfile, &context, &args)?;
+    print_stdout(&format!("{}\n", serde_json::to_string_pretty(&map)?))?;
     Ok(())
 }
 
@@ -440,7 +853,12 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `dev` handles Ctrl-C itself (it cleans up); other commands just stop.
+    let handles_interrupt = matches!(cli.command, Command::Dev(_));
     let result = runtime.block_on(async {
+        if handles_interrupt {
+            return Some(run(cli.command).await);
+        }
         tokio::select! {
             r = run(cli.command) => Some(r),
             _ = tokio::signal::ctrl_c() => None,
@@ -464,6 +882,10 @@ pub async fn run(command: Command) -> Result<()> {
     match command {
         Command::Build(c) => run_build(c).await,
         Command::Resolve(c) => run_resolve(c).await,
+        Command::Dev(c) => run_dev(c).await,
+        Command::Syncback(c) => run_syncback(c).await,
+        Command::Skaffold(c) => run_skaffold(c).await,
+        Command::Syncmap(c) => run_syncmap(c).await,
         Command::Apply(c) => run_apply(c).await,
         Command::Delete(c) => run_delete(c).await,
     }

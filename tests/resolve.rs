@@ -95,3 +95,44 @@ fn build_error_names_file_and_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("{}:4: building ko://example.com/hello/nothere", file.display())), "{stderr}");
 }
+
+/// `resolve --dev` builds the dev image and wraps the app's containers in
+/// watchexec; other containers stay as they were.
+#[test]
+fn resolve_dev_rewrites_app_containers() {
+    let reg = Registry::start();
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let file = sb.path().join("deploy.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: hello}\nspec:\n  template:\n    spec:\n      containers:\n      - name: app\n        image: ko://example.com/hello\n        args: [--verbose]\n      - name: proxy\n        image: nginx:1\n",
+    )
+    .expect("write");
+    let repo = format!("{}/dev", reg.host());
+    let out = ok(sb
+        .gohot(&app)
+        .args(["resolve", "--dev", "-B", "--watchexec"])
+        .arg(crate::dev::watchexec())
+        .arg("-f")
+        .arg(&file)
+        .env("KO_DOCKER_REPO", &repo));
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&out).expect("yaml");
+    let containers = &doc["spec"]["template"]["spec"]["containers"];
+    let command: Vec<&str> =
+        containers[0]["command"].as_sequence().expect("command").iter().filter_map(|v| v.as_str()).collect();
+    assert_eq!(command.first(), Some(&"/var/run/ko/watchexec"));
+    assert_eq!(&command[command.len() - 2..], ["--", "/ko-app/hello"]);
+    assert_eq!(containers[0]["args"][0], "--verbose");
+    assert!(containers[0]["image"].as_str().expect("image").starts_with(&format!("{repo}/hello@sha256:")));
+    assert!(containers[1].get("command").is_none(), "other containers untouched");
+    // The dev image carries watchexec in kodata and the helper.
+    let image = containers[0]["image"].as_str().expect("image");
+    let manifest = skopeo_inspect(image, "--raw");
+    assert_eq!(manifest["layers"].as_array().expect("layers").len(), 3, "kodata, helper, binary");
+    assert!(app.join("kodata/watchexec").is_file());
+    assert!(std::fs::read_to_string(app.join("kodata/.gitignore"))
+        .expect("gitignore")
+        .lines()
+        .any(|l| l == "watchexec"));
+}

@@ -5,8 +5,11 @@
 mod util;
 
 mod build;
+mod dev;
 mod errors;
 mod kind;
 mod kube;
 mod resolve;
+mod skaffold;
+mod syncback;
 mod wayin;

@@ -158,22 +158,34 @@ impl GoToolchain {
         GoError::Io { go: self.go.clone(), source }
     }
 
-    /// Resolves `package` (a path like `./cmd/app` or an import path) in `dir`
-    /// and checks that it is a main package.
-    pub async fn main_package(&self, dir: &Path, package: &str) -> Result<Package, GoError> {
-        let out = self
-            .command(dir)
-            .args(["list", "-json=ImportPath,Name,Dir,Module", "--", package])
-            .output()
-            .await
-            .map_err(|e| self.io(e))?;
+    /// Runs `go list ARGS -- PACKAGE` in `dir` for `platform` (if given) and
+    /// returns its stdout; a failure carries go's message.
+    async fn list(
+        &self,
+        dir: &Path,
+        platform: Option<&Platform>,
+        args: &[&str],
+        package: &str,
+    ) -> Result<Vec<u8>, GoError> {
+        let mut cmd = self.command(dir);
+        if let Some(p) = platform {
+            cmd.env("GOOS", &p.os).env("GOARCH", &p.arch).env("CGO_ENABLED", "0");
+        }
+        let out = cmd.arg("list").args(args).arg("--").arg(package).output().await.map_err(|e| self.io(e))?;
         if !out.status.success() {
             return Err(GoError::Package {
                 package: package.into(),
                 message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
-        let pkg: Package = serde_json::from_slice(&out.stdout).map_err(|e| GoError::Package {
+        Ok(out.stdout)
+    }
+
+    /// Resolves `package` (a path like `./cmd/app` or an import path) in `dir`
+    /// and checks that it is a main package.
+    pub async fn main_package(&self, dir: &Path, package: &str) -> Result<Package, GoError> {
+        let out = self.list(dir, None, &["-json=ImportPath,Name,Dir,Module"], package).await?;
+        let pkg: Package = serde_json::from_slice(&out).map_err(|e| GoError::Package {
             package: package.into(),
             message: format!("unexpected `go list` output ({e}); is {} a Go toolchain?", self.go.display()),
         })?;
@@ -192,21 +204,71 @@ impl GoToolchain {
         platform: &Platform,
     ) -> Result<Vec<PathBuf>, GoError> {
         let out = self
-            .command(dir)
-            .env("GOOS", &platform.os)
-            .env("GOARCH", &platform.arch)
-            .env("CGO_ENABLED", "0")
-            .args(["list", "-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", "--", import_path])
-            .output()
-            .await
-            .map_err(|e| self.io(e))?;
-        if !out.status.success() {
-            return Err(GoError::Package {
-                package: import_path.into(),
-                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
+            .list(dir, Some(platform), &["-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}"], import_path)
+            .await?;
+        Ok(String::from_utf8_lossy(&out).lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect())
+    }
+
+    /// Lists the source files of the packages `import_path` depends on
+    /// (itself included) that belong to the main module or to a module
+    /// replaced by a local directory: Go, cgo and embedded files, absolute.
+    /// Standard-library packages and modules from the module cache are left
+    /// out (they do not change under the developer's hands).
+    pub async fn dependency_files(
+        &self,
+        dir: &Path,
+        import_path: &str,
+        platform: &Platform,
+    ) -> Result<Vec<PathBuf>, GoError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Listed {
+            #[serde(default)]
+            dir: PathBuf,
+            #[serde(default)]
+            standard: bool,
+            #[serde(default)]
+            module: Option<ListedModule>,
+            #[serde(default)]
+            go_files: Vec<String>,
+            #[serde(default)]
+            cgo_files: Vec<String>,
+            #[serde(default)]
+            embed_files: Vec<String>,
         }
-        Ok(String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect())
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct ListedModule {
+            #[serde(default)]
+            main: bool,
+            #[serde(default)]
+            replace: Option<Replace>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Replace {
+            #[serde(default)]
+            version: String,
+        }
+        let out = self
+            .list(dir, Some(platform), &["-deps", "-json=Dir,Standard,Module,GoFiles,CgoFiles,EmbedFiles"], import_path)
+            .await?;
+        let mut files = Vec::new();
+        for item in serde_json::Deserializer::from_slice(&out).into_iter::<Listed>() {
+            let p = item.map_err(|e| GoError::Package {
+                package: import_path.into(),
+                message: format!("unexpected `go list -deps -json` output ({e})"),
+            })?;
+            let local = match &p.module {
+                Some(m) => m.main || m.replace.as_ref().is_some_and(|r| r.version.is_empty()),
+                None => false,
+            };
+            if p.standard || !local {
+                continue;
+            }
+            files.extend(p.go_files.iter().chain(&p.cgo_files).chain(&p.embed_files).map(|f| p.dir.join(f)));
+        }
+        Ok(files)
     }
 
     /// Builds `pkg` for `platform` into `out`. The binary is written next to

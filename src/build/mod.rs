@@ -34,6 +34,9 @@ pub enum BuildError {
     /// The base image could not be had.
     #[error(transparent)]
     Base(#[from] BaseError),
+    /// The dev image's tools could not be prepared.
+    #[error(transparent)]
+    DevImage(#[from] crate::devimage::DevImageError),
     /// Reading the binary or kodata failed.
     #[error("{path}: {source}")]
     Io {
@@ -69,8 +72,11 @@ pub struct BuildOptions {
     pub platforms: Vec<Platform>,
     /// Base image overriding `.ko.yaml`.
     pub base: Option<String>,
-    /// Build the dev variant (`/ko-app` writable).
+    /// Build the dev variant: watchexec and the way-in helper inside,
+    /// `/ko-app` writable, dev linker flags.
     pub dev: bool,
+    /// Where the dev variant's tools come from.
+    pub dev_tools: crate::devimage::DevTools,
     /// Root of the cache (binaries, base images).
     pub cache_root: PathBuf,
 }
@@ -111,6 +117,11 @@ impl GoBuilder {
         Ok(vec![Platform::host_linux()])
     }
 
+    /// The cache root (binaries, base images, helpers).
+    pub fn cache_root(&self) -> std::path::PathBuf {
+        self.opts.cache_root.clone()
+    }
+
     /// The Go toolchain in use.
     pub fn go(&self) -> &GoToolchain {
         &self.go
@@ -142,11 +153,16 @@ impl GoBuilder {
         }
         let flags = if entry.flags.is_empty() { &self.config.default_flags } else { &entry.flags };
         let ldflags = if entry.ldflags.is_empty() { &self.config.default_ldflags } else { &entry.ldflags };
+        let mut ldflags: Vec<String> =
+            ldflags.iter().map(|f| self.config.expand("ldflags", f)).collect::<Result<_, _>>()?;
+        if self.opts.dev {
+            ldflags.push(self.opts.dev_tools.ldflags().into());
+        }
         Ok(BuildSettings {
             dir,
             env,
             flags: flags.iter().map(|f| self.config.expand("flags", f)).collect::<Result<_, _>>()?,
-            ldflags: ldflags.iter().map(|f| self.config.expand("ldflags", f)).collect::<Result<_, _>>()?,
+            ldflags,
         })
     }
 
@@ -184,9 +200,20 @@ impl Build for GoBuilder {
         let pkg = self.package(package).await?;
         let base_ref = self.base_for(&pkg);
         let kodata_dir = pkg.dir.join("kodata");
+        let platforms = self.platforms()?;
+        let mut extra_layers = Vec::new();
+        if self.opts.dev {
+            let [platform] = platforms.as_slice() else {
+                let list: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
+                return Err(crate::devimage::DevImageError::MultiPlatform(list.join(",")).into());
+            };
+            let tools = &self.opts.dev_tools;
+            extra_layers
+                .push(crate::devimage::prepare(&self.go, &kodata_dir, platform, tools, &self.opts.cache_root).await?);
+        }
         let kodata = image::read_kodata(&kodata_dir).map_err(io_err(&kodata_dir))?;
         let mut images = Vec::new();
-        for platform in self.platforms()? {
+        for platform in platforms {
             let base = self.bases.get(&base_ref, &platform).await?;
             let out = self.compile(&pkg, package, &platform).await?;
             let binary = Bytes::from(std::fs::read(&out).map_err(io_err(&out))?);
@@ -196,7 +223,7 @@ impl Build for GoBuilder {
                 name: &pkg.binary_name(),
                 binary,
                 kodata: kodata.clone(),
-                extra_layers: Vec::new(),
+                extra_layers: extra_layers.clone(),
                 dev: self.opts.dev,
                 import_path: &pkg.import_path,
             })

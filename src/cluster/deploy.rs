@@ -7,7 +7,6 @@
 //! (registry, KinD nodes) is chosen elsewhere, once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 
 use super::apply::{self, Applied, Doc};
 use super::pods::{AppImage, Workload};
@@ -16,7 +15,6 @@ use super::{Cluster, KubeError};
 use crate::build::Build;
 use crate::oci::Artifact;
 use crate::publish::Publish;
-use crate::resolve::devrewrite::{rewrite_document, DevRewrite, RewriteError};
 use crate::resolve::{self, ManifestFile, ResolveError, ResolvedRef};
 
 /// Errors deploying.
@@ -26,9 +24,6 @@ pub enum DeployError {
     /// Building or publishing an image failed.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
-    /// The dev-mode rewrite refused a manifest.
-    #[error(transparent)]
-    Rewrite(#[from] RewriteError),
     /// The cluster refused or the rollout failed.
     #[error(transparent)]
     Kube(#[from] KubeError),
@@ -85,29 +80,11 @@ pub async fn resolve_for_apply(
 ) -> Result<(BTreeMap<String, ResolvedRef>, String, Vec<Doc>), DeployError> {
     let refs = resolve::build_refs(files, builder, publisher, opts.jobs).await?;
     let images: HashMap<String, String> = refs.iter().map(|(k, v)| (k.clone(), v.image.clone())).collect();
-    let failure: Mutex<Option<RewriteError>> = Mutex::new(None);
-    let edit = |doc: &mut serde_yaml_ng::Value| -> bool {
-        if !opts.dev {
-            return false;
-        }
-        let mut changed = false;
-        for r in refs.values() {
-            let rewrite = DevRewrite::new(r.built.package.binary_name());
-            match rewrite_document(doc, &|img: &str| img == r.image, &rewrite) {
-                Ok(c) => changed |= c,
-                Err(e) => {
-                    if let Ok(mut f) = failure.lock() {
-                        f.get_or_insert(e);
-                    }
-                }
-            }
-        }
-        changed
+    let text = if opts.dev {
+        resolve::render(files, &images, &resolve::dev_edit(&refs))?
+    } else {
+        resolve::render(files, &images, &|_| Ok(false))?
     };
-    let text = resolve::render(files, &images, &edit);
-    if let Some(e) = failure.into_inner().ok().flatten() {
-        return Err(e.into());
-    }
     let mut docs = Vec::new();
     for mut d in resolve::yaml::split(&text) {
         d.parse().map_err(|(line, _, message)| KubeError::Manifest {

@@ -1,5 +1,137 @@
 //! The dev variant of an image: what `gohot dev` needs inside the container
-//! before the first hot reload — watchexec (in kodata) as the supervisor and
-//! the way-in helper that writes new binaries atomically.
+//! before the first hot reload.
+//!
+//! - watchexec, the supervisor that restarts the app when its binary changes,
+//!   goes into the package's kodata (as the Skaffold ko proposal has it, with
+//!   a `.gitignore` entry) so it lands at `/var/run/ko/watchexec`;
+//! - the way-in helper ([`crate::sync::wayin`]), built by the user's Go
+//!   toolchain for the image's platform, goes into its own layer at
+//!   `/var/run/gohot/helper`;
+//! - `/ko-app` is made writable for any uid (see [`crate::build::image`]) so a
+//!   non-root app can receive a new binary.
+//!
+//! Dev builds also link without DWARF and symbol table (`-s -w`) unless
+//! `--debug`: smaller binaries build, delta and restart faster, and Go
+//! panics keep their stack traces (they use pclntab, not DWARF).
 
 pub mod watchexec;
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use sha2::Digest as _;
+
+use crate::build::go::GoToolchain;
+use crate::build::layer::{self, Entry};
+use crate::platform::Platform;
+use crate::sync::wayin::{self, WayInError};
+use watchexec::{EnsureOptions, WatchexecError};
+
+/// Errors preparing the dev image's tools.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DevImageError {
+    /// watchexec could not be had.
+    #[error(transparent)]
+    Watchexec(#[from] WatchexecError),
+    /// The helper could not be built.
+    #[error("building the gohot helper: {0}")]
+    Helper(#[from] WayInError),
+    /// A dev image holds one watchexec, so one platform.
+    #[error("a dev image is for one platform, got {0}: pass --platform with one value")]
+    MultiPlatform(String),
+    /// Reading a built file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Where dev tools come from.
+#[derive(Clone, Debug, Default)]
+pub struct DevTools {
+    /// A local watchexec binary to use instead of downloading (`--watchexec`).
+    pub watchexec: Option<PathBuf>,
+    /// watchexec version to download (default: the pinned one).
+    pub watchexec_version: Option<String>,
+    /// Download base URL (mirrors, restricted networks).
+    pub watchexec_base_url: Option<String>,
+    /// Keep DWARF (for debuggers) instead of `-s -w`.
+    pub debug: bool,
+}
+
+impl DevTools {
+    /// Linker flags dev builds add.
+    pub fn ldflags(&self) -> &'static str {
+        // Uncompressed DWARF keeps binaries debuggable and deltas small.
+        if self.debug {
+            "-compressdwarf=false"
+        } else {
+            "-s -w"
+        }
+    }
+}
+
+/// Ensures watchexec is in `kodata_dir` and the helper is built for
+/// `platform`; returns the extra layer holding the helper.
+pub async fn prepare(
+    go: &GoToolchain,
+    kodata_dir: &Path,
+    platform: &Platform,
+    tools: &DevTools,
+    cache_root: &Path,
+) -> Result<Vec<Entry>, DevImageError> {
+    let mut opts = EnsureOptions::new(kodata_dir, platform.arch.clone());
+    opts.local_binary = tools.watchexec.clone();
+    if let Some(v) = &tools.watchexec_version {
+        opts.version = v.clone();
+    }
+    opts.base_url = tools.watchexec_base_url.clone();
+    let bar = BarProgress(crate::progress::bytes(0, "downloading watchexec"));
+    watchexec::ensure_watchexec(&opts, &bar).await?;
+
+    let helper = helper_binary(go, platform, cache_root).await?;
+    let data = std::fs::read(&helper).map_err(|source| DevImageError::Io { path: helper.clone(), source })?;
+    let mut entries = layer::with_parents("var/run/gohot", 0o755);
+    entries.push(Entry::file(wayin::HELPER_IMAGE_PATH.trim_start_matches('/'), 0o755, Bytes::from(data)));
+    Ok(entries)
+}
+
+/// The helper for a platform, built once per helper source and cached.
+pub async fn helper_binary(go: &GoToolchain, platform: &Platform, cache_root: &Path) -> Result<PathBuf, DevImageError> {
+    let source_id = hex::encode(&sha2::Sha256::digest(wayin::HELPER_GO_SOURCE.as_bytes())[..8]);
+    let out = cache_root.join("helper").join(source_id).join(platform.cache_path()).join("helper");
+    if out.is_file() {
+        return Ok(out);
+    }
+    let arch = match &platform.variant {
+        Some(v) => format!("{}/{v}", platform.arch),
+        None => platform.arch.clone(),
+    };
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| DevImageError::Io { path: dir.to_path_buf(), source })?;
+    }
+    let (go, target) = (go.path().to_path_buf(), out.clone());
+    tokio::task::spawn_blocking(move || wayin::build_helper(&go, &arch, &target))
+        .await
+        .map_err(|e| DevImageError::Io { path: out.clone(), source: std::io::Error::other(e) })??;
+    Ok(out)
+}
+
+/// Drives an indicatif bar from watchexec's download progress.
+struct BarProgress(indicatif::ProgressBar);
+
+impl watchexec::Progress for BarProgress {
+    fn set_len(&self, len: u64) {
+        self.0.set_length(len);
+    }
+    fn inc(&self, delta: u64) {
+        self.0.inc(delta);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}

@@ -1,6 +1,8 @@
 //! Publishing into the local Docker engine (`ko.local`), through its API with
 //! bollard: the image is streamed as a `docker load` archive and tagged
-//! `ko.local/<name>:<image id>` (and `:latest`), as ko does.
+//! `ko.local/<name>:<image id>` (and `:latest`), as ko does — or, for
+//! callers that name the image themselves (Skaffold's `$IMAGE`), under
+//! exactly the tags they give ([`DaemonPublisher::with_tags`]).
 
 use async_trait::async_trait;
 use bollard::query_parameters::ImportImageOptions;
@@ -15,12 +17,31 @@ use crate::oci;
 pub struct DaemonPublisher {
     repo: String,
     naming: Naming,
+    /// Exact tags replacing ko's `<repo>/<name>:<id>` and `:latest`.
+    tags: Vec<String>,
 }
 
 impl DaemonPublisher {
     /// `repo` is `ko.local` or `ko.local/<something>`.
     pub fn new(repo: String, naming: Naming) -> Self {
-        DaemonPublisher { repo, naming }
+        DaemonPublisher { repo, naming, tags: Vec::new() }
+    }
+
+    /// Loads under exactly `tags` (e.g. `127.0.0.1:5000/app:v1`; a reference
+    /// without a tag gets `:latest`) instead of ko's names; returns the first.
+    pub fn with_tags(tags: Vec<String>) -> Self {
+        let tags = tags
+            .into_iter()
+            .map(|t| {
+                let last = t.rsplit('/').next().unwrap_or(&t);
+                if last.contains(':') || last.contains('@') {
+                    t
+                } else {
+                    format!("{t}:latest")
+                }
+            })
+            .collect();
+        DaemonPublisher { repo: String::new(), naming: Naming::Bare, tags }
     }
 }
 
@@ -52,10 +73,15 @@ pub async fn load(docker: &bollard::Docker, archive: Vec<u8>) -> Result<(), Publ
 #[async_trait]
 impl Publish for DaemonPublisher {
     async fn publish(&self, built: &Built) -> Result<String, PublishError> {
-        let repository = self.naming.repository(&self.repo, &built.package.import_path);
         let image = pick_image(&built.artifact);
-        let id_tag = format!("{repository}:{}", oci::digest_hex(&image.config_digest()));
-        let tags = vec![id_tag.clone(), format!("{repository}:latest")];
+        let tags = if self.tags.is_empty() {
+            let repository = self.naming.repository(&self.repo, &built.package.import_path);
+            let id_tag = format!("{repository}:{}", oci::digest_hex(&image.config_digest()));
+            vec![id_tag, format!("{repository}:latest")]
+        } else {
+            self.tags.clone()
+        };
+        let id_tag = tags[0].clone();
         let mut archive = Vec::new();
         write_docker_archive(image, &tags, &mut archive)
             .map_err(|source| PublishError::Io { path: "<docker archive>".into(), source })?;

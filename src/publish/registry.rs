@@ -28,6 +28,33 @@ impl RegistryPublisher {
         let tags = if tags.is_empty() { vec!["latest".into()] } else { tags };
         RegistryPublisher { registry, repo, naming, tags }
     }
+
+    /// A publisher that pushes to exactly `reference` (`host/repo:tag`, as
+    /// Skaffold's `$IMAGE` names it): that repository, that one tag, no
+    /// naming strategy applied. A reference with a digest is refused, since
+    /// the digest is only known after the build.
+    pub fn for_reference(registry: Registry, reference: &str) -> Result<Self, PublishError> {
+        let (repo, tag) = split_tag(reference)?;
+        Ok(RegistryPublisher { registry, repo, naming: Naming::Bare, tags: vec![tag] })
+    }
+}
+
+/// Splits `host/repo:tag` into `host/repo` and `tag` (`latest` when there is
+/// none), checking the reference parses. Digests are refused.
+pub fn split_tag(reference: &str) -> Result<(String, String), PublishError> {
+    let bad = |detail: &str| PublishError::Destination(format!("image reference {reference:?} {detail}"));
+    if reference.contains('@') {
+        return Err(bad("has a digest; give a tag (host/repo:tag): the digest is only known after the build"));
+    }
+    parse_reference(reference).map_err(|e| bad(&format!("is not valid: {e}")))?;
+    let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
+    match reference[last_slash..].rfind(':') {
+        Some(i) => {
+            let at = last_slash + i;
+            Ok((reference[..at].to_string(), reference[at + 1..].to_string()))
+        }
+        None => Ok((reference.to_string(), "latest".to_string())),
+    }
 }
 
 /// What a push did, for the one log line.
@@ -130,5 +157,20 @@ pub fn human_bytes(n: u64) -> String {
         n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1e6),
         n if n >= 1_000 => format!("{:.1} kB", n as f64 / 1e3),
         n => format!("{n} B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_tag_keeps_the_port() {
+        let split = |r: &str| split_tag(r).map_err(|e| e.to_string());
+        assert_eq!(split("127.0.0.1:5000/app:v1-abc").unwrap(), ("127.0.0.1:5000/app".into(), "v1-abc".into()));
+        assert_eq!(split("127.0.0.1:5000/team/app").unwrap(), ("127.0.0.1:5000/team/app".into(), "latest".into()));
+        assert_eq!(split("app:dirty").unwrap(), ("app".into(), "dirty".into()));
+        assert!(split("127.0.0.1:5000/app@sha256:0000").unwrap_err().contains("digest"));
+        assert!(split("Bad Ref").is_err());
     }
 }

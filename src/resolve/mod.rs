@@ -66,6 +66,16 @@ pub enum ResolveError {
         #[source]
         source: BuildError,
     },
+    /// A document cannot be rewritten for dev mode.
+    #[error("{path}:{line}: {message}")]
+    Rewrite {
+        /// The file.
+        path: PathBuf,
+        /// Where the document starts.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
     /// A reference could not be published.
     #[error("{path}:{line}: publishing {reference}: {source}")]
     Publish {
@@ -227,10 +237,32 @@ pub async fn build_refs(
     results.into_iter().collect()
 }
 
-/// Writes the documents of `files` with references replaced, `---`-separated.
-/// `edit` may change a document further (dev-mode rewrite); it returns
-/// whether it did.
-pub fn render(files: &[ManifestFile], images: &HashMap<String, String>, edit: &dyn Fn(&mut Value) -> bool) -> String {
+/// A further edit of each document: returns whether it changed it, or why
+/// it cannot be done.
+pub type Edit<'a> = &'a dyn Fn(&mut Value) -> Result<bool, String>;
+
+/// The dev-mode edit: every container running one of the built images gets
+/// its command wrapped in watchexec (see [`devrewrite`]).
+pub fn dev_edit(refs: &BTreeMap<String, ResolvedRef>) -> impl Fn(&mut Value) -> Result<bool, String> + '_ {
+    move |doc: &mut Value| {
+        let mut changed = false;
+        for r in refs.values() {
+            let opts = devrewrite::DevRewrite::new(r.built.package.binary_name());
+            let image = r.image.clone();
+            changed |=
+                devrewrite::rewrite_document(doc, &|img: &str| img == image, &opts).map_err(|e| e.to_string())?;
+        }
+        Ok(changed)
+    }
+}
+
+/// Writes the documents of `files` with references replaced, `---`-separated,
+/// each passed through `edit` too.
+pub fn render(
+    files: &[ManifestFile],
+    images: &HashMap<String, String>,
+    edit: Edit<'_>,
+) -> Result<String, ResolveError> {
     let mut docs: Vec<String> = Vec::new();
     for f in files {
         for d in &f.documents {
@@ -242,7 +274,11 @@ pub fn render(files: &[ManifestFile], images: &HashMap<String, String>, edit: &d
             };
             let mut value = original.clone();
             replace_refs(&mut value, images);
-            let edited = edit(&mut value);
+            let edited = edit(&mut value).map_err(|message| ResolveError::Rewrite {
+                path: f.path.clone(),
+                line: d.start_line,
+                message,
+            })?;
             if value == *original {
                 docs.push(d.text.clone());
             } else if let Some(text) = (!edited).then(|| yaml::replace_in_text(&d.text, images, &value)).flatten() {
@@ -262,5 +298,5 @@ pub fn render(files: &[ManifestFile], images: &HashMap<String, String>, edit: &d
             out.push('\n');
         }
     }
-    out
+    Ok(out)
 }

@@ -560,6 +560,30 @@ pub fn put_wait_argv(dest: &str, mode: u32, wait: std::time::Duration) -> Vec<St
     v
 }
 
+/// argv for `rm PATH`: remove one file (a missing file is not an error).
+pub fn rm_argv(path: &str) -> Vec<String> {
+    vec![HELPER_IMAGE_PATH.into(), "rm".into(), "--".into(), path.into()]
+}
+
+/// Whether `helper rm` succeeded, from its status line.
+pub fn parse_rm_status(stdout: &[u8]) -> Result<bool, WayInError> {
+    #[derive(Deserialize)]
+    struct Rm {
+        ok: Option<bool>,
+        removed: Option<bool>,
+        error: Option<String>,
+        message: Option<String>,
+    }
+    let raw: Rm = parse_status(stdout)?;
+    match raw.ok {
+        Some(true) => Ok(raw.removed.unwrap_or(false)),
+        _ => Err(WayInError::HelperFailed {
+            code: raw.error.unwrap_or_else(|| "unknown".into()),
+            message: raw.message.unwrap_or_default(),
+        }),
+    }
+}
+
 /// argv for `hash PATH`.
 pub fn hash_argv(path: &str) -> Vec<String> {
     vec![HELPER_IMAGE_PATH.into(), "hash".into(), "--".into(), path.into()]

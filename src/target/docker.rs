@@ -131,21 +131,37 @@ impl DockerTarget {
         }
     }
 
-    /// Follows the container's output, calling `line` for each line.
+    /// Follows the container's output, calling `line` for each line; when
+    /// the container is re-created, follows the new one (from that moment).
     pub fn follow_logs(&self, line: impl Fn(&str) + Send + 'static) -> tokio::task::JoinHandle<()> {
         let docker = self.docker.clone();
         let name = self.spec.name.clone();
         tokio::spawn(async move {
-            let opts =
-                LogsOptions { follow: true, stdout: true, stderr: true, tail: "all".into(), ..Default::default() };
-            let mut stream = docker.logs(&name, Some(opts));
-            let mut pending = String::new();
-            while let Some(Ok(chunk)) = stream.next().await {
-                pending.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-                while let Some(i) = pending.find('\n') {
-                    line(&pending[..i]);
-                    pending.drain(..=i);
+            let mut since = 0;
+            loop {
+                let opts = LogsOptions {
+                    follow: true,
+                    stdout: true,
+                    stderr: true,
+                    since,
+                    tail: "all".into(),
+                    ..Default::default()
+                };
+                let mut stream = docker.logs(&name, Some(opts));
+                let mut pending = String::new();
+                while let Some(Ok(chunk)) = stream.next().await {
+                    pending.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+                    while let Some(i) = pending.find('\n') {
+                        line(&pending[..i]);
+                        pending.drain(..=i);
+                    }
                 }
+                // The container stopped or was removed: wait for it to be back.
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                since = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i32)
+                    .unwrap_or(0);
             }
         })
     }
@@ -237,6 +253,38 @@ impl Target for DockerTarget {
     async fn recover(&self) -> Result<bool, TargetError> {
         self.start().await?;
         Ok(true)
+    }
+}
+
+/// A container that already runs, reached by name or id — e.g. the source
+/// of `gohot syncback`. gohot does not own its lifecycle, so
+/// [`Target::recover`] does nothing; replicas and exec are the
+/// [`DockerTarget`]'s (which only use the name).
+pub struct ExistingContainer(DockerTarget);
+
+impl ExistingContainer {
+    /// The container `name` (or id) on `docker`.
+    pub fn new(docker: Docker, name: &str) -> Self {
+        let spec = ContainerSpec {
+            name: name.to_string(),
+            image: String::new(),
+            entrypoint: Vec::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            ports: Vec::new(),
+        };
+        ExistingContainer(DockerTarget::new(docker, spec))
+    }
+}
+
+#[async_trait]
+impl Target for ExistingContainer {
+    async fn replicas(&self) -> Result<Vec<Replica>, TargetError> {
+        self.0.replicas().await
+    }
+
+    async fn exec(&self, replica: &Replica, argv: &[String], stdin: Bytes) -> Result<ExecOutput, TargetError> {
+        self.0.exec(replica, argv, stdin).await
     }
 }
 

@@ -144,7 +144,7 @@ func ioFail(err error) error {
 
 func main() {
 	if len(os.Args) < 2 {
-		os.Exit(finish("", fail("usage", "usage: helper put|hash|list|get|seed|version ...")))
+		os.Exit(finish("", fail("usage", "usage: helper put|hash|list|get|seed|rm|version ...")))
 	}
 	cmd, rest := os.Args[1], os.Args[2:]
 	var err error
@@ -159,13 +159,15 @@ func main() {
 		err = cmdGet(rest, os.Stdin, os.Stdout)
 	case "seed":
 		err = cmdSeed(rest, os.Stdout)
+	case "rm":
+		err = cmdRm(rest, os.Stdout)
 	case "version", "-version", "--version":
 		err = writeJSON(os.Stdout, map[string]interface{}{
 			"name": "gohot-helper", "protocol": protocol,
 			"go": runtime.Version(), "os": runtime.GOOS, "arch": runtime.GOARCH,
 		})
 	default:
-		err = fail("usage", "unknown subcommand %q (want put, hash, list, get, seed or version)", cmd)
+		err = fail("usage", "unknown subcommand %q (want put, hash, list, get, seed, rm or version)", cmd)
 	}
 	os.Exit(finish(cmd, err))
 }
@@ -339,6 +341,12 @@ func newAtomicFile(dest string) (*atomicFile, error) {
 	if name == "" || name == "." || name == ".." {
 		return nil, fail("usage", "bad destination %q", dest)
 	}
+	// Sync rules may target directories the image does not have yet.
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, ioFail(err)
+		}
+	}
 	f, err := os.CreateTemp(dir, "."+name+".gohot-*")
 	if err != nil {
 		return nil, ioFail(err)
@@ -384,6 +392,31 @@ func (a *atomicFile) abort() {
 	}
 	a.f.Close()
 	os.Remove(a.f.Name())
+}
+
+// cmdRm removes one file (a sync rule's deletion); a missing file is fine.
+func cmdRm(argv []string, stdout io.Writer) error {
+	a, err := parseArgs(argv)
+	if err != nil {
+		return err
+	}
+	if err := wantOperands(a, 1, "rm PATH"); err != nil {
+		return err
+	}
+	p := filepath.Clean(a.pos[0])
+	if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+		return fail("usage", "%s is a directory; rm removes files only", p)
+	}
+	removed := true
+	if err := os.Remove(p); err != nil {
+		if !os.IsNotExist(err) {
+			return ioFail(err)
+		}
+		removed = false
+	} else if err := syncDir(filepath.Dir(p)); err != nil {
+		return err
+	}
+	return writeJSON(stdout, map[string]interface{}{"ok": true, "removed": removed})
 }
 
 func syncDir(dir string) error {

@@ -1,0 +1,99 @@
+//! `gohot dev` on the local Docker engine: build the dev image, load it, run
+//! one container with watchexec wrapping the app, then hand over to the loop.
+//! Ctrl-C removes the container unless `--keep`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::events::{DevEvent, EventSink};
+use super::{DevApp, DevError, LoopOptions};
+use crate::build::{Build, BuildError, GoBuilder};
+use crate::publish::daemon::DaemonPublisher;
+use crate::publish::{Naming, Publish, PublishError};
+use crate::resolve::devrewrite;
+use crate::target::docker::{ContainerSpec, DockerTarget, PortMapping};
+
+/// Errors starting dev mode on Docker.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DockerDevError {
+    /// Building the dev image failed.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// Loading it failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// The loop failed.
+    #[error(transparent)]
+    Loop(#[from] DevError),
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct DockerDev {
+    /// The package (`./cmd/app`).
+    pub package: String,
+    /// Container name (default `gohot-<name>`).
+    pub name: Option<String>,
+    /// Published ports.
+    pub ports: Vec<PortMapping>,
+    /// Environment for the app.
+    pub env: Vec<String>,
+    /// Arguments for the app.
+    pub args: Vec<String>,
+    /// Keep the container on exit.
+    pub keep: bool,
+}
+
+/// Runs dev mode on Docker until `shutdown`.
+pub async fn run(
+    builder: &GoBuilder,
+    dev: DockerDev,
+    opts: LoopOptions,
+    events: EventSink,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DockerDevError> {
+    let package = builder.package(&dev.package).await?;
+    let platform = builder.platforms()?.remove(0);
+    let app = DevApp { package, requested: dev.package.clone(), platform };
+    let watching = super::watch(builder, &app, opts.rules.clone()).await?;
+    let built = builder.build(&dev.package).await?;
+    let image = DaemonPublisher::new("ko.local".into(), Naming::Base).publish(&built).await?;
+    let binary_path = crate::cache::binary_path(&builder.cache_root(), &app.package.import_path, &app.platform);
+    let initial = Bytes::from(
+        std::fs::read(&binary_path).map_err(|source| BuildError::Io { path: binary_path.clone(), source })?,
+    );
+
+    let docker = crate::publish::daemon::connect().await?;
+    let spec = ContainerSpec {
+        name: dev.name.clone().unwrap_or_else(|| format!("gohot-{}", app.name())),
+        image: image.clone(),
+        entrypoint: devrewrite::dev_command(&app.name(), &[app.dest()]),
+        args: dev.args.clone(),
+        env: dev.env.clone(),
+        ports: dev.ports.clone(),
+    };
+    let target = DockerTarget::new(docker, spec);
+    target.start().await.map_err(DevError::from)?;
+    let log_events = events.clone();
+    let replica = target.spec().name.clone();
+    let logs =
+        target.follow_logs(move |line| log_events(DevEvent::Log { replica: replica.clone(), line: line.into() }));
+    events(DevEvent::Started { image, replicas: vec![target.spec().name.clone()] });
+
+    let result = super::run(builder, &target, app, watching, initial, opts, events.clone(), shutdown).await;
+    logs.abort();
+    if !dev.keep {
+        if let Err(e) = target.remove().await {
+            events(DevEvent::Warning { message: e.to_string() });
+        }
+    }
+    events(DevEvent::Stopped { kept: dev.keep });
+    Ok(result?)
+}
+
+/// An event sink from a closure.
+pub fn sink(f: impl Fn(DevEvent) + Send + Sync + 'static) -> EventSink {
+    Arc::new(f)
+}
