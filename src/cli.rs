@@ -55,6 +55,11 @@ pub enum Command {
     /// Print the sync map inferred from a Dockerfile as JSON: context file →
     /// every absolute path it is copied to.
     Syncmap(SyncmapCmd),
+    /// Resolve manifests, server-side apply them to the cluster, and wait
+    /// for the rollout.
+    Apply(ApplyCmd),
+    /// Delete what manifests name from the cluster (no build needed).
+    Delete(DeleteCmd),
 }
 
 /// `gohot skaffold …`.
@@ -384,6 +389,86 @@ async fn run_syncback(cmd: SyncbackCmd) -> Result<()> {
     Ok(())
 }
 
+/// Flags choosing the cluster.
+#[derive(Debug, Args, Clone)]
+pub struct KubeFlags {
+    /// Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: its current-context).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Namespace for objects that name none (default: the context's, else `default`).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Allow a context that is not a local cluster, by name; repeatable.
+    /// Local ones (kind-*, minikube, docker-desktop, k3d-*, loopback API servers) need no allowing.
+    #[arg(long = "allow-context", value_name = "NAME")]
+    pub allow_context: Vec<String>,
+}
+
+impl KubeFlags {
+    fn options(&self) -> crate::cluster::KubeOptions {
+        crate::cluster::KubeOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            namespace: self.namespace.clone(),
+            allow_contexts: self.allow_context.clone(),
+        }
+    }
+}
+
+/// `gohot apply`.
+#[derive(Debug, Args)]
+pub struct ApplyCmd {
+    /// Build settings (default platforms: those of the cluster's nodes).
+    #[command(flatten)]
+    pub build: BuildFlags,
+    /// Destination (default on a kind-* context: kind.local).
+    #[command(flatten)]
+    pub publish: PublishFlags,
+    /// Cluster.
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    /// YAML files or directories (`-` for stdin); repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Builds to run at once.
+    #[arg(short = 'j', long, default_value_t = 2)]
+    pub jobs: usize,
+    /// Wait for Deployments, StatefulSets and DaemonSets to be ready.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub wait: bool,
+    /// How long to wait for the rollout (`90s`, `5m`).
+    #[arg(long, default_value = "3m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+/// `gohot delete`.
+#[derive(Debug, Args)]
+pub struct DeleteCmd {
+    /// Cluster.
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    /// YAML files or directories (`-` for stdin); repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// `90s`, `5m`, `1h` or plain seconds.
+pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration {s:?}: use e.g. 90s, 5m or 1h");
+    let (num, unit) = s.trim().split_at(s.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(s.trim().len()));
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(bad()),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 impl PublishFlags {
     fn destinations(&self) -> Destinations {
         let naming = if self.base_import_paths {
@@ -403,6 +488,8 @@ impl PublishFlags {
             naming,
             tags: self.tags.clone(),
             insecure: self.insecure_registry.clone(),
+            kind_cluster: std::env::var("KIND_CLUSTER_NAME").ok().filter(|s| !s.is_empty()),
+            minikube_profile: std::env::var("MINIKUBE_PROFILE").ok().filter(|s| !s.is_empty()),
         }
     }
 }
@@ -608,6 +695,91 @@ async fn run_syncmap(cmd: SyncmapCmd) -> Result<()> {
     Ok(())
 }
 
+/// Reads every -f path.
+fn read_all_manifests(paths: &[PathBuf]) -> Result<Vec<crate::resolve::ManifestFile>> {
+    let mut files = Vec::new();
+    for f in paths {
+        files.extend(crate::resolve::read_manifests(f)?);
+    }
+    Ok(files)
+}
+
+/// Connects to the cluster the flags name, refusing non-local contexts not
+/// allowed by name, and checks the API server answers.
+async fn connect_cluster(flags: &KubeFlags) -> Result<crate::cluster::Cluster> {
+    let mut opts = flags.options();
+    let workdir = std::env::current_dir().context("cannot determine the current directory")?;
+    opts.allow_contexts.extend(crate::cluster::context::allowed_from_config(&workdir)?);
+    let cluster = crate::cluster::connect(&opts).await?;
+    let version = cluster.ping().await?;
+    tracing::info!("context {} ({}, Kubernetes {version})", cluster.context.name, cluster.context.server);
+    Ok(cluster)
+}
+
+async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
+    use crate::cluster::{deploy, nodes, rollout};
+    let files = read_all_manifests(&cmd.files)?;
+    let refs = deploy::ko_refs(&files);
+    if refs.is_empty() {
+        tracing::warn!("no ko:// image references in the manifests: applying them as they are");
+    }
+    let cluster = connect_cluster(&cmd.kube).await?;
+    if cmd.build.platform.is_empty() && !refs.is_empty() {
+        let found = nodes::build_platforms(&nodes::list(&cluster).await?, &Default::default());
+        tracing::info!(
+            "building for the cluster's nodes: {}",
+            found.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        );
+        cmd.build.platform = found.iter().map(ToString::to_string).collect();
+    }
+    let mut dest = cmd.publish.destinations();
+    if dest.repo.is_none() {
+        if let Some(kind) = crate::cluster::context::kind_cluster(&cluster.context.name) {
+            tracing::info!("KO_DOCKER_REPO is not set: loading images into KinD cluster {kind} (kind.local)");
+            dest.repo = Some("kind.local".into());
+            dest.kind_cluster.get_or_insert_with(|| kind.to_string());
+        } else if crate::cluster::context::is_minikube(&cluster.context) && which::which("minikube").is_ok() {
+            tracing::info!(
+                "KO_DOCKER_REPO is not set: loading images into minikube profile {} (minikube.local)",
+                cluster.context.name
+            );
+            dest.repo = Some("minikube.local".into());
+            dest.minikube_profile.get_or_insert_with(|| cluster.context.name.clone());
+        }
+    }
+    let registry = Registry::new(&dest.insecure)?;
+    let builder = make_builder(&cmd.build, &registry)?;
+    let publisher = publisher(&dest, &registry)?;
+    let opts = deploy::DeployOptions {
+        dev: cmd.build.dev,
+        jobs: cmd.jobs,
+        wait: cmd.wait.then_some(rollout::WaitOptions { timeout: cmd.timeout, ..Default::default() }),
+    };
+    let progress = |m: &str| tracing::info!("waiting: {m}");
+    let deployed = deploy::deploy(&cluster, &files, &builder, publisher.as_ref(), &opts, &progress).await?;
+    for a in &deployed.applied {
+        eprintln!("applied {}", a.object);
+    }
+    if cmd.wait && !deployed.workloads.is_empty() {
+        eprintln!("ready: {}", deployed.workloads.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
+    }
+    Ok(())
+}
+
+async fn run_delete(cmd: DeleteCmd) -> Result<()> {
+    use crate::cluster::{apply, deploy};
+    let files = read_all_manifests(&cmd.files)?;
+    let docs = deploy::raw_docs(&files)?;
+    let cluster = connect_cluster(&cmd.kube).await?;
+    for d in apply::delete(&cluster, &docs).await? {
+        match d {
+            apply::Deleted::Deleted(o) => eprintln!("deleted {o}"),
+            apply::Deleted::Absent(o) => eprintln!("{o} was not there"),
+        }
+    }
+    Ok(())
+}
+
 /// Writes data to stdout; a closed pipe (`gohot build | head`) is not an error.
 fn print_stdout(s: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
@@ -714,6 +886,8 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Syncback(c) => run_syncback(c).await,
         Command::Skaffold(c) => run_skaffold(c).await,
         Command::Syncmap(c) => run_syncmap(c).await,
+        Command::Apply(c) => run_apply(c).await,
+        Command::Delete(c) => run_delete(c).await,
     }
 }
 
@@ -725,5 +899,14 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("3m").unwrap().as_secs(), 180);
+        assert_eq!(parse_duration("1h").unwrap().as_secs(), 3600);
+        assert_eq!(parse_duration("45").unwrap().as_secs(), 45);
+        assert!(parse_duration("3 days").is_err());
     }
 }

@@ -11,6 +11,7 @@
 pub mod build;
 pub mod cache;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod devconfig;
 pub mod devimage;

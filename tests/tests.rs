@@ -7,6 +7,8 @@ mod util;
 mod build;
 mod dev;
 mod errors;
+mod kind;
+mod kube;
 mod resolve;
 mod skaffold;
 mod syncback;

@@ -1,12 +1,15 @@
 //! Publish: a built image in, a reference out (ko's `publish.Interface`).
 //!
-//! One file per destination — registry, Docker engine, tarball, OCI layout —
+//! One file per destination — registry, Docker engine, KinD nodes, Minikube,
+//! tarball, OCI layout —
 //! each a small [`Publish`] implementation, chosen in one place
 //! ([`select::publisher`]). Fan-out to several destinations is a wrapper
 //! ([`Multi`]), not a flag inside each.
 
 pub mod daemon;
+pub mod kind;
 pub mod layout;
+pub mod minikube;
 pub mod registry;
 pub mod select;
 pub mod tarball;

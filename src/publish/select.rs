@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use super::daemon::DaemonPublisher;
+use super::kind::KindPublisher;
 use super::layout::LayoutPublisher;
+use super::minikube::MinikubePublisher;
 use super::registry::RegistryPublisher;
 use super::tarball::TarballPublisher;
 use super::{Multi, Naming, Publish, PublishError};
@@ -26,6 +28,10 @@ pub struct Destinations {
     pub tags: Vec<String>,
     /// Registries to reach over plain HTTP.
     pub insecure: Vec<String>,
+    /// The KinD cluster for `kind.local` (`KIND_CLUSTER_NAME`; default `kind`).
+    pub kind_cluster: Option<String>,
+    /// The Minikube profile for `minikube.local` (`MINIKUBE_PROFILE`; default `minikube`).
+    pub minikube_profile: Option<String>,
 }
 
 /// What a `KO_DOCKER_REPO` value means.
@@ -35,6 +41,8 @@ pub enum RepoKind {
     Daemon,
     /// KinD nodes.
     Kind,
+    /// A Minikube cluster (`minikube image load`).
+    Minikube,
     /// A registry.
     Registry,
 }
@@ -45,6 +53,7 @@ pub fn repo_kind(repo: &str) -> RepoKind {
     match first {
         "ko.local" => RepoKind::Daemon,
         "kind.local" => RepoKind::Kind,
+        "minikube.local" => RepoKind::Minikube,
         _ => RepoKind::Registry,
     }
 }
@@ -56,11 +65,17 @@ pub fn publisher(dest: &Destinations, registry: &Registry) -> Result<Box<dyn Pub
         match dest.repo.as_deref() {
             Some(repo) => match repo_kind(repo) {
                 RepoKind::Daemon => all.push(Box::new(DaemonPublisher::new(repo.into(), dest.naming))),
-                RepoKind::Kind => {
-                    return Err(PublishError::Destination(
-                        "kind.local is not supported yet: push to a registry the cluster can pull from, or use ko.local for the local Docker engine".into(),
-                    ))
-                }
+                RepoKind::Kind => all.push(Box::new(KindPublisher::new(
+                    repo.into(),
+                    dest.naming,
+                    dest.kind_cluster.clone().unwrap_or_else(|| super::kind::cluster_name(None)),
+                ))),
+                RepoKind::Minikube => all.push(Box::new(MinikubePublisher::new(
+                    repo.into(),
+                    dest.naming,
+                    super::minikube::profile(dest.minikube_profile.clone()),
+                    MinikubePublisher::find_program()?,
+                ))),
                 RepoKind::Registry => all.push(Box::new(RegistryPublisher::new(
                     registry.clone(),
                     repo.into(),
@@ -99,6 +114,7 @@ mod tests {
         assert_eq!(repo_kind("ko.local"), RepoKind::Daemon);
         assert_eq!(repo_kind("ko.local/foo"), RepoKind::Daemon);
         assert_eq!(repo_kind("kind.local"), RepoKind::Kind);
+        assert_eq!(repo_kind("minikube.local"), RepoKind::Minikube);
         assert_eq!(repo_kind("127.0.0.1:5000/me"), RepoKind::Registry);
     }
 }

@@ -4,10 +4,11 @@
 //! The dev loop is written once against [`Target`]: list the live replicas of
 //! the app, run the way-in helper in one of them with a payload on stdin, and
 //! bring the app back when it has gone. [`docker::DockerTarget`] implements it
-//! on the local Docker engine; a Kubernetes target implements the same trait
-//! through the exec API.
+//! on the local Docker engine; [`kube::KubeTarget`] implements the same trait
+//! on a cluster through the exec API.
 
 pub mod docker;
+pub mod kube;
 
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -1,0 +1,101 @@
+//! A scripted API server for unit tests: kube-rs's mock service
+//! (`tower_test::mock::pair`) answered by a closure, every request recorded.
+//!
+//! No cluster can run where gohot's CI runs, so the kube code is tested
+//! against this: the requests kube-rs really builds (method, path, query,
+//! content type, body) are checked, and the answers are the JSON a real API
+//! server sends.
+
+use std::sync::{Arc, Mutex};
+
+use ::kube::client::Body;
+use ::kube::Client;
+use http::{Request, Response};
+use serde_json::Value;
+
+use super::{Cluster, ContextInfo};
+
+/// One request the mock saw.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// `GET`, `PATCH`…
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// Content-Type header.
+    pub content_type: String,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    /// The body as JSON (Null if not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+    /// `PATCH /apis/apps/v1/...`
+    pub fn line(&self) -> String {
+        format!("{} {}", self.method, self.uri)
+    }
+}
+
+/// The requests seen so far.
+pub type Log = Arc<Mutex<Vec<Seen>>>;
+
+/// A kube `Status` answer.
+pub fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
+    (
+        code,
+        serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message}),
+    )
+}
+
+/// The context the mock clusters claim to be.
+pub fn context() -> ContextInfo {
+    ContextInfo {
+        name: "kind-mock".into(),
+        cluster: "kind-mock".into(),
+        server: "https://127.0.0.1:6443".into(),
+        namespace: "default".into(),
+    }
+}
+
+/// A [`Cluster`] whose API server is `answer`: called with each request,
+/// returns the status code and JSON body (a JSON string is sent as raw text). Requests are recorded in the log.
+pub fn cluster(mut answer: impl FnMut(&Seen) -> (u16, Value) + Send + 'static) -> (Cluster, Log) {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let log: Log = Arc::default();
+    let seen_log = log.clone();
+    tokio::spawn(async move {
+        while let Some((request, send)) = handle.next_request().await {
+            let (parts, body) = request.into_parts();
+            let body = body.collect_bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+            let seen = Seen {
+                method: parts.method.to_string(),
+                uri: parts.uri.to_string(),
+                content_type: parts
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string(),
+                body,
+            };
+            let (code, json) = answer(&seen);
+            seen_log.lock().unwrap().push(seen);
+            // A JSON string answer is sent as raw text (log streams).
+            let (content_type, body) = match json {
+                Value::String(text) => ("text/plain", text.into_bytes()),
+                json => ("application/json", serde_json::to_vec(&json).unwrap()),
+            };
+            let response = Response::builder()
+                .status(code)
+                .header(http::header::CONTENT_TYPE, content_type)
+                .body(Body::from(body))
+                .unwrap();
+            send.send_response(response);
+        }
+    });
+    let client = Client::new(service, "default");
+    (Cluster::from_client(client, context()), log)
+}

@@ -1,0 +1,389 @@
+//! Kubernetes: everything gohot does with a cluster, through kube-rs.
+//!
+//! One file per job, data flowing one way as in the rest of gohot:
+//!
+//! * [`context`] — which cluster (kubeconfig, `--context`, `--namespace`) and
+//!   whether gohot may touch it (local contexts yes, others only by name);
+//! * [`nodes`] — the platforms the cluster's nodes run, so the binary is built
+//!   for them and never synced into a node of another architecture;
+//! * [`apply`] — server-side apply (field manager `gohot`) and delete of the
+//!   resolved manifests through the dynamic API;
+//! * [`rollout`] — waiting until the applied workloads are ready, and saying
+//!   why not (image pull errors, crash loops, unschedulable pods);
+//! * [`pods`] — the live pods and containers that run the app's image;
+//! * [`exec`] — running the way-in helper in a container over the exec API;
+//! * [`logs`] — following the app's logs and forwarding a local port;
+//! * [`deploy`] — the `gohot apply` pipeline: resolve (and dev-rewrite),
+//!   apply, wait.
+//!
+//! [`Cluster`] is the connection (a kube [`Client`] plus the context it was
+//! made for); [`KubeError`] the errors, each naming what to fix. The
+//! [`crate::target::kube::KubeTarget`] puts these together for the dev loop.
+//! This module is called `cluster` rather than `kube` so that `kube::` always
+//! means the kube-rs crate.
+
+pub mod apply;
+pub mod context;
+pub mod deploy;
+pub mod exec;
+pub mod logs;
+pub mod nodes;
+pub mod pods;
+pub mod rollout;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use ::kube::Client;
+
+pub use context::ContextInfo;
+
+/// Errors talking to a cluster; each says what to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KubeError {
+    /// No kubeconfig file where one was looked for.
+    #[error(
+        "no kubeconfig found (looked in {looked}): create a cluster (`kind create cluster`, `minikube start`) or point KUBECONFIG or --kubeconfig at its config"
+    )]
+    NoKubeconfig {
+        /// The paths looked at.
+        looked: String,
+    },
+    /// The kubeconfig cannot be read or used.
+    #[error("kubeconfig {path}: {detail}")]
+    Kubeconfig {
+        /// The file (or context) concerned.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// No context named and no current-context.
+    #[error("the kubeconfig has no current-context: pass --context (known contexts: {known})")]
+    NoContext {
+        /// Contexts in the kubeconfig.
+        known: String,
+    },
+    /// `--context` names a context the kubeconfig does not have.
+    #[error("context {context:?} is not in the kubeconfig (known contexts: {known})")]
+    UnknownContext {
+        /// The context asked for.
+        context: String,
+        /// Contexts in the kubeconfig.
+        known: String,
+    },
+    /// The context is not local and was not allowed by name.
+    #[error(
+        "refusing to hot-patch context {context:?} (API server {server}): it is not a local cluster. If you mean it, allow it by name with --allow-context {context} (or `allowContexts: [{context}]` in gohot.yaml)"
+    )]
+    ContextNotAllowed {
+        /// The context.
+        context: String,
+        /// Its API server.
+        server: String,
+    },
+    /// The API server cannot be reached.
+    #[error(
+        "cannot reach the API server {server} of context {context:?}: {detail}. Is the cluster running (`kind get clusters`, `minikube status`) and is this the right context?"
+    )]
+    Unreachable {
+        /// The context.
+        context: String,
+        /// Its API server.
+        server: String,
+        /// The connection error.
+        detail: String,
+    },
+    /// The API server rejected the credentials.
+    #[error("context {context:?}: the API server rejected the credentials ({detail}): log in again or refresh the kubeconfig")]
+    Unauthorized {
+        /// The context.
+        context: String,
+        /// What the server said.
+        detail: String,
+    },
+    /// RBAC denied an operation.
+    #[error(
+        "forbidden: cannot {verb} {resource} in namespace {namespace:?} ({message}). Ask a cluster admin for `{verb}` on `{resource}` in that namespace (kubectl auth can-i {verb} {resource} -n {namespace})"
+    )]
+    Forbidden {
+        /// The verb (`create`, `patch`, `list`).
+        verb: String,
+        /// The resource (`pods/exec`, `deployments.apps`).
+        resource: String,
+        /// The namespace (empty for cluster-scoped).
+        namespace: String,
+        /// What the server said.
+        message: String,
+    },
+    /// Any other API failure.
+    #[error("{what}: {detail}")]
+    Api {
+        /// What was being done (`patch deployments.apps default/hello`).
+        what: String,
+        /// What the server or client said.
+        detail: String,
+    },
+    /// A manifest cannot be applied as it is.
+    #[error("{path}: {detail}")]
+    Manifest {
+        /// The manifest file (and document).
+        path: String,
+        /// What is wrong and what to do.
+        detail: String,
+    },
+    /// The API server does not know a kind used in the manifests.
+    #[error("the cluster does not serve {kind} in {api_version}: is the CRD installed, or the apiVersion a typo?")]
+    UnknownKind {
+        /// apiVersion of the document.
+        api_version: String,
+        /// kind of the document.
+        kind: String,
+    },
+    /// A workload did not become ready.
+    #[error("{workload} is not ready after {waited:?}: {reason}")]
+    RolloutTimeout {
+        /// `Deployment default/hello`.
+        workload: String,
+        /// How long gohot waited.
+        waited: std::time::Duration,
+        /// Why, from the pods (image pull, crash loop, scheduling).
+        reason: String,
+    },
+    /// A workload's rollout failed for good.
+    #[error("{workload} failed to roll out: {reason}")]
+    RolloutFailed {
+        /// `Deployment default/hello`.
+        workload: String,
+        /// Why.
+        reason: String,
+    },
+    /// The binary was built for another architecture than the pod's node.
+    #[error(
+        "not syncing into {replica}: its node {node} is {node_platform} but the binary is built for {binary_platform}; rebuild with --platform {node_platform}"
+    )]
+    ArchMismatch {
+        /// `namespace/pod/container`.
+        replica: String,
+        /// Node name.
+        node: String,
+        /// The node's platform.
+        node_platform: String,
+        /// The binary's platform.
+        binary_platform: String,
+    },
+    /// An exec did not run to the end.
+    #[error("exec in {replica}: {detail}")]
+    Exec {
+        /// `namespace/pod/container`.
+        replica: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+/// How to reach a cluster, from flags.
+#[derive(Clone, Debug, Default)]
+pub struct KubeOptions {
+    /// `--kubeconfig` (else `KUBECONFIG`, else `~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context` (else the current context).
+    pub context: Option<String>,
+    /// `--namespace` (else the context's, else `default`).
+    pub namespace: Option<String>,
+    /// `--allow-context`: non-local contexts the user allows by name.
+    pub allow_contexts: Vec<String>,
+}
+
+/// A connection to one cluster: a client and the context it was made for.
+#[derive(Clone)]
+pub struct Cluster {
+    /// The kube-rs client.
+    pub client: Client,
+    /// The context.
+    pub context: ContextInfo,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("context", &self.context).finish()
+    }
+}
+
+/// Reads the kubeconfig from `--kubeconfig`, `KUBECONFIG` or the home
+/// directory, checks the context is allowed, and connects.
+pub async fn connect(opts: &KubeOptions) -> Result<Cluster, KubeError> {
+    let env: Option<OsString> = std::env::var_os("KUBECONFIG");
+    connect_with(opts, env.as_deref(), dirs::home_dir().as_deref()).await
+}
+
+/// [`connect`] with the environment passed in.
+pub async fn connect_with(
+    opts: &KubeOptions,
+    kubeconfig_env: Option<&std::ffi::OsStr>,
+    home: Option<&std::path::Path>,
+) -> Result<Cluster, KubeError> {
+    let config = context::read_kubeconfig(opts.kubeconfig.as_deref(), kubeconfig_env, home)?;
+    let info = context::select_context(&config, opts.context.as_deref(), opts.namespace.as_deref())?;
+    context::check_allowed(&info, &opts.allow_contexts)?;
+    // kube-rs speaks TLS through rustls with the ring provider, as the registry client does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kube_opts = ::kube::config::KubeConfigOptions { context: Some(info.name.clone()), ..Default::default() };
+    let mut cfg = ::kube::Config::from_custom_kubeconfig(config, &kube_opts)
+        .await
+        .map_err(|e| KubeError::Kubeconfig { path: format!("context {}", info.name), detail: e.to_string() })?;
+    cfg.default_namespace = info.namespace.clone();
+    let client = Client::try_from(cfg)
+        .map_err(|e| KubeError::Kubeconfig { path: format!("context {}", info.name), detail: e.to_string() })?;
+    Ok(Cluster { client, context: info })
+}
+
+impl Cluster {
+    /// A cluster from an existing client (tests use kube-rs's mock service).
+    pub fn from_client(client: Client, context: ContextInfo) -> Self {
+        Cluster { client, context }
+    }
+
+    /// Checks the API server answers (and accepts the credentials).
+    pub async fn ping(&self) -> Result<String, KubeError> {
+        let v = self.client.apiserver_version().await.map_err(|e| self.error(e, "get", "version", ""))?;
+        Ok(v.git_version)
+    }
+
+    /// Turns a kube-rs error into one that names what to fix. `verb`,
+    /// `resource` and `namespace` say what gohot was doing (`create`,
+    /// `pods/exec`, `default`).
+    pub fn error(&self, e: ::kube::Error, verb: &str, resource: &str, namespace: &str) -> KubeError {
+        classify(&self.context, e, verb, resource, namespace)
+    }
+}
+
+/// See [`Cluster::error`].
+pub fn classify(ctx: &ContextInfo, e: ::kube::Error, verb: &str, resource: &str, namespace: &str) -> KubeError {
+    let what = || {
+        if namespace.is_empty() {
+            format!("{verb} {resource}")
+        } else {
+            format!("{verb} {resource} in namespace {namespace}")
+        }
+    };
+    match e {
+        ::kube::Error::Api(s) if s.code == 401 => {
+            KubeError::Unauthorized { context: ctx.name.clone(), detail: s.message.clone() }
+        }
+        ::kube::Error::Api(s) if s.code == 403 => KubeError::Forbidden {
+            verb: verb.into(),
+            resource: resource.into(),
+            namespace: namespace.into(),
+            message: s.message.clone(),
+        },
+        ::kube::Error::Api(s) => KubeError::Api { what: what(), detail: format!("{} ({})", s.message, s.code) },
+        e @ (::kube::Error::HyperError(_) | ::kube::Error::Service(_)) => {
+            KubeError::Unreachable { context: ctx.name.clone(), server: ctx.server.clone(), detail: error_chain(&e) }
+        }
+        e => KubeError::Api { what: what(), detail: error_chain(&e) },
+    }
+}
+
+/// An error and its causes on one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// `Kind namespace/name` for messages.
+pub fn describe(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) if !ns.is_empty() => format!("{kind} {ns}/{name}"),
+        _ => format!("{kind} {name}"),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod mock;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> ContextInfo {
+        ContextInfo {
+            name: "kind-dev".into(),
+            cluster: "kind-dev".into(),
+            server: "https://127.0.0.1:1".into(),
+            namespace: "default".into(),
+        }
+    }
+
+    fn status(code: u16, message: &str) -> ::kube::Error {
+        let s: ::kube::core::Status = serde_json::from_value(
+            serde_json::json!({"status": "Failure", "code": code, "message": message, "reason": "x"}),
+        )
+        .unwrap();
+        ::kube::Error::Api(Box::new(s))
+    }
+
+    #[test]
+    fn forbidden_names_verb_resource_namespace() {
+        let msg = r#"pods "hello-1" is forbidden: User "dev" cannot create resource "pods/exec" in API group "" in the namespace "shop""#;
+        let e = classify(&ctx(), status(403, msg), "create", "pods/exec", "shop").to_string();
+        assert!(e.contains("cannot create pods/exec in namespace \"shop\""), "{e}");
+        assert!(e.contains("`create` on `pods/exec`"), "{e}");
+        assert!(e.contains("kubectl auth can-i create pods/exec -n shop"), "{e}");
+        let e = classify(&ctx(), status(401, "Unauthorized"), "get", "version", "").to_string();
+        assert!(e.contains("credentials") && e.contains("kind-dev"), "{e}");
+        let e = classify(&ctx(), status(409, "conflict"), "patch", "deployments.apps", "x").to_string();
+        assert!(e.contains("patch deployments.apps in namespace x") && e.contains("409"), "{e}");
+    }
+
+    /// Real, not a mock: a client pointed at a loopback port nobody listens on.
+    #[tokio::test]
+    async fn unreachable_api_server_is_named() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let server = format!("http://127.0.0.1:{port}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: kind-gone\nclusters:\n- name: c\n  cluster: {{server: \"{server}\"}}\ncontexts:\n- name: kind-gone\n  context: {{cluster: c, user: u}}\nusers:\n- name: u\n  user: {{token: t}}\n"
+            ),
+        )
+        .unwrap();
+        let opts = KubeOptions { kubeconfig: Some(path), ..Default::default() };
+        let cluster = connect_with(&opts, None, None).await.unwrap();
+        let e = cluster.ping().await.unwrap_err();
+        assert!(matches!(e, KubeError::Unreachable { .. }), "{e:?}");
+        let e = e.to_string();
+        assert!(e.contains(&server) && e.contains("kind-gone") && e.contains("Is the cluster running"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn remote_context_refused_before_connecting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\ncurrent-context: prod\nclusters:\n- name: c\n  cluster: {server: \"https://k8s.example.com\"}\ncontexts:\n- name: prod\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: t}\n",
+        )
+        .unwrap();
+        let mut opts = KubeOptions { kubeconfig: Some(path), ..Default::default() };
+        let e = connect_with(&opts, None, None).await.unwrap_err().to_string();
+        assert!(e.contains("--allow-context prod"), "{e}");
+        opts.allow_contexts = vec!["prod".into()];
+        let c = connect_with(&opts, None, None).await.unwrap();
+        assert_eq!(c.context.namespace, "default");
+    }
+}
