@@ -133,9 +133,19 @@ pub struct DevCmd {
     pub build: BuildFlags,
     /// Go main package to develop (./cmd/app).
     pub package: String,
-    /// Where the app runs (default: docker).
-    #[arg(long, value_enum, default_value_t = TargetKind::Docker)]
-    pub target: TargetKind,
+    /// Kubernetes manifests to deploy (files or directories); the app's
+    /// container must use `image: ko://<its import path>`.
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<PathBuf>,
+    /// Where the app runs (default: kube with -f, else docker).
+    #[arg(long, value_enum)]
+    pub target: Option<TargetKind>,
+    /// Destination for the dev image on a cluster (default on kind-*: kind.local).
+    #[command(flatten)]
+    pub publish: PublishFlags,
+    /// Cluster.
+    #[command(flatten)]
+    pub kube: KubeFlags,
     /// Publish a container port: [IP:]HOST:CONTAINER (IP defaults to 127.0.0.1).
     #[arg(short = 'p', long = "publish")]
     pub ports: Vec<String>,
@@ -531,8 +541,9 @@ fn builder_in(
 async fn run_dev(cmd: DevCmd) -> Result<()> {
     use crate::devloop::{docker, events::DevEvent, LoopOptions, Probe};
     use crate::target::docker::PortMapping;
-    if cmd.target == TargetKind::Kube {
-        anyhow::bail!("--target kube is not available in this build yet: use --target docker");
+    let target = cmd.target.unwrap_or(if cmd.files.is_empty() { TargetKind::Docker } else { TargetKind::Kube });
+    if target == TargetKind::Docker && !cmd.files.is_empty() {
+        anyhow::bail!("-f manifests are for --target kube; the Docker target runs the package itself");
     }
     let ports: Vec<PortMapping> =
         cmd.ports.iter().map(|p| p.parse::<PortMapping>().map_err(anyhow::Error::msg)).collect::<Result<_>>()?;
@@ -544,14 +555,10 @@ async fn run_dev(cmd: DevCmd) -> Result<()> {
             None => anyhow::bail!("invalid --probe {p:?}: use an http:// URL, tcp:PORT or none"),
         },
         None => match ports.first() {
-            Some(p) => Probe::Http(format!("http://127.0.0.1:{}/", p.host_port)),
-            None => Probe::Started,
+            Some(p) if target == TargetKind::Docker => Probe::Http(format!("http://127.0.0.1:{}/", p.host_port)),
+            _ => Probe::Started,
         },
     };
-    let mut flags = cmd.build.clone();
-    flags.dev = true;
-    let registry = Registry::new(&[])?;
-    let builder = make_builder(&flags, &registry)?;
     let json = cmd.json;
     let events = docker::sink(move |e: DevEvent| {
         let is_log = matches!(e, DevEvent::Log { .. });
@@ -561,6 +568,18 @@ async fn run_dev(cmd: DevCmd) -> Result<()> {
             eprintln!("{line}");
         }
     });
+    let workdir = std::env::current_dir().context("cannot determine the current directory")?;
+    let config = crate::devconfig::GohotConfig::load(&workdir)?;
+    let rules = (!config.rules.manual.is_empty()).then(|| std::sync::Arc::new(config.rules.manual));
+    let opts =
+        LoopOptions { debounce: std::time::Duration::from_millis(cmd.debounce_ms), probe, rules, ..Default::default() };
+    if target == TargetKind::Kube {
+        return run_dev_kube(cmd, opts, events).await;
+    }
+    let mut flags = cmd.build.clone();
+    flags.dev = true;
+    let registry = Registry::new(&[])?;
+    let builder = make_builder(&flags, &registry)?;
     let dev = docker::DockerDev {
         package: cmd.package.clone(),
         name: cmd.name.clone(),
@@ -569,11 +588,6 @@ async fn run_dev(cmd: DevCmd) -> Result<()> {
         args: cmd.args.clone(),
         keep: cmd.keep,
     };
-    let workdir = std::env::current_dir().context("cannot determine the current directory")?;
-    let config = crate::devconfig::GohotConfig::load(&workdir)?;
-    let rules = (!config.rules.manual.is_empty()).then(|| std::sync::Arc::new(config.rules.manual));
-    let opts =
-        LoopOptions { debounce: std::time::Duration::from_millis(cmd.debounce_ms), probe, rules, ..Default::default() };
     docker::run(&builder, dev, opts, events, interrupted()).await?;
     Ok(())
 }
@@ -716,6 +730,96 @@ async fn connect_cluster(flags: &KubeFlags) -> Result<crate::cluster::Cluster> {
     Ok(cluster)
 }
 
+/// Where images go for a cluster: as given, else loaded straight into the
+/// nodes on KinD (kind.local) and minikube (minikube.local).
+fn cluster_destinations(cluster: &crate::cluster::Cluster, mut dest: Destinations) -> Destinations {
+    if dest.repo.is_none() {
+        if let Some(kind) = crate::cluster::context::kind_cluster(&cluster.context.name) {
+            tracing::info!("KO_DOCKER_REPO is not set: loading images into KinD cluster {kind} (kind.local)");
+            dest.repo = Some("kind.local".into());
+            dest.kind_cluster.get_or_insert_with(|| kind.to_string());
+        } else if crate::cluster::context::is_minikube(&cluster.context) && which::which("minikube").is_ok() {
+            tracing::info!(
+                "KO_DOCKER_REPO is not set: loading images into minikube profile {} (minikube.local)",
+                cluster.context.name
+            );
+            dest.repo = Some("minikube.local".into());
+            dest.minikube_profile.get_or_insert_with(|| cluster.context.name.clone());
+        }
+    }
+    dest
+}
+
+/// `gohot dev PKG -f manifests`: deploy the dev image to the cluster, then
+/// hot-reload into every pod that runs it.
+async fn run_dev_kube(
+    cmd: DevCmd,
+    opts: crate::devloop::LoopOptions,
+    events: crate::devloop::events::EventSink,
+) -> Result<()> {
+    use crate::cluster::{deploy, nodes, rollout};
+    use crate::devloop::events::DevEvent;
+    let files = read_all_manifests(&cmd.files)?;
+    let cluster = connect_cluster(&cmd.kube).await?;
+    let mut flags = cmd.build.clone();
+    flags.dev = true;
+    if flags.platform.is_empty() {
+        let found = nodes::build_platforms(&nodes::list(&cluster).await?, &Default::default());
+        if found.len() > 1 {
+            let list: Vec<String> = found.iter().map(ToString::to_string).collect();
+            anyhow::bail!(
+                "the cluster's nodes run {}; a dev image holds one binary: pass --platform with the one the app's pods land on",
+                list.join(", ")
+            );
+        }
+        flags.platform = found.iter().map(ToString::to_string).collect();
+    }
+    let dest = cluster_destinations(&cluster, cmd.publish.destinations());
+    let registry = Registry::new(&dest.insecure)?;
+    let builder = make_builder(&flags, &registry)?;
+    let publisher = publisher(&dest, &registry)?;
+    let package = builder.package(&cmd.package).await?;
+    let platform = builder.platforms()?.remove(0);
+    let reference = format!("{}{}", crate::resolve::KO_PREFIX, package.import_path);
+    if !deploy::ko_refs(&files).contains(&reference) {
+        anyhow::bail!(
+            "no container in the manifests uses `image: {reference}`: gohot dev reloads the containers that run the app's image (see examples/hello/manifests)"
+        );
+    }
+    let app = crate::devloop::DevApp { package, requested: cmd.package.clone(), platform: platform.clone() };
+    let watching = crate::devloop::watch(&builder, &app, opts.rules.clone()).await?;
+    let deploy_opts = deploy::DeployOptions {
+        dev: true,
+        jobs: 2,
+        wait: Some(rollout::WaitOptions { timeout: std::time::Duration::from_secs(180), ..Default::default() }),
+    };
+    let progress = |m: &str| tracing::info!("waiting: {m}");
+    let deployed = deploy::deploy(&cluster, &files, &builder, publisher.as_ref(), &deploy_opts, &progress).await?;
+    let image = deployed.app_image(&reference).context("the app's image was not built")?;
+    let binary_path = crate::cache::binary_path(&builder.cache_root(), &app.package.import_path, &platform);
+    let initial = bytes::Bytes::from(std::fs::read(&binary_path).with_context(|| binary_path.display().to_string())?);
+    let warn_events = events.clone();
+    let target = crate::target::kube::KubeTarget::new(
+        cluster,
+        deployed.workloads.clone(),
+        image,
+        vec![platform],
+        Box::new(move |m: &str| warn_events(DevEvent::Warning { message: m.to_string() })),
+    );
+    events(DevEvent::Started {
+        image: deployed.refs.get(&reference).map(|r| r.image.clone()).unwrap_or_default(),
+        replicas: deployed.workloads.iter().map(ToString::to_string).collect(),
+    });
+    crate::devloop::run(&builder, &target, app, watching, initial, opts, events.clone(), interrupted()).await?;
+    events(DevEvent::Warning {
+        message: format!(
+            "the workloads stay deployed; remove them with `gohot delete -f {}`",
+            cmd.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" -f ")
+        ),
+    });
+    Ok(())
+}
+
 async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
     use crate::cluster::{deploy, nodes, rollout};
     let files = read_all_manifests(&cmd.files)?;
@@ -732,21 +836,7 @@ async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
         );
         cmd.build.platform = found.iter().map(ToString::to_string).collect();
     }
-    let mut dest = cmd.publish.destinations();
-    if dest.repo.is_none() {
-        if let Some(kind) = crate::cluster::context::kind_cluster(&cluster.context.name) {
-            tracing::info!("KO_DOCKER_REPO is not set: loading images into KinD cluster {kind} (kind.local)");
-            dest.repo = Some("kind.local".into());
-            dest.kind_cluster.get_or_insert_with(|| kind.to_string());
-        } else if crate::cluster::context::is_minikube(&cluster.context) && which::which("minikube").is_ok() {
-            tracing::info!(
-                "KO_DOCKER_REPO is not set: loading images into minikube profile {} (minikube.local)",
-                cluster.context.name
-            );
-            dest.repo = Some("minikube.local".into());
-            dest.minikube_profile.get_or_insert_with(|| cluster.context.name.clone());
-        }
-    }
+    let dest = cluster_destinations(&cluster, cmd.publish.destinations());
     let registry = Registry::new(&dest.insecure)?;
     let builder = make_builder(&cmd.build, &registry)?;
     let publisher = publisher(&dest, &registry)?;

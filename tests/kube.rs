@@ -146,3 +146,67 @@ fn apply_and_delete_explain_bad_cluster_settings() {
     assert!(e.contains(&format!("cannot reach the API server http://127.0.0.1:{port}")), "{e}");
     assert!(e.contains("kind get clusters"), "{e}");
 }
+
+/// The dev loop itself on a real cluster (opt-in like the test above): deploy
+/// with `gohot dev -f`, edit the source, and wait until every pod reports the
+/// reload — the binary really went through the exec API into the pod.
+#[test]
+fn dev_loop_on_a_real_cluster() {
+    use std::io::BufRead;
+    let Some(kubeconfig) = std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()) else {
+        return skip(
+            "KUBECONFIG is not set; point it at a cluster (e.g. `kind create cluster`) to run the dev loop on it",
+        );
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let cluster = match rt.block_on(async {
+        let c = cluster::connect(&KubeOptions::default()).await?;
+        c.ping().await?;
+        Ok::<_, cluster::KubeError>(c)
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            return skip(&format!(
+                "KUBECONFIG={} names no reachable, allowed cluster: {e}",
+                kubeconfig.to_string_lossy()
+            ))
+        }
+    };
+    let ns = format!("gohot-dev-e2e-{}", std::process::id());
+    let namespace_doc = cluster::apply::Doc {
+        origin: "test namespace".into(),
+        value: serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+    };
+    rt.block_on(cluster::apply::apply(&cluster, std::slice::from_ref(&namespace_doc))).expect("create namespace");
+    let sandbox = Sandbox::new();
+    let app = sandbox.copy_example("hello", "hello");
+    let mut cmd = sandbox.gohot(&app);
+    cmd.args(["dev", ".", "--json", "-n", &ns, "-f", "manifests", "--watchexec"]).arg(crate::dev::watchexec());
+    if let Some(repo) = std::env::var_os("KO_DOCKER_REPO") {
+        cmd.env("KO_DOCKER_REPO", repo);
+    }
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().expect("gohot dev");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, events) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).expect("json event"));
+        }
+    });
+    let wait = |kind: &str| loop {
+        let e = events.recv_timeout(std::time::Duration::from_secs(300)).unwrap_or_else(|_| panic!("no {kind} event"));
+        if e["event"] == kind {
+            return e;
+        }
+    };
+    wait("started");
+    crate::dev::set_greeting(&app, "reloaded on the cluster");
+    let reloaded = wait("reloaded");
+    assert!(reloaded["replicas"].as_u64().unwrap_or(0) >= 1, "{reloaded}");
+    assert_eq!(reloaded["replicas"], reloaded["replicas_total"], "every pod got the new binary: {reloaded}");
+    let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = child.wait();
+    let out = run(sandbox.gohot(&app).args(["delete", "-n", &ns, "-f", "manifests"]));
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let _ = rt.block_on(cluster::apply::delete(&cluster, std::slice::from_ref(&namespace_doc)));
+}
