@@ -291,6 +291,12 @@ pub struct SyncbackCmd {
     pub source: String,
     /// Local directory to bring the files into (created if missing).
     pub local_dir: PathBuf,
+    /// For pods: the container to read from (default: the pod's first).
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Cluster (for pod/NAME and deploy/NAME).
+    #[command(flatten)]
+    pub kube: KubeFlags,
     /// Delete local files the container no longer has (only files syncback
     /// wrote and nobody changed since, unless --force).
     #[arg(long)]
@@ -345,11 +351,16 @@ async fn run_syncback(cmd: SyncbackCmd) -> Result<()> {
             let docker = crate::publish::daemon::connect().await?;
             Box::new(crate::target::docker::ExistingContainer::new(docker, name))
         }
-        TargetRef::Pod(_) | TargetRef::Deployment(_) => anyhow::bail!(
-            "{}: syncback from Kubernetes needs the Kubernetes target, which this build does not have yet; \
-             use a Docker container name",
-            spec.target
-        ),
+        TargetRef::Pod(_) | TargetRef::Deployment(_) => {
+            let cluster = connect_cluster(&cmd.kube).await?;
+            let namespace = cmd.kube.namespace.clone().unwrap_or_else(|| cluster.context.namespace.clone());
+            Box::new(crate::syncback::kube::PodSource::new(
+                cluster,
+                namespace,
+                spec.target.clone(),
+                cmd.container.clone(),
+            ))
+        }
     };
     if !cmd.dry_run {
         std::fs::create_dir_all(&cmd.local_dir)

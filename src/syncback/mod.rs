@@ -37,6 +37,7 @@
 
 pub mod apply;
 pub mod exclude;
+pub mod kube;
 pub mod plan;
 pub mod pods;
 pub mod spec;
