@@ -168,6 +168,10 @@ pub struct DevCmd {
     /// Keep the container when gohot stops.
     #[arg(long)]
     pub keep: bool,
+    /// Kubernetes: forward LOCAL:POD_PORT from 127.0.0.1 to a pod of the app
+    /// (and probe the app there after each reload).
+    #[arg(long, value_name = "LOCAL:POD_PORT")]
+    pub port_forward: Option<String>,
     /// Arguments for the app (after --).
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -807,21 +811,51 @@ async fn run_dev_kube(
     let progress = |m: &str| tracing::info!("waiting: {m}");
     let deployed = deploy::deploy(&cluster, &files, &builder, publisher.as_ref(), &deploy_opts, &progress).await?;
     let image = deployed.app_image(&reference).context("the app's image was not built")?;
+    let image_for_logs = image.clone();
     let binary_path = crate::cache::binary_path(&builder.cache_root(), &app.package.import_path, &platform);
     let initial = bytes::Bytes::from(std::fs::read(&binary_path).with_context(|| binary_path.display().to_string())?);
     let warn_events = events.clone();
     let target = crate::target::kube::KubeTarget::new(
-        cluster,
+        cluster.clone(),
         deployed.workloads.clone(),
         image,
         vec![platform],
         Box::new(move |m: &str| warn_events(DevEvent::Warning { message: m.to_string() })),
     );
+    // App logs, prefixed with pod/container, and an optional port-forward.
+    let found = crate::cluster::pods::discover(&cluster, &deployed.workloads, &image_for_logs).await?;
+    let log_events = events.clone();
+    let line: crate::cluster::logs::LineFn = std::sync::Arc::new(move |replica: &str, text: &str| {
+        log_events(DevEvent::Log { replica: replica.to_string(), line: text.to_string() })
+    });
+    let log_tasks = crate::cluster::logs::stream_logs(&cluster, &found.containers, line);
+    let mut opts = opts;
+    let mut forward = None;
+    if let Some(spec) = &cmd.port_forward {
+        let (local, remote) = spec
+            .split_once(':')
+            .and_then(|(l, r)| Some((l.parse::<u16>().ok()?, r.parse::<u16>().ok()?)))
+            .with_context(|| format!("invalid --port-forward {spec:?}: use LOCAL:POD_PORT, e.g. 8080:8080"))?;
+        let first = found.containers.first().context("no ready pod to forward to")?;
+        let (addr, task) =
+            crate::cluster::logs::port_forward(&cluster, &first.namespace, &first.pod, local, remote).await?;
+        eprintln!("forwarding http://{addr} → {}/{}:{remote}", first.namespace, first.pod);
+        if matches!(opts.probe, crate::devloop::Probe::Started) {
+            opts.probe = crate::devloop::Probe::Http(format!("http://{addr}/"));
+        }
+        forward = Some(task);
+    }
     events(DevEvent::Started {
         image: deployed.refs.get(&reference).map(|r| r.image.clone()).unwrap_or_default(),
-        replicas: deployed.workloads.iter().map(ToString::to_string).collect(),
+        replicas: found.containers.iter().map(|c| format!("{}/{}", c.pod, c.container)).collect(),
     });
-    crate::devloop::run(&builder, &target, app, watching, initial, opts, events.clone(), interrupted()).await?;
+    let result =
+        crate::devloop::run(&builder, &target, app, watching, initial, opts, events.clone(), interrupted()).await;
+    log_tasks.iter().for_each(|t| t.abort());
+    if let Some(t) = forward {
+        t.abort();
+    }
+    result?;
     events(DevEvent::Warning {
         message: format!(
             "the workloads stay deployed; remove them with `gohot delete -f {}`",
