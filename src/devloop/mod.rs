@@ -339,6 +339,8 @@ async fn reload(
         let new = binary.clone();
         move || wayin::encode_full(&new)
     });
+    // Sync time: from here (encoding included) to the last rename.
+    let prepare = sync_start.elapsed();
     let results = futures::future::join_all(replicas.iter().map(|r| {
         let payload = match state.known.get(&r.instance) {
             Some(sha) if *sha == old_sha => delta.clone(),
@@ -347,8 +349,6 @@ async fn reload(
         push(target, app, r, payload, full.clone(), opts)
     }))
     .await;
-    // Sync time counts from here (encoding included) to the last rename.
-    let prepare = sync_start.elapsed();
     let mut sent = 0;
     let mut sync = Duration::ZERO;
     let mut restart = Duration::ZERO;
@@ -430,6 +430,12 @@ async fn push(
     let mut sent = 0;
     for attempt in 0..2 {
         let out = target.exec_deferred(replica, &argv, payload.clone().boxed()).await.map_err(|e| e.to_string())?;
+        tracing::debug!(
+            "put into {} took {:?}: {}",
+            replica.name,
+            start.elapsed(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
         sent += payload.clone().await.len() as u64;
         match wayin::parse_put_status(&out.stdout) {
             Ok(PutStatus::Written { restart_ms, pid, .. }) => {

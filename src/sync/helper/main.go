@@ -78,6 +78,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/binary"
@@ -352,7 +353,7 @@ func newAtomicFile(dest string) (*atomicFile, error) {
 		return nil, ioFail(err)
 	}
 	a := &atomicFile{dest: dest, f: f, sum: sha256.New()}
-	a.buf = bufio.NewWriterSize(f, 256<<10)
+	a.buf = bufio.NewWriterSize(f, 1<<20)
 	return a, nil
 }
 
@@ -531,17 +532,18 @@ func cmdPut(argv []string, stdin io.Reader, stdout io.Writer) error {
 }
 
 func put(dest string, mode uint32, maxSize int64, waitExec time.Duration, br *bufio.Reader, stdout io.Writer) error {
+	started := time.Now()
 	h, err := readPutHeader(br, maxSize)
 	if err != nil {
 		return err
 	}
-	var base *os.File
+	var base io.ReaderAt
 	if h.Kind == "delta" {
-		base, err = openBase(dest, *h.BaseSize, h.BaseSHA256)
+		data, err := openBase(dest, *h.BaseSize, h.BaseSHA256)
 		if err != nil {
 			return err
 		}
-		defer base.Close()
+		base = bytes.NewReader(data)
 	}
 	out, err := newAtomicFile(dest)
 	if err != nil {
@@ -583,7 +585,7 @@ func put(dest string, mode uint32, maxSize int64, waitExec time.Duration, br *bu
 	if err := out.commit(mode); err != nil {
 		return err
 	}
-	status := map[string]interface{}{"ok": true, "kind": h.Kind, "bytes": w.n, "sha256": h.SHA256}
+	status := map[string]interface{}{"ok": true, "kind": h.Kind, "bytes": w.n, "sha256": h.SHA256, "write_ms": time.Since(started).Milliseconds()}
 	if waitExec > 0 {
 		pid, took := waitForExec(dest, waitExec)
 		status["restart_ms"] = took.Milliseconds()
@@ -635,7 +637,10 @@ func payloadErr(err error) error {
 }
 
 // openBase opens DEST and checks that it is the base the delta was made from.
-func openBase(dest string, size int64, sum string) (*os.File, error) {
+// openBase reads the file a delta applies to, in one go (a delta's many
+// small copies would otherwise each be a read, slow on FUSE-backed
+// overlays), and checks it is the delta's base.
+func openBase(dest string, size int64, sum string) ([]byte, error) {
 	f, err := os.Open(dest)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fail("base-mismatch", "%s does not exist; send the full content", dest)
@@ -643,29 +648,25 @@ func openBase(dest string, size int64, sum string) (*os.File, error) {
 	if err != nil {
 		return nil, ioFail(err)
 	}
+	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
 		return nil, ioFail(err)
 	}
 	if !st.Mode().IsRegular() {
-		f.Close()
 		return nil, fail("usage", "%s is not a regular file", dest)
 	}
 	if st.Size() != size {
-		f.Close()
 		return nil, fail("base-mismatch", "%s has %d bytes, the delta's base has %d", dest, st.Size(), size)
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		f.Close()
+	data := make([]byte, size)
+	if _, err := io.ReadFull(f, data); err != nil {
 		return nil, ioFail(err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
-		f.Close()
-		return nil, fail("base-mismatch", "%s has sha256 %s, the delta's base is %s", dest, got, sum)
+	if got := sha256.Sum256(data); hex.EncodeToString(got[:]) != sum {
+		return nil, fail("base-mismatch", "%s has sha256 %s, the delta's base is %s", dest, hex.EncodeToString(got[:]), sum)
 	}
-	return f, nil
+	return data, nil
 }
 
 // applyDelta decodes delta records from ops and writes the result to w,
