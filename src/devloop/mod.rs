@@ -146,6 +146,7 @@ struct Pushed {
 }
 
 type BuildFuture<'a> = Pin<Box<dyn Future<Output = Result<Bytes, BuildError>> + Send + 'a>>;
+type DepsFuture<'a> = Pin<Box<dyn Future<Output = Result<BTreeSet<PathBuf>, DevError>> + Send + 'a>>;
 
 async fn poll_opt<F: Future + Unpin>(f: &mut Option<F>) -> F::Output {
     match f {
@@ -194,6 +195,7 @@ pub async fn run(
     let mut first_change: Option<Instant> = None;
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut build: Option<BuildFuture<'_>> = None;
+    let mut deps: Option<DepsFuture<'_>> = None;
     let mut build_files: Vec<String> = Vec::new();
     let mut build_started = Instant::now();
     let mut build_first_change = Instant::now();
@@ -268,11 +270,16 @@ pub async fn run(
                             let files: Vec<String> = std::mem::take(&mut pending_kodata).into_iter().collect();
                             sync_kodata(target, &app, &files, &events).await;
                         }
-                        // Imports may have changed: watch what the binary depends on now.
-                        if let Ok(dirs) = package_dirs(builder, &app).await {
-                            watcher.update(dirs)?;
-                        }
+                        // Imports may have changed: find what the binary depends on
+                        // now, off the loop, so the next save is not held up.
+                        deps = Some(Box::pin(package_dirs(builder, &app)));
                     }
+                }
+            }
+            result = poll_opt(&mut deps) => {
+                deps = None;
+                if let Ok(dirs) = result {
+                    watcher.update(dirs)?;
                 }
             }
             _ = health.tick() => {
