@@ -196,6 +196,7 @@ pub async fn run(
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut build: Option<BuildFuture<'_>> = None;
     let mut deps: Option<DepsFuture<'_>> = None;
+    let mut import_headers: HashMap<PathBuf, String> = HashMap::new();
     let mut build_files: Vec<String> = Vec::new();
     let mut build_started = Instant::now();
     let mut build_first_change = Instant::now();
@@ -270,9 +271,12 @@ pub async fn run(
                             let files: Vec<String> = std::mem::take(&mut pending_kodata).into_iter().collect();
                             sync_kodata(target, &app, &files, &events).await;
                         }
-                        // Imports may have changed: find what the binary depends on
-                        // now, off the loop, so the next save is not held up.
-                        deps = Some(Box::pin(package_dirs(builder, &app)));
+                        // If imports changed, find what the binary depends on now,
+                        // off the loop (a plain edit needs no `go list`).
+                        let root = app.module_root();
+                        if build_files.iter().any(|f| imports_changed(&root.join(f), &mut import_headers)) {
+                            deps = Some(Box::pin(package_dirs(builder, &app)));
+                        }
                     }
                 }
             }
@@ -287,6 +291,31 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Whether a changed file may have changed the set of packages the binary
+/// depends on: go.mod/go.sum/go.work, or a Go file whose import lines differ
+/// from the last time it was seen (or that was not seen before, or is gone).
+fn imports_changed(path: &std::path::Path, seen: &mut HashMap<PathBuf, String>) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if matches!(name, "go.mod" | "go.sum" | "go.work") {
+        return true;
+    }
+    if !name.ends_with(".go") {
+        return false;
+    }
+    let Ok(text) = std::fs::read_to_string(path) else {
+        seen.remove(path);
+        return true;
+    };
+    // The header up to the first declaration holds the imports.
+    let header: String = text
+        .lines()
+        .take_while(|l| !["func ", "type ", "var ", "const "].iter().any(|k| l.starts_with(k)))
+        .filter(|l| l.contains('"') || l.trim_start().starts_with("//go:build"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    seen.insert(path.to_path_buf(), header.clone()).is_none_or(|old| old != header)
 }
 
 async fn package_dirs(builder: &GoBuilder, app: &DevApp) -> Result<BTreeSet<PathBuf>, DevError> {
@@ -657,5 +686,33 @@ async fn probe(probe: &Probe, timeout: Duration) -> Result<(), String> {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_import_changes_refresh_dependencies() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("main.go");
+        let mut seen = HashMap::new();
+        std::fs::write(&f, "package main\n\nimport \"fmt\"\n\nvar g = \"a\"\n\nfunc main() { fmt.Println(g) }\n")
+            .unwrap();
+        assert!(imports_changed(&f, &mut seen), "first sight");
+        std::fs::write(&f, "package main\n\nimport \"fmt\"\n\nvar g = \"b\"\n\nfunc main() { fmt.Println(g) }\n")
+            .unwrap();
+        assert!(!imports_changed(&f, &mut seen), "a string edit");
+        std::fs::write(
+            &f,
+            "package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/m/lib\"\n)\n\nfunc main() { fmt.Println(lib.X) }\n",
+        )
+        .unwrap();
+        assert!(imports_changed(&f, &mut seen), "a new import");
+        assert!(imports_changed(&d.path().join("go.mod"), &mut seen));
+        assert!(!imports_changed(&d.path().join("README.md"), &mut seen));
+        std::fs::remove_file(&f).unwrap();
+        assert!(imports_changed(&f, &mut seen), "a deleted file");
     }
 }
