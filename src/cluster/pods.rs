@@ -298,6 +298,16 @@ pub(crate) mod fixtures {
     use serde_json::{json, Value};
 
     pub const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    /// The hello Deployment, selected by `app=hello`.
+    pub fn workload() -> super::Workload {
+        super::Workload {
+            kind: "Deployment".into(),
+            namespace: "default".into(),
+            name: "hello".into(),
+            selector: super::PodSelector::Labels("app=hello".into()),
+        }
+    }
     pub fn app_ref() -> String {
         format!("127.0.0.1:5000/hello@{DIGEST}")
     }

@@ -238,7 +238,6 @@ mod tests {
     use super::*;
     use crate::cluster::mock;
     use crate::cluster::pods::fixtures;
-    use crate::cluster::pods::PodSelector;
     use serde_json::{json, Value};
 
     fn deployment(generation: i64, observed: i64, updated: i32, available: i32, total: i32) -> Value {
@@ -301,14 +300,7 @@ mod tests {
         assert_eq!(diagnose(&pods(vec![fixtures::pod("ok", "u", 0)])), None);
     }
 
-    fn workload() -> Workload {
-        Workload {
-            kind: "Deployment".into(),
-            namespace: "default".into(),
-            name: "hello".into(),
-            selector: PodSelector::Labels("app=hello".into()),
-        }
-    }
+    use crate::cluster::pods::fixtures::workload;
 
     /// Mock API server (no cluster here): first the rollout is stuck on
     /// ImagePullBackOff (reported with the image), then it becomes ready.

@@ -158,7 +158,6 @@ mod tests {
     use super::*;
     use crate::cluster::mock;
     use crate::cluster::pods::fixtures::{self, app_ref, DIGEST};
-    use crate::cluster::pods::PodSelector;
 
     fn node_list(arch: &str) -> serde_json::Value {
         json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": [{
@@ -168,14 +167,7 @@ mod tests {
         }]})
     }
 
-    fn workload() -> Workload {
-        Workload {
-            kind: "Deployment".into(),
-            namespace: "default".into(),
-            name: "hello".into(),
-            selector: PodSelector::Labels("app=hello".into()),
-        }
-    }
+    use crate::cluster::pods::fixtures::workload;
 
     /// Mock API server (no cluster here): a pod is replaced between two
     /// syncs; the second discovery returns the new pod's UID, so the dev loop
