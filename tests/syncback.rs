@@ -320,16 +320,7 @@ impl Drop for Ctr {
 
 impl Ctr {
     fn start() -> Option<Ctr> {
-        let busybox = Path::new("/bin/busybox");
-        let docker_ok = Command::new("docker")
-            .args(["version", "--format", "{{.Server.Version}}"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !docker_ok || !busybox.exists() {
-            println!("skipped: needs a Docker engine and a static /bin/busybox");
-            return None;
-        }
+        let busybox = support::require_docker_and_busybox();
         let work = tempfile::tempdir().expect("tempdir");
         let rootfs = work.path().join("rootfs");
         for d in ["bin", "data", "var/run/gohot", "tmp"] {

@@ -388,16 +388,7 @@ fn seed_copies_files_and_trees_atomically() {
 /// on stdin. Skips (with a reason) when there is no Docker engine or busybox.
 #[test]
 fn docker_exec_put_into_a_real_container() {
-    let busybox = Path::new("/bin/busybox");
-    let docker_ok = Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !docker_ok || !busybox.exists() {
-        println!("skipped: needs a Docker engine and a static /bin/busybox");
-        return;
-    }
+    let busybox = support::require_docker_and_busybox();
     // Build the root filesystem as a tar and import it.
     let work = tempfile::tempdir().expect("tempdir");
     let rootfs = work.path().join("rootfs");

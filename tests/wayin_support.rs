@@ -121,3 +121,16 @@ pub fn build_hello(v: Hello, link: Link) -> Vec<u8> {
     assert!(st.success(), "go build of the hello server failed");
     std::fs::read(out).expect("read binary")
 }
+
+/// The Docker engine and Debian's static busybox, which the container tests
+/// build their image from; both are installed by scripts/setup.
+pub fn require_docker_and_busybox() -> &'static Path {
+    let busybox = Path::new("/bin/busybox");
+    let docker_ok = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(docker_ok && busybox.exists(), "needs a Docker engine and a static /bin/busybox: run scripts/setup");
+    busybox
+}

@@ -257,9 +257,7 @@ impl Target for DockerTarget {
     }
 
     async fn exec(&self, replica: &Replica, argv: &[String], stdin: Bytes) -> Result<ExecOutput, TargetError> {
-        exec_stdin(&self.docker, &replica.handle, argv, stdin)
-            .await
-            .map_err(|detail| TargetError::Exec { replica: replica.name.clone(), detail })
+        self.exec_deferred(replica, argv, Box::pin(async move { stdin })).await
     }
 
     async fn exec_deferred(
