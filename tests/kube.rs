@@ -16,30 +16,38 @@ use gohot::target::Target;
 
 use crate::util::{run, Sandbox};
 
-fn skip(reason: &str) {
-    eprintln!("SKIPPED kube::apply_exec_delete_on_a_real_cluster: {reason}");
+fn skip(test: &str, reason: &str) {
+    eprintln!("SKIPPED kube::{test}: {reason}");
+}
+
+/// The cluster KUBECONFIG names, connected and answering, with a runtime to
+/// drive it; None (after printing why) when there is none.
+fn reachable_cluster(test: &str) -> Option<(tokio::runtime::Runtime, cluster::Cluster)> {
+    let Some(kubeconfig) = std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()) else {
+        skip(test, "KUBECONFIG is not set; point it at a cluster (e.g. `kind create cluster`) to run this test");
+        return None;
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let connected = rt.block_on(async {
+        let c = cluster::connect(&KubeOptions::default()).await?;
+        c.ping().await?;
+        Ok::<_, cluster::KubeError>(c)
+    });
+    match connected {
+        Ok(c) => Some((rt, c)),
+        Err(e) => {
+            skip(
+                test,
+                &format!("KUBECONFIG={} names no reachable, allowed cluster: {e}", kubeconfig.to_string_lossy()),
+            );
+            None
+        }
+    }
 }
 
 #[test]
 fn apply_exec_delete_on_a_real_cluster() {
-    let Some(kubeconfig) = std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()) else {
-        return skip("KUBECONFIG is not set; point it at a cluster (e.g. `kind create cluster`) to run this test");
-    };
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let opts = KubeOptions::default();
-    let cluster = match rt.block_on(async {
-        let c = cluster::connect(&opts).await?;
-        c.ping().await?;
-        Ok::<_, cluster::KubeError>(c)
-    }) {
-        Ok(c) => c,
-        Err(e) => {
-            return skip(&format!(
-                "KUBECONFIG={} names no reachable, allowed cluster: {e}",
-                kubeconfig.to_string_lossy()
-            ))
-        }
-    };
+    let Some((rt, cluster)) = reachable_cluster("apply_exec_delete_on_a_real_cluster") else { return };
     let ns = format!("gohot-e2e-{}", std::process::id());
     let sandbox = Sandbox::new();
     let app = sandbox.copy_example("hello", "hello");
@@ -153,25 +161,7 @@ fn apply_and_delete_explain_bad_cluster_settings() {
 #[test]
 fn dev_loop_on_a_real_cluster() {
     use std::io::BufRead;
-    let Some(kubeconfig) = std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()) else {
-        return skip(
-            "KUBECONFIG is not set; point it at a cluster (e.g. `kind create cluster`) to run the dev loop on it",
-        );
-    };
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let cluster = match rt.block_on(async {
-        let c = cluster::connect(&KubeOptions::default()).await?;
-        c.ping().await?;
-        Ok::<_, cluster::KubeError>(c)
-    }) {
-        Ok(c) => c,
-        Err(e) => {
-            return skip(&format!(
-                "KUBECONFIG={} names no reachable, allowed cluster: {e}",
-                kubeconfig.to_string_lossy()
-            ))
-        }
-    };
+    let Some((rt, cluster)) = reachable_cluster("dev_loop_on_a_real_cluster") else { return };
     let ns = format!("gohot-dev-e2e-{}", std::process::id());
     let namespace_doc = cluster::apply::Doc {
         origin: "test namespace".into(),
