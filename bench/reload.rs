@@ -282,6 +282,16 @@ fn main() {
             }
         }
     }
+    // The soak ends on its last edit, whether or not that one was waited for.
+    if args.soak > 0 {
+        let last = format!("bench edit {}", args.edits + args.soak);
+        if wait_answer(port, &last, Duration::from_secs(60)).is_none() {
+            soak_failed += 1;
+            log(format!("soak: the last edit ({last}) was never served"));
+        } else {
+            log(format!("soak: {} edits, ended on the last one", args.soak));
+        }
+    }
     failed += soak_failed;
     drop(dev);
 

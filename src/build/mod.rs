@@ -8,6 +8,7 @@
 pub mod base;
 pub mod go;
 pub mod image;
+pub mod inputs;
 pub mod layer;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,16 @@ pub enum BuildError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+impl BuildError {
+    /// The compiler's output, verbatim, when `go build` failed.
+    pub fn compiler_output(&self) -> Option<&str> {
+        match self {
+            BuildError::Go(GoError::Build { stderr, .. }) => Some(stderr),
+            _ => None,
+        }
+    }
 }
 
 /// A built package.
@@ -212,6 +223,9 @@ impl Build for GoBuilder {
                 .push(crate::devimage::prepare(&self.go, &kodata_dir, platform, tools, &self.opts.cache_root).await?);
         }
         let kodata = image::read_kodata(&kodata_dir).map_err(io_err(&kodata_dir))?;
+        // What gohot placed in kodata for dev images (watchexec, its record,
+        // its .gitignore lines) never reaches a production image.
+        let kodata = if self.opts.dev { kodata } else { crate::devimage::watchexec::production_kodata(kodata) };
         let mut images = Vec::new();
         for platform in platforms {
             let base = self.bases.get(&base_ref, &platform).await?;
