@@ -912,6 +912,11 @@ mod tests {
         )
         .unwrap();
         assert!(imports_changed(&f, &mut seen), "a new import");
+        let with_embed = "package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/m/lib\"\n)\n\n//go:embed a.txt\nvar a string\n\nfunc main() { fmt.Println(lib.X, a) }\n";
+        std::fs::write(&f, with_embed).unwrap();
+        assert!(imports_changed(&f, &mut seen), "a new embed pattern");
+        std::fs::write(&f, with_embed.replace("a.txt", "b.txt")).unwrap();
+        assert!(imports_changed(&f, &mut seen), "another embed pattern");
         assert!(imports_changed(&d.path().join("go.mod"), &mut seen));
         assert!(!imports_changed(&d.path().join("README.md"), &mut seen));
         std::fs::remove_file(&f).unwrap();
