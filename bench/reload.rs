@@ -96,7 +96,7 @@ fn apply_edit(app: &Path, i: usize) -> String {
     let start = src.find("var greeting = \"").expect("greeting") + "var greeting = \"".len();
     let end = start + src[start..].find('"').expect("quote");
     let mut new = format!("{}{}{}", &src[..start], text, &src[end..]);
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         new.push_str(&format!(
             "\nfunc init() {{\n\thttp.HandleFunc(\"/h{i}\", func(w http.ResponseWriter, r *http.Request) {{\n\t\tfmt.Fprintf(w, \"handler {i} %s\\n\", r.URL.Path)\n\t}})\n}}\n"
         ));

@@ -179,6 +179,8 @@ mod tests {
     /// closes it, then answers on stdout, stderr and the status channel.
     /// Not a cluster (none can run here), but the bytes kube-rs sends and
     /// reads are the real ones.
+    // tungstenite's callback signature fixes the error type (an HTTP response).
+    #[allow(clippy::result_large_err)]
     async fn fake_exec_server(exit: i64) -> (String, tokio::task::JoinHandle<(String, Vec<u8>)>) {
         use futures::{SinkExt, StreamExt};
         use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};

@@ -400,8 +400,9 @@ pub async fn run(
                 // a new or deleted file, go.mod), list it again off the loop; a
                 // plain edit needs no `go list`. Also after a failed build: the
                 // fix may need a file the current set does not know.
+                // Every file's header is recorded (no short circuit).
                 let headers_changed =
-                    r.files.iter().fold(false, |acc, f| imports_changed(&root.join(f), &mut import_headers) || acc);
+                    r.files.iter().filter(|f| imports_changed(&root.join(f), &mut import_headers)).count() > 0;
                 if r.refresh || headers_changed {
                     listing_for = r.started_at;
                     listing = Some(Box::pin(build_inputs(builder, &app)));
