@@ -38,16 +38,30 @@ impl DevSession {
 
     /// Starts on a fresh copy of the hello example, changed by `prepare` first.
     pub fn start_with(tag: &str, prepare: impl FnOnce(&Path)) -> Self {
+        Self::start_with_answer(tag, prepare, "Hello from gohot!")
+    }
+
+    /// [`Self::start_with`], for an app whose first answer is `answer`.
+    pub fn start_with_answer(tag: &str, prepare: impl FnOnce(&Path), answer: &str) -> Self {
         let sb = Sandbox::new();
         let app = sb.copy_example("hello", "hello");
         prepare(&app);
-        let mut s = Self::start_in(&sb, &app, tag, Stdio::inherit());
+        let mut s = Self::start_app(&sb, &app, tag, Stdio::inherit());
+        s.wait_answer(answer);
         s._sandbox = Some(sb);
         s
     }
 
-    /// Starts `gohot dev .` in `app` (of `sb`), stderr going to `stderr`.
+    /// Starts `gohot dev .` in the hello example at `app` (of `sb`), stderr
+    /// going to `stderr`; returns once it serves the example's greeting.
     pub fn start_in(sb: &Sandbox, app: &Path, tag: &str, stderr: Stdio) -> Self {
+        let s = Self::start_app(sb, app, tag, stderr);
+        s.wait_answer("Hello from gohot!");
+        s
+    }
+
+    /// Starts `gohot dev .` in `app` and waits for its `started` event.
+    fn start_app(sb: &Sandbox, app: &Path, tag: &str, stderr: Stdio) -> Self {
         let port = free_port();
         let container = format!("gohot-test-{tag}-{}", std::process::id());
         let mut child = sb
@@ -71,7 +85,6 @@ impl DevSession {
         });
         let mut s = DevSession { child, events, port, container, app: app.to_path_buf(), _sandbox: None };
         s.wait_event("started", Duration::from_secs(180));
-        s.wait_answer("Hello from gohot!");
         s
     }
 
@@ -745,4 +758,41 @@ fn infer_rules_sync_to_the_dockerfile_destinations() {
     let started = dev.wait_event("build_started", Duration::from_secs(60));
     assert_eq!(started["files"], serde_json::json!(["static/css/site.css"]), "a deletion under infer rebuilds");
     dev.wait_event("unchanged", Duration::from_secs(90));
+}
+
+/// Build tags from `.ko.yaml` decide which files are inputs, as they decide
+/// what is compiled: a file only the tag includes rebuilds; one the tag
+/// leaves out does not (until its constraint changes).
+#[test]
+fn build_tags_from_ko_yaml_decide_the_inputs() {
+    let mut dev = DevSession::start_with_answer(
+        "tags",
+        |app| {
+            std::fs::write(app.join(".ko.yaml"), "defaultFlags: [\"-tags=prod\"]\n").expect(".ko.yaml");
+            std::fs::write(
+                app.join("prod.go"),
+                "//go:build prod\n\npackage main\n\nfunc init() { greeting = \"prod v1\" }\n",
+            )
+            .expect("prod.go");
+            std::fs::write(
+                app.join("local.go"),
+                "//go:build !prod\n\npackage main\n\nfunc init() { greeting = \"local\" }\n",
+            )
+            .expect("local.go");
+        },
+        "prod v1",
+    );
+    std::fs::write(
+        dev.app.join("local.go"),
+        "//go:build !prod\n\npackage main\n\nfunc init() { greeting = \"local v2\" }\n",
+    )
+    .expect("local.go");
+    std::fs::write(
+        dev.app.join("prod.go"),
+        "//go:build prod\n\npackage main\n\nfunc init() { greeting = \"prod v2\" }\n",
+    )
+    .expect("prod.go");
+    let events = dev.collect_until_reload_of("prod.go", Duration::from_secs(90));
+    assert_builds_only_for(&events, &["prod.go"]);
+    dev.wait_answer("prod v2");
 }

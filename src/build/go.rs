@@ -279,11 +279,28 @@ impl GoToolchain {
         args: &[&str],
         package: &str,
     ) -> Result<Vec<u8>, GoError> {
-        let mut cmd = self.command(dir);
+        let settings = BuildSettings { dir: dir.to_path_buf(), ..Default::default() };
+        self.list_with(&settings, platform, args, package).await
+    }
+
+    /// [`Self::list`] with a build's environment and flags (`-tags` decides
+    /// which files are compiled, so the listing must see the same ones).
+    async fn list_with(
+        &self,
+        settings: &BuildSettings,
+        platform: Option<&Platform>,
+        args: &[&str],
+        package: &str,
+    ) -> Result<Vec<u8>, GoError> {
+        let mut cmd = self.command(&settings.dir);
         if let Some(p) = platform {
             cmd.env("GOOS", &p.os).env("GOARCH", &p.arch).env("CGO_ENABLED", "0");
         }
-        let out = cmd.arg("list").args(args).arg("--").arg(package).output().await.map_err(|e| self.io(e))?;
+        for (k, v) in &settings.env {
+            cmd.env(k, v);
+        }
+        cmd.arg("list").args(args).args(&settings.flags);
+        let out = cmd.arg("--").arg(package).output().await.map_err(|e| self.io(e))?;
         if !out.status.success() {
             return Err(GoError::Package {
                 package: package.into(),
@@ -319,7 +336,19 @@ impl GoToolchain {
         import_path: &str,
         platform: &Platform,
     ) -> Result<Vec<ListedPackage>, GoError> {
-        let out = self.list(dir, Some(platform), &["-e", "-deps", LISTED_FIELDS], import_path).await?;
+        let settings = BuildSettings { dir: dir.to_path_buf(), ..Default::default() };
+        self.list_deps_with(&settings, import_path, platform).await
+    }
+
+    /// [`Self::list_deps`] as a build with `settings` sees the packages
+    /// (its directory, environment and flags such as `-tags`).
+    pub async fn list_deps_with(
+        &self,
+        settings: &BuildSettings,
+        import_path: &str,
+        platform: &Platform,
+    ) -> Result<Vec<ListedPackage>, GoError> {
+        let out = self.list_with(settings, Some(platform), &["-e", "-deps", LISTED_FIELDS], import_path).await?;
         serde_json::Deserializer::from_slice(&out).into_iter::<ListedPackage>().collect::<Result<_, _>>().map_err(|e| {
             GoError::Package {
                 package: import_path.into(),

@@ -182,6 +182,18 @@ impl GoBuilder {
         Ok(self.go.main_package(&self.opts.workdir, package).await?)
     }
 
+    /// Lists the packages the binary of `pkg` is built from, as its build
+    /// sees them (`.ko.yaml` env and flags applied; see [`GoToolchain::list_deps`]).
+    pub async fn list_deps(
+        &self,
+        pkg: &Package,
+        requested: &str,
+        platform: &Platform,
+    ) -> Result<Vec<go::ListedPackage>, BuildError> {
+        let settings = self.settings(pkg, requested)?;
+        Ok(self.go.list_deps_with(&settings, &pkg.import_path, platform).await?)
+    }
+
     /// Compiles the binary for one platform into ko's cache location and
     /// returns its path.
     pub async fn compile(&self, pkg: &Package, requested: &str, platform: &Platform) -> Result<PathBuf, BuildError> {

@@ -478,11 +478,7 @@ fn imports_changed(path: &std::path::Path, seen: &mut HashMap<PathBuf, String>) 
 
 /// Lists what the app's binary is built from (see [`BuildInputs`]).
 async fn build_inputs(builder: &GoBuilder, app: &DevApp) -> Result<BuildInputs, DevError> {
-    let listed = builder
-        .go()
-        .list_deps(&app.package.dir, &app.package.import_path, &app.platform)
-        .await
-        .map_err(BuildError::from)?;
+    let listed = builder.list_deps(&app.package, &app.requested, &app.platform).await?;
     let gowork = std::env::var("GOWORK").ok();
     let work = crate::build::inputs::work_file(&app.module_root(), gowork.as_deref());
     Ok(BuildInputs::from_listing(&listed, work.as_deref()))
