@@ -7,7 +7,16 @@
 //! of the same edits — and what users do without gohot: a full image rebuild
 //! plus container replacement. Prints a table, or JSON with `--json`.
 //!
-//! Usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json]
+//! The floor's build of each edit runs right after gohot served that edit
+//! (edit, serve, floor build, next edit …), so load from other work on a
+//! shared machine falls on both sides alike.
+//!
+//! With `--kube` it runs on the cluster KUBECONFIG names instead (images in
+//! KO_DOCKER_REPO), `--replicas N` pods (default 2), in a namespace of its
+//! own: each edit is timed from save until every replica answers the new
+//! text through a port-forward to that pod.
+//!
+//! Usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N]]
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -20,10 +29,12 @@ struct Args {
     full_edits: usize,
     soak: usize,
     json: bool,
+    kube: bool,
+    replicas: usize,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { edits: 20, full_edits: 5, soak: 0, json: false };
+    let mut a = Args { edits: 20, full_edits: 5, soak: 0, json: false, kube: false, replicas: 2 };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut num = |name: &str| -> usize {
@@ -34,7 +45,11 @@ fn parse_args() -> Args {
             "--full-edits" => a.full_edits = num("--full-edits"),
             "--soak" => a.soak = num("--soak"),
             "--json" => a.json = true,
-            other => panic!("unknown argument {other}: use --edits N --full-edits N --soak N --json"),
+            "--kube" => a.kube = true,
+            "--replicas" => a.replicas = num("--replicas"),
+            other => {
+                panic!("unknown argument {other}: use --edits N --full-edits N --soak N --json --kube --replicas N")
+            }
         }
     }
     a
@@ -120,17 +135,19 @@ fn watchexec() -> PathBuf {
 struct Dev {
     child: Child,
     events: mpsc::Receiver<serde_json::Value>,
-    container: String,
+    container: Option<String>,
 }
 
 impl Dev {
-    fn start(app: &Path, port: u16, kocache: &Path) -> Dev {
-        let container = format!("gohot-bench-{}", std::process::id());
+    /// `gohot dev . --json --watchexec W ARGS…` in `app`; `container` is
+    /// removed on drop (the Docker case).
+    fn start(app: &Path, args: &[String], kocache: &Path, container: Option<String>) -> Dev {
         let mut child = Command::new(gohot_bin())
             .current_dir(app)
             .env("KOCACHE", kocache)
-            .args(["dev", ".", "--json", "--name", &container, "-p", &format!("{port}:8080"), "--watchexec"])
+            .args(["dev", ".", "--json", "--watchexec"])
             .arg(watchexec())
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -171,6 +188,25 @@ impl Dev {
             + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
         ticks / 100.0
     }
+
+    /// Resident memory of the gohot process, MB.
+    fn rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(f64::NAN);
+        kb / 1024.0
+    }
+
+    /// Idle CPU % over a few quiet seconds, and RSS after them.
+    fn idle(&self) -> (f64, f64) {
+        let cpu0 = self.cpu_seconds();
+        let idle = Duration::from_secs(5);
+        std::thread::sleep(idle);
+        ((self.cpu_seconds() - cpu0) / idle.as_secs_f64() * 100.0, self.rss_mb())
+    }
 }
 
 impl Drop for Dev {
@@ -184,7 +220,9 @@ impl Drop for Dev {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.child.kill();
-        let _ = Command::new("docker").args(["rm", "-f", &self.container]).output();
+        if let Some(c) = &self.container {
+            let _ = Command::new("docker").args(["rm", "-f", c]).output();
+        }
     }
 }
 
@@ -198,13 +236,78 @@ fn percentile(v: &[f64], p: f64) -> f64 {
     s[idx.min(s.len() - 1)]
 }
 
+const STEPS: [&str; 5] = ["detect", "build", "sync", "restart", "answer"];
+
+/// What one run measured.
+#[derive(Default)]
+struct Stats {
+    totals: Vec<f64>,
+    split: [Vec<f64>; 5],
+    bytes: Vec<f64>,
+    binary_bytes: u64,
+    failed: usize,
+    stale: usize,
+    floor: Vec<f64>,
+    full: Vec<f64>,
+    idle_cpu_percent: f64,
+    rss_mb: f64,
+    replicas: usize,
+}
+
+impl Stats {
+    /// Takes the step split and bytes from gohot's `reloaded` event.
+    fn record(&mut self, dev: &Dev) {
+        match dev.next(&["reloaded", "sync_failed"], Duration::from_secs(30)) {
+            Some(e) if e["event"] == "reloaded" => {
+                let t = &e["timings"];
+                for (k, name) in STEPS.iter().enumerate() {
+                    self.split[k].push(t[*name].as_f64().unwrap_or(f64::NAN));
+                }
+                self.bytes.push(e["bytes_sent"].as_u64().unwrap_or(0) as f64);
+                self.binary_bytes = e["binary_bytes"].as_u64().unwrap_or(0);
+            }
+            _ => self.failed += 1,
+        }
+    }
+}
+
+/// The floor: a bare incremental `go build -trimpath` in its own copy of the app.
+struct Floor {
+    dir: PathBuf,
+}
+
+impl Floor {
+    fn new(work: &Path) -> Floor {
+        let dir = work.join("floor");
+        copy_dir(&root().join("examples/hello"), &dir);
+        let f = Floor { dir };
+        f.build();
+        f
+    }
+
+    fn build(&self) -> f64 {
+        let t = Instant::now();
+        let out = Command::new(go())
+            .current_dir(&self.dir)
+            .env("CGO_ENABLED", "0")
+            .args(["build", "-trimpath", "-o", "out", "."])
+            .output()
+            .expect("go build");
+        assert!(out.status.success(), "go build failed: {}", String::from_utf8_lossy(&out.stderr));
+        t.elapsed().as_secs_f64()
+    }
+
+    /// The same edit gohot just served, built bare.
+    fn edit(&self, i: usize) -> f64 {
+        apply_edit(&self.dir, i);
+        self.build()
+    }
+}
+
 fn main() {
     let args = parse_args();
     assert!(gohot_bin().is_file(), "build first: cargo build --release (bench/reload does it)");
     let work = tempfile::Builder::new().prefix("gohot-bench").tempdir().expect("tempdir");
-    let kocache = work.path().join("kocache");
-    let app = work.path().join("hello");
-    copy_dir(&root().join("examples/hello"), &app);
     let log = |s: String| {
         if !args.json {
             eprintln!("{s}")
@@ -212,58 +315,54 @@ fn main() {
             eprintln!("bench: {s}")
         }
     };
+    let stats = if args.kube { run_kube(&args, work.path(), &log) } else { run_docker(&args, work.path(), &log) };
+    report(&args, &stats);
+}
 
-    // --- gohot dev ---
+fn run_docker(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
+    let kocache = work.join("kocache");
+    let app = work.join("hello");
+    copy_dir(&root().join("examples/hello"), &app);
+    let floor = Floor::new(work);
+    let mut st = Stats { replicas: 1, ..Default::default() };
+
+    // --- gohot dev, each edit followed by the floor's build of it ---
     let port = free_port();
-    let dev = Dev::start(&app, port, &kocache);
+    let container = format!("gohot-bench-{}", std::process::id());
+    let dev_args = vec!["--name".to_string(), container.clone(), "-p".into(), format!("{port}:8080")];
+    let dev = Dev::start(&app, &dev_args, &kocache, Some(container));
     dev.next(&["started"], Duration::from_secs(300)).expect("gohot dev did not start");
     wait_answer(port, "Hello from gohot!", Duration::from_secs(60)).expect("app did not answer");
     dev.drain();
-    // Idle CPU: gohot does nothing between saves.
-    let cpu0 = dev.cpu_seconds();
-    let idle = Duration::from_secs(5);
-    std::thread::sleep(idle);
-    let idle_cpu_percent = (dev.cpu_seconds() - cpu0) / idle.as_secs_f64() * 100.0;
+    (st.idle_cpu_percent, st.rss_mb) = dev.idle();
 
-    let mut totals = Vec::new();
-    let mut split: [Vec<f64>; 5] = Default::default();
-    let mut bytes = Vec::new();
-    let mut binary_bytes = 0u64;
-    let mut failed = 0usize;
-    let mut stale = 0usize;
     for i in 1..=args.edits {
         let t0 = Instant::now();
         let text = apply_edit(&app, i);
         match wait_answer(port, &text, Duration::from_secs(60)) {
-            Some(t1) => totals.push((t1 - t0).as_secs_f64()),
+            Some(t1) => st.totals.push((t1 - t0).as_secs_f64()),
             None => {
-                failed += 1;
+                st.failed += 1;
                 continue;
             }
         }
-        match dev.next(&["reloaded", "sync_failed"], Duration::from_secs(30)) {
-            Some(e) if e["event"] == "reloaded" => {
-                let t = &e["timings"];
-                for (k, name) in ["detect", "build", "sync", "restart", "answer"].iter().enumerate() {
-                    split[k].push(t[*name].as_f64().unwrap_or(f64::NAN));
-                }
-                bytes.push(e["bytes_sent"].as_u64().unwrap_or(0) as f64);
-                binary_bytes = e["binary_bytes"].as_u64().unwrap_or(0);
-            }
-            _ => failed += 1,
-        }
+        st.record(&dev);
         // Nothing older may serve after the new text did.
         for _ in 0..5 {
             if http_get(port, "/").as_deref() != Some(text.as_str()) {
-                stale += 1;
+                st.stale += 1;
                 break;
             }
         }
-        log(format!("edit {i}: {:.3}s", totals.last().copied().unwrap_or(f64::NAN)));
+        st.floor.push(floor.edit(i));
+        log(format!(
+            "edit {i}: {:.3}s (floor {:.3}s)",
+            st.totals.last().copied().unwrap_or(f64::NAN),
+            st.floor.last().copied().unwrap_or(f64::NAN)
+        ));
     }
 
     // Soak: many edits, some landing mid-build; each must end on its text.
-    let mut soak_failed = 0;
     for j in 0..args.soak {
         let i = args.edits + 1 + j;
         let text = apply_edit(&app, i);
@@ -272,12 +371,12 @@ fn main() {
             continue;
         }
         if wait_answer(port, &text, Duration::from_secs(60)).is_none() {
-            soak_failed += 1;
+            st.failed += 1;
             log(format!("soak edit {i}: never served"));
         }
         for _ in 0..3 {
             if http_get(port, "/").as_deref() != Some(text.as_str()) {
-                stale += 1;
+                st.stale += 1;
                 break;
             }
         }
@@ -286,43 +385,19 @@ fn main() {
     if args.soak > 0 {
         let last = format!("bench edit {}", args.edits + args.soak);
         if wait_answer(port, &last, Duration::from_secs(60)).is_none() {
-            soak_failed += 1;
+            st.failed += 1;
             log(format!("soak: the last edit ({last}) was never served"));
         } else {
             log(format!("soak: {} edits, ended on the last one", args.soak));
         }
     }
-    failed += soak_failed;
     drop(dev);
 
-    // --- the floor: bare incremental go build of the same edits ---
-    let floor_dir = work.path().join("floor");
-    copy_dir(&root().join("examples/hello"), &floor_dir);
-    let go_build = |dir: &Path| {
-        let t = Instant::now();
-        let out = Command::new(go())
-            .current_dir(dir)
-            .env("CGO_ENABLED", "0")
-            .args(["build", "-trimpath", "-o", "out", "."])
-            .output()
-            .expect("go build");
-        assert!(out.status.success(), "go build failed: {}", String::from_utf8_lossy(&out.stderr));
-        t.elapsed().as_secs_f64()
-    };
-    go_build(&floor_dir);
-    let floor: Vec<f64> = (1..=args.edits)
-        .map(|i| {
-            apply_edit(&floor_dir, i);
-            go_build(&floor_dir)
-        })
-        .collect();
-
     // --- without gohot: rebuild the image, replace the container ---
-    let full_dir = work.path().join("full");
+    let full_dir = work.join("full");
     copy_dir(&root().join("examples/hello"), &full_dir);
     let full_port = free_port();
     let full_name = format!("gohot-bench-full-{}", std::process::id());
-    let mut full = Vec::new();
     for i in 1..=args.full_edits {
         let t0 = Instant::now();
         let text = apply_edit(&full_dir, i);
@@ -342,7 +417,7 @@ fn main() {
             .expect("docker run");
         assert!(run.status.success(), "docker run: {}", String::from_utf8_lossy(&run.stderr));
         match wait_answer(full_port, &text, Duration::from_secs(60)) {
-            Some(t1) => full.push((t1 - t0).as_secs_f64()),
+            Some(t1) => st.full.push((t1 - t0).as_secs_f64()),
             None => log(format!("full rebuild {i}: never served")),
         }
     }
@@ -351,55 +426,209 @@ fn main() {
         .arg("-c")
         .arg("docker images -q ko.local/gohot-bench-full/hello | sort -u | xargs -r docker rmi -f")
         .output();
+    st
+}
 
-    let gohot_p50 = percentile(&totals, 50.0);
-    let floor_p50 = percentile(&floor, 50.0);
-    let full_p50 = percentile(&full, 50.0);
-    let names = ["detect", "build", "sync", "restart", "answer"];
+/// The cluster side: a namespace of the bench's own (deleted on drop) and
+/// the app's pods reached one by one through port-forwards.
+struct Cluster {
+    rt: tokio::runtime::Runtime,
+    cluster: gohot::cluster::Cluster,
+    ns: String,
+}
+
+impl Cluster {
+    fn connect() -> Cluster {
+        assert!(std::env::var_os("KUBECONFIG").is_some(), "--kube needs KUBECONFIG (e.g. ../shared/realkube.sh env)");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let cluster = rt
+            .block_on(gohot::cluster::connect(&gohot::cluster::KubeOptions::default()))
+            .unwrap_or_else(|e| panic!("cannot reach the cluster: {e}"));
+        let ns = format!("gohot-bench-{}", std::process::id());
+        let c = Cluster { rt, cluster, ns };
+        c.rt.block_on(gohot::cluster::apply::apply(&c.cluster, &[c.namespace()])).expect("create the namespace");
+        c
+    }
+
+    fn namespace(&self) -> gohot::cluster::apply::Doc {
+        gohot::cluster::apply::Doc {
+            origin: "bench namespace".into(),
+            value: serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.ns}}),
+        }
+    }
+
+    /// Running, non-terminating pods of the app.
+    fn pods(&self) -> Vec<String> {
+        use k8s_openapi::api::core::v1::Pod;
+        let api: kube::Api<Pod> = kube::Api::namespaced(self.cluster.client.clone(), &self.ns);
+        let list = self.rt.block_on(api.list(&kube::api::ListParams::default().labels("app=hello"))).expect("pods");
+        let mut names: Vec<String> = list
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// `GET /` on the pod's port 8080 through a port-forward.
+    fn answer(&self, pod: &str) -> Option<String> {
+        use k8s_openapi::api::core::v1::Pod;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let api: kube::Api<Pod> = kube::Api::namespaced(self.cluster.client.clone(), &self.ns);
+        self.rt.block_on(async {
+            let talk = async {
+                let mut pf = api.portforward(pod, &[8080]).await.ok()?;
+                let mut s = pf.take_stream(8080)?;
+                s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").await.ok()?;
+                let mut buf = Vec::new();
+                s.read_to_end(&mut buf).await.ok()?;
+                let text = String::from_utf8_lossy(&buf).to_string();
+                text.split_once("\r\n\r\n").map(|x| x.1.trim().to_string())
+            };
+            tokio::time::timeout(Duration::from_secs(5), talk).await.ok().flatten()
+        })
+    }
+
+    /// Polls every pod until each has answered `text`; when the last did.
+    fn wait_all(&self, pods: &[String], text: &str, timeout: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + timeout;
+        let mut left: Vec<&String> = pods.iter().collect();
+        while Instant::now() < deadline {
+            left.retain(|p| self.answer(p).as_deref() != Some(text));
+            if left.is_empty() {
+                return Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        None
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.rt.block_on(gohot::cluster::apply::delete(&self.cluster, &[self.namespace()]));
+    }
+}
+
+fn run_kube(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
+    let kocache = work.join("kocache");
+    let app = work.join("hello");
+    copy_dir(&root().join("examples/hello"), &app);
+    let manifest = app.join("manifests/deployment.yaml");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    std::fs::write(&manifest, text.replace("  replicas: 1\n", &format!("  replicas: {}\n", args.replicas)))
+        .expect("write manifest");
+    let floor = Floor::new(work);
+    let cluster = Cluster::connect();
+    let mut st = Stats { replicas: args.replicas, ..Default::default() };
+
+    let dev_args = vec!["-n".to_string(), cluster.ns.clone(), "-f".into(), "manifests".into()];
+    let dev = Dev::start(&app, &dev_args, &kocache, None);
+    dev.next(&["started"], Duration::from_secs(300)).expect("gohot dev did not start");
+    let pods = loop {
+        let pods = cluster.pods();
+        if pods.len() == args.replicas {
+            break pods;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    cluster.wait_all(&pods, "Hello from gohot!", Duration::from_secs(120)).expect("the pods did not answer");
+    log(format!("{} pods: {}", pods.len(), pods.join(", ")));
+    dev.drain();
+    (st.idle_cpu_percent, st.rss_mb) = dev.idle();
+
+    for i in 1..=args.edits {
+        let t0 = Instant::now();
+        let text = apply_edit(&app, i);
+        match cluster.wait_all(&pods, &text, Duration::from_secs(60)) {
+            Some(t1) => st.totals.push((t1 - t0).as_secs_f64()),
+            None => {
+                st.failed += 1;
+                continue;
+            }
+        }
+        st.record(&dev);
+        for p in &pods {
+            if cluster.answer(p).as_deref() != Some(text.as_str()) {
+                st.stale += 1;
+            }
+        }
+        st.floor.push(floor.edit(i));
+        log(format!(
+            "edit {i}: {:.3}s (floor {:.3}s)",
+            st.totals.last().copied().unwrap_or(f64::NAN),
+            st.floor.last().copied().unwrap_or(f64::NAN)
+        ));
+    }
+    drop(dev);
+    st
+}
+
+fn report(args: &Args, st: &Stats) {
+    let gohot_p50 = percentile(&st.totals, 50.0);
+    let floor_p50 = percentile(&st.floor, 50.0);
+    let full_p50 = percentile(&st.full, 50.0);
+    let bytes = percentile(&st.bytes, 50.0);
     let result = serde_json::json!({
-        "edits": totals.len(),
+        "target": if args.kube { "kube" } else { "docker" },
+        "replicas": st.replicas,
+        "edits": st.totals.len(),
         "soak_edits": args.soak,
         "gohot_p50_s": gohot_p50,
-        "gohot_p95_s": percentile(&totals, 95.0),
+        "gohot_p95_s": percentile(&st.totals, 95.0),
         "floor_p50_s": floor_p50,
-        "floor_p95_s": percentile(&floor, 95.0),
+        "floor_p95_s": percentile(&st.floor, 95.0),
         "full_p50_s": full_p50,
-        "full_edits": full.len(),
+        "full_edits": st.full.len(),
         "gohot_over_floor": gohot_p50 / floor_p50,
         "full_over_gohot": full_p50 / gohot_p50,
-        "split_p50_s": names.iter().zip(&split).map(|(n, v)| (n.to_string(), serde_json::json!(percentile(v, 50.0)))).collect::<serde_json::Map<_, _>>(),
-        "bytes_per_reload": percentile(&bytes, 50.0),
-        "binary_bytes": binary_bytes,
-        "bytes_ratio": percentile(&bytes, 50.0) / binary_bytes as f64,
-        "failed_reloads": failed,
-        "stale_reloads": stale,
-        "idle_cpu_percent": idle_cpu_percent,
+        "split_p50_s": STEPS.iter().zip(&st.split).map(|(n, v)| (n.to_string(), serde_json::json!(percentile(v, 50.0)))).collect::<serde_json::Map<_, _>>(),
+        "bytes_per_reload": bytes,
+        "binary_bytes": st.binary_bytes,
+        "bytes_ratio": bytes / st.binary_bytes as f64,
+        "failed_reloads": st.failed,
+        "stale_reloads": st.stale,
+        "idle_cpu_percent": st.idle_cpu_percent,
+        "rss_mb": st.rss_mb,
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
         return;
     }
-    let r = &result;
+    let what = if args.kube {
+        format!("edit→every replica serving ({} pods)", st.replicas)
+    } else {
+        "edit→serving".into()
+    };
     println!("| measure | value |");
     println!("| --- | --- |");
-    println!("| edits (gohot) | {} (+{} soak) |", r["edits"], args.soak);
-    println!("| gohot edit→serving p50 / p95 | {:.3} s / {:.3} s |", gohot_p50, percentile(&totals, 95.0));
-    println!("| floor: bare `go build -trimpath` p50 | {:.3} s ({:.2}× → gohot) |", floor_p50, gohot_p50 / floor_p50);
+    println!("| edits (gohot) | {} (+{} soak) |", st.totals.len(), args.soak);
+    println!("| gohot {what} p50 / p95 | {:.3} s / {:.3} s |", gohot_p50, percentile(&st.totals, 95.0));
     println!(
-        "| full image rebuild + container replace p50 | {:.3} s ({:.1}× slower than gohot, {} edits) |",
-        full_p50,
-        full_p50 / gohot_p50,
-        full.len()
+        "| floor: bare `go build -trimpath` p50 (interleaved) | {:.3} s ({:.2}× → gohot) |",
+        floor_p50,
+        gohot_p50 / floor_p50
     );
-    for (n, v) in names.iter().zip(&split) {
+    if !st.full.is_empty() {
+        println!(
+            "| full image rebuild + container replace p50 | {:.3} s ({:.1}× slower than gohot, {} edits) |",
+            full_p50,
+            full_p50 / gohot_p50,
+            st.full.len()
+        );
+    }
+    for (n, v) in STEPS.iter().zip(&st.split) {
         println!("| step {n} p50 | {:.3} s |", percentile(v, 50.0));
     }
     println!(
-        "| bytes sent per reload (median) | {:.0} B ({:.1}% of the {} B binary) |",
-        percentile(&bytes, 50.0),
-        100.0 * percentile(&bytes, 50.0) / binary_bytes as f64,
-        binary_bytes
+        "| bytes sent per reload, all replicas (median) | {:.0} B ({:.1}% of the {} B binary) |",
+        bytes,
+        100.0 * bytes / st.binary_bytes as f64,
+        st.binary_bytes
     );
-    println!("| failed / stale reloads | {failed} / {stale} |");
-    println!("| gohot CPU while idle | {idle_cpu_percent:.2} % |");
+    println!("| failed / stale reloads | {} / {} |", st.failed, st.stale);
+    println!("| gohot idle CPU / RSS | {:.2} % / {:.0} MB |", st.idle_cpu_percent, st.rss_mb);
 }

@@ -886,13 +886,20 @@ async fn run_dev_kube(
         vec![platform],
         Box::new(move |m: &str| warn_events(DevEvent::Warning { message: m.to_string() })),
     );
-    // App logs, prefixed with pod/container, and an optional port-forward.
+    // App logs, prefixed with pod/container, and an optional port-forward;
+    // both follow the workloads as pods are replaced.
     let found = crate::cluster::pods::discover(&cluster, &deployed.workloads, &image_for_logs).await?;
     let log_events = events.clone();
     let line: crate::cluster::logs::LineFn = std::sync::Arc::new(move |replica: &str, text: &str| {
         log_events(DevEvent::Log { replica: replica.to_string(), line: text.to_string() })
     });
-    let log_tasks = crate::cluster::logs::stream_logs(&cluster, &found.containers, line);
+    let logs = crate::cluster::logs::follow_logs(
+        &cluster,
+        deployed.workloads.clone(),
+        image_for_logs.clone(),
+        opts.health_interval,
+        line,
+    );
     let mut opts = opts;
     let mut forward = None;
     if let Some(spec) = &cmd.port_forward {
@@ -900,10 +907,16 @@ async fn run_dev_kube(
             .split_once(':')
             .and_then(|(l, r)| Some((l.parse::<u16>().ok()?, r.parse::<u16>().ok()?)))
             .with_context(|| format!("invalid --port-forward {spec:?}: use LOCAL:POD_PORT, e.g. 8080:8080"))?;
-        let first = found.containers.first().context("no ready pod to forward to")?;
-        let (addr, task) =
-            crate::cluster::logs::port_forward(&cluster, &first.namespace, &first.pod, local, remote).await?;
-        eprintln!("forwarding http://{addr} → {}/{}:{remote}", first.namespace, first.pod);
+        let (addr, task) = crate::cluster::logs::port_forward(
+            &cluster,
+            deployed.workloads.clone(),
+            image_for_logs.clone(),
+            local,
+            remote,
+        )
+        .await?;
+        let names: Vec<String> = deployed.workloads.iter().map(|w| format!("{}/{}", w.namespace, w.name)).collect();
+        eprintln!("forwarding http://{addr} → port {remote} of {}", names.join(", "));
         if matches!(opts.probe, crate::devloop::Probe::Started) {
             opts.probe = crate::devloop::Probe::Http(format!("http://{addr}/"));
         }
@@ -914,7 +927,7 @@ async fn run_dev_kube(
         replicas: found.containers.iter().map(|c| format!("{}/{}", c.pod, c.container)).collect(),
     });
     let result = crate::devloop::run(&builder, &target, app, watching, initial, opts, events.clone(), shutdown).await;
-    log_tasks.iter().for_each(|t| t.abort());
+    logs.abort();
     if let Some(t) = forward {
         t.abort();
     }

@@ -158,6 +158,61 @@ impl<'a> Kinds<'a> {
     }
 }
 
+/// Fills in the defaults that list-map keys need, as the API server would
+/// after decoding: `protocol: TCP` on Service ports and container ports.
+///
+/// Server-side apply merges those lists by key (`port`+`protocol`,
+/// `containerPort`+`protocol`), and servers before 1.21 reject an applied
+/// item that omits a key field even though it has a default ("associative
+/// list with keys has an element that omits key field \"protocol\"",
+/// kubernetes#101751). `kubectl apply` (client side) never shows this, so
+/// manifests written for it omit `protocol`; filling in the server's own
+/// default changes nothing on newer servers.
+pub fn fill_key_defaults(value: &mut Value) {
+    const POD_TEMPLATE_KINDS: &[&str] = &[
+        "Pod",
+        "PodTemplate",
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "ReplicationController",
+        "Job",
+        "CronJob",
+    ];
+    fn default_protocol(ports: Option<&mut Value>, key: &str) {
+        for port in ports.and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(p) = port.as_object_mut() {
+                if p.contains_key(key) && p.get("protocol").is_none_or(Value::is_null) {
+                    p.insert("protocol".into(), Value::String("TCP".into()));
+                }
+            }
+        }
+    }
+    fn pod_specs(v: &mut Value) {
+        let Some(obj) = v.as_object_mut() else { return };
+        for (k, child) in obj.iter_mut() {
+            match k.as_str() {
+                "containers" | "initContainers" | "ephemeralContainers" => {
+                    for c in child.as_array_mut().into_iter().flatten() {
+                        default_protocol(c.get_mut("ports"), "containerPort");
+                    }
+                }
+                "metadata" => {}
+                _ => pod_specs(child),
+            }
+        }
+    }
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+    if kind == "Service" {
+        default_protocol(value.get_mut("spec").and_then(|s| s.get_mut("ports")), "port");
+    } else if POD_TEMPLATE_KINDS.contains(&kind.as_str()) {
+        if let Some(spec) = value.get_mut("spec") {
+            pod_specs(spec);
+        }
+    }
+}
+
 /// Server-side applies every document, in order, as field manager `gohot`
 /// with `force`. Returns what was applied; stops at the first failure.
 pub async fn apply(cluster: &Cluster, docs: &[Doc]) -> Result<Vec<Applied>, KubeError> {
@@ -167,7 +222,9 @@ pub async fn apply(cluster: &Cluster, docs: &[Doc]) -> Result<Vec<Applied>, Kube
     for doc in apply_order(docs) {
         let (gvk, name) = identity(doc)?;
         let (api, resource, ns) = kinds.api(&gvk, doc).await?;
-        api.patch(&name, &params, &Patch::Apply(&doc.value)).await.map_err(|e| {
+        let mut value = doc.value.clone();
+        fill_key_defaults(&mut value);
+        api.patch(&name, &params, &Patch::Apply(&value)).await.map_err(|e| {
             match cluster.error(e, "patch", &resource, &ns) {
                 KubeError::Api { what, detail } => KubeError::Api { what: format!("{}: {what}", doc.origin), detail },
                 other => other,
@@ -269,6 +326,34 @@ mod tests {
     use super::fixtures::*;
     use super::*;
     use crate::cluster::mock;
+
+    /// The defaults list-map keys need are filled in where the API server
+    /// would put them, and nothing given is changed.
+    #[test]
+    fn protocol_defaults_for_list_map_keys() {
+        let mut svc = serde_json::json!({"kind": "Service", "spec": {"ports": [
+            {"port": 80}, {"port": 53, "protocol": "UDP"}, {"port": 81, "protocol": null}]}});
+        fill_key_defaults(&mut svc);
+        assert_eq!(svc["spec"]["ports"][0]["protocol"], "TCP");
+        assert_eq!(svc["spec"]["ports"][1]["protocol"], "UDP");
+        assert_eq!(svc["spec"]["ports"][2]["protocol"], "TCP");
+        let mut cron = serde_json::json!({"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": {
+            "metadata": {"labels": {"ports": "x"}},
+            "spec": {"initContainers": [{"name": "i", "ports": [{"containerPort": 1}]}],
+                     "containers": [{"name": "a", "ports": [{"containerPort": 8080, "name": "http"}]}, {"name": "b"}]}}}}}});
+        fill_key_defaults(&mut cron);
+        let pod = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["containers"][0]["ports"][0],
+            serde_json::json!({"containerPort": 8080, "name": "http", "protocol": "TCP"})
+        );
+        assert_eq!(pod["initContainers"][0]["ports"][0]["protocol"], "TCP");
+        assert!(pod["containers"][1].get("ports").is_none());
+        let mut other = serde_json::json!({"kind": "Widget", "spec": {"ports": [{"port": 1}]}});
+        let before = other.clone();
+        fill_key_defaults(&mut other);
+        assert_eq!(other, before, "unknown kinds are left alone");
+    }
 
     const MANIFESTS: &str = r#"
 apiVersion: apps/v1

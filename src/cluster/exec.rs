@@ -10,9 +10,13 @@
 //! without a cluster. A 403 on the upgrade request is RBAC refusing
 //! `create` on `pods/exec`, and [`super::classify`] says so.
 //!
-//! Note on stdin: only the v5 protocol can signal end-of-input; on v4 the
-//! process never sees EOF. The helper's put payload carries its own length
-//! (one header line, then exactly one gzip member), so it needs no EOF.
+//! Note on stdin: only the v5 protocol (API servers from 1.30) can signal
+//! end-of-input. On v4 the client's only way to end stdin is to close the
+//! whole WebSocket, and kube-rs does exactly that when stdin is shut down —
+//! the exit status on channel 3 is then lost. So stdin is never closed here:
+//! it stays open until the status has arrived, every helper request frames
+//! itself (the put body's length, the get request's empty line), and a
+//! command without input runs with no stdin at all.
 
 use ::kube::api::{Api, AttachParams};
 use bytes::Bytes;
@@ -77,9 +81,10 @@ pub async fn exec(
     let replica = format!("{namespace}/{pod}/{container}");
     let fail = |detail: String| KubeError::Exec { replica: replica.clone(), detail };
     let api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
+    let with_stdin = !stdin.is_empty();
     let params = AttachParams::default()
         .container(container)
-        .stdin(true)
+        .stdin(with_stdin)
         .stdout(true)
         .stderr(true)
         .max_stdin_buf_size(256 * 1024)
@@ -89,19 +94,27 @@ pub async fn exec(
         .exec(pod, argv.iter().map(String::as_str), &params)
         .await
         .map_err(|e| cluster.error(e, "create", "pods/exec", namespace))?;
-    let (Some(mut input), Some(mut stdout), Some(mut stderr), Some(status)) =
-        (process.stdin(), process.stdout(), process.stderr(), process.take_status())
+    let (Some(mut stdout), Some(mut stderr), Some(status)) =
+        (process.stdout(), process.stderr(), process.take_status())
     else {
-        return Err(fail("the exec stream has no stdin/stdout/stderr".into()));
+        return Err(fail("the exec stream has no stdout/stderr".into()));
     };
-    // Feed stdin while draining both outputs, so no side can block another.
+    let input = if with_stdin { process.stdin() } else { None };
+    // Feed stdin while draining both outputs, so no side can block another;
+    // the writer is handed back, not shut down, and dropped only once both
+    // outputs have ended (the status has come): see the module note.
     let writer = async move {
-        input.write_all(&stdin).await?;
-        input.shutdown().await
+        let Some(mut input) = input else { return (None, Ok(())) };
+        let written = async {
+            input.write_all(&stdin).await?;
+            input.flush().await
+        }
+        .await;
+        (Some(input), written)
     };
     let mut out = Vec::new();
     let mut err = Vec::new();
-    let (w, o, e) = tokio::join!(writer, stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+    let ((input, w), o, e) = tokio::join!(writer, stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
     if let Err(e) = w {
         // A command that exits before reading all of stdin closes it: not an error here.
         tracing::debug!("exec stdin in {replica}: {e}");
@@ -109,6 +122,7 @@ pub async fn exec(
     o.map_err(|e| fail(format!("reading stdout: {e}")))?;
     e.map_err(|e| fail(format!("reading stderr: {e}")))?;
     let status = status.await;
+    drop(input);
     if let Err(e) = process.join().await {
         tracing::debug!("exec stream in {replica}: {e}");
     }
@@ -171,17 +185,27 @@ mod tests {
         assert!(e.contains("Ask a cluster admin for `create` on `pods/exec`"), "{e}");
         let seen = log.lock().unwrap();
         assert!(seen[0].uri.starts_with("/api/v1/namespaces/shop/pods/hello-a/exec?"), "{}", seen[0].uri);
-        assert!(seen[0].uri.contains("container=app") && seen[0].uri.contains("stdin=true"), "{}", seen[0].uri);
+        assert!(seen[0].uri.contains("container=app") && seen[0].uri.contains("stdout=true"), "{}", seen[0].uri);
+        assert!(!seen[0].uri.contains("stdin=true"), "a command without input runs without stdin: {}", seen[0].uri);
     }
 
     /// A fake API server on loopback that speaks the real exec protocol
-    /// (WebSocket, `v5.channel.k8s.io`): it reads stdin until the client
-    /// closes it, then answers on stdout, stderr and the status channel.
-    /// Not a cluster (none can run here), but the bytes kube-rs sends and
+    /// (WebSocket), as `v5.channel.k8s.io` or `v4.channel.k8s.io` — the
+    /// version it picks from what the client offers, as an API server of
+    /// that generation does. Its "process" reads stdin until it has `expect`
+    /// bytes (a framed request, as the helper reads), then answers on stdout,
+    /// stderr and the status channel. Like a real v4 server it knows no
+    /// end-of-stdin signal: a client that closes the WebSocket (or sends a v5
+    /// CLOSE frame) before the answer gets no status at all. Not a cluster
+    /// (tests/kube.rs has the real one), but the bytes kube-rs sends and
     /// reads are the real ones.
     // tungstenite's callback signature fixes the error type (an HTTP response).
     #[allow(clippy::result_large_err)]
-    async fn fake_exec_server(exit: i64) -> (String, tokio::task::JoinHandle<(String, Vec<u8>)>) {
+    async fn fake_exec_server(
+        protocol: &'static str,
+        expect: usize,
+        exit: i64,
+    ) -> (String, tokio::task::JoinHandle<(String, Vec<u8>)>) {
         use futures::{SinkExt, StreamExt};
         use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
         use tokio_tungstenite::tungstenite::Message;
@@ -192,19 +216,24 @@ mod tests {
             let mut path = String::new();
             let mut ws = tokio_tungstenite::accept_hdr_async(tcp, |req: &Request, mut resp: Response| {
                 path = req.uri().to_string();
-                resp.headers_mut().insert("Sec-WebSocket-Protocol", "v5.channel.k8s.io".parse().unwrap());
+                let offered = req.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok()).unwrap_or("");
+                assert!(offered.contains(protocol), "client offered {offered:?}, server speaks {protocol}");
+                resp.headers_mut().insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
                 Ok(resp)
             })
             .await
             .unwrap();
             let mut stdin = Vec::new();
-            while let Some(Ok(m)) = ws.next().await {
-                if let Message::Binary(b) = m {
-                    match b.first() {
-                        Some(0) => stdin.extend_from_slice(&b[1..]),
-                        Some(255) if b.get(1) == Some(&0) => break, // stdin closed
-                        _ => {}
-                    }
+            while stdin.len() < expect {
+                match ws.next().await {
+                    Some(Ok(Message::Binary(b))) => match (b.first(), b.get(1)) {
+                        (Some(0), _) => stdin.extend_from_slice(&b[1..]),
+                        (Some(255), Some(0)) if protocol.starts_with("v5") => break, // stdin closed
+                        // v4 has no channel 255: a real server drops the stream.
+                        _ => return (path, stdin),
+                    },
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return (path, stdin),
+                    Some(Ok(_)) => {}
                 }
             }
             let frame = |ch: u8, data: &[u8]| Message::binary([&[ch][..], data].concat());
@@ -229,22 +258,34 @@ mod tests {
         Cluster::from_client(client, mock::context())
     }
 
+    /// Both protocol generations: a 1 MB framed payload arrives intact and
+    /// the exit status comes back (on v4 only because stdin is never closed
+    /// before the answer); a command without input runs with stdin=false.
     #[tokio::test]
     async fn exec_stream_stdin_stdout_stderr_and_exit_code() {
-        for exit in [0, 3] {
-            let (url, server) = fake_exec_server(exit).await;
-            let cluster = loopback_cluster(&url);
-            let payload: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-            let argv = vec!["/var/run/gohot/helper".to_string(), "put".into(), "/ko-app/hello".into()];
-            let out = exec(&cluster, "default", "hello-a", "app", &argv, Bytes::from(payload.clone())).await.unwrap();
-            let (path, stdin) = server.await.unwrap();
-            assert!(path.starts_with("/api/v1/namespaces/default/pods/hello-a/exec?"), "{path}");
-            assert!(path.contains("command=%2Fvar%2Frun%2Fgohot%2Fhelper&command=put"), "{path}");
-            assert_eq!(stdin.len(), payload.len());
-            assert!(stdin == payload, "stdin arrived intact");
-            assert_eq!(out.stdout, b"{\"received\":1000000}\n");
-            assert_eq!(out.stderr, b"a warning\n");
-            assert_eq!(out.exit_code, exit);
+        for protocol in ["v5.channel.k8s.io", "v4.channel.k8s.io"] {
+            for exit in [0, 3] {
+                let payload: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+                let (url, server) = fake_exec_server(protocol, payload.len(), exit).await;
+                let cluster = loopback_cluster(&url);
+                let argv = vec!["/var/run/gohot/helper".to_string(), "put".into(), "/ko-app/hello".into()];
+                let out =
+                    exec(&cluster, "default", "hello-a", "app", &argv, Bytes::from(payload.clone())).await.unwrap();
+                let (path, stdin) = server.await.unwrap();
+                assert!(path.starts_with("/api/v1/namespaces/default/pods/hello-a/exec?"), "{path}");
+                assert!(path.contains("command=%2Fvar%2Frun%2Fgohot%2Fhelper&command=put"), "{path}");
+                assert!(path.contains("stdin=true"), "{path}");
+                assert!(stdin == payload, "{protocol}: stdin arrived intact");
+                assert_eq!(out.stdout, b"{\"received\":1000000}\n", "{protocol}");
+                assert_eq!(out.stderr, b"a warning\n", "{protocol}");
+                assert_eq!(out.exit_code, exit, "{protocol}");
+            }
+            let (url, server) = fake_exec_server(protocol, 0, 0).await;
+            let argv = vec!["/var/run/gohot/helper".to_string(), "hash".into(), "/ko-app/hello".into()];
+            let out = exec(&loopback_cluster(&url), "default", "hello-a", "app", &argv, Bytes::new()).await.unwrap();
+            let (path, _) = server.await.unwrap();
+            assert!(!path.contains("stdin=true"), "{path}");
+            assert_eq!(out.exit_code, 0, "{protocol}");
         }
     }
 }

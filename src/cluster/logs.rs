@@ -1,61 +1,101 @@
 //! Conveniences around the dev loop: the app's logs followed and prefixed
-//! with the pod name, and a local port forwarded to a pod.
+//! with the pod name, and a local port forwarded to the app — both following
+//! the workload as its pods are replaced.
 //!
 //! Both run as background tasks the caller owns (abort the handle to stop);
 //! neither prints: lines go to a callback, as everything in the library.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ::kube::api::{Api, LogParams};
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use super::pods::AppContainer;
+use super::pods::{AppContainer, AppImage, Workload};
 use super::{Cluster, KubeError};
 
 /// Called with `(pod/container, line)` for every log line.
 pub type LineFn = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
-/// Follows the logs of each container (from now on), calling `line` with the
-/// pod name and the line. One task per container; a stream that ends (the
-/// container restarted) ends its task — call again after the next discovery.
-pub fn stream_logs(cluster: &Cluster, containers: &[AppContainer], line: LineFn) -> Vec<JoinHandle<()>> {
+/// Follows the logs of each container (from `since_seconds` ago, or from its
+/// start), calling `line` with the pod name and the line. One task per
+/// container; a stream that ends (the container restarted) ends its task.
+pub fn stream_logs(
+    cluster: &Cluster,
+    containers: &[AppContainer],
+    since_seconds: Option<i64>,
+    line: LineFn,
+) -> Vec<JoinHandle<()>> {
     containers
         .iter()
-        .map(|c| {
-            let api: Api<Pod> = Api::namespaced(cluster.client.clone(), &c.namespace);
-            let (pod, container, line) = (c.pod.clone(), c.container.clone(), line.clone());
-            let prefix = format!("{}/{}", c.pod, c.container);
-            tokio::spawn(async move {
-                let params = LogParams {
-                    follow: true,
-                    container: Some(container),
-                    since_seconds: Some(1),
-                    ..Default::default()
-                };
-                match api.log_stream(&pod, &params).await {
-                    Ok(stream) => {
-                        let mut lines = stream.lines();
-                        while let Ok(Some(l)) = lines.try_next().await {
-                            line(&prefix, &l);
-                        }
-                    }
-                    Err(e) => line(&prefix, &format!("(gohot: cannot follow logs: {e})")),
-                }
-            })
-        })
+        .map(|c| tokio::spawn(stream_one(cluster.clone(), c.clone(), since_seconds, line.clone())))
         .collect()
 }
 
+async fn stream_one(cluster: Cluster, c: AppContainer, since_seconds: Option<i64>, line: LineFn) {
+    let api: Api<Pod> = Api::namespaced(cluster.client.clone(), &c.namespace);
+    let prefix = format!("{}/{}", c.pod, c.container);
+    let params = LogParams { follow: true, container: Some(c.container.clone()), since_seconds, ..Default::default() };
+    match api.log_stream(&c.pod, &params).await {
+        Ok(stream) => {
+            let mut lines = stream.lines();
+            while let Ok(Some(l)) = lines.try_next().await {
+                line(&prefix, &l);
+            }
+        }
+        Err(e) => line(&prefix, &format!("(gohot: cannot follow logs: {e})")),
+    }
+}
+
+/// Follows the logs of every container of `workloads` running `image`, as
+/// pods come and go (as `skaffold dev` and `stern` do): discovery runs every
+/// `interval`, and each container instance seen for the first time — a new
+/// pod, a restarted container — gets its stream from its start. Containers
+/// present at the first discovery start from one second ago. Aborting the
+/// returned task stops every stream.
+pub fn follow_logs(
+    cluster: &Cluster,
+    workloads: Vec<Workload>,
+    image: AppImage,
+    interval: Duration,
+    line: LineFn,
+) -> JoinHandle<()> {
+    let cluster = cluster.clone();
+    tokio::spawn(async move {
+        let mut streams = tokio::task::JoinSet::new();
+        let mut seen = HashSet::new();
+        let mut first = true;
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            while streams.try_join_next().is_some() {}
+            let Ok(found) = super::pods::discover(&cluster, &workloads, &image).await else { continue };
+            for c in found.containers {
+                if seen.insert(c.instance()) {
+                    let since = if first { Some(1) } else { None };
+                    streams.spawn(stream_one(cluster.clone(), c, since, line.clone()));
+                }
+            }
+            first = false;
+        }
+    })
+}
+
 /// Listens on `127.0.0.1:local` and forwards each connection to `remote` in
-/// the pod (`kubectl port-forward`). `local` 0 picks a free port; the bound
-/// address is returned with the task.
+/// a live pod of `workloads` running `image` (`kubectl port-forward
+/// deploy/NAME`, but following the workload): every new connection goes to
+/// a ready pod as of that moment — so a replaced pod is left behind as
+/// `skaffold dev`'s forwarding does — trying the next one if a pod refuses.
+/// `local` 0 picks a free port; the bound address is returned with the task.
 pub async fn port_forward(
     cluster: &Cluster,
-    namespace: &str,
-    pod: &str,
+    workloads: Vec<Workload>,
+    image: AppImage,
     local: u16,
     remote: u16,
 ) -> Result<(std::net::SocketAddr, JoinHandle<()>), KubeError> {
@@ -65,31 +105,42 @@ pub async fn port_forward(
     })?;
     let addr =
         listener.local_addr().map_err(|e| KubeError::Api { what: "port-forward".into(), detail: e.to_string() })?;
-    let api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
     let cluster = cluster.clone();
-    let (namespace, pod) = (namespace.to_string(), pod.to_string());
+    let target = Arc::new((workloads, image));
     let task = tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let (api, pod, cluster, namespace) = (api.clone(), pod.clone(), cluster.clone(), namespace.clone());
-            tokio::spawn(async move {
-                let mut forwarder = match api.portforward(&pod, &[remote]).await {
-                    Ok(f) => f,
-                    Err(e) => {
-                        tracing::warn!(
-                            "port-forward to {pod}:{remote}: {}",
-                            cluster.error(e, "create", "pods/portforward", &namespace)
-                        );
-                        return;
-                    }
-                };
-                if let Some(mut upstream) = forwarder.take_stream(remote) {
-                    let _ = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await;
-                }
-                drop(forwarder);
-            });
+        let mut conns = tokio::task::JoinSet::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            while conns.try_join_next().is_some() {}
+            conns.spawn(forward_one(cluster.clone(), target.clone(), conn, remote));
         }
     });
     Ok((addr, task))
+}
+
+async fn forward_one(cluster: Cluster, target: Arc<(Vec<Workload>, AppImage)>, mut conn: TcpStream, remote: u16) {
+    let found = match super::pods::discover(&cluster, &target.0, &target.1).await {
+        Ok(f) => f,
+        Err(e) => return tracing::warn!("port-forward: {e}"),
+    };
+    // Ready pods first; a pod still starting is better than none.
+    let mut candidates = found.containers;
+    candidates.sort_by_key(|c| !c.ready);
+    for c in candidates {
+        let api: Api<Pod> = Api::namespaced(cluster.client.clone(), &c.namespace);
+        let mut forwarder = match api.portforward(&c.pod, &[remote]).await {
+            Ok(f) => f,
+            Err(e) => {
+                let e = cluster.error(e, "create", "pods/portforward", &c.namespace);
+                tracing::debug!("port-forward to {}:{remote}: {e}", c.pod);
+                continue;
+            }
+        };
+        if let Some(mut upstream) = forwarder.take_stream(remote) {
+            let _ = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await;
+        }
+        return;
+    }
+    tracing::warn!("port-forward: no running pod of the app accepts a forward to port {remote}");
 }
 
 #[cfg(test)]
@@ -115,12 +166,14 @@ mod tests {
             container: "app".into(),
             restart_count: 0,
             node: "n".into(),
+            ready: true,
         };
         let lines = Arc::new(Mutex::new(Vec::<String>::new()));
         let l = lines.clone();
         let tasks = stream_logs(
             &cluster,
             &[container("hello-a"), container("hello-b")],
+            Some(1),
             Arc::new(move |prefix: &str, line: &str| l.lock().unwrap().push(format!("{prefix}: {line}"))),
         );
         for t in tasks {

@@ -8,12 +8,14 @@
 //! Deployment → ReplicaSet → Pod would need a ReplicaSet lookup per pod for
 //! the same answer). [`select`] then decides, purely, per pod:
 //!
-//! * terminating (`deletionTimestamp` set), not `Running`, or not ready:
-//!   not live, left out (it is going away or not serving; discovery is run
-//!   again before every sync, so it is picked up once it is ready);
+//! * terminating (`deletionTimestamp` set) or not `Running`: not live, left
+//!   out (it is going away or not started; discovery runs again before every
+//!   sync and on every health check, so it is picked up once it runs);
 //! * a container whose image is the app's — the resolved reference itself, or
 //!   a reported `imageID` containing one of the build's digests — is a target,
-//!   provided it is running and ready;
+//!   provided it is running. Readiness is recorded but does not matter: a
+//!   new pod gets the current binary as soon as its container runs, before
+//!   its readiness probe lets traffic in, so it never serves a stale build;
 //! * a pod with no such container runs an image gohot did not build (a
 //!   rollout still replacing old pods, or someone else's image under the same
 //!   labels): it is left alone and reported in [`Discovery::foreign`] so the
@@ -87,6 +89,8 @@ pub struct AppContainer {
     pub restart_count: i32,
     /// The node it runs on.
     pub node: String,
+    /// The container and its pod are ready (receive traffic).
+    pub ready: bool,
 }
 
 impl AppContainer {
@@ -174,8 +178,8 @@ pub fn select(pods: &[Pod], image: &AppImage) -> Discovery {
             }
             runs_app = true;
             let running = cs.state.as_ref().and_then(|s| s.running.as_ref()).is_some();
-            if !running || !cs.ready || !ready {
-                out.not_live.push(format!("{id}/{}: not ready", cs.name));
+            if !running {
+                out.not_live.push(format!("{id}/{}: not running", cs.name));
                 continue;
             }
             out.containers.push(AppContainer {
@@ -185,6 +189,7 @@ pub fn select(pods: &[Pod], image: &AppImage) -> Discovery {
                 container: cs.name.clone(),
                 restart_count: cs.restart_count,
                 node: pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
+                ready: cs.ready && ready,
             });
         }
         if !runs_app {
@@ -364,20 +369,27 @@ mod tests {
     }
 
     #[test]
-    fn terminating_pending_and_unready_pods_are_not_live() {
+    fn terminating_pending_and_waiting_pods_are_not_live() {
         let mut terminating = pod("hello-old", "uid-old", 0);
         terminating["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z".into();
         let mut pending = pod("hello-new", "uid-new", 0);
         pending["status"]["phase"] = "Pending".into();
+        let mut waiting = pod("hello-crash", "uid-crash", 3);
+        waiting["status"]["containerStatuses"][0]["state"] =
+            serde_json::json!({"waiting": {"reason": "CrashLoopBackOff"}});
         let mut unready = pod("hello-slow", "uid-slow", 0);
         unready["status"]["conditions"][0]["status"] = "False".into();
-        let d =
-            select(&pods(vec![terminating, pending, unready, pod("hello-a", "uid-a", 0)]), &AppImage::new(&app_ref()));
-        assert_eq!(d.containers.len(), 1);
-        assert_eq!(d.containers[0].pod, "hello-a");
+        let d = select(
+            &pods(vec![terminating, pending, waiting, unready, pod("hello-a", "uid-a", 0)]),
+            &AppImage::new(&app_ref()),
+        );
+        // A running container that is not ready yet gets the binary too, so
+        // that it is current before its readiness probe lets traffic in.
+        let live: Vec<(&str, bool)> = d.containers.iter().map(|c| (c.pod.as_str(), c.ready)).collect();
+        assert_eq!(live, [("hello-slow", false), ("hello-a", true)]);
         assert_eq!(
             d.not_live,
-            ["default/hello-old: terminating", "default/hello-new: Pending", "default/hello-slow/app: not ready"]
+            ["default/hello-old: terminating", "default/hello-new: Pending", "default/hello-crash/app: not running"]
         );
     }
 

@@ -178,10 +178,6 @@ struct SyncState {
     current_sha: String,
     /// Replica instance → sha256 of the binary it holds.
     known: HashMap<String, String>,
-    /// Replicas as of the last health check: a reload uses them rather than
-    /// asking the target again (a stale entry fails its exec and the next
-    /// check repairs it).
-    replicas: Vec<Replica>,
 }
 
 /// What sending the binary to one replica did.
@@ -275,8 +271,7 @@ pub async fn run(
     let Watching { mut watcher, mut changes } = watching;
     // kodata may have been created by the first (dev) build since watching began.
     watcher.rewatch()?;
-    let mut state =
-        SyncState { current_sha: sha256_hex(&initial), current: initial, known: HashMap::new(), replicas: Vec::new() };
+    let mut state = SyncState { current_sha: sha256_hex(&initial), current: initial, known: HashMap::new() };
     let mut pending = Pending::default();
     let mut running: Option<Running> = None;
     let mut build: Option<BuildFuture<'_>> = None;
@@ -504,30 +499,14 @@ async fn reload(
     first_change: Instant,
 ) {
     let sync_start = Instant::now();
-    let replicas = if state.replicas.is_empty() {
-        match target.replicas().await {
-            Ok(r) => r,
-            Err(e) => {
-                events(DevEvent::SyncFailed { errors: vec![e.to_string()] });
-                return;
-            }
-        }
-    } else {
-        state.replicas.clone()
-    };
     let new_sha = sha256_hex(&binary);
     let old = state.current.clone();
     let old_sha = state.current_sha.clone();
     state.current = binary.clone();
     state.current_sha = new_sha.clone();
-    if replicas.is_empty() {
-        events(DevEvent::Warning {
-            message: "no running container to reload; it will get the new binary when it is back".into(),
-        });
-        return;
-    }
-    // Encoded once, off the async threads, while each replica's exec is set
-    // up: a delta for replicas that hold the previous binary, else the file.
+    // Encoded once, on blocking threads, while the replicas are listed and
+    // each replica's exec is set up: a delta for replicas that hold the
+    // previous binary, else the whole file.
     let delta = encode_shared({
         let (old, new) = (old.clone(), binary.clone());
         move || wayin::encode_delta(&old, &new)
@@ -536,6 +515,22 @@ async fn reload(
         let new = binary.clone();
         move || wayin::encode_full(&new)
     });
+    // Listed afresh: a replica that appeared since the last health check
+    // (a replaced pod) is reloaded too, with the whole binary, before this
+    // reload is reported.
+    let replicas = match target.replicas().await {
+        Ok(r) => r,
+        Err(e) => {
+            events(DevEvent::SyncFailed { errors: vec![e.to_string()] });
+            return;
+        }
+    };
+    if replicas.is_empty() {
+        events(DevEvent::Warning {
+            message: "no running container to reload; it will get the new binary when it is back".into(),
+        });
+        return;
+    }
     // Sync time: from here (encoding included) to the last rename.
     let prepare = sync_start.elapsed();
     let results = futures::future::join_all(replicas.iter().map(|r| {
@@ -605,9 +600,12 @@ async fn reload(
 /// A payload being encoded on a blocking thread, awaitable by many.
 type SharedPayload = futures::future::Shared<futures::future::BoxFuture<'static, Bytes>>;
 
+/// Starts encoding now (not when first awaited), so that it overlaps
+/// whatever the caller does next.
 fn encode_shared(encode: impl FnOnce() -> Vec<u8> + Send + 'static) -> SharedPayload {
     use futures::FutureExt;
-    async move { tokio::task::spawn_blocking(encode).await.map(Bytes::from).unwrap_or_default() }.boxed().shared()
+    let task = tokio::task::spawn_blocking(encode);
+    async move { task.await.map(Bytes::from).unwrap_or_default() }.boxed().shared()
 }
 
 /// Puts a payload into one replica, falling back to `full` when the
@@ -666,7 +664,6 @@ async fn reconcile(target: &dyn Target, app: &DevApp, state: &mut SyncState, opt
             return;
         }
     };
-    state.replicas = replicas.clone();
     if replicas.is_empty() {
         match target.recover().await {
             Ok(true) => {
@@ -679,36 +676,51 @@ async fn reconcile(target: &dyn Target, app: &DevApp, state: &mut SyncState, opt
     }
     state.known.retain(|instance, _| replicas.iter().any(|r| &r.instance == instance));
     let unknown: Vec<&Replica> = replicas.iter().filter(|r| !state.known.contains_key(&r.instance)).collect();
-    for r in unknown {
-        let out = match target.exec(r, &wayin::hash_argv(&app.dest()), Bytes::new()).await {
-            Ok(o) => o,
-            Err(e) => {
-                // The container may still be starting; try again next tick.
-                tracing::debug!("hash check in {}: {e}", r.name);
-                continue;
-            }
-        };
-        match wayin::parse_hash_status(&out.stdout) {
-            Ok(wayin::RemoteFile::Present { sha256, .. }) if sha256 == state.current_sha => {
-                state.known.insert(r.instance.clone(), sha256);
-            }
-            Ok(_) => {
-                let b = state.current.clone();
-                let full = encode_shared(move || wayin::encode_full(&b));
-                let pushed = push(target, app, r, full.clone(), full, opts).await;
-                match pushed {
-                    Ok(p) => {
-                        state.known.insert(r.instance.clone(), state.current_sha.clone());
-                        let how = if p.restart.is_some() { "restarted on it" } else { "restart not confirmed" };
-                        events(DevEvent::Recovered {
-                            replica: r.name.clone(),
-                            reason: format!("had a stale binary after a restart: synced the current one ({how})"),
-                        });
-                    }
-                    Err(e) => events(DevEvent::SyncFailed { errors: vec![e] }),
+    if unknown.is_empty() {
+        return;
+    }
+    let current_sha = state.current_sha.clone();
+    let full = {
+        let b = state.current.clone();
+        encode_shared(move || wayin::encode_full(&b))
+    };
+    // Every new or restarted replica at once: each is checked, and the
+    // stale ones get the current binary, in parallel.
+    let checks = unknown.into_iter().map(|r| {
+        let (full, current_sha) = (full.clone(), current_sha.clone());
+        async move {
+            let out = match target.exec(r, &wayin::hash_argv(&app.dest()), Bytes::new()).await {
+                Ok(o) => o,
+                Err(e) => {
+                    // The container may still be starting; try again next tick.
+                    tracing::debug!("hash check in {}: {e}", r.name);
+                    return None;
+                }
+            };
+            match wayin::parse_hash_status(&out.stdout) {
+                Ok(wayin::RemoteFile::Present { sha256, .. }) if sha256 == current_sha => Some((r, Ok(None))),
+                Ok(_) => Some((r, push(target, app, r, full.clone(), full, opts).await.map(Some))),
+                Err(e) => {
+                    tracing::debug!("hash check in {}: {e}", r.name);
+                    None
                 }
             }
-            Err(e) => tracing::debug!("hash check in {}: {e}", r.name),
+        }
+    });
+    for (r, outcome) in futures::future::join_all(checks).await.into_iter().flatten() {
+        match outcome {
+            Ok(None) => {
+                state.known.insert(r.instance.clone(), current_sha.clone());
+            }
+            Ok(Some(p)) => {
+                state.known.insert(r.instance.clone(), current_sha.clone());
+                let how = if p.restart.is_some() { "restarted on it" } else { "restart not confirmed" };
+                events(DevEvent::Recovered {
+                    replica: r.name.clone(),
+                    reason: format!("new or restarted, with a stale binary: synced the current one ({how})"),
+                });
+            }
+            Err(e) => events(DevEvent::SyncFailed { errors: vec![e] }),
         }
     }
 }

@@ -49,12 +49,17 @@
 //! # Formats
 //!
 //! Put payload (stdin of `helper put DEST [-mode 0755]`): one JSON header line
-//! of at most 4096 bytes, then exactly one gzip member:
+//! of at most 4096 bytes, then `body` bytes holding exactly one gzip member:
 //!
 //! ```text
-//! {"v":1,"kind":"full","size":N,"sha256":HEX}\n              gzip(new content)
-//! {"v":1,"kind":"delta","size":N,"sha256":HEX,"base_size":M,"base_sha256":HEX}\n  gzip(records)
+//! {"v":2,"kind":"full","size":N,"sha256":HEX,"body":B}\n              gzip(new content)
+//! {"v":2,"kind":"delta","size":N,"sha256":HEX,"base_size":M,"base_sha256":HEX,"body":B}\n  gzip(records)
 //! ```
+//!
+//! Every request frames itself (the put body's length, the get request's
+//! closing empty line) and the helper never reads past it: the Kubernetes
+//! exec protocol `v4.channel.k8s.io` (API servers before 1.30) has no way to
+//! close stdin short of closing the whole stream, exit status included.
 //!
 //! A delta is a sequence of records until `size` bytes were produced:
 //! `varint seek` (zig-zag, moves the base cursor), `uvarint add_len`, `uvarint
@@ -63,7 +68,8 @@
 //! produces at least one byte; every length and position is bounds-checked by
 //! both decoders (the helper's and [`decode_payload`]).
 //!
-//! The `get` stream (stdout of `helper get DIR`, paths on stdin, one per line)
+//! The `get` stream (stdout of `helper get DIR`, paths on stdin, one per line,
+//! then an empty line)
 //! is one gzip stream containing, for each requested path in order, either
 //! `{"path","size","mode","mtime"}\n` + `size` raw bytes + `{"sha256":H}\n`
 //! (or `{"error":E}\n` when the file changed while it was read: the bytes are
@@ -92,7 +98,7 @@ pub const HELPER_GO_SOURCE: &str = include_str!("helper/main.go");
 pub const HELPER_IMAGE_PATH: &str = "/var/run/gohot/helper";
 
 /// Protocol version spoken by [`HELPER_GO_SOURCE`] and by this module.
-pub const HELPER_PROTOCOL: u32 = 1;
+pub const HELPER_PROTOCOL: u32 = 2;
 
 /// Exit code of `helper put` when a delta's base is not the destination's
 /// current content (the status line then says `base-mismatch`).
@@ -255,13 +261,19 @@ struct PutHeader {
     base_size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     base_sha256: Option<String>,
+    /// Length of the gzip member after the header line: the payload frames
+    /// itself, as the Kubernetes exec protocol v4 cannot signal end of stdin.
+    body: u64,
 }
 
-fn header_line(h: &PutHeader) -> Vec<u8> {
+/// The header line followed by the gzip member.
+fn framed(mut h: PutHeader, body: Vec<u8>) -> Vec<u8> {
+    h.body = body.len() as u64;
     // Serializing a struct of strings and integers cannot fail.
-    let mut line = serde_json::to_vec(h).unwrap_or_default();
-    line.push(b'\n');
-    line
+    let mut out = serde_json::to_vec(&h).unwrap_or_default();
+    out.push(b'\n');
+    out.extend_from_slice(&body);
+    out
 }
 
 /// gzip level of delta records. Measured on 6–13 MB Go binaries (see
@@ -273,45 +285,45 @@ const DELTA_LEVEL: u32 = 3;
 /// one or two points.
 const FULL_LEVEL: u32 = 2;
 
-fn gzip_into(mut out: Vec<u8>, body: &[u8], level: u32) -> Vec<u8> {
+fn gzip(body: &[u8], level: u32) -> Vec<u8> {
     let mut enc = GzEncoder::new(Vec::with_capacity(body.len() / 3 + 64), Compression::new(level));
     // Writing into a Vec cannot fail.
     let _ = enc.write_all(body);
-    let z = enc.finish().unwrap_or_default();
-    out.extend_from_slice(&z);
-    out
+    enc.finish().unwrap_or_default()
 }
 
 /// Encodes `new` as a FULL payload for `helper put`.
 pub fn encode_full(new: &[u8]) -> Vec<u8> {
-    let head = header_line(&PutHeader {
+    let head = PutHeader {
         v: HELPER_PROTOCOL,
         kind: "full".into(),
         size: new.len() as u64,
         sha256: sha256_hex(new),
         base_size: None,
         base_sha256: None,
-    });
-    gzip_into(head, new, FULL_LEVEL)
+        body: 0,
+    };
+    framed(head, gzip(new, FULL_LEVEL))
 }
 
 /// Encodes `new` as a DELTA payload against `old`, which must be exactly what
 /// the destination holds (the helper checks its sha256 and answers
 /// [`PutStatus::BaseMismatch`] otherwise).
 pub fn encode_delta(old: &[u8], new: &[u8]) -> Vec<u8> {
-    let head = header_line(&PutHeader {
+    let head = PutHeader {
         v: HELPER_PROTOCOL,
         kind: "delta".into(),
         size: new.len() as u64,
         sha256: sha256_hex(new),
         base_size: Some(old.len() as u64),
         base_sha256: Some(sha256_hex(old)),
-    });
+        body: 0,
+    };
     let (records, literal) = delta::encode(old, new);
     // Mostly literals (e.g. Go's zlib-compressed DWARF changed): they do not
     // compress, and the fastest level saves tens of milliseconds on them.
     let level = if literal > new.len() / 4 { 1 } else { DELTA_LEVEL };
-    gzip_into(head, &records, level)
+    framed(head, gzip(&records, level))
 }
 
 /// Applies a put payload the way the helper does, in memory: `current` is the
@@ -337,6 +349,9 @@ pub fn decode_payload(current: Option<&[u8]>, payload: &[u8], max_size: u64) -> 
         return Err(WayInError::TooLarge { what: "payload".into(), size: h.size, limit: max_size });
     }
     let body = &payload[nl + 1..];
+    if body.len() as u64 != h.body {
+        return Err(bad("body length differs from the header"));
+    }
     // bufread's decoder consumes exactly the gzip member, so what is left
     // of `body` afterwards is trailing data.
     let mut z = flate2::bufread::GzDecoder::new(body);
@@ -887,13 +902,15 @@ pub fn parse_listing(stdout: &[u8]) -> Result<Listing, WayInError> {
 
 // =================================================================== get
 
-/// The stdin for `helper get DIR`: one path per line.
+/// The stdin for `helper get DIR`: one path per line, then an empty line
+/// (the request frames itself: stdin may stay open after it).
 pub fn get_request(paths: &[RelPath]) -> Vec<u8> {
     let mut v = Vec::new();
     for p in paths {
         v.extend_from_slice(p.as_str().as_bytes());
         v.push(b'\n');
     }
+    v.push(b'\n');
     v
 }
 
@@ -1781,16 +1798,20 @@ mod tests {
         ] {
             let mut z = GzEncoder::new(Vec::new(), Compression::fast());
             z.write_all(&recs).expect("write");
-            let h = header_line(&PutHeader {
-                v: 1,
+            let h = PutHeader {
+                v: HELPER_PROTOCOL,
                 kind: "delta".into(),
                 size: 4,
                 sha256: sha256_hex(b"abcd"),
                 base_size: Some(3),
                 base_sha256: Some(sha256_hex(b"xyz")),
-            });
-            let q = [h, z.finish().expect("gz")].concat();
-            assert!(matches!(decode_payload(Some(b"xyz"), &q, max), Err(WayInError::BadPayload(_))));
+                body: 0,
+            };
+            let q = framed(h, z.finish().expect("gz"));
+            match decode_payload(Some(b"xyz"), &q, max) {
+                Err(WayInError::BadPayload(m)) => assert!(!m.contains("version"), "{recs:?}: {m}"),
+                other => panic!("{recs:?}: {other:?}"),
+            }
         }
     }
 
@@ -1816,7 +1837,7 @@ mod tests {
         assert!(matches!(parse_put_status(b""), Err(WayInError::BadStatus { .. })));
         assert!(matches!(parse_put_status(b"sh: not found"), Err(WayInError::BadStatus { .. })));
         assert_eq!(parse_hash_status(b"{\"missing\":true}\n").expect("missing"), RemoteFile::Missing);
-        assert!(parse_version(br#"{"protocol":2,"go":"go1","arch":"amd64"}"#).is_err());
+        assert!(parse_version(br#"{"protocol":1,"go":"go1","arch":"amd64"}"#).is_err());
     }
 
     #[test]

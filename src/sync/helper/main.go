@@ -36,8 +36,8 @@
 //	    Names that are not valid UTF-8 cannot travel in JSON: they are listed
 //	    in "skipped" (quoted) instead.
 //	get DIR
-//	    Reads newline-separated relative paths on stdin (all of them, before
-//	    answering) and writes ONE gzip stream on stdout. Inside it, for each
+//	    Reads newline-separated relative paths on stdin up to an empty line
+//	    (or EOF), all of them before answering, and writes ONE gzip stream on stdout. Inside it, for each
 //	    requested path in order, either
 //	        {"path":P,"size":N,"mode":M,"mtime":T}\n  N raw bytes  {"sha256":H}\n
 //	    or, when the file changed while it was read (the N bytes are then
@@ -56,11 +56,16 @@
 //	version
 //	    Prints {"name":"gohot-helper","protocol":1,"go":...,"arch":...}.
 //
-// Put payload: one JSON header line (at most 4096 bytes), then one gzip
-// member and nothing after it:
+// Put payload: one JSON header line (at most 4096 bytes), then exactly
+// "body" bytes holding one gzip member and nothing after it:
 //
-//	{"v":1,"kind":"full","size":N,"sha256":HEX}\n  gzip(new content)
-//	{"v":1,"kind":"delta","size":N,"sha256":HEX,"base_size":M,"base_sha256":HEX}\n  gzip(delta ops)
+//	{"v":2,"kind":"full","size":N,"sha256":HEX,"body":B}\n  gzip(new content)
+//	{"v":2,"kind":"delta","size":N,"sha256":HEX,"base_size":M,"base_sha256":HEX,"body":B}\n  gzip(delta ops)
+//
+// Every input is framed by its own lengths (the put body) or terminator (the
+// get request's empty line), and the helper never reads past it: on the
+// Kubernetes exec protocol v4 (servers before 1.30) a client cannot close
+// stdin without closing the whole stream, exit status included.
 //
 // Delta ops (inside the gzip member) are records, repeated until exactly
 // "size" bytes have been produced:
@@ -102,7 +107,7 @@ import (
 )
 
 const (
-	protocol = 1
+	protocol = 2
 
 	exitFail         = 1
 	exitUsage        = 2
@@ -443,6 +448,7 @@ type putHeader struct {
 	SHA256     string `json:"sha256"`
 	BaseSize   *int64 `json:"base_size"`
 	BaseSHA256 string `json:"base_sha256"`
+	Body       *int64 `json:"body"`
 }
 
 func isHex64(s string) bool {
@@ -478,6 +484,11 @@ func readPutHeader(br *bufio.Reader, maxSize int64) (putHeader, error) {
 	}
 	if *h.Size > maxSize {
 		return h, fail("too-large", "payload says %d bytes, limit is %d", *h.Size, maxSize)
+	}
+	// gzip never grows data by more than a few bytes per 32 KiB block; a
+	// delta's records are at most its output plus varints.
+	if h.Body == nil || *h.Body < 0 || *h.Body > 2*maxSize+1<<20 {
+		return h, fail("bad-payload", "header needs body, the length of the gzip member (at most about twice size)")
 	}
 	switch h.Kind {
 	case "full":
@@ -520,23 +531,33 @@ func cmdPut(argv []string, stdin io.Reader, stdout io.Writer) error {
 		mode = a.mode
 	}
 	br := bufio.NewReaderSize(stdin, ioChunk)
-	err = put(filepath.Clean(a.pos[0]), mode, a.maxSize, a.waitExec, br, stdout)
+	var body *bufio.Reader
+	err = put(filepath.Clean(a.pos[0]), mode, a.maxSize, a.waitExec, br, &body, stdout)
 	if err != nil {
-		// Print the status first, then drain the rest of the payload so
-		// that the sender never sees a broken pipe instead of our answer.
+		// Print the status first, then drain the rest of the announced
+		// body so that the sender never sees a broken pipe instead of our
+		// answer (never more: stdin may stay open after the payload).
 		code := finish("put", err)
-		io.Copy(io.Discard, io.LimitReader(br, a.maxSize+1<<20))
+		if body != nil {
+			io.Copy(io.Discard, body)
+		}
 		os.Exit(code)
 	}
 	return nil
 }
 
-func put(dest string, mode uint32, maxSize int64, waitExec time.Duration, br *bufio.Reader, stdout io.Writer) error {
+// put reads one payload from br and applies it; *body is set to the payload's
+// body (limited to its announced length) as soon as the header is read.
+func put(dest string, mode uint32, maxSize int64, waitExec time.Duration, br *bufio.Reader, body **bufio.Reader, stdout io.Writer) error {
 	started := time.Now()
 	h, err := readPutHeader(br, maxSize)
 	if err != nil {
 		return err
 	}
+	// A bufio.Reader is an io.ByteReader, so gzip reads through it without
+	// buffering of its own: after the member, whatever is left is ours to see.
+	lb := bufio.NewReaderSize(io.LimitReader(br, *h.Body), ioChunk)
+	*body = lb
 	var base io.ReaderAt
 	if h.Kind == "delta" {
 		data, err := openBase(dest, *h.BaseSize, h.BaseSHA256)
@@ -552,9 +573,9 @@ func put(dest string, mode uint32, maxSize int64, waitExec time.Duration, br *bu
 	defer out.abort()
 	w := &boundedWriter{w: out, limit: *h.Size}
 
-	zr, err := gzip.NewReader(br)
+	zr, err := gzip.NewReader(lb)
 	if err != nil {
-		return fail("bad-payload", "body is not gzip: %v", err)
+		return payloadErr(err)
 	}
 	zr.Multistream(false)
 	zb := bufio.NewReaderSize(zr, ioChunk)
@@ -576,7 +597,7 @@ func put(dest string, mode uint32, maxSize int64, waitExec time.Duration, br *bu
 		}
 		return payloadErr(err)
 	}
-	if _, err := br.ReadByte(); err != io.EOF {
+	if _, err := lb.ReadByte(); err != io.EOF {
 		return fail("bad-payload", "data after the gzip stream")
 	}
 	if got := out.hexSum(); got != h.SHA256 {
@@ -991,6 +1012,11 @@ func readGetRequests(stdin io.Reader) ([]string, error) {
 			return nil, fail("usage", "request line longer than %d bytes", ioChunk)
 		}
 		s := strings.TrimSuffix(string(line), "\n")
+		if s == "" && err == nil {
+			// An empty line ends the request: the Kubernetes exec protocol
+			// v4 cannot close stdin, so the request must frame itself.
+			return reqs, nil
+		}
 		if s != "" {
 			if len(reqs) >= maxGetRequests {
 				return nil, fail("usage", "more than %d paths requested", maxGetRequests)
