@@ -1,8 +1,14 @@
 //! `gohot dev` end to end on the real Docker engine, with the real Go
 //! toolchain and a real static watchexec: edits reach the running container,
 //! compile errors keep the old process serving, lost containers come back
-//! with the current code, and a burst of saves ends on the last one.
-//! No timing assertions: the benchmark measures speed.
+//! with the current code, and a burst of saves ends on the last one. Only
+//! build inputs build (issue 11): logs, editors' temporary files and notes
+//! never do, embedded files do, changes that never stop do not starve the
+//! build; sync rules (manual and infer) copy without building; production
+//! images do not change because the dev loop ran.
+//! No timing assertions: the benchmark measures speed. A check that
+//! something did *not* happen waits for a later real edit to be served and
+//! looks at every event before it.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
