@@ -47,7 +47,9 @@ fn parse_args() -> Args {
             "--json" => a.json = true,
             "--kube" => a.kube = true,
             "--replicas" => a.replicas = num("--replicas"),
-            other => panic!("unknown argument {other}: use --edits N --full-edits N --soak N --json --kube --replicas N"),
+            other => {
+                panic!("unknown argument {other}: use --edits N --full-edits N --soak N --json --kube --replicas N")
+            }
         }
     }
     a
@@ -353,7 +355,11 @@ fn run_docker(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
             }
         }
         st.floor.push(floor.edit(i));
-        log(format!("edit {i}: {:.3}s (floor {:.3}s)", st.totals.last().copied().unwrap_or(f64::NAN), st.floor.last().copied().unwrap_or(f64::NAN)));
+        log(format!(
+            "edit {i}: {:.3}s (floor {:.3}s)",
+            st.totals.last().copied().unwrap_or(f64::NAN),
+            st.floor.last().copied().unwrap_or(f64::NAN)
+        ));
     }
 
     // Soak: many edits, some landing mid-build; each must end on its text.
@@ -541,7 +547,11 @@ fn run_kube(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
             }
         }
         st.floor.push(floor.edit(i));
-        log(format!("edit {i}: {:.3}s (floor {:.3}s)", st.totals.last().copied().unwrap_or(f64::NAN), st.floor.last().copied().unwrap_or(f64::NAN)));
+        log(format!(
+            "edit {i}: {:.3}s (floor {:.3}s)",
+            st.totals.last().copied().unwrap_or(f64::NAN),
+            st.floor.last().copied().unwrap_or(f64::NAN)
+        ));
     }
     drop(dev);
     st
@@ -578,12 +588,20 @@ fn report(args: &Args, st: &Stats) {
         println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
         return;
     }
-    let what = if args.kube { format!("edit→every replica serving ({} pods)", st.replicas) } else { "edit→serving".into() };
+    let what = if args.kube {
+        format!("edit→every replica serving ({} pods)", st.replicas)
+    } else {
+        "edit→serving".into()
+    };
     println!("| measure | value |");
     println!("| --- | --- |");
     println!("| edits (gohot) | {} (+{} soak) |", st.totals.len(), args.soak);
     println!("| gohot {what} p50 / p95 | {:.3} s / {:.3} s |", gohot_p50, percentile(&st.totals, 95.0));
-    println!("| floor: bare `go build -trimpath` p50 (interleaved) | {:.3} s ({:.2}× → gohot) |", floor_p50, gohot_p50 / floor_p50);
+    println!(
+        "| floor: bare `go build -trimpath` p50 (interleaved) | {:.3} s ({:.2}× → gohot) |",
+        floor_p50,
+        gohot_p50 / floor_p50
+    );
     if !st.full.is_empty() {
         println!(
             "| full image rebuild + container replace p50 | {:.3} s ({:.1}× slower than gohot, {} edits) |",

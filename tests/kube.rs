@@ -43,7 +43,10 @@ impl KubeEnv {
     /// one is named but unreachable outside CI.
     pub fn new(test: &str) -> Option<Self> {
         let Some(kubeconfig) = std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()) else {
-            skip(test, "KUBECONFIG is not set; point it at a cluster (../shared/realkube.sh up, or kind) to run this test");
+            skip(
+                test,
+                "KUBECONFIG is not set; point it at a cluster (../shared/realkube.sh up, or kind) to run this test",
+            );
             return None;
         };
         let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -55,7 +58,8 @@ impl KubeEnv {
         let cluster = match connected {
             Ok(c) => c,
             Err(e) => {
-                let why = format!("KUBECONFIG={} names no reachable, allowed cluster: {e}", kubeconfig.to_string_lossy());
+                let why =
+                    format!("KUBECONFIG={} names no reachable, allowed cluster: {e}", kubeconfig.to_string_lossy());
                 assert!(std::env::var("CI").as_deref() != Ok("true"), "in CI the cluster tests must run: {why}");
                 skip(test, &why);
                 return None;
@@ -189,7 +193,12 @@ impl KubeDev {
     }
 
     /// The next event for which `want` holds, within `timeout`.
-    pub fn wait(&mut self, what: &str, timeout: Duration, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        want: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -202,6 +211,19 @@ impl KubeDev {
                 }
                 Err(_) => panic!("no {what} within {timeout:?}; events so far:\n{:#?}", self.seen),
             }
+        }
+    }
+
+    /// An event for which `want` holds: one already seen, or the next one.
+    pub fn seen_or_wait(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        want: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        match self.seen.iter().find(|e| want(e)) {
+            Some(e) => e.clone(),
+            None => self.wait(what, timeout, want),
         }
     }
 
@@ -235,7 +257,8 @@ fn hello_app(sb: &Sandbox, replicas: u32, pod_spec_extra: &str, container_extra:
     let path = app.join("manifests/deployment.yaml");
     let text = std::fs::read_to_string(&path).expect("manifest");
     let text = text.replace("  replicas: 1\n", &format!("  replicas: {replicas}\n"));
-    let text = text.replace("    spec:\n      containers:\n", &format!("    spec:\n{pod_spec_extra}      containers:\n"));
+    let text =
+        text.replace("    spec:\n      containers:\n", &format!("    spec:\n{pod_spec_extra}      containers:\n"));
     let text = text.replace("          ports:\n", &format!("{container_extra}          ports:\n"));
     std::fs::write(&path, text).expect("write manifest");
     app
@@ -302,7 +325,7 @@ fn dev_loop_on_a_real_cluster() {
     let new_pod = served.iter().find(|p| !first_pods.contains(p)).expect("a replacement pod").clone();
     assert!(recovered["replica"].as_str().unwrap_or("").starts_with(&new_pod), "{recovered}");
     // Its logs are followed too, prefixed with its name.
-    dev.wait("a log line from the new pod", Duration::from_secs(60), |e| {
+    dev.seen_or_wait("a log line from the new pod", Duration::from_secs(60), |e| {
         e["event"] == "log" && e["replica"].as_str().unwrap_or("").starts_with(&new_pod)
     });
     edit_and_check(&mut dev, &env, &app, forward, "after a deletion", 2);
@@ -327,12 +350,14 @@ fn dev_loop_on_a_real_cluster() {
     // A rollout restart: two new pods.
     env.rollout_restart("hello");
     let rolled = wait_for("the rollout to replace both pods", Duration::from_secs(180), || {
-        let pods: Vec<String> =
-            env.running_pods("hello").iter().filter_map(|p| p.metadata.name.clone()).collect();
+        let pods: Vec<String> = env.running_pods("hello").iter().filter_map(|p| p.metadata.name.clone()).collect();
         (pods.len() == 2 && pods.iter().all(|p| !served.contains(p))).then_some(pods)
     });
     for pod in &rolled {
-        assert_eq!(env.pod_answer(pod).as_deref(), Some("after a deletion"), "{pod} after the rollout");
+        dev.seen_or_wait(&format!("{pod}'s recovery"), Duration::from_secs(120), |e| {
+            e["event"] == "recovered" && e["replica"].as_str().unwrap_or("").starts_with(pod.as_str())
+        });
+        assert_eq!(env.pod_answer(pod).as_deref(), Some("after a deletion"), "{pod} once recovered");
     }
     edit_and_check(&mut dev, &env, &app, forward, "after a rollout", 2);
     assert_eq!(dev.count("sync_failed"), 0, "{:#?}", dev.seen);

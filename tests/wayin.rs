@@ -167,8 +167,8 @@ fn corrupt_payloads_leave_dest_untouched() {
         cases.push((name, flipped));
         cases.push((name, p[..p.len() - 9].to_vec())); // truncated
         cases.push((name, p[..b].to_vec())); // header only
-        // trailing data inside the announced body (what follows the body is
-        // never read: stdin may stay open after a request)
+                                             // trailing data inside the announced body (what follows the body is
+                                             // never read: stdin may stay open after a request)
         let header = String::from_utf8(p[..b].to_vec()).expect("header utf8");
         let n = p.len() - b;
         let longer = header.replace(&format!("\"body\":{n}"), &format!("\"body\":{}", n + 8));

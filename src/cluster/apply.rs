@@ -343,7 +343,10 @@ mod tests {
                      "containers": [{"name": "a", "ports": [{"containerPort": 8080, "name": "http"}]}, {"name": "b"}]}}}}}});
         fill_key_defaults(&mut cron);
         let pod = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
-        assert_eq!(pod["containers"][0]["ports"][0], serde_json::json!({"containerPort": 8080, "name": "http", "protocol": "TCP"}));
+        assert_eq!(
+            pod["containers"][0]["ports"][0],
+            serde_json::json!({"containerPort": 8080, "name": "http", "protocol": "TCP"})
+        );
         assert_eq!(pod["initContainers"][0]["ports"][0]["protocol"], "TCP");
         assert!(pod["containers"][1].get("ports").is_none());
         let mut other = serde_json::json!({"kind": "Widget", "spec": {"ports": [{"port": 1}]}});

@@ -30,7 +30,10 @@ pub fn stream_logs(
     since_seconds: Option<i64>,
     line: LineFn,
 ) -> Vec<JoinHandle<()>> {
-    containers.iter().map(|c| tokio::spawn(stream_one(cluster.clone(), c.clone(), since_seconds, line.clone()))).collect()
+    containers
+        .iter()
+        .map(|c| tokio::spawn(stream_one(cluster.clone(), c.clone(), since_seconds, line.clone())))
+        .collect()
 }
 
 async fn stream_one(cluster: Cluster, c: AppContainer, since_seconds: Option<i64>, line: LineFn) {

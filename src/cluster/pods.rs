@@ -375,7 +375,8 @@ mod tests {
         let mut pending = pod("hello-new", "uid-new", 0);
         pending["status"]["phase"] = "Pending".into();
         let mut waiting = pod("hello-crash", "uid-crash", 3);
-        waiting["status"]["containerStatuses"][0]["state"] = serde_json::json!({"waiting": {"reason": "CrashLoopBackOff"}});
+        waiting["status"]["containerStatuses"][0]["state"] =
+            serde_json::json!({"waiting": {"reason": "CrashLoopBackOff"}});
         let mut unready = pod("hello-slow", "uid-slow", 0);
         unready["status"]["conditions"][0]["status"] = "False".into();
         let d = select(

@@ -182,8 +182,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DevError> {
     let Watching { mut watcher, mut changes } = watching;
-    let mut state =
-        SyncState { current_sha: sha256_hex(&initial), current: initial, known: HashMap::new() };
+    let mut state = SyncState { current_sha: sha256_hex(&initial), current: initial, known: HashMap::new() };
     let mut pending_sources: Vec<String> = Vec::new();
     let mut build_wanted = false;
     let mut pending_kodata: BTreeSet<String> = BTreeSet::new();
