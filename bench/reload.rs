@@ -483,10 +483,27 @@ impl Cluster {
                 let mut pf = api.portforward(pod, &[8080]).await.ok()?;
                 let mut s = pf.take_stream(8080)?;
                 s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").await.ok()?;
+                // Read by Content-Length: a port-forward stream may stay open
+                // after the app closed its side.
                 let mut buf = Vec::new();
-                s.read_to_end(&mut buf).await.ok()?;
-                let text = String::from_utf8_lossy(&buf).to_string();
-                text.split_once("\r\n\r\n").map(|x| x.1.trim().to_string())
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = s.read(&mut chunk).await.ok()?;
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len = head.lines().find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                        });
+                        if n == 0 || len.is_some_and(|len| body.len() >= len) {
+                            return head.starts_with("HTTP/1.").then(|| body.trim().to_string());
+                        }
+                    }
+                    if n == 0 {
+                        return None;
+                    }
+                }
             };
             tokio::time::timeout(Duration::from_secs(5), talk).await.ok().flatten()
         })

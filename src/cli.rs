@@ -577,8 +577,8 @@ async fn run_dev(cmd: DevCmd) -> Result<()> {
     };
     let json = cmd.json;
     let events = docker::sink(move |e: DevEvent| {
-        let is_log = matches!(e, DevEvent::Log { .. });
-        if json && !is_log {
+        // With --json everything is an event, the app's log lines included.
+        if json {
             let _ = print_stdout(&format!("{}\n", serde_json::to_string(&e).unwrap_or_default()));
         } else if let Some(line) = e.human() {
             eprintln!("{line}");

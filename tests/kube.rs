@@ -117,11 +117,27 @@ impl KubeEnv {
                 let mut pf = api.portforward(pod, &[8080]).await.ok()?;
                 let mut s = pf.take_stream(8080)?;
                 s.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").await.ok()?;
+                // Read by Content-Length: a port-forward stream may stay open
+                // after the app closed its side.
                 let mut buf = Vec::new();
-                s.read_to_end(&mut buf).await.ok()?;
-                let text = String::from_utf8_lossy(&buf).to_string();
-                let (head, body) = text.split_once("\r\n\r\n")?;
-                head.starts_with("HTTP/1.").then(|| body.trim().to_string())
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = s.read(&mut chunk).await.ok()?;
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len = head.lines().find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                        });
+                        if n == 0 || len.is_some_and(|len| body.len() >= len) {
+                            return head.starts_with("HTTP/1.").then(|| body.trim().to_string());
+                        }
+                    }
+                    if n == 0 {
+                        return None;
+                    }
+                }
             };
             tokio::time::timeout(Duration::from_secs(10), talk).await.ok().flatten()
         })
@@ -211,6 +227,19 @@ impl KubeDev {
                 }
                 Err(_) => panic!("no {what} within {timeout:?}; events so far:\n{:#?}", self.seen),
             }
+        }
+    }
+
+    /// An event for which `want` holds: one already seen, or the next one.
+    pub fn seen_or_wait(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        want: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        match self.seen.iter().find(|e| want(e)) {
+            Some(e) => e.clone(),
+            None => self.wait(what, timeout, want),
         }
     }
 
@@ -312,7 +341,7 @@ fn dev_loop_on_a_real_cluster() {
     let new_pod = served.iter().find(|p| !first_pods.contains(p)).expect("a replacement pod").clone();
     assert!(recovered["replica"].as_str().unwrap_or("").starts_with(&new_pod), "{recovered}");
     // Its logs are followed too, prefixed with its name.
-    dev.wait("a log line from the new pod", Duration::from_secs(60), |e| {
+    dev.seen_or_wait("a log line from the new pod", Duration::from_secs(60), |e| {
         e["event"] == "log" && e["replica"].as_str().unwrap_or("").starts_with(&new_pod)
     });
     edit_and_check(&mut dev, &env, &app, forward, "after a deletion", 2);
@@ -341,7 +370,10 @@ fn dev_loop_on_a_real_cluster() {
         (pods.len() == 2 && pods.iter().all(|p| !served.contains(p))).then_some(pods)
     });
     for pod in &rolled {
-        assert_eq!(env.pod_answer(pod).as_deref(), Some("after a deletion"), "{pod} after the rollout");
+        dev.seen_or_wait(&format!("{pod}'s recovery"), Duration::from_secs(120), |e| {
+            e["event"] == "recovered" && e["replica"].as_str().unwrap_or("").starts_with(pod.as_str())
+        });
+        assert_eq!(env.pod_answer(pod).as_deref(), Some("after a deletion"), "{pod} once recovered");
     }
     edit_and_check(&mut dev, &env, &app, forward, "after a rollout", 2);
     assert_eq!(dev.count("sync_failed"), 0, "{:#?}", dev.seen);

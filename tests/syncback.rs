@@ -188,7 +188,7 @@ async fn syncback_refuses_symlinks_that_lead_outside() {
         &d.local,
         &[("d/", ""), ("d/a/", ""), ("d/a/c", "-> ../.."), ("d/inside", "-> ../good"), ("good", "good content")],
     );
-    assert_eq!(*t.gets.lock().expect("lock"), ["good\n"], "only the regular file is requested");
+    assert_eq!(*t.gets.lock().expect("lock"), ["good\n\n"], "only the regular file is requested");
 }
 
 #[tokio::test]
