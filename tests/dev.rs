@@ -820,4 +820,13 @@ fn build_tags_from_ko_yaml_decide_the_inputs() {
     let events = dev.collect_until_reload_of("prod.go", Duration::from_secs(90));
     assert_builds_only_for(&events, &["prod.go"]);
     dev.wait_answer("prod v2");
+    // Its constraint changed so that the tag includes it: now it is an input.
+    std::fs::write(
+        dev.app.join("local.go"),
+        "//go:build prod\n\npackage main\n\nimport (\n\t\"fmt\"\n\t\"net/http\"\n)\n\nfunc init() {\n\thttp.HandleFunc(\"/local\", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, \"local now built\") })\n}\n",
+    )
+    .expect("local.go");
+    let events = dev.collect_until_reload_of("local.go", Duration::from_secs(90));
+    assert_builds_only_for(&events, &["local.go"]);
+    dev.wait_path("/local", "local now built");
 }

@@ -137,19 +137,32 @@ impl BuildInputs {
         self.files.contains(path) || self.module_files.contains(path)
     }
 
-    /// Whether a file that is not an input may have become one (or stopped
-    /// being one in a way that changes the binary): a new `.go` file in a
-    /// package directory, a constraint-excluded one whose constraint changed,
-    /// or a file an embed pattern covers.
+    /// Whether a file that is not an input may have become one: a new `.go`
+    /// file in a package directory, or a file an embed pattern covers. A
+    /// `.go` file build constraints leave out is not one by itself (see
+    /// [`Self::is_excluded_go`]).
     pub fn may_become_input(&self, path: &Path) -> bool {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
         if path.parent().is_some_and(|d| self.package_dirs.contains(d)) && is_go_source_name(name) {
-            return match self.excluded_go.get(path) {
-                Some(header) => constraint_header(path).is_none_or(|now| &now != header),
-                None => true,
-            };
+            return !self.excluded_go.contains_key(path);
         }
         !path.is_dir() && self.embeds.iter().any(|e| e.covers(path))
+    }
+
+    /// Whether `path` is a `.go` file of a package that build constraints
+    /// leave out: it becomes an input only if its constraint changes.
+    pub fn is_excluded_go(&self, path: &Path) -> bool {
+        self.excluded_go.contains_key(path)
+    }
+
+    /// Whether a constraint-excluded `.go` file's header (its `//go:build`
+    /// lines, up to `package`) differs from when it was listed, or it is
+    /// gone. Read the file once it has settled: mid-write, it differs.
+    pub fn constraint_changed(&self, path: &Path) -> bool {
+        match self.excluded_go.get(path) {
+            Some(header) => constraint_header(path).is_none_or(|now| &now != header),
+            None => false,
+        }
     }
 
     /// Directories to watch: (non-recursively, recursively). Package
@@ -289,11 +302,14 @@ mod tests {
         let mut p = pkg(d.path().to_str().unwrap(), true);
         p.ignored_go_files = vec!["gen.go".into()];
         let inputs = BuildInputs::from_listing(&[p], None);
-        assert!(!inputs.may_become_input(&f), "unchanged");
+        assert!(inputs.is_excluded_go(&f) && !inputs.may_become_input(&f));
+        assert!(!inputs.constraint_changed(&f), "unchanged");
         std::fs::write(&f, "//go:build ignore\n\npackage main\n\nfunc y() {}\n").unwrap();
-        assert!(!inputs.may_become_input(&f), "body edits of an excluded file do not matter");
+        assert!(!inputs.constraint_changed(&f), "body edits of an excluded file do not matter");
         std::fs::write(&f, "package main\n\nfunc y() {}\n").unwrap();
-        assert!(inputs.may_become_input(&f), "constraint removed");
+        assert!(inputs.constraint_changed(&f), "constraint removed");
+        std::fs::remove_file(&f).unwrap();
+        assert!(inputs.constraint_changed(&f), "gone");
     }
 
     #[test]

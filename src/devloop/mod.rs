@@ -230,6 +230,8 @@ struct Pending {
     kodata: BTreeSet<String>,
     rules: BTreeSet<String>,
     infer: BTreeSet<String>,
+    /// Constraint-excluded `.go` files that changed, checked when settled.
+    excluded: BTreeSet<PathBuf>,
     /// The oldest change not yet handled.
     since: Option<Instant>,
 }
@@ -241,7 +243,11 @@ impl Pending {
         }
     }
     fn is_idle(&self) -> bool {
-        !self.build && self.kodata.is_empty() && self.rules.is_empty() && self.infer.is_empty()
+        !self.build
+            && self.kodata.is_empty()
+            && self.rules.is_empty()
+            && self.infer.is_empty()
+            && self.excluded.is_empty()
     }
 }
 
@@ -325,6 +331,7 @@ pub async fn run(
                     Change::Kodata(rel) => { pending.kodata.insert(rel); pending.since.get_or_insert(now); }
                     Change::Rule(rel) => { pending.rules.insert(rel); pending.since.get_or_insert(now); }
                     Change::Infer(rel) => { pending.infer.insert(rel); pending.since.get_or_insert(now); }
+                    Change::Excluded(path) => { pending.excluded.insert(path); pending.since.get_or_insert(now); }
                 }
                 let quiet = now + opts.debounce;
                 let latest = pending.since.map_or(quiet, |s| s + opts.restart_bound);
@@ -349,6 +356,15 @@ pub async fn run(
                                 pending.name(name_of(&infer.context.join(f)));
                             }
                         }
+                    }
+                }
+                // Settled now: a constraint-excluded file counts only if its
+                // constraint changed (then the set of inputs changes too).
+                for path in std::mem::take(&mut pending.excluded) {
+                    if watcher.constraint_changed(&path) {
+                        pending.build = true;
+                        pending.refresh = true;
+                        pending.name(name_of(&path));
                     }
                 }
                 if !pending.kodata.is_empty() && !pending.build && running.is_none() {

@@ -48,6 +48,10 @@ pub enum Change {
     Rule(String),
     /// A file a `gohot.yaml` infer glob covers (relative to the infer context).
     Infer(String),
+    /// A `.go` file build constraints leave out changed: it is a build input
+    /// only if its constraint changed, which the loop checks once the file
+    /// has settled (a file read mid-write would look changed).
+    Excluded(PathBuf),
 }
 
 /// Decides whether a relative path is covered by sync rules.
@@ -132,6 +136,8 @@ impl Scope {
         if self.inputs.contains(path) {
             let refresh = self.inputs.module_files.contains(path) || !path.exists();
             out.push(Change::Source { path: path.to_path_buf(), refresh });
+        } else if self.inputs.is_excluded_go(path) {
+            out.push(Change::Excluded(path.to_path_buf()));
         } else if self.inputs.may_become_input(path) {
             out.push(Change::Source { path: path.to_path_buf(), refresh: true });
         }
@@ -198,6 +204,11 @@ impl SourceWatcher {
         Ok((w, rx))
     }
 
+    /// Whether a constraint-excluded `.go` file now counts (see [`Change::Excluded`]).
+    pub fn constraint_changed(&self, path: &Path) -> bool {
+        self.scope.read().unwrap_or_else(|p| p.into_inner()).inputs.constraint_changed(path)
+    }
+
     /// The build inputs as last listed.
     pub fn inputs(&self) -> BuildInputs {
         self.scope.read().unwrap_or_else(|p| p.into_inner()).inputs.clone()
@@ -254,9 +265,11 @@ mod tests {
             go_files: vec!["main.go".into()],
             embed_patterns: vec!["static/banner.txt".into()],
             embed_files: vec!["static/banner.txt".into()],
+            ignored_go_files: vec!["gen.go".into()],
             ..Default::default()
         };
         let lib = ListedPackage { dir: "/m/lib".into(), go_files: vec!["x.go".into()], ..main.clone() };
+        let lib = ListedPackage { ignored_go_files: vec![], ..lib };
         let lib = ListedPackage { embed_patterns: vec![], embed_files: vec![], ..lib };
         Scope {
             kodata: "/m/kodata".into(),
@@ -281,6 +294,7 @@ mod tests {
         assert_eq!(c("/m/lib/x.go"), source("/m/lib/x.go", true));
         assert_eq!(c("/m/static/banner.txt"), source("/m/static/banner.txt", true));
         assert_eq!(c("/m/new.go"), source("/m/new.go", true));
+        assert_eq!(c("/m/gen.go"), vec![Change::Excluded("/m/gen.go".into())], "checked once settled");
         assert_eq!(c("/m/kodata/a/b.txt"), vec![Change::Kodata("a/b.txt".into())]);
         for ignored in [
             "/m/kodata/watchexec",
