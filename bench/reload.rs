@@ -111,7 +111,7 @@ fn apply_edit(app: &Path, i: usize) -> String {
     let start = src.find("var greeting = \"").expect("greeting") + "var greeting = \"".len();
     let end = start + src[start..].find('"').expect("quote");
     let mut new = format!("{}{}{}", &src[..start], text, &src[end..]);
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         new.push_str(&format!(
             "\nfunc init() {{\n\thttp.HandleFunc(\"/h{i}\", func(w http.ResponseWriter, r *http.Request) {{\n\t\tfmt.Fprintf(w, \"handler {i} %s\\n\", r.URL.Path)\n\t}})\n}}\n"
         ));
@@ -379,6 +379,16 @@ fn run_docker(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
                 st.stale += 1;
                 break;
             }
+        }
+    }
+    // The soak ends on its last edit, whether or not that one was waited for.
+    if args.soak > 0 {
+        let last = format!("bench edit {}", args.edits + args.soak);
+        if wait_answer(port, &last, Duration::from_secs(60)).is_none() {
+            st.failed += 1;
+            log(format!("soak: the last edit ({last}) was never served"));
+        } else {
+            log(format!("soak: {} edits, ended on the last one", args.soak));
         }
     }
     drop(dev);

@@ -3,7 +3,8 @@
 //! print — no work of their own.
 //!
 //! Exit codes: 0 success; 1 the command failed (build, publish, resolve…);
-//! 2 usage error (bad flags or arguments); 130 interrupted (Ctrl-C).
+//! 2 usage error (bad flags or arguments); 130 interrupted (Ctrl-C, SIGINT);
+//! 143 terminated (SIGTERM). `gohot dev` cleans up before exiting 130/143.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -585,11 +586,55 @@ async fn run_dev(cmd: DevCmd) -> Result<()> {
     });
     let workdir = std::env::current_dir().context("cannot determine the current directory")?;
     let config = crate::devconfig::GohotConfig::load(&workdir)?;
+    let infer = match config.rules.infer {
+        Some(patterns) => {
+            let infer = crate::devloop::InferSync {
+                patterns,
+                dockerfile: config.rules.dockerfile,
+                context: config.dir.clone(),
+                build_args: config.rules.build_args,
+            };
+            // A Dockerfile that cannot be read is a mistake to report now, not at the first save.
+            crate::sync::infer::sync_map_of_dir(&infer.dockerfile, &infer.context, &infer.build_args)
+                .context("gohot.yaml: sync.infer infers destinations from the Dockerfile (sync.dockerfile)")?;
+            Some(std::sync::Arc::new(infer))
+        }
+        None => None,
+    };
     let rules = (!config.rules.manual.is_empty()).then(|| std::sync::Arc::new(config.rules.manual));
-    let opts =
-        LoopOptions { debounce: std::time::Duration::from_millis(cmd.debounce_ms), probe, rules, ..Default::default() };
+    let opts = LoopOptions {
+        debounce: std::time::Duration::from_millis(cmd.debounce_ms),
+        probe,
+        rules,
+        infer,
+        ..Default::default()
+    };
+    // Registered now, so Ctrl-C is honoured during start-up too.
+    let stop = futures::FutureExt::shared(Box::pin(interrupted()));
     if target == TargetKind::Kube {
-        return run_dev_kube(cmd, opts, events).await;
+        // Start-up on a cluster (build, push, apply, rollout) is abandoned on
+        // Ctrl-C; once the loop runs, it stops it the usual way.
+        let looping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, inner) = (looping.clone(), events.clone());
+        let events = docker::sink(move |e: DevEvent| {
+            if matches!(e, DevEvent::Started { .. }) {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            inner(e)
+        });
+        let early = {
+            let stop = stop.clone();
+            async move {
+                stop.await;
+                if looping.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        return tokio::select! {
+            r = run_dev_kube(cmd, opts, events, stop) => r,
+            _ = early => Ok(()),
+        };
     }
     let mut flags = cmd.build.clone();
     flags.dev = true;
@@ -603,7 +648,7 @@ async fn run_dev(cmd: DevCmd) -> Result<()> {
         args: cmd.args.clone(),
         keep: cmd.keep,
     };
-    docker::run(&builder, dev, opts, events, interrupted()).await?;
+    docker::run(&builder, dev, opts, events, stop).await?;
     Ok(())
 }
 
@@ -641,18 +686,36 @@ async fn run_resolve(cmd: ResolveCmd) -> Result<()> {
     Ok(())
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM, so long-running commands can clean up.
-async fn interrupted() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// The signal that stopped gohot (0: none yet), for the exit code.
+static STOPPED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, so long-running commands can
+/// clean up, and records which one for the exit code (130 or 143). The
+/// handlers are installed when this is called, not when it is first awaited.
+fn interrupted() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let int = signal(SignalKind::interrupt());
+    let term = signal(SignalKind::terminate());
+    async move {
+        let record = |sig: i32| STOPPED_BY.store(sig, std::sync::atomic::Ordering::SeqCst);
+        match (int, term) {
+            (Ok(mut int), Ok(mut term)) => tokio::select! {
+                _ = int.recv() => record(2),
+                _ = term.recv() => record(15),
+            },
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+                record(2);
+            }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    }
+}
+
+/// The exit code for a command stopped by a signal: 128 + its number.
+fn signal_exit_code() -> Option<ExitCode> {
+    match STOPPED_BY.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        sig => Some(ExitCode::from(128 + sig as u8)),
     }
 }
 
@@ -738,7 +801,7 @@ fn read_all_manifests(paths: &[PathBuf]) -> Result<Vec<crate::resolve::ManifestF
 async fn connect_cluster(flags: &KubeFlags) -> Result<crate::cluster::Cluster> {
     let mut opts = flags.options();
     let workdir = std::env::current_dir().context("cannot determine the current directory")?;
-    opts.allow_contexts.extend(crate::cluster::context::allowed_from_config(&workdir)?);
+    opts.allow_contexts.extend(crate::devconfig::GohotConfig::load(&workdir)?.allow_contexts);
     let cluster = crate::cluster::connect(&opts).await?;
     let version = cluster.ping().await?;
     tracing::info!("context {} ({}, Kubernetes {version})", cluster.context.name, cluster.context.server);
@@ -771,6 +834,7 @@ async fn run_dev_kube(
     cmd: DevCmd,
     opts: crate::devloop::LoopOptions,
     events: crate::devloop::events::EventSink,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     use crate::cluster::{deploy, nodes, rollout};
     use crate::devloop::events::DevEvent;
@@ -802,7 +866,7 @@ async fn run_dev_kube(
         );
     }
     let app = crate::devloop::DevApp { package, requested: cmd.package.clone(), platform: platform.clone() };
-    let watching = crate::devloop::watch(&builder, &app, opts.rules.clone()).await?;
+    let watching = crate::devloop::watch(&builder, &app, &opts).await?;
     let deploy_opts = deploy::DeployOptions {
         dev: true,
         jobs: 2,
@@ -862,8 +926,7 @@ async fn run_dev_kube(
         image: deployed.refs.get(&reference).map(|r| r.image.clone()).unwrap_or_default(),
         replicas: found.containers.iter().map(|c| format!("{}/{}", c.pod, c.container)).collect(),
     });
-    let result =
-        crate::devloop::run(&builder, &target, app, watching, initial, opts, events.clone(), interrupted()).await;
+    let result = crate::devloop::run(&builder, &target, app, watching, initial, opts, events.clone(), shutdown).await;
     logs.abort();
     if let Some(t) = forward {
         t.abort();
@@ -970,15 +1033,21 @@ pub fn report(err: &anyhow::Error) {
     }
 }
 
-/// The compiler's own output, if the error is a failed `go build`.
+/// The compiler's own output, if the error is a failed `go build` (however
+/// deep: `gohot build`, `gohot dev` start-up, `resolve`).
 pub fn compiler_output(err: &anyhow::Error) -> Option<&str> {
     err.chain().find_map(|cause| {
-        let go = cause.downcast_ref::<GoError>().or_else(|| match cause.downcast_ref::<BuildError>() {
-            Some(BuildError::Go(g)) => Some(g),
-            _ => None,
-        });
-        match go {
-            Some(GoError::Build { stderr, .. }) => Some(stderr.as_str()),
+        if let Some(GoError::Build { stderr, .. }) = cause.downcast_ref::<GoError>() {
+            return Some(stderr.as_str());
+        }
+        if let Some(b) = cause.downcast_ref::<BuildError>() {
+            return b.compiler_output();
+        }
+        if let Some(d) = cause.downcast_ref::<crate::devloop::docker::DockerDevError>() {
+            return d.compiler_output();
+        }
+        match cause.downcast_ref::<crate::devloop::DevError>() {
+            Some(crate::devloop::DevError::Build(b)) => b.compiler_output(),
             _ => None,
         }
     })
@@ -1001,26 +1070,33 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // `dev` handles Ctrl-C itself (it cleans up); other commands just stop.
+    // `dev` handles Ctrl-C itself (it cleans up first); other commands just stop.
     let handles_interrupt = matches!(cli.command, Command::Dev(_));
     let result = runtime.block_on(async {
         if handles_interrupt {
-            return Some(run(cli.command).await);
+            return run(cli.command).await;
         }
+        let stop = interrupted();
+        // On a task of its own, so a command blocked in a read (`resolve -f -`
+        // waiting on stdin) cannot keep the signal from being seen.
+        let command = tokio::spawn(run(cli.command));
         tokio::select! {
-            r = run(cli.command) => Some(r),
-            _ = tokio::signal::ctrl_c() => None,
+            r = command => r.unwrap_or_else(|e| Err(anyhow::anyhow!("internal error: {e}"))),
+            _ = stop => Ok(()),
         }
     });
+    // Interrupted (Ctrl-C: 130, SIGTERM: 143) wins over how the command ended.
+    if let Some(code) = signal_exit_code() {
+        eprintln!("interrupted");
+        // A command may still be blocked in a read: do not wait for it.
+        runtime.shutdown_background();
+        return code;
+    }
     match result {
-        Some(Ok(())) => ExitCode::SUCCESS,
-        Some(Err(e)) => {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
             report(&e);
             ExitCode::FAILURE
-        }
-        None => {
-            eprintln!("interrupted");
-            ExitCode::from(130)
         }
     }
 }

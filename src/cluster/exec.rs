@@ -199,6 +199,8 @@ mod tests {
     /// CLOSE frame) before the answer gets no status at all. Not a cluster
     /// (tests/kube.rs has the real one), but the bytes kube-rs sends and
     /// reads are the real ones.
+    // tungstenite's callback signature fixes the error type (an HTTP response).
+    #[allow(clippy::result_large_err)]
     async fn fake_exec_server(
         protocol: &'static str,
         expect: usize,
