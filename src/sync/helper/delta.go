@@ -34,7 +34,9 @@ func applyDelta(ops *bufio.Reader, base io.ReaderAt, baseSize int64, w *boundedW
 		if addLen == 0 && litLen == 0 {
 			return fail("bad-payload", "delta record produces nothing")
 		}
-		if (seek < 0 && -seek > cursor) || (seek > 0 && seek > baseSize-cursor) {
+		// 0 <= cursor <= baseSize, so neither bound overflows (-seek would,
+		// for the most negative seek).
+		if seek < -cursor || seek > baseSize-cursor {
 			return fail("bad-payload", "delta seeks outside the base")
 		}
 		cursor += seek

@@ -74,8 +74,10 @@
 // "size" bytes have been produced:
 //
 //	varint  seek      signed (zig-zag, as encoding/binary.PutVarint); moves the base cursor
-//	uvarint add_len   then add_len bytes d: out = base[cursor+i] + d[i] (mod 256); cursor += add_len
-//	uvarint lit_len   then lit_len literal bytes copied to the output
+//	uvarint add_len
+//	uvarint lit_len
+//	add_len bytes d   out = base[cursor+i] + d[i] (mod 256); cursor += add_len
+//	lit_len bytes     copied to the output as they are
 //
 // A record must produce at least one byte. Every length and cursor position
 // is bounds-checked against "size" and "base_size", so a corrupt or hostile
