@@ -9,6 +9,7 @@ mod config;
 mod dev;
 mod errors;
 mod exit_codes;
+mod fuzz_seeds;
 mod kind;
 mod kube;
 mod resolve;
