@@ -10,6 +10,7 @@ mod dev;
 mod errors;
 mod exit_codes;
 mod fuzz_seeds;
+mod helper_files;
 mod kind;
 mod kube;
 mod resolve;
