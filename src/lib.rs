@@ -8,6 +8,7 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod atomic;
 pub mod build;
 pub mod cache;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod devconfig;
 pub mod devimage;
 pub mod devloop;
+pub mod layout;
 pub mod oci;
 pub mod platform;
 pub mod progress;

@@ -195,7 +195,7 @@ impl BuildRequest {
 /// `sync.manual` rule covering `dest` can copy it into the container.
 pub fn copy_binary(binary: &Path, dest: &Path) -> Result<(), SkaffoldError> {
     let data = std::fs::read(binary).map_err(io_err(binary))?;
-    crate::cache::write_atomic(dest, &data).map_err(io_err(dest))?;
+    crate::atomic::write(dest, &data, None).map_err(io_err(dest))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -231,7 +231,7 @@ mod tests {
         let patch = seen.iter().find(|s| s.method == "PATCH" && s.uri.contains("deployments")).unwrap().json();
         let app = &patch["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(app["image"], image.reference.as_str());
-        assert_eq!(app["command"][0], crate::resolve::devrewrite::WATCHEXEC_PATH);
+        assert_eq!(app["command"][0], crate::layout::WATCHEXEC_PATH);
         assert_eq!(app["command"].as_array().unwrap().last().unwrap(), "/ko-app/hello");
         let side = &patch["spec"]["template"]["spec"]["containers"][1];
         assert!(side.get("command").is_none(), "other containers are left alone: {side}");

@@ -809,45 +809,17 @@ fn install(kodata: &Path, binary: &[u8], origin: &str) -> Result<()> {
     write_atomic(kodata, BINARY_NAME, binary, 0o755)?;
     write_atomic(kodata, RECORD_NAME, record.render().as_bytes(), 0o644)?;
     ensure_gitignore(kodata)?;
-    sync_dir(kodata);
     Ok(())
 }
 
-/// Temp file in `dir`, write, fsync, chmod, rename over `dir/name`. The temp file is
-/// removed on any failure (tempfile deletes it on drop).
+/// `dir/name` written atomically with `mode` (see [`crate::atomic`]).
 fn write_atomic(dir: &Path, name: &str, data: &[u8], mode: u32) -> Result<()> {
     let dest = dir.join(name);
-    let io_err = |action, source| WatchexecError::Io { action, path: dest.clone(), source };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.gohot-"))
-        .tempfile_in(dir)
-        .map_err(|e| io_err("create a temporary file next to", e))?;
-    tmp.write_all(data).map_err(|e| io_err("write", e))?;
-    set_mode(tmp.as_file(), mode).map_err(|e| io_err("chmod", e))?;
-    tmp.as_file().sync_all().map_err(|e| io_err("fsync", e))?;
-    tmp.persist(&dest).map_err(|e| io_err("rename into place", e.error))?;
-    Ok(())
-}
-
-#[cfg(unix)]
-fn set_mode(f: &fs::File, mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    f.set_permissions(fs::Permissions::from_mode(mode))
-}
-
-#[cfg(not(unix))]
-fn set_mode(_f: &fs::File, _mode: u32) -> io::Result<()> {
-    Ok(())
-}
-
-/// Best effort: make the renames durable.
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
+    crate::atomic::write(&dest, data, Some(mode)).map_err(|source| WatchexecError::Io {
+        action: "write atomically",
+        path: dest.clone(),
+        source,
+    })
 }
 
 /// kodata as a production image ships it: without what gohot itself placed

@@ -102,7 +102,7 @@ impl DevApp {
     }
     /// Where the binary lives in the container.
     pub fn dest(&self) -> String {
-        format!("{}/{}", crate::build::image::APP_DIR, self.name())
+        crate::layout::app_binary(&self.name())
     }
     /// The package's kodata directory.
     pub fn kodata(&self) -> PathBuf {
@@ -862,7 +862,7 @@ async fn sync_kodata(target: &dyn Target, app: &DevApp, files: &[String], events
         };
         let mode = file_mode(&local);
         let payload = Bytes::from(wayin::encode_full(&data));
-        let dest = format!("{}/{rel}", crate::build::image::KODATA_PATH);
+        let dest = format!("{}/{rel}", crate::layout::KODATA_PATH);
         for r in &replicas {
             match target.exec(r, &wayin::put_argv(&dest, mode), payload.clone()).await {
                 Ok(out) => match wayin::parse_put_status(&out.stdout) {
