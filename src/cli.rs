@@ -17,10 +17,10 @@ use clap::{Args, Parser, Subcommand};
 use crate::build::base::BaseStore;
 use crate::build::go::{GoError, GoToolchain};
 use crate::build::{Build, BuildError, BuildOptions, GoBuilder};
-use crate::config::KoConfig;
+use crate::config::ko::KoConfig;
 use crate::publish::select::{publisher, Destinations};
 use crate::publish::Naming;
-use crate::registry::Registry;
+use crate::oci::client::Registry;
 
 /// gohot: build Go images the way ko does, and hot-reload them in dev mode.
 #[derive(Debug, Parser)]
@@ -585,7 +585,7 @@ async fn run_dev(cmd: DevCmd) -> Result<()> {
         }
     });
     let workdir = std::env::current_dir().context("cannot determine the current directory")?;
-    let config = crate::devconfig::GohotConfig::load(&workdir)?;
+    let config = crate::config::gohot::GohotConfig::load(&workdir)?;
     let infer = match config.rules.infer {
         Some(patterns) => {
             let infer = crate::devloop::InferSync {
@@ -801,7 +801,7 @@ fn read_all_manifests(paths: &[PathBuf]) -> Result<Vec<crate::resolve::ManifestF
 async fn connect_cluster(flags: &KubeFlags) -> Result<crate::cluster::Cluster> {
     let mut opts = flags.options();
     let workdir = std::env::current_dir().context("cannot determine the current directory")?;
-    opts.allow_contexts.extend(crate::devconfig::GohotConfig::load(&workdir)?.allow_contexts);
+    opts.allow_contexts.extend(crate::config::gohot::GohotConfig::load(&workdir)?.allow_contexts);
     let cluster = crate::cluster::connect(&opts).await?;
     let version = cluster.ping().await?;
     tracing::info!("context {} ({}, Kubernetes {version})", cluster.context.name, cluster.context.server);

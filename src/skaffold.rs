@@ -34,7 +34,7 @@ use crate::platform::Platform;
 use crate::publish::daemon::DaemonPublisher;
 use crate::publish::registry::{split_tag, RegistryPublisher};
 use crate::publish::{Publish, PublishError};
-use crate::registry::Registry;
+use crate::oci::client::Registry;
 
 /// Errors of the Skaffold integration. Variable errors name the variable.
 #[derive(Debug, thiserror::Error)]

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::oci::{self, BlobData, Descriptor, Layer};
 use crate::platform::Platform;
-use crate::registry::{classify, parse_reference, Registry, RegistryError};
+use crate::oci::client::{classify, parse_reference, Registry, RegistryError};
 
 /// Errors getting a base image.
 #[derive(Debug, thiserror::Error)]

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::config::{ConfigError, KoConfig};
+use crate::config::ko::{ConfigError, KoConfig};
 use crate::oci::Artifact;
 use crate::platform::Platform;
 use base::{BaseError, BaseStore};

@@ -17,7 +17,7 @@ pub mod tarball;
 use async_trait::async_trait;
 
 use crate::build::Built;
-use crate::registry::RegistryError;
+use crate::oci::client::RegistryError;
 
 /// Errors publishing an image.
 #[derive(Debug, thiserror::Error)]
