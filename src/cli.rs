@@ -353,7 +353,7 @@ async fn run_syncback(cmd: SyncbackCmd) -> Result<()> {
     }
     let target: Box<dyn crate::target::Target> = match &spec.target {
         TargetRef::Docker(name) => {
-            let docker = crate::publish::daemon::connect().await?;
+            let docker = crate::docker::connect().await?;
             Box::new(crate::target::docker::ExistingContainer::new(docker, name))
         }
         TargetRef::Pod(_) | TargetRef::Deployment(_) => {

@@ -16,6 +16,8 @@ pub mod cluster;
 pub mod config;
 pub mod devimage;
 pub mod devloop;
+pub mod docker;
+pub mod exec;
 pub mod layout;
 pub mod oci;
 pub mod platform;

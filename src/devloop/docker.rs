@@ -27,6 +27,9 @@ pub enum DockerDevError {
     /// The loop failed.
     #[error(transparent)]
     Loop(#[from] DevError),
+    /// The engine could not be reached.
+    #[error(transparent)]
+    Engine(#[from] crate::docker::DockerError),
 }
 
 /// What to run.
@@ -62,7 +65,7 @@ pub async fn run(
         _ = &mut shutdown => return Ok(()),
     };
     let Prepared { app, watching, image, initial } = prepared;
-    let docker = crate::publish::daemon::connect().await?;
+    let docker = crate::docker::connect().await?;
     let spec = ContainerSpec {
         name: dev.name.clone().unwrap_or_else(|| format!("gohot-{}", app.name())),
         image: image.clone(),

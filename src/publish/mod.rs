@@ -37,6 +37,9 @@ pub enum PublishError {
         /// What went wrong and what to do.
         detail: String,
     },
+    /// The Docker engine could not be reached.
+    #[error(transparent)]
+    Engine(#[from] crate::docker::DockerError),
     /// Writing to disk failed.
     #[error("writing {path}: {source}")]
     Io {
