@@ -18,9 +18,9 @@ use crate::build::base::BaseStore;
 use crate::build::go::{GoError, GoToolchain};
 use crate::build::{Build, BuildError, BuildOptions, GoBuilder};
 use crate::config::ko::KoConfig;
+use crate::oci::client::Registry;
 use crate::publish::select::{publisher, Destinations};
 use crate::publish::Naming;
-use crate::oci::client::Registry;
 
 /// gohot: build Go images the way ko does, and hot-reload them in dev mode.
 #[derive(Debug, Parser)]
@@ -351,20 +351,15 @@ async fn run_syncback(cmd: SyncbackCmd) -> Result<()> {
         excludes.push("/.gohotignore".into());
         excludes.extend(text.lines().map(str::to_string));
     }
-    let target: Box<dyn crate::target::Target> = match &spec.target {
-        TargetRef::Docker(name) => {
-            let docker = crate::docker::connect().await?;
-            Box::new(crate::target::docker::ExistingContainer::new(docker, name))
-        }
-        TargetRef::Pod(_) | TargetRef::Deployment(_) => {
+    let target: Box<dyn crate::target::Target> = match (&spec.target, spec.target.named()) {
+        (_, Some(named)) => {
             let cluster = connect_cluster(&cmd.kube).await?;
             let namespace = cmd.kube.namespace.clone().unwrap_or_else(|| cluster.context.namespace.clone());
-            Box::new(crate::syncback::kube::PodSource::new(
-                cluster,
-                namespace,
-                spec.target.clone(),
-                cmd.container.clone(),
-            ))
+            Box::new(crate::target::kube::KubeTarget::one_pod(cluster, namespace, named, cmd.container.clone()))
+        }
+        (TargetRef::Docker(name), None) | (TargetRef::Pod(name) | TargetRef::Deployment(name), None) => {
+            let docker = crate::docker::connect().await?;
+            Box::new(crate::target::docker::ExistingContainer::new(docker, name))
         }
     };
     if !cmd.dry_run {
@@ -836,7 +831,8 @@ async fn run_dev_kube(
     events: crate::devloop::events::EventSink,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
-    use crate::cluster::{deploy, nodes, rollout};
+    use crate::cluster::nodes;
+    use crate::deploy::{self, rollout};
     use crate::devloop::events::DevEvent;
     let files = read_all_manifests(&cmd.files)?;
     let cluster = connect_cluster(&cmd.kube).await?;
@@ -888,12 +884,12 @@ async fn run_dev_kube(
     );
     // App logs, prefixed with pod/container, and an optional port-forward;
     // both follow the workloads as pods are replaced.
-    let found = crate::cluster::pods::discover(&cluster, &deployed.workloads, &image_for_logs).await?;
+    let found = crate::target::kube::pods::discover(&cluster, &deployed.workloads, &image_for_logs).await?;
     let log_events = events.clone();
-    let line: crate::cluster::logs::LineFn = std::sync::Arc::new(move |replica: &str, text: &str| {
+    let line: crate::target::kube::logs::LineFn = std::sync::Arc::new(move |replica: &str, text: &str| {
         log_events(DevEvent::Log { replica: replica.to_string(), line: text.to_string() })
     });
-    let logs = crate::cluster::logs::follow_logs(
+    let logs = crate::target::kube::logs::follow_logs(
         &cluster,
         deployed.workloads.clone(),
         image_for_logs.clone(),
@@ -907,7 +903,7 @@ async fn run_dev_kube(
             .split_once(':')
             .and_then(|(l, r)| Some((l.parse::<u16>().ok()?, r.parse::<u16>().ok()?)))
             .with_context(|| format!("invalid --port-forward {spec:?}: use LOCAL:POD_PORT, e.g. 8080:8080"))?;
-        let (addr, task) = crate::cluster::logs::port_forward(
+        let (addr, task) = crate::target::kube::logs::port_forward(
             &cluster,
             deployed.workloads.clone(),
             image_for_logs.clone(),
@@ -942,7 +938,8 @@ async fn run_dev_kube(
 }
 
 async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
-    use crate::cluster::{deploy, nodes, rollout};
+    use crate::cluster::nodes;
+    use crate::deploy::{self, rollout};
     let files = read_all_manifests(&cmd.files)?;
     let refs = deploy::ko_refs(&files);
     if refs.is_empty() {
@@ -978,7 +975,7 @@ async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
 }
 
 async fn run_delete(cmd: DeleteCmd) -> Result<()> {
-    use crate::cluster::{apply, deploy};
+    use crate::deploy::{self, apply};
     let files = read_all_manifests(&cmd.files)?;
     let docs = deploy::raw_docs(&files)?;
     let cluster = connect_cluster(&cmd.kube).await?;

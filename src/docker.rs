@@ -19,12 +19,8 @@ pub struct DockerError(pub String);
 /// and agrees on an API version both sides speak.
 pub async fn connect() -> Result<Docker, DockerError> {
     let hint = "is the Docker engine running and DOCKER_HOST right?";
-    let docker = Docker::connect_with_defaults()
-        .map_err(|e| DockerError(format!("cannot connect: {e}; {hint}")))?;
-    docker
-        .negotiate_version()
-        .await
-        .map_err(|e| DockerError(format!("cannot reach the engine: {e}; {hint}")))
+    let docker = Docker::connect_with_defaults().map_err(|e| DockerError(format!("cannot connect: {e}; {hint}")))?;
+    docker.negotiate_version().await.map_err(|e| DockerError(format!("cannot reach the engine: {e}; {hint}")))
 }
 
 /// Runs `argv` in `container` with `stdin` as its input, collecting output
@@ -95,4 +91,3 @@ pub async fn exec_stdin_deferred(
     }
     Ok(out)
 }
-

@@ -30,11 +30,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
 use crate::build::go::{GoError, GoToolchain};
+use crate::oci::client::Registry;
 use crate::platform::Platform;
 use crate::publish::daemon::DaemonPublisher;
 use crate::publish::registry::{split_tag, RegistryPublisher};
 use crate::publish::{Publish, PublishError};
-use crate::oci::client::Registry;
 
 /// Errors of the Skaffold integration. Variable errors name the variable.
 #[derive(Debug, thiserror::Error)]

@@ -14,9 +14,9 @@ use oci_client::manifest::OciDescriptor;
 use oci_client::Reference;
 use serde_json::Value;
 
+use crate::oci::client::{classify, parse_reference, Registry, RegistryError};
 use crate::oci::{self, BlobData, Descriptor, Layer};
 use crate::platform::Platform;
-use crate::oci::client::{classify, parse_reference, Registry, RegistryError};
 
 /// Errors getting a base image.
 #[derive(Debug, thiserror::Error)]

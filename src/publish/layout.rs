@@ -53,7 +53,8 @@ impl Publish for LayoutPublisher {
         }
         let layout_file = self.dir.join("oci-layout");
         if !layout_file.is_file() {
-            crate::atomic::write(&layout_file, br#"{"imageLayoutVersion":"1.0.0"}"#, None).map_err(io(layout_file.clone()))?;
+            crate::atomic::write(&layout_file, br#"{"imageLayoutVersion":"1.0.0"}"#, None)
+                .map_err(io(layout_file.clone()))?;
         }
         // The ref name is the repository's last element, so `umoci unpack --image DIR:NAME` works.
         let repository = self.naming.repository("ko.local", &built.package.import_path);

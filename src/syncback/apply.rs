@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::plan::{mtime_ns, Fetch, FileRecord, Plan, Refusal, Reuse, State, Synced};
-use crate::atomic::AtomicFile;
 use super::{Report, SyncbackError};
+use crate::atomic::AtomicFile;
 use crate::sync::wayin::{BodyOutcome, GetItem, GetLimits, GetReader, RelPath};
 
 fn io(about: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SyncbackError {

@@ -8,14 +8,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::apply::{self, Applied, Doc};
-use super::pods::{AppImage, Workload};
-use super::rollout::{self, WaitOptions};
-use super::{Cluster, KubeError};
+pub mod apply;
+pub mod rollout;
+
 use crate::build::Build;
+use crate::cluster::workload::{AppImage, Workload};
+use crate::cluster::{Cluster, KubeError};
 use crate::oci::Artifact;
 use crate::publish::Publish;
 use crate::resolve::{self, ManifestFile, ResolveError, ResolvedRef};
+use apply::{Applied, Doc};
+use rollout::WaitOptions;
 
 /// Errors deploying.
 #[derive(Debug, thiserror::Error)]
@@ -150,9 +153,9 @@ mod tests {
     use super::*;
     use crate::build::go::Package;
     use crate::build::{BuildError, Built};
-    use crate::cluster::apply::fixtures::{apps_v1, core_v1};
     use crate::cluster::mock;
-    use crate::cluster::pods::fixtures;
+    use crate::cluster::mock::fixtures;
+    use crate::deploy::apply::fixtures::{apps_v1, core_v1};
     use crate::oci::Image;
     use crate::platform::Platform;
     use crate::publish::PublishError;
