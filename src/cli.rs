@@ -597,11 +597,17 @@ async fn run_dev(cmd: DevCmd) -> Result<()> {
         None => None,
     };
     let rules = (!config.rules.manual.is_empty()).then(|| std::sync::Arc::new(config.rules.manual));
+    // Files syncback brought back into the package are not edits.
+    let cache_root = crate::cache::root();
+    let ignore = crate::devloop::IgnoreFn(std::sync::Arc::new(move |p: &std::path::Path| {
+        crate::syncback::written_by_syncback(&cache_root, p)
+    }));
     let opts = LoopOptions {
         debounce: std::time::Duration::from_millis(cmd.debounce_ms),
         probe,
         rules,
         infer,
+        ignore: Some(ignore),
         ..Default::default()
     };
     // Registered now, so Ctrl-C is honoured during start-up too.

@@ -70,6 +70,13 @@ const XZ_MEM_LIMIT_KB: u32 = 128 << 10;
 /// Lines gohot keeps in `<kodata>/.gitignore`.
 const GITIGNORE_LINES: [&str; 2] = [BINARY_NAME, RECORD_NAME];
 
+/// Whether a kodata path (relative to kodata) is a file gohot manages
+/// itself there (watchexec, its record, the `.gitignore` it keeps them out
+/// of git with): such changes are never the user's edits.
+pub fn is_gohot_owned_kodata(rel: &str) -> bool {
+    rel == BINARY_NAME || rel == RECORD_NAME || rel == ".gitignore"
+}
+
 /// Something went wrong while providing watchexec; kodata is unchanged unless
 /// the variant says otherwise (only [`WatchexecError::Io`] can happen after writing began).
 #[derive(Debug, thiserror::Error)]

@@ -147,6 +147,19 @@ pub struct LoopOptions {
     pub rules: Option<Arc<CompiledRules>>,
     /// `gohot.yaml` infer sync.
     pub infer: Option<Arc<InferSync>>,
+    /// Source changes to ignore (files another gohot tool wrote, e.g.
+    /// syncback's: they must not trigger a rebuild loop).
+    pub ignore: Option<IgnoreFn>,
+}
+
+/// Says whether a changed source file is to be ignored.
+#[derive(Clone)]
+pub struct IgnoreFn(pub Arc<dyn Fn(&std::path::Path) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for IgnoreFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IgnoreFn")
+    }
 }
 
 impl Default for LoopOptions {
@@ -159,6 +172,7 @@ impl Default for LoopOptions {
             health_interval: Duration::from_millis(500),
             rules: None,
             infer: None,
+            ignore: None,
         }
     }
 }
@@ -305,8 +319,8 @@ pub async fn run(
             Some(change) = changes.recv() => {
                 let now = Instant::now();
                 match change {
-                    Change::Source { path, .. } if crate::syncback::written_by_syncback(&builder.cache_root(), &path) => {
-                        tracing::debug!("{} was written by syncback: no rebuild", path.display());
+                    Change::Source { path, .. } if opts.ignore.as_ref().is_some_and(|ignore| (ignore.0)(&path)) => {
+                        tracing::debug!("{} is ignored (written by syncback): no rebuild", path.display());
                         continue;
                     }
                     Change::Source { path, refresh } => {
