@@ -515,38 +515,71 @@ impl PublishFlags {
     }
 }
 
-/// Builds the Go builder from flags: toolchain, `.ko.yaml`, base store.
-fn make_builder(flags: &BuildFlags, registry: &Registry) -> Result<GoBuilder> {
+/// The builder the flags ask for: the production Go builder, or (`--dev`)
+/// the dev image's wrapper around it.
+enum Builder {
+    Prod(GoBuilder),
+    Dev(crate::devimage::DevBuilder),
+}
+
+impl Builder {
+    fn go(&self) -> &GoBuilder {
+        match self {
+            Builder::Prod(b) => b,
+            Builder::Dev(d) => d.inner(),
+        }
+    }
+
+    fn build(&self) -> &dyn Build {
+        match self {
+            Builder::Prod(b) => b,
+            Builder::Dev(d) => d,
+        }
+    }
+}
+
+/// Builds the builder from flags: toolchain, `.ko.yaml`, base store.
+fn make_builder(flags: &BuildFlags, registry: &Registry) -> Result<Builder> {
     let workdir = std::env::current_dir().context("cannot determine the current directory")?;
     let platforms =
         if flags.platform.is_empty() { Vec::new() } else { crate::platform::parse_list(&flags.platform.join(","))? };
     builder_in(flags, registry, workdir, platforms)
 }
 
-/// The Go builder for packages relative to `workdir`, for `platforms`
+/// The dev image's builder from flags (whatever `--dev` says).
+fn make_dev_builder(flags: &BuildFlags, registry: &Registry) -> Result<crate::devimage::DevBuilder> {
+    let mut flags = flags.clone();
+    flags.dev = true;
+    match make_builder(&flags, registry)? {
+        Builder::Dev(d) => Ok(d),
+        Builder::Prod(b) => Ok(crate::devimage::DevBuilder::new(b, dev_tools(&flags))),
+    }
+}
+
+fn dev_tools(flags: &BuildFlags) -> crate::devimage::DevTools {
+    crate::devimage::DevTools {
+        watchexec: flags.watchexec.clone(),
+        watchexec_version: flags.watchexec_version.clone(),
+        watchexec_base_url: flags.watchexec_url.clone(),
+        debug: flags.debug,
+    }
+}
+
+/// The builder for packages relative to `workdir`, for `platforms`
 /// (empty: `.ko.yaml`'s, else the host's).
 fn builder_in(
     flags: &BuildFlags,
     registry: &Registry,
     workdir: PathBuf,
     platforms: Vec<crate::platform::Platform>,
-) -> Result<GoBuilder> {
+) -> Result<Builder> {
     let go = GoToolchain::find()?;
     let config = KoConfig::load(&workdir)?;
     let cache_root = crate::cache::root();
     let bases = BaseStore::new(crate::cache::base_dir(&cache_root), registry.clone(), flags.pull);
-    let dev_tools = crate::devimage::DevTools {
-        watchexec: flags.watchexec.clone(),
-        watchexec_version: flags.watchexec_version.clone(),
-        watchexec_base_url: flags.watchexec_url.clone(),
-        debug: flags.debug,
-    };
-    Ok(GoBuilder::new(
-        go,
-        config,
-        bases,
-        BuildOptions { workdir, platforms, base: flags.base.clone(), dev: flags.dev, dev_tools, cache_root },
-    ))
+    let go =
+        GoBuilder::new(go, config, bases, BuildOptions { workdir, platforms, base: flags.base.clone(), cache_root });
+    Ok(if flags.dev { Builder::Dev(crate::devimage::DevBuilder::new(go, dev_tools(flags))) } else { Builder::Prod(go) })
 }
 
 async fn run_dev(cmd: DevCmd) -> Result<()> {
@@ -571,7 +604,7 @@ async fn run_dev(cmd: DevCmd) -> Result<()> {
         },
     };
     let json = cmd.json;
-    let events = docker::sink(move |e: DevEvent| {
+    let events = std::sync::Arc::new(move |e: DevEvent| {
         // With --json everything is an event, the app's log lines included.
         if json {
             let _ = print_stdout(&format!("{}\n", serde_json::to_string(&e).unwrap_or_default()));
@@ -613,34 +646,10 @@ async fn run_dev(cmd: DevCmd) -> Result<()> {
     // Registered now, so Ctrl-C is honoured during start-up too.
     let stop = futures::FutureExt::shared(Box::pin(interrupted()));
     if target == TargetKind::Kube {
-        // Start-up on a cluster (build, push, apply, rollout) is abandoned on
-        // Ctrl-C; once the loop runs, it stops it the usual way.
-        let looping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (flag, inner) = (looping.clone(), events.clone());
-        let events = docker::sink(move |e: DevEvent| {
-            if matches!(e, DevEvent::Started { .. }) {
-                flag.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-            inner(e)
-        });
-        let early = {
-            let stop = stop.clone();
-            async move {
-                stop.await;
-                if looping.load(std::sync::atomic::Ordering::SeqCst) {
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
-        return tokio::select! {
-            r = run_dev_kube(cmd, opts, events, stop) => r,
-            _ = early => Ok(()),
-        };
+        return run_dev_kube(cmd, opts, events, stop).await;
     }
-    let mut flags = cmd.build.clone();
-    flags.dev = true;
     let registry = Registry::new(&[])?;
-    let builder = make_builder(&flags, &registry)?;
+    let builder = make_dev_builder(&cmd.build, &registry)?;
     let dev = docker::DockerDev {
         package: cmd.package.clone(),
         name: cmd.name.clone(),
@@ -660,7 +669,7 @@ async fn run_build(cmd: BuildCmd) -> Result<()> {
     let publisher = publisher(&dest, &registry)?;
     for pkg in &cmd.packages {
         let pkg = pkg.strip_prefix(crate::resolve::KO_PREFIX).unwrap_or(pkg);
-        let built = builder.build(pkg).await?;
+        let built = builder.build().build(pkg).await?;
         let reference = publisher.publish(&built).await?;
         print_stdout(&format!("{reference}\n"))?;
     }
@@ -676,7 +685,7 @@ async fn run_resolve(cmd: ResolveCmd) -> Result<()> {
     let registry = Registry::new(&dest.insecure)?;
     let builder = make_builder(&cmd.build, &registry)?;
     let publisher = publisher(&dest, &registry)?;
-    let refs = crate::resolve::build_refs(&files, &builder, publisher.as_ref(), cmd.jobs).await?;
+    let refs = crate::resolve::build_refs(&files, builder.build(), publisher.as_ref(), cmd.jobs).await?;
     let images: HashMap<String, String> = refs.iter().map(|(k, v)| (k.clone(), v.image.clone())).collect();
     let rendered = if cmd.build.dev {
         crate::resolve::render(&files, &images, &crate::resolve::dev_edit(&refs))?
@@ -727,7 +736,7 @@ fn make_builder_in(
     registry: &Registry,
     workdir: PathBuf,
     platforms: Vec<crate::platform::Platform>,
-) -> Result<GoBuilder> {
+) -> Result<Builder> {
     builder_in(&cmd.build, registry, workdir, platforms)
 }
 
@@ -747,10 +756,10 @@ async fn run_skaffold_build(cmd: SkaffoldBuildCmd) -> Result<()> {
     let builder = make_builder_in(&cmd, &registry, request.context.clone(), request.platforms.clone())?;
     let publisher = request.publisher(&registry)?;
     let pkg = cmd.package.strip_prefix(crate::resolve::KO_PREFIX).unwrap_or(&cmd.package);
-    let built = builder.build(pkg).await?;
+    let built = builder.build().build(pkg).await?;
     let reference = publisher.publish(&built).await?;
     if let Some(dir) = &cmd.sync_binary {
-        let platforms = builder.platforms()?;
+        let platforms = builder.go().platforms()?;
         let platform = platforms
             .iter()
             .find(|p| p.os == host.os && p.arch == host.arch)
@@ -829,8 +838,8 @@ fn cluster_destinations(cluster: &crate::cluster::Cluster, mut dest: Destination
     dest
 }
 
-/// `gohot dev PKG -f manifests`: deploy the dev image to the cluster, then
-/// hot-reload into every pod that runs it.
+/// `gohot dev PKG -f manifests`: the cluster, the dev image's platform
+/// (the nodes'), where images go; then the loop on the cluster.
 async fn run_dev_kube(
     cmd: DevCmd,
     opts: crate::devloop::LoopOptions,
@@ -838,12 +847,17 @@ async fn run_dev_kube(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     use crate::cluster::nodes;
-    use crate::deploy::{self, rollout};
-    use crate::devloop::events::DevEvent;
     let files = read_all_manifests(&cmd.files)?;
+    let port_forward = match &cmd.port_forward {
+        Some(spec) => Some(
+            spec.split_once(':')
+                .and_then(|(l, r)| Some((l.parse::<u16>().ok()?, r.parse::<u16>().ok()?)))
+                .with_context(|| format!("invalid --port-forward {spec:?}: use LOCAL:POD_PORT, e.g. 8080:8080"))?,
+        ),
+        None => None,
+    };
     let cluster = connect_cluster(&cmd.kube).await?;
     let mut flags = cmd.build.clone();
-    flags.dev = true;
     if flags.platform.is_empty() {
         let found = nodes::build_platforms(&nodes::list(&cluster).await?, &Default::default());
         if found.len() > 1 {
@@ -857,89 +871,16 @@ async fn run_dev_kube(
     }
     let dest = cluster_destinations(&cluster, cmd.publish.destinations());
     let registry = Registry::new(&dest.insecure)?;
-    let builder = make_builder(&flags, &registry)?;
+    let builder = make_dev_builder(&flags, &registry)?;
     let publisher = publisher(&dest, &registry)?;
-    let package = builder.package(&cmd.package).await?;
-    let platform = builder.platforms()?.remove(0);
-    let reference = format!("{}{}", crate::resolve::KO_PREFIX, package.import_path);
-    if !deploy::ko_refs(&files).contains(&reference) {
-        anyhow::bail!(
-            "no container in the manifests uses `image: {reference}`: gohot dev reloads the containers that run the app's image (see examples/hello/manifests)"
-        );
-    }
-    let app = crate::devloop::DevApp { package, requested: cmd.package.clone(), platform: platform.clone() };
-    let watching = crate::devloop::watch(&builder, &app, &opts).await?;
-    let deploy_opts = deploy::DeployOptions {
-        dev: true,
-        jobs: 2,
-        wait: Some(rollout::WaitOptions { timeout: std::time::Duration::from_secs(180), ..Default::default() }),
+    let dev = crate::devloop::kube::KubeDev {
+        package: cmd.package.clone(),
+        files,
+        file_names: cmd.files.iter().map(|f| f.display().to_string()).collect(),
+        port_forward,
+        rollout_timeout: std::time::Duration::from_secs(180),
     };
-    let progress = |m: &str| tracing::info!("waiting: {m}");
-    let deployed = deploy::deploy(&cluster, &files, &builder, publisher.as_ref(), &deploy_opts, &progress).await?;
-    let image = deployed.app_image(&reference).context("the app's image was not built")?;
-    let image_for_logs = image.clone();
-    let binary_path = crate::cache::binary_path(&builder.cache_root(), &app.package.import_path, &platform);
-    let initial = bytes::Bytes::from(std::fs::read(&binary_path).with_context(|| binary_path.display().to_string())?);
-    let warn_events = events.clone();
-    let target = crate::target::kube::KubeTarget::new(
-        cluster.clone(),
-        deployed.workloads.clone(),
-        image,
-        vec![platform],
-        Box::new(move |m: &str| warn_events(DevEvent::Warning { message: m.to_string() })),
-    );
-    // App logs, prefixed with pod/container, and an optional port-forward;
-    // both follow the workloads as pods are replaced.
-    let found = crate::target::kube::pods::discover(&cluster, &deployed.workloads, &image_for_logs).await?;
-    let log_events = events.clone();
-    let line: crate::target::kube::logs::LineFn = std::sync::Arc::new(move |replica: &str, text: &str| {
-        log_events(DevEvent::Log { replica: replica.to_string(), line: text.to_string() })
-    });
-    let logs = crate::target::kube::logs::follow_logs(
-        &cluster,
-        deployed.workloads.clone(),
-        image_for_logs.clone(),
-        opts.health_interval,
-        line,
-    );
-    let mut opts = opts;
-    let mut forward = None;
-    if let Some(spec) = &cmd.port_forward {
-        let (local, remote) = spec
-            .split_once(':')
-            .and_then(|(l, r)| Some((l.parse::<u16>().ok()?, r.parse::<u16>().ok()?)))
-            .with_context(|| format!("invalid --port-forward {spec:?}: use LOCAL:POD_PORT, e.g. 8080:8080"))?;
-        let (addr, task) = crate::target::kube::logs::port_forward(
-            &cluster,
-            deployed.workloads.clone(),
-            image_for_logs.clone(),
-            local,
-            remote,
-        )
-        .await?;
-        let names: Vec<String> = deployed.workloads.iter().map(|w| format!("{}/{}", w.namespace, w.name)).collect();
-        eprintln!("forwarding http://{addr} → port {remote} of {}", names.join(", "));
-        if matches!(opts.probe, crate::devloop::Probe::Started) {
-            opts.probe = crate::devloop::Probe::Http(format!("http://{addr}/"));
-        }
-        forward = Some(task);
-    }
-    events(DevEvent::Started {
-        image: deployed.refs.get(&reference).map(|r| r.image.clone()).unwrap_or_default(),
-        replicas: found.containers.iter().map(|c| format!("{}/{}", c.pod, c.container)).collect(),
-    });
-    let result = crate::devloop::run(&builder, &target, app, watching, initial, opts, events.clone(), shutdown).await;
-    logs.abort();
-    if let Some(t) = forward {
-        t.abort();
-    }
-    result?;
-    events(DevEvent::Warning {
-        message: format!(
-            "the workloads stay deployed; remove them with `gohot delete -f {}`",
-            cmd.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" -f ")
-        ),
-    });
+    crate::devloop::kube::run(&builder, &cluster, publisher.as_ref(), dev, opts, events, shutdown).await?;
     Ok(())
 }
 
@@ -970,7 +911,7 @@ async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
         wait: cmd.wait.then_some(rollout::WaitOptions { timeout: cmd.timeout, ..Default::default() }),
     };
     let progress = |m: &str| tracing::info!("waiting: {m}");
-    let deployed = deploy::deploy(&cluster, &files, &builder, publisher.as_ref(), &opts, &progress).await?;
+    let deployed = deploy::deploy(&cluster, &files, builder.build(), publisher.as_ref(), &opts, &progress).await?;
     for a in &deployed.applied {
         eprintln!("applied {}", a.object);
     }
@@ -1047,6 +988,9 @@ pub fn compiler_output(err: &anyhow::Error) -> Option<&str> {
             return b.compiler_output();
         }
         if let Some(d) = cause.downcast_ref::<crate::devloop::docker::DockerDevError>() {
+            return d.compiler_output();
+        }
+        if let Some(d) = cause.downcast_ref::<crate::devloop::kube::KubeDevError>() {
             return d.compiler_output();
         }
         match cause.downcast_ref::<crate::devloop::DevError>() {

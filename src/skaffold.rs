@@ -253,7 +253,7 @@ fn module_and_kodata_files(pkg: &crate::build::go::Package) -> Result<Vec<PathBu
         let mut rels = Vec::new();
         walk_files(&kodata, &kodata, &mut rels)?;
         // watchexec and its record are gohot's own, not inputs of the image.
-        rels.retain(|r| !crate::devimage::watchexec::is_gohot_owned_kodata(r));
+        rels.retain(|r| !crate::build::kodata::is_gohot_owned_kodata(r));
         files.extend(rels.into_iter().map(|r| kodata.join(r)));
     }
     Ok(files)
