@@ -969,6 +969,9 @@ async fn probe(probe: &Probe, timeout: Duration) -> Result<(), String> {
 }
 
 #[cfg(test)]
+mod loop_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
