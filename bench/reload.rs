@@ -446,12 +446,12 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("cannot reach the cluster: {e}"));
         let ns = format!("gohot-bench-{}", std::process::id());
         let c = Cluster { rt, cluster, ns };
-        c.rt.block_on(gohot::cluster::apply::apply(&c.cluster, &[c.namespace()])).expect("create the namespace");
+        c.rt.block_on(gohot::deploy::apply::apply(&c.cluster, &[c.namespace()])).expect("create the namespace");
         c
     }
 
-    fn namespace(&self) -> gohot::cluster::apply::Doc {
-        gohot::cluster::apply::Doc {
+    fn namespace(&self) -> gohot::deploy::apply::Doc {
+        gohot::deploy::apply::Doc {
             origin: "bench namespace".into(),
             value: serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.ns}}),
         }
@@ -526,7 +526,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = self.rt.block_on(gohot::cluster::apply::delete(&self.cluster, &[self.namespace()]));
+        let _ = self.rt.block_on(gohot::deploy::apply::delete(&self.cluster, &[self.namespace()]));
     }
 }
 

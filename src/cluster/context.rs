@@ -142,12 +142,12 @@ pub fn select_context(
 }
 
 /// `allowContexts:` from `gohot.yaml` in `dir`, read by the one gohot.yaml
-/// parser ([`crate::devconfig`]), so the whole file is checked. No file is an
+/// parser ([`crate::config::gohot`]), so the whole file is checked. No file is an
 /// empty list.
 pub fn allowed_from_config(dir: &Path) -> Result<Vec<String>, KubeError> {
     // One parser for gohot.yaml: the same schema the dev loop reads.
-    crate::devconfig::GohotConfig::load(dir).map(|c| c.allow_contexts).map_err(|e| KubeError::Kubeconfig {
-        path: dir.join(crate::devconfig::FILE_NAME).display().to_string(),
+    crate::config::gohot::GohotConfig::load(dir).map(|c| c.allow_contexts).map_err(|e| KubeError::Kubeconfig {
+        path: dir.join(crate::config::gohot::FILE_NAME).display().to_string(),
         detail: e.to_string(),
     })
 }

@@ -57,14 +57,6 @@ pub enum Change {
 /// Decides whether a relative path is covered by sync rules.
 pub type PathMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
-/// Files in kodata that gohot manages itself.
-const KODATA_OWN: &[&str] = &["watchexec", ".watchexec.sha256", ".gitignore"];
-
-/// Whether a kodata path (relative to kodata) is a file gohot manages itself.
-pub fn is_gohot_owned_kodata(rel: &str) -> bool {
-    KODATA_OWN.contains(&rel)
-}
-
 /// Whether a file name is an editor's or tool's temporary file, never a
 /// real edit: vim (`.x.swp`, `4913`, `x~`), Emacs (`.#x`, `#x#`), VS Code
 /// (`x.vsctmp`), JetBrains (`x___jb_tmp___`), `sed -i` (`sedXXXXXX`),
@@ -128,7 +120,7 @@ impl Scope {
                 }
             }
             if let Some(rel) = rel_str(path, &self.kodata) {
-                if !KODATA_OWN.contains(&rel.as_str()) {
+                if !crate::build::kodata::is_gohot_owned_kodata(&rel) {
                     out.push(Change::Kodata(rel));
                 }
             }

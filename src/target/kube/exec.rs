@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Cluster, KubeError};
+use crate::cluster::{Cluster, KubeError};
 use crate::target::ExecOutput;
 
 /// What the status channel said.
