@@ -9,6 +9,7 @@ pub mod base;
 pub mod go;
 pub mod image;
 pub mod layer;
+pub mod staticbase;
 
 use std::path::{Path, PathBuf};
 
@@ -89,9 +90,9 @@ pub struct GoBuilder {
     opts: BuildOptions,
 }
 
-/// ko's default base image is not reachable offline; gohot defaults to the
-/// empty base, which suits static Go binaries.
-pub const DEFAULT_BASE: &str = "scratch";
+/// ko's default base image is not reachable offline; gohot defaults to its
+/// built-in equivalent ([`staticbase`]: CA certificates, tzdata, nonroot).
+pub const DEFAULT_BASE: &str = staticbase::NAME;
 
 impl GoBuilder {
     /// A builder.
