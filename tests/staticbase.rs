@@ -29,10 +29,18 @@ fn probe_app(sb: &Sandbox, rel: &str) -> PathBuf {
     dst
 }
 
+/// An image in the local engine, untagged (`:<id>` and `:latest`) on drop.
+struct LocalImage {
+    reference: String,
+    _tags: [DockerImage; 2],
+}
+
 /// Builds `app` into the local Docker engine; extra args go before the package.
-fn build_local(sb: &Sandbox, app: &Path, repo: &str, extra: &[&str]) -> DockerImage {
+fn build_local(sb: &Sandbox, app: &Path, repo: &str, extra: &[&str]) -> LocalImage {
     let out = ok(sb.gohot(app).args(["build", "-B"]).args(extra).arg(".").env("KO_DOCKER_REPO", repo));
-    DockerImage(out.trim().to_string())
+    let reference = out.trim().to_string();
+    let tags = [DockerImage(reference.clone()), DockerImage(format!("{repo}/baseprobe:latest"))];
+    LocalImage { reference, _tags: tags }
 }
 
 /// Runs the probe image and returns its report.
@@ -72,7 +80,7 @@ fn default_base_gives_go_roots_zones_nonroot_and_tmp() {
     let repo = format!("ko.local/gohot-test-static-{}", std::process::id());
 
     let image = build_local(&sb, &app, &repo, &[]);
-    let r = probe(&image.0);
+    let r = probe(&image.reference);
     assert!(r["roots"].as_u64().expect("roots") > 100, "{r}");
     assert_eq!(r["pool_error"], "", "{r}");
     assert_eq!(r["has_isrg_root_x1"], true, "{r}");
@@ -85,7 +93,7 @@ fn default_base_gives_go_roots_zones_nonroot_and_tmp() {
     assert_eq!(r["wd"], "/home/nonroot", "{r}");
 
     let scratch = build_local(&sb, &app, &repo, &["--base", "scratch"]);
-    let r = probe(&scratch.0);
+    let r = probe(&scratch.reference);
     assert_eq!(r["roots"], 0, "{r}");
     assert!(r["verify_error"].as_str().expect("verify").contains("unknown authority"), "{r}");
     assert!(r["paris"].as_str().expect("paris").starts_with("error:"), "{r}");
