@@ -56,8 +56,6 @@ pub const CA_BUNDLE_PATH: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub const ZONEINFO_DIR: &str = "/usr/share/zoneinfo";
 /// The uid and gid the base runs as (distroless and Chainguard's `nonroot`).
 pub const NONROOT_UID: u64 = 65532;
-/// `nobody`.
-pub const NOBODY_UID: u64 = 65534;
 /// The environment the config sets (distroless's static image).
 pub const ENV: &[&str] = &[
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
