@@ -111,7 +111,7 @@ fn apply_edit(app: &Path, i: usize) -> String {
     let start = src.find("var greeting = \"").expect("greeting") + "var greeting = \"".len();
     let end = start + src[start..].find('"').expect("quote");
     let mut new = format!("{}{}{}", &src[..start], text, &src[end..]);
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         new.push_str(&format!(
             "\nfunc init() {{\n\thttp.HandleFunc(\"/h{i}\", func(w http.ResponseWriter, r *http.Request) {{\n\t\tfmt.Fprintf(w, \"handler {i} %s\\n\", r.URL.Path)\n\t}})\n}}\n"
         ));
@@ -381,6 +381,16 @@ fn run_docker(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
             }
         }
     }
+    // The soak ends on its last edit, whether or not that one was waited for.
+    if args.soak > 0 {
+        let last = format!("bench edit {}", args.edits + args.soak);
+        if wait_answer(port, &last, Duration::from_secs(60)).is_none() {
+            st.failed += 1;
+            log(format!("soak: the last edit ({last}) was never served"));
+        } else {
+            log(format!("soak: {} edits, ended on the last one", args.soak));
+        }
+    }
     drop(dev);
 
     // --- without gohot: rebuild the image, replace the container ---
@@ -436,12 +446,12 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("cannot reach the cluster: {e}"));
         let ns = format!("gohot-bench-{}", std::process::id());
         let c = Cluster { rt, cluster, ns };
-        c.rt.block_on(gohot::cluster::apply::apply(&c.cluster, &[c.namespace()])).expect("create the namespace");
+        c.rt.block_on(gohot::deploy::apply::apply(&c.cluster, &[c.namespace()])).expect("create the namespace");
         c
     }
 
-    fn namespace(&self) -> gohot::cluster::apply::Doc {
-        gohot::cluster::apply::Doc {
+    fn namespace(&self) -> gohot::deploy::apply::Doc {
+        gohot::deploy::apply::Doc {
             origin: "bench namespace".into(),
             value: serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.ns}}),
         }
@@ -516,7 +526,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = self.rt.block_on(gohot::cluster::apply::delete(&self.cluster, &[self.namespace()]));
+        let _ = self.rt.block_on(gohot::deploy::apply::delete(&self.cluster, &[self.namespace()]));
     }
 }
 

@@ -37,19 +37,6 @@ pub fn base_dir(root: &Path) -> PathBuf {
     root.join("base")
 }
 
-/// Writes `data` to `path` atomically: a temp file in the same directory,
-/// fsync, then rename, so readers see the old file or the new, never half.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".gohot-tmp").tempfile_in(dir)?;
-    tmp.write_all(data)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,15 +45,5 @@ mod tests {
     fn binary_path_is_ko_compatible() {
         let p = binary_path(Path::new("/c"), "example.com/hello/cmd/app", &Platform::linux("arm64"));
         assert_eq!(p, Path::new("/c/bin/example.com/hello/cmd/app/linux/arm64/out"));
-    }
-
-    #[test]
-    fn atomic_write_replaces_and_leaves_no_temp() {
-        let d = tempfile::tempdir().unwrap();
-        let f = d.path().join("x");
-        write_atomic(&f, b"one").unwrap();
-        write_atomic(&f, b"two").unwrap();
-        assert_eq!(std::fs::read(&f).unwrap(), b"two");
-        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 }

@@ -3,7 +3,8 @@
 //! print — no work of their own.
 //!
 //! Exit codes: 0 success; 1 the command failed (build, publish, resolve…);
-//! 2 usage error (bad flags or arguments); 130 interrupted (Ctrl-C).
+//! 2 usage error (bad flags or arguments); 130 interrupted (Ctrl-C, SIGINT);
+//! 143 terminated (SIGTERM). `gohot dev` cleans up before exiting 130/143.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -16,10 +17,10 @@ use clap::{Args, Parser, Subcommand};
 use crate::build::base::BaseStore;
 use crate::build::go::{GoError, GoToolchain};
 use crate::build::{Build, BuildError, BuildOptions, GoBuilder};
-use crate::config::KoConfig;
+use crate::config::ko::KoConfig;
+use crate::oci::client::Registry;
 use crate::publish::select::{publisher, Destinations};
 use crate::publish::Naming;
-use crate::registry::Registry;
 
 /// gohot: build Go images the way ko does, and hot-reload them in dev mode.
 #[derive(Debug, Parser)]
@@ -352,20 +353,15 @@ async fn run_syncback(cmd: SyncbackCmd) -> Result<()> {
         excludes.push("/.gohotignore".into());
         excludes.extend(text.lines().map(str::to_string));
     }
-    let target: Box<dyn crate::target::Target> = match &spec.target {
-        TargetRef::Docker(name) => {
-            let docker = crate::publish::daemon::connect().await?;
-            Box::new(crate::target::docker::ExistingContainer::new(docker, name))
-        }
-        TargetRef::Pod(_) | TargetRef::Deployment(_) => {
+    let target: Box<dyn crate::target::Target> = match (&spec.target, spec.target.named()) {
+        (_, Some(named)) => {
             let cluster = connect_cluster(&cmd.kube).await?;
             let namespace = cmd.kube.namespace.clone().unwrap_or_else(|| cluster.context.namespace.clone());
-            Box::new(crate::syncback::kube::PodSource::new(
-                cluster,
-                namespace,
-                spec.target.clone(),
-                cmd.container.clone(),
-            ))
+            Box::new(crate::target::kube::KubeTarget::one_pod(cluster, namespace, named, cmd.container.clone()))
+        }
+        (TargetRef::Docker(name), None) | (TargetRef::Pod(name) | TargetRef::Deployment(name), None) => {
+            let docker = crate::docker::connect().await?;
+            Box::new(crate::target::docker::ExistingContainer::new(docker, name))
         }
     };
     if !cmd.dry_run {
@@ -586,12 +582,62 @@ async fn run_dev(cmd: DevCmd) -> Result<()> {
         }
     });
     let workdir = std::env::current_dir().context("cannot determine the current directory")?;
-    let config = crate::devconfig::GohotConfig::load(&workdir)?;
+    let config = crate::config::gohot::GohotConfig::load(&workdir)?;
+    let infer = match config.rules.infer {
+        Some(patterns) => {
+            let infer = crate::devloop::InferSync {
+                patterns,
+                dockerfile: config.rules.dockerfile,
+                context: config.dir.clone(),
+                build_args: config.rules.build_args,
+            };
+            // A Dockerfile that cannot be read is a mistake to report now, not at the first save.
+            crate::sync::infer::sync_map_of_dir(&infer.dockerfile, &infer.context, &infer.build_args)
+                .context("gohot.yaml: sync.infer infers destinations from the Dockerfile (sync.dockerfile)")?;
+            Some(std::sync::Arc::new(infer))
+        }
+        None => None,
+    };
     let rules = (!config.rules.manual.is_empty()).then(|| std::sync::Arc::new(config.rules.manual));
-    let opts =
-        LoopOptions { debounce: std::time::Duration::from_millis(cmd.debounce_ms), probe, rules, ..Default::default() };
+    // Files syncback brought back into the package are not edits.
+    let cache_root = crate::cache::root();
+    let ignore = crate::devloop::IgnoreFn(std::sync::Arc::new(move |p: &std::path::Path| {
+        crate::syncback::written_by_syncback(&cache_root, p)
+    }));
+    let opts = LoopOptions {
+        debounce: std::time::Duration::from_millis(cmd.debounce_ms),
+        probe,
+        rules,
+        infer,
+        ignore: Some(ignore),
+        ..Default::default()
+    };
+    // Registered now, so Ctrl-C is honoured during start-up too.
+    let stop = futures::FutureExt::shared(Box::pin(interrupted()));
     if target == TargetKind::Kube {
-        return run_dev_kube(cmd, opts, events).await;
+        // Start-up on a cluster (build, push, apply, rollout) is abandoned on
+        // Ctrl-C; once the loop runs, it stops it the usual way.
+        let looping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, inner) = (looping.clone(), events.clone());
+        let events = docker::sink(move |e: DevEvent| {
+            if matches!(e, DevEvent::Started { .. }) {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            inner(e)
+        });
+        let early = {
+            let stop = stop.clone();
+            async move {
+                stop.await;
+                if looping.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        return tokio::select! {
+            r = run_dev_kube(cmd, opts, events, stop) => r,
+            _ = early => Ok(()),
+        };
     }
     let mut flags = cmd.build.clone();
     flags.dev = true;
@@ -605,7 +651,7 @@ async fn run_dev(cmd: DevCmd) -> Result<()> {
         args: cmd.args.clone(),
         keep: cmd.keep,
     };
-    docker::run(&builder, dev, opts, events, interrupted()).await?;
+    docker::run(&builder, dev, opts, events, stop).await?;
     Ok(())
 }
 
@@ -643,18 +689,36 @@ async fn run_resolve(cmd: ResolveCmd) -> Result<()> {
     Ok(())
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM, so long-running commands can clean up.
-async fn interrupted() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// The signal that stopped gohot (0: none yet), for the exit code.
+static STOPPED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, so long-running commands can
+/// clean up, and records which one for the exit code (130 or 143). The
+/// handlers are installed when this is called, not when it is first awaited.
+fn interrupted() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let int = signal(SignalKind::interrupt());
+    let term = signal(SignalKind::terminate());
+    async move {
+        let record = |sig: i32| STOPPED_BY.store(sig, std::sync::atomic::Ordering::SeqCst);
+        match (int, term) {
+            (Ok(mut int), Ok(mut term)) => tokio::select! {
+                _ = int.recv() => record(2),
+                _ = term.recv() => record(15),
+            },
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+                record(2);
+            }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    }
+}
+
+/// The exit code for a command stopped by a signal: 128 + its number.
+fn signal_exit_code() -> Option<ExitCode> {
+    match STOPPED_BY.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        sig => Some(ExitCode::from(128 + sig as u8)),
     }
 }
 
@@ -740,7 +804,7 @@ fn read_all_manifests(paths: &[PathBuf]) -> Result<Vec<crate::resolve::ManifestF
 async fn connect_cluster(flags: &KubeFlags) -> Result<crate::cluster::Cluster> {
     let mut opts = flags.options();
     let workdir = std::env::current_dir().context("cannot determine the current directory")?;
-    opts.allow_contexts.extend(crate::cluster::context::allowed_from_config(&workdir)?);
+    opts.allow_contexts.extend(crate::config::gohot::GohotConfig::load(&workdir)?.allow_contexts);
     let cluster = crate::cluster::connect(&opts).await?;
     let version = cluster.ping().await?;
     tracing::info!("context {} ({}, Kubernetes {version})", cluster.context.name, cluster.context.server);
@@ -773,8 +837,10 @@ async fn run_dev_kube(
     cmd: DevCmd,
     opts: crate::devloop::LoopOptions,
     events: crate::devloop::events::EventSink,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
-    use crate::cluster::{deploy, nodes, rollout};
+    use crate::cluster::nodes;
+    use crate::deploy::{self, rollout};
     use crate::devloop::events::DevEvent;
     let files = read_all_manifests(&cmd.files)?;
     let cluster = connect_cluster(&cmd.kube).await?;
@@ -804,7 +870,7 @@ async fn run_dev_kube(
         );
     }
     let app = crate::devloop::DevApp { package, requested: cmd.package.clone(), platform: platform.clone() };
-    let watching = crate::devloop::watch(&builder, &app, opts.rules.clone()).await?;
+    let watching = crate::devloop::watch(&builder, &app, &opts).await?;
     let deploy_opts = deploy::DeployOptions {
         dev: true,
         jobs: 2,
@@ -826,12 +892,12 @@ async fn run_dev_kube(
     );
     // App logs, prefixed with pod/container, and an optional port-forward;
     // both follow the workloads as pods are replaced.
-    let found = crate::cluster::pods::discover(&cluster, &deployed.workloads, &image_for_logs).await?;
+    let found = crate::target::kube::pods::discover(&cluster, &deployed.workloads, &image_for_logs).await?;
     let log_events = events.clone();
-    let line: crate::cluster::logs::LineFn = std::sync::Arc::new(move |replica: &str, text: &str| {
+    let line: crate::target::kube::logs::LineFn = std::sync::Arc::new(move |replica: &str, text: &str| {
         log_events(DevEvent::Log { replica: replica.to_string(), line: text.to_string() })
     });
-    let logs = crate::cluster::logs::follow_logs(
+    let logs = crate::target::kube::logs::follow_logs(
         &cluster,
         deployed.workloads.clone(),
         image_for_logs.clone(),
@@ -845,7 +911,7 @@ async fn run_dev_kube(
             .split_once(':')
             .and_then(|(l, r)| Some((l.parse::<u16>().ok()?, r.parse::<u16>().ok()?)))
             .with_context(|| format!("invalid --port-forward {spec:?}: use LOCAL:POD_PORT, e.g. 8080:8080"))?;
-        let (addr, task) = crate::cluster::logs::port_forward(
+        let (addr, task) = crate::target::kube::logs::port_forward(
             &cluster,
             deployed.workloads.clone(),
             image_for_logs.clone(),
@@ -864,8 +930,7 @@ async fn run_dev_kube(
         image: deployed.refs.get(&reference).map(|r| r.image.clone()).unwrap_or_default(),
         replicas: found.containers.iter().map(|c| format!("{}/{}", c.pod, c.container)).collect(),
     });
-    let result =
-        crate::devloop::run(&builder, &target, app, watching, initial, opts, events.clone(), interrupted()).await;
+    let result = crate::devloop::run(&builder, &target, app, watching, initial, opts, events.clone(), shutdown).await;
     logs.abort();
     if let Some(t) = forward {
         t.abort();
@@ -881,7 +946,8 @@ async fn run_dev_kube(
 }
 
 async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
-    use crate::cluster::{deploy, nodes, rollout};
+    use crate::cluster::nodes;
+    use crate::deploy::{self, rollout};
     let files = read_all_manifests(&cmd.files)?;
     let refs = deploy::ko_refs(&files);
     if refs.is_empty() {
@@ -917,7 +983,7 @@ async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
 }
 
 async fn run_delete(cmd: DeleteCmd) -> Result<()> {
-    use crate::cluster::{apply, deploy};
+    use crate::deploy::{self, apply};
     let files = read_all_manifests(&cmd.files)?;
     let docs = deploy::raw_docs(&files)?;
     let cluster = connect_cluster(&cmd.kube).await?;
@@ -972,15 +1038,21 @@ pub fn report(err: &anyhow::Error) {
     }
 }
 
-/// The compiler's own output, if the error is a failed `go build`.
+/// The compiler's own output, if the error is a failed `go build` (however
+/// deep: `gohot build`, `gohot dev` start-up, `resolve`).
 pub fn compiler_output(err: &anyhow::Error) -> Option<&str> {
     err.chain().find_map(|cause| {
-        let go = cause.downcast_ref::<GoError>().or_else(|| match cause.downcast_ref::<BuildError>() {
-            Some(BuildError::Go(g)) => Some(g),
-            _ => None,
-        });
-        match go {
-            Some(GoError::Build { stderr, .. }) => Some(stderr.as_str()),
+        if let Some(GoError::Build { stderr, .. }) = cause.downcast_ref::<GoError>() {
+            return Some(stderr.as_str());
+        }
+        if let Some(b) = cause.downcast_ref::<BuildError>() {
+            return b.compiler_output();
+        }
+        if let Some(d) = cause.downcast_ref::<crate::devloop::docker::DockerDevError>() {
+            return d.compiler_output();
+        }
+        match cause.downcast_ref::<crate::devloop::DevError>() {
+            Some(crate::devloop::DevError::Build(b)) => b.compiler_output(),
             _ => None,
         }
     })
@@ -1003,26 +1075,33 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // `dev` handles Ctrl-C itself (it cleans up); other commands just stop.
+    // `dev` handles Ctrl-C itself (it cleans up first); other commands just stop.
     let handles_interrupt = matches!(cli.command, Command::Dev(_));
     let result = runtime.block_on(async {
         if handles_interrupt {
-            return Some(run(cli.command).await);
+            return run(cli.command).await;
         }
+        let stop = interrupted();
+        // On a task of its own, so a command blocked in a read (`resolve -f -`
+        // waiting on stdin) cannot keep the signal from being seen.
+        let command = tokio::spawn(run(cli.command));
         tokio::select! {
-            r = run(cli.command) => Some(r),
-            _ = tokio::signal::ctrl_c() => None,
+            r = command => r.unwrap_or_else(|e| Err(anyhow::anyhow!("internal error: {e}"))),
+            _ = stop => Ok(()),
         }
     });
+    // Interrupted (Ctrl-C: 130, SIGTERM: 143) wins over how the command ended.
+    if let Some(code) = signal_exit_code() {
+        eprintln!("interrupted");
+        // A command may still be blocked in a read: do not wait for it.
+        runtime.shutdown_background();
+        return code;
+    }
     match result {
-        Some(Ok(())) => ExitCode::SUCCESS,
-        Some(Err(e)) => {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
             report(&e);
             ExitCode::FAILURE
-        }
-        None => {
-            eprintln!("interrupted");
-            ExitCode::from(130)
         }
     }
 }

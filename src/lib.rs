@@ -8,19 +8,22 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod atomic;
 pub mod build;
 pub mod cache;
 pub mod cli;
 pub mod cluster;
 pub mod config;
-pub mod devconfig;
+pub mod deploy;
 pub mod devimage;
 pub mod devloop;
+pub mod docker;
+pub mod exec;
+pub mod layout;
 pub mod oci;
 pub mod platform;
 pub mod progress;
 pub mod publish;
-pub mod registry;
 pub mod resolve;
 pub mod skaffold;
 pub mod sync;

@@ -19,10 +19,9 @@
 //!   -deps`), `go.mod`/`go.sum` and the `kodata` files — as a JSON array of
 //!   paths relative to the directory Skaffold runs the command in (the
 //!   context).
-//! * **The inferred sync map** ([`sync_map_of_dir`]): the I/O half of
-//!   [`crate::sync::dockerfile::sync_map`] — read the Dockerfile and
-//!   `.dockerignore`, walk the context — so `gohot syncmap` can show Skaffold
-//!   users what their `infer` rules would do.
+//! * **The inferred sync map** ([`sync_map_of_dir`], from
+//!   [`crate::sync::infer`], which `gohot dev` uses for `sync.infer` too), so
+//!   `gohot syncmap` can show Skaffold users what their `infer` rules would do.
 //!
 //! How the pieces meet in `skaffold dev` (and what Skaffold's sync can and
 //! cannot do with a custom builder) is explained in `docs/skaffold.md`.
@@ -31,12 +30,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
 use crate::build::go::{GoError, GoToolchain};
+use crate::oci::client::Registry;
 use crate::platform::Platform;
 use crate::publish::daemon::DaemonPublisher;
 use crate::publish::registry::{split_tag, RegistryPublisher};
 use crate::publish::{Publish, PublishError};
-use crate::registry::Registry;
-use crate::sync::dockerfile::{DockerfileError, SyncMap};
 
 /// Errors of the Skaffold integration. Variable errors name the variable.
 #[derive(Debug, thiserror::Error)]
@@ -84,14 +82,10 @@ pub enum SkaffoldError {
         /// Why.
         source: std::io::Error,
     },
-    /// The Dockerfile, `.dockerignore` or context could not be turned into a sync map.
-    #[error("{path}: {source}")]
-    Dockerfile {
-        /// The Dockerfile.
-        path: PathBuf,
-        /// Why.
-        source: DockerfileError,
-    },
+    /// The Dockerfile, `.dockerignore` or context could not be read or
+    /// turned into a sync map.
+    #[error(transparent)]
+    Infer(#[from] crate::sync::infer::InferError),
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> SkaffoldError + '_ {
@@ -201,7 +195,7 @@ impl BuildRequest {
 /// `sync.manual` rule covering `dest` can copy it into the container.
 pub fn copy_binary(binary: &Path, dest: &Path) -> Result<(), SkaffoldError> {
     let data = std::fs::read(binary).map_err(io_err(binary))?;
-    crate::cache::write_atomic(dest, &data).map_err(io_err(dest))?;
+    crate::atomic::write(dest, &data, None).map_err(io_err(dest))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -259,7 +253,7 @@ fn module_and_kodata_files(pkg: &crate::build::go::Package) -> Result<Vec<PathBu
         let mut rels = Vec::new();
         walk_files(&kodata, &kodata, &mut rels)?;
         // watchexec and its record are gohot's own, not inputs of the image.
-        rels.retain(|r| !crate::devloop::watch::is_gohot_owned_kodata(r));
+        rels.retain(|r| !crate::devimage::watchexec::is_gohot_owned_kodata(r));
         files.extend(rels.into_iter().map(|r| kodata.join(r)));
     }
     Ok(files)
@@ -289,64 +283,7 @@ pub fn relative_to(path: &Path, base: &Path) -> String {
     }
 }
 
-/// Every file below `dir` (regular files and symlinks), relative to `root`,
-/// `/`-separated; `.git` folders are skipped.
-pub fn walk_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), SkaffoldError> {
-    let mut entries: Vec<_> =
-        std::fs::read_dir(dir).map_err(io_err(dir))?.collect::<Result<_, _>>().map_err(io_err(dir))?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let path = e.path();
-        let ty = e.file_type().map_err(io_err(&path))?;
-        if ty.is_dir() {
-            if e.file_name() == ".git" {
-                continue;
-            }
-            walk_files(root, &path, out)?;
-        } else if ty.is_file() || ty.is_symlink() {
-            if let Ok(rel) = path.strip_prefix(root) {
-                let parts: Vec<String> =
-                    rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-                out.push(parts.join("/"));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Infers the sync map of the Dockerfile at `dockerfile` for the build
-/// context `context`: the context's files (walked, `.git` skipped), filtered
-/// by the `.dockerignore` that applies — `<Dockerfile>.dockerignore` next to
-/// the Dockerfile if present (BuildKit's rule), else `.dockerignore` in the
-/// context.
-pub fn sync_map_of_dir(
-    dockerfile: &Path,
-    context: &Path,
-    build_args: &BTreeMap<String, String>,
-) -> Result<SyncMap, SkaffoldError> {
-    let text = std::fs::read_to_string(dockerfile).map_err(io_err(dockerfile))?;
-    let mut files = Vec::new();
-    walk_files(context, context, &mut files)?;
-    let specific = dockerfile.file_name().map(|n| {
-        let mut n = n.to_os_string();
-        n.push(".dockerignore");
-        dockerfile.with_file_name(n)
-    });
-    let ignore_path = specific.filter(|p| p.is_file()).unwrap_or_else(|| context.join(".dockerignore"));
-    let ignore = match std::fs::read_to_string(&ignore_path) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io_err(&ignore_path)(e)),
-    };
-    crate::sync::dockerfile::sync_map(&text, build_args, &files, ignore.as_deref()).map_err(|source| {
-        let path = if matches!(source, DockerfileError::BadIgnorePattern { .. }) {
-            ignore_path.clone()
-        } else {
-            dockerfile.to_path_buf()
-        };
-        SkaffoldError::Dockerfile { path, source }
-    })
-}
+pub use crate::sync::infer::{sync_map_of_dir, walk_files};
 
 /// Parses `K=V` build arguments; a bare `K` takes its value from `lookup`
 /// (as `docker build --build-arg K` does) and is dropped when unset there.

@@ -68,12 +68,12 @@ impl KubeEnv {
         let short: String = test.chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect();
         let ns = format!("gohot-{}-{}", short.to_lowercase(), std::process::id());
         let env = KubeEnv { rt, cluster, ns };
-        env.rt.block_on(cluster::apply::apply(&env.cluster, &[env.namespace_doc()])).expect("create namespace");
+        env.rt.block_on(gohot::deploy::apply::apply(&env.cluster, &[env.namespace_doc()])).expect("create namespace");
         Some(env)
     }
 
-    fn namespace_doc(&self) -> cluster::apply::Doc {
-        cluster::apply::Doc {
+    fn namespace_doc(&self) -> gohot::deploy::apply::Doc {
+        gohot::deploy::apply::Doc {
             origin: "test namespace".into(),
             value: serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.ns}}),
         }
@@ -177,7 +177,7 @@ impl KubeEnv {
 impl Drop for KubeEnv {
     fn drop(&mut self) {
         let doc = self.namespace_doc();
-        if let Err(e) = self.rt.block_on(cluster::apply::delete(&self.cluster, &[doc])) {
+        if let Err(e) = self.rt.block_on(gohot::deploy::apply::delete(&self.cluster, &[doc])) {
             eprintln!("cleanup: deleting namespace {}: {e}", self.ns);
         }
     }
@@ -476,7 +476,7 @@ fn apply_syncback_delete_on_a_real_cluster() {
 fn exec(env: &KubeEnv, pod: &str, argv: &[String], stdin: bytes::Bytes) -> gohot::target::ExecOutput {
     let out = env
         .rt
-        .block_on(gohot::cluster::exec::exec(&env.cluster, &env.ns, pod, "hello", argv, stdin))
+        .block_on(gohot::target::kube::exec::exec(&env.cluster, &env.ns, pod, "hello", argv, stdin))
         .unwrap_or_else(|e| panic!("exec {argv:?} in {pod}: {e}"));
     assert_eq!(out.exit_code, 0, "{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
     out

@@ -221,7 +221,7 @@ fn gohot_yaml_bad_strip_names_the_rule() {
         "sync:\n  manual:\n  - src: 'kodata/**'\n    dest: /var/run/ko\n    strip: kodata/\n  - src: 'web/*.html'\n    dest: /srv\n    strip: static/\n",
     )
     .expect("write");
-    let err = gohot::devconfig::GohotConfig::load(dir.path()).expect_err("bad strip").to_string();
+    let err = gohot::config::gohot::GohotConfig::load(dir.path()).expect_err("bad strip").to_string();
     assert!(err.contains("gohot.yaml"), "{err}");
     assert!(err.contains("sync.manual[1]") && err.contains("web/*.html") && err.contains("strip `static/`"), "{err}");
 
@@ -230,6 +230,6 @@ fn gohot_yaml_bad_strip_names_the_rule() {
         "sync:\n  manual:\n  - src: 'kodata/**'\n    dest: /var/run/ko\n    strip: kodata/\n",
     )
     .expect("write");
-    let cfg = gohot::devconfig::GohotConfig::load(dir.path()).expect("valid");
+    let cfg = gohot::config::gohot::GohotConfig::load(dir.path()).expect("valid");
     assert_eq!(cfg.rules.manual.destinations("kodata/a/b.txt", "/").expect("dest"), ["/var/run/ko/a/b.txt"]);
 }

@@ -5,8 +5,10 @@
 mod util;
 
 mod build;
+mod config;
 mod dev;
 mod errors;
+mod exit_codes;
 mod kind;
 mod kube;
 mod resolve;

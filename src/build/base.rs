@@ -15,9 +15,9 @@ use oci_client::manifest::OciDescriptor;
 use oci_client::Reference;
 use serde_json::Value;
 
+use crate::oci::client::{classify, parse_reference, Registry, RegistryError};
 use crate::oci::{self, BlobData, Descriptor, Layer};
 use crate::platform::Platform;
-use crate::registry::{classify, parse_reference, Registry, RegistryError};
 
 /// Errors getting a base image.
 #[derive(Debug, thiserror::Error)]
@@ -217,13 +217,13 @@ impl BaseStore {
             .map_err(|e| BaseError::Registry { reference: reference.into(), source: classify(r, e) })?;
         let digest = oci::sha256_digest(&bytes);
         self.store(&digest, &bytes)?;
-        crate::cache::write_atomic(&ref_file, digest.as_bytes()).map_err(self.cache_err(&ref_file))?;
+        crate::atomic::write(&ref_file, digest.as_bytes(), None).map_err(self.cache_err(&ref_file))?;
         Ok(digest)
     }
 
     fn store(&self, digest: &str, bytes: &[u8]) -> Result<(), BaseError> {
         let path = self.blob_path(digest);
-        crate::cache::write_atomic(&path, bytes).map_err(self.cache_err(&path))
+        crate::atomic::write(&path, bytes, None).map_err(self.cache_err(&path))
     }
 
     /// A manifest by digest, from the store or the registry (verified).

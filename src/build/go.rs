@@ -90,6 +90,118 @@ pub struct Module {
     pub dir: Option<PathBuf>,
 }
 
+/// The fields of `go list -json` that [`ListedPackage`] reads.
+const LISTED_FIELDS: &str = "-json=Dir,ImportPath,Standard,Module,GoFiles,CgoFiles,CFiles,CXXFiles,MFiles,HFiles,\
+FFiles,SFiles,SwigFiles,SwigCXXFiles,SysoFiles,EmbedPatterns,EmbedFiles,IgnoredGoFiles";
+
+/// One package as `go list -deps -json` reports it: what the compiler reads from it.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ListedPackage {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Its import path.
+    pub import_path: String,
+    /// Part of the standard library.
+    pub standard: bool,
+    /// Its module (none for the standard library).
+    pub module: Option<ListedModule>,
+    /// `.go` files compiled (build constraints applied).
+    pub go_files: Vec<String>,
+    /// `.go` files that `import "C"`.
+    pub cgo_files: Vec<String>,
+    /// C sources.
+    #[serde(rename = "CFiles")]
+    pub c_files: Vec<String>,
+    /// C++ sources.
+    #[serde(rename = "CXXFiles")]
+    pub cxx_files: Vec<String>,
+    /// Objective-C sources.
+    #[serde(rename = "MFiles")]
+    pub m_files: Vec<String>,
+    /// C/C++ headers.
+    #[serde(rename = "HFiles")]
+    pub h_files: Vec<String>,
+    /// Fortran sources.
+    #[serde(rename = "FFiles")]
+    pub f_files: Vec<String>,
+    /// Assembly sources.
+    #[serde(rename = "SFiles")]
+    pub s_files: Vec<String>,
+    /// SWIG files.
+    pub swig_files: Vec<String>,
+    /// SWIG C++ files.
+    #[serde(rename = "SwigCXXFiles")]
+    pub swig_cxx_files: Vec<String>,
+    /// `.syso` objects linked in.
+    pub syso_files: Vec<String>,
+    /// `//go:embed` patterns, as written.
+    pub embed_patterns: Vec<String>,
+    /// Files those patterns match (relative to `dir`).
+    pub embed_files: Vec<String>,
+    /// `.go` files build constraints leave out (for this platform).
+    pub ignored_go_files: Vec<String>,
+}
+
+/// The module of a listed package.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ListedModule {
+    /// The main module (the one being built).
+    pub main: bool,
+    /// Its go.mod.
+    pub go_mod: Option<PathBuf>,
+    /// A `replace` directive, if any.
+    pub replace: Option<ListedReplace>,
+}
+
+/// A `replace` target.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ListedReplace {
+    /// Version; empty when the replacement is a local directory.
+    pub version: String,
+    /// Its go.mod.
+    pub go_mod: Option<PathBuf>,
+}
+
+impl ListedPackage {
+    /// Whether the developer edits this package: it is in the main module or
+    /// in a module replaced by a local directory (not the standard library,
+    /// not the module cache).
+    pub fn is_local(&self) -> bool {
+        !self.standard
+            && self.module.as_ref().is_some_and(|m| m.main || m.replace.as_ref().is_some_and(|r| r.version.is_empty()))
+    }
+
+    /// The go.mod of its module (the replacement's for a replaced module).
+    pub fn go_mod(&self) -> Option<&Path> {
+        let m = self.module.as_ref()?;
+        m.replace.as_ref().and_then(|r| r.go_mod.as_deref()).or(m.go_mod.as_deref())
+    }
+
+    /// Every file of this package the compiler reads, absolute.
+    pub fn input_files(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        [
+            &self.go_files,
+            &self.cgo_files,
+            &self.c_files,
+            &self.cxx_files,
+            &self.m_files,
+            &self.h_files,
+            &self.f_files,
+            &self.s_files,
+            &self.swig_files,
+            &self.swig_cxx_files,
+            &self.syso_files,
+            &self.embed_files,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|f| self.dir.join(f))
+    }
+}
+
 impl Package {
     /// The binary's name in the image: the import path's last element, skipping
     /// a major-version suffix (`example.com/app/v2` → `app`), as ko does.
@@ -167,11 +279,28 @@ impl GoToolchain {
         args: &[&str],
         package: &str,
     ) -> Result<Vec<u8>, GoError> {
-        let mut cmd = self.command(dir);
+        let settings = BuildSettings { dir: dir.to_path_buf(), ..Default::default() };
+        self.list_with(&settings, platform, args, package).await
+    }
+
+    /// [`Self::list`] with a build's environment and flags (`-tags` decides
+    /// which files are compiled, so the listing must see the same ones).
+    async fn list_with(
+        &self,
+        settings: &BuildSettings,
+        platform: Option<&Platform>,
+        args: &[&str],
+        package: &str,
+    ) -> Result<Vec<u8>, GoError> {
+        let mut cmd = self.command(&settings.dir);
         if let Some(p) = platform {
             cmd.env("GOOS", &p.os).env("GOARCH", &p.arch).env("CGO_ENABLED", "0");
         }
-        let out = cmd.arg("list").args(args).arg("--").arg(package).output().await.map_err(|e| self.io(e))?;
+        for (k, v) in &settings.env {
+            cmd.env(k, v);
+        }
+        cmd.arg("list").args(args).args(&settings.flags);
+        let out = cmd.arg("--").arg(package).output().await.map_err(|e| self.io(e))?;
         if !out.status.success() {
             return Err(GoError::Package {
                 package: package.into(),
@@ -195,80 +324,52 @@ impl GoToolchain {
         Ok(pkg)
     }
 
-    /// Lists the directories of the non-standard packages `import_path`
-    /// depends on (itself included): what to watch for changes.
-    pub async fn dependency_dirs(
+    /// Lists every package the binary of `import_path` is built from (itself
+    /// included), as `go list -e -deps -json` reports them for `platform`:
+    /// directories, every kind of source file, `//go:embed` patterns and the
+    /// files they match, and the module each belongs to. With `-e`, a package
+    /// with errors (a missing embed file, a syntax error) is still listed, so
+    /// a broken tree can be watched until it is fixed.
+    pub async fn list_deps(
         &self,
         dir: &Path,
         import_path: &str,
         platform: &Platform,
-    ) -> Result<Vec<PathBuf>, GoError> {
-        let out = self
-            .list(dir, Some(platform), &["-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}"], import_path)
-            .await?;
-        Ok(String::from_utf8_lossy(&out).lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect())
+    ) -> Result<Vec<ListedPackage>, GoError> {
+        let settings = BuildSettings { dir: dir.to_path_buf(), ..Default::default() };
+        self.list_deps_with(&settings, import_path, platform).await
     }
 
-    /// Lists the source files of the packages `import_path` depends on
-    /// (itself included) that belong to the main module or to a module
-    /// replaced by a local directory: Go, cgo and embedded files, absolute.
-    /// Standard-library packages and modules from the module cache are left
-    /// out (they do not change under the developer's hands).
+    /// [`Self::list_deps`] as a build with `settings` sees the packages
+    /// (its directory, environment and flags such as `-tags`).
+    pub async fn list_deps_with(
+        &self,
+        settings: &BuildSettings,
+        import_path: &str,
+        platform: &Platform,
+    ) -> Result<Vec<ListedPackage>, GoError> {
+        let out = self.list_with(settings, Some(platform), &["-e", "-deps", LISTED_FIELDS], import_path).await?;
+        serde_json::Deserializer::from_slice(&out).into_iter::<ListedPackage>().collect::<Result<_, _>>().map_err(|e| {
+            GoError::Package {
+                package: import_path.into(),
+                message: format!("unexpected `go list -deps -json` output ({e})"),
+            }
+        })
+    }
+
+    /// Lists the files the binary of `import_path` is built from that the
+    /// developer can change: Go, cgo, assembly, syso and embedded files of
+    /// the packages it depends on (itself included) in the main module or a
+    /// module replaced by a local directory, absolute. Standard-library
+    /// packages and modules from the module cache are left out.
     pub async fn dependency_files(
         &self,
         dir: &Path,
         import_path: &str,
         platform: &Platform,
     ) -> Result<Vec<PathBuf>, GoError> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Listed {
-            #[serde(default)]
-            dir: PathBuf,
-            #[serde(default)]
-            standard: bool,
-            #[serde(default)]
-            module: Option<ListedModule>,
-            #[serde(default)]
-            go_files: Vec<String>,
-            #[serde(default)]
-            cgo_files: Vec<String>,
-            #[serde(default)]
-            embed_files: Vec<String>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct ListedModule {
-            #[serde(default)]
-            main: bool,
-            #[serde(default)]
-            replace: Option<Replace>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Replace {
-            #[serde(default)]
-            version: String,
-        }
-        let out = self
-            .list(dir, Some(platform), &["-deps", "-json=Dir,Standard,Module,GoFiles,CgoFiles,EmbedFiles"], import_path)
-            .await?;
-        let mut files = Vec::new();
-        for item in serde_json::Deserializer::from_slice(&out).into_iter::<Listed>() {
-            let p = item.map_err(|e| GoError::Package {
-                package: import_path.into(),
-                message: format!("unexpected `go list -deps -json` output ({e})"),
-            })?;
-            let local = match &p.module {
-                Some(m) => m.main || m.replace.as_ref().is_some_and(|r| r.version.is_empty()),
-                None => false,
-            };
-            if p.standard || !local {
-                continue;
-            }
-            files.extend(p.go_files.iter().chain(&p.cgo_files).chain(&p.embed_files).map(|f| p.dir.join(f)));
-        }
-        Ok(files)
+        let listed = self.list_deps(dir, import_path, platform).await?;
+        Ok(listed.iter().filter(|p| p.is_local()).flat_map(ListedPackage::input_files).collect())
     }
 
     /// Builds `pkg` for `platform` into `out`. The binary is written next to

@@ -14,10 +14,7 @@ use super::layer::{self, Entry, EntryKind};
 use crate::oci::Image;
 use crate::platform::Platform;
 
-/// Where kodata lands in the image (ko's `KO_DATA_PATH`).
-pub const KODATA_PATH: &str = "/var/run/ko";
-/// The directory holding the binary.
-pub const APP_DIR: &str = "/ko-app";
+use crate::layout::{APP_DIR, KODATA_PATH};
 
 /// Everything that goes into one platform's image.
 pub struct ImageInputs<'a> {

@@ -8,6 +8,7 @@
 pub mod base;
 pub mod go;
 pub mod image;
+pub mod inputs;
 pub mod layer;
 pub mod staticbase;
 
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::config::{ConfigError, KoConfig};
+use crate::config::ko::{ConfigError, KoConfig};
 use crate::oci::Artifact;
 use crate::platform::Platform;
 use base::{BaseError, BaseStore};
@@ -46,6 +47,16 @@ pub enum BuildError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+impl BuildError {
+    /// The compiler's output, verbatim, when `go build` failed.
+    pub fn compiler_output(&self) -> Option<&str> {
+        match self {
+            BuildError::Go(GoError::Build { stderr, .. }) => Some(stderr),
+            _ => None,
+        }
+    }
 }
 
 /// A built package.
@@ -172,6 +183,18 @@ impl GoBuilder {
         Ok(self.go.main_package(&self.opts.workdir, package).await?)
     }
 
+    /// Lists the packages the binary of `pkg` is built from, as its build
+    /// sees them (`.ko.yaml` env and flags applied; see [`GoToolchain::list_deps`]).
+    pub async fn list_deps(
+        &self,
+        pkg: &Package,
+        requested: &str,
+        platform: &Platform,
+    ) -> Result<Vec<go::ListedPackage>, BuildError> {
+        let settings = self.settings(pkg, requested)?;
+        Ok(self.go.list_deps_with(&settings, &pkg.import_path, platform).await?)
+    }
+
     /// Compiles the binary for one platform into ko's cache location and
     /// returns its path.
     pub async fn compile(&self, pkg: &Package, requested: &str, platform: &Platform) -> Result<PathBuf, BuildError> {
@@ -213,6 +236,9 @@ impl Build for GoBuilder {
                 .push(crate::devimage::prepare(&self.go, &kodata_dir, platform, tools, &self.opts.cache_root).await?);
         }
         let kodata = image::read_kodata(&kodata_dir).map_err(io_err(&kodata_dir))?;
+        // What gohot placed in kodata for dev images (watchexec, its record,
+        // its .gitignore lines) never reaches a production image.
+        let kodata = if self.opts.dev { kodata } else { crate::devimage::watchexec::production_kodata(kodata) };
         let mut images = Vec::new();
         for platform in platforms {
             let base = self.bases.get(&base_ref, &platform).await?;

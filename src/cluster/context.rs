@@ -141,26 +141,15 @@ pub fn select_context(
     Ok(ContextInfo { name, cluster: ctx.cluster.clone(), server, namespace })
 }
 
-/// `allowContexts:` from `gohot.yaml` in `dir` (other keys are not read
-/// here). No file is an empty list.
+/// `allowContexts:` from `gohot.yaml` in `dir`, read by the one gohot.yaml
+/// parser ([`crate::config::gohot`]), so the whole file is checked. No file is an
+/// empty list.
 pub fn allowed_from_config(dir: &Path) -> Result<Vec<String>, KubeError> {
-    #[derive(serde::Deserialize, Default)]
-    #[serde(rename_all = "camelCase")]
-    struct File {
-        #[serde(default)]
-        allow_contexts: Vec<String>,
-    }
-    let path = dir.join("gohot.yaml");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(KubeError::Kubeconfig { path: path.display().to_string(), detail: e.to_string() }),
-    };
-    let file: Option<File> = serde_yaml_ng::from_str(&text).map_err(|e| KubeError::Kubeconfig {
-        path: path.display().to_string(),
-        detail: format!("{e} (allowContexts must be a list of context names)"),
-    })?;
-    Ok(file.unwrap_or_default().allow_contexts)
+    // One parser for gohot.yaml: the same schema the dev loop reads.
+    crate::config::gohot::GohotConfig::load(dir).map(|c| c.allow_contexts).map_err(|e| KubeError::Kubeconfig {
+        path: dir.join(crate::config::gohot::FILE_NAME).display().to_string(),
+        detail: e.to_string(),
+    })
 }
 
 /// Whether the context is Minikube's default profile (`minikube`). Other
@@ -275,7 +264,7 @@ users:
     fn allow_list_from_gohot_yaml() {
         let dir = tempfile::tempdir().unwrap();
         assert!(allowed_from_config(dir.path()).unwrap().is_empty());
-        std::fs::write(dir.path().join("gohot.yaml"), "sync: []\nallowContexts: [staging, prod-eu]\n").unwrap();
+        std::fs::write(dir.path().join("gohot.yaml"), "sync: {}\nallowContexts: [staging, prod-eu]\n").unwrap();
         assert_eq!(allowed_from_config(dir.path()).unwrap(), ["staging", "prod-eu"]);
         std::fs::write(dir.path().join("gohot.yaml"), "allowContexts: staging\n").unwrap();
         let e = allowed_from_config(dir.path()).unwrap_err().to_string();

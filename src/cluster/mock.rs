@@ -99,3 +99,53 @@ pub fn cluster(mut answer: impl FnMut(&Seen) -> (u16, Value) + Send + 'static) -
     let client = Client::new(service, "default");
     (Cluster::from_client(client, context()), log)
 }
+
+pub mod fixtures {
+    //! Pod JSON as the API server returns it.
+    use serde_json::{json, Value};
+
+    pub const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    /// The hello Deployment, selected by `app=hello`.
+    pub fn workload() -> crate::cluster::workload::Workload {
+        crate::cluster::workload::Workload {
+            kind: "Deployment".into(),
+            namespace: "default".into(),
+            name: "hello".into(),
+            selector: crate::cluster::workload::PodSelector::Labels("app=hello".into()),
+        }
+    }
+    pub fn app_ref() -> String {
+        format!("127.0.0.1:5000/hello@{DIGEST}")
+    }
+
+    /// A running, ready pod of the app with one container `app`.
+    pub fn pod(name: &str, uid: &str, restarts: i32) -> Value {
+        pod_with(name, uid, &app_ref(), &format!("127.0.0.1:5000/hello@{DIGEST}"), restarts)
+    }
+
+    pub fn pod_with(name: &str, uid: &str, image: &str, image_id: &str, restarts: i32) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "uid": uid, "labels": {"app": "hello"}},
+            "spec": {"nodeName": "kind-control-plane", "containers": [
+                {"name": "app", "image": image},
+                {"name": "sidecar", "image": "docker.io/library/busybox:1"}
+            ]},
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [
+                    {"name": "app", "image": image, "imageID": image_id, "ready": true, "restartCount": restarts,
+                     "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}},
+                    {"name": "sidecar", "image": "docker.io/library/busybox:1", "imageID": "docker.io/library/busybox@sha256:2222", "ready": true, "restartCount": 0,
+                     "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}
+                ]
+            }
+        })
+    }
+
+    pub fn list(items: Vec<Value>) -> Value {
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": items})
+    }
+}

@@ -1,35 +1,23 @@
-//! Kubernetes: everything gohot does with a cluster, through kube-rs.
-//!
-//! One file per job, data flowing one way as in the rest of gohot:
+//! Kubernetes, the connection: which cluster and whether gohot may touch
+//! it, through kube-rs. What gohot does with it lives above: server-side
+//! apply and rollout waiting in [`crate::deploy`], the pods that get the
+//! binary, exec, logs and port-forwards in [`crate::target::kube`].
 //!
 //! * [`context`] — which cluster (kubeconfig, `--context`, `--namespace`) and
 //!   whether gohot may touch it (local contexts yes, others only by name);
 //! * [`nodes`] — the platforms the cluster's nodes run, so the binary is built
 //!   for them and never synced into a node of another architecture;
-//! * [`apply`] — server-side apply (field manager `gohot`) and delete of the
-//!   resolved manifests through the dynamic API;
-//! * [`rollout`] — waiting until the applied workloads are ready, and saying
-//!   why not (image pull errors, crash loops, unschedulable pods);
-//! * [`pods`] — the live pods and containers that run the app's image;
-//! * [`exec`] — running the way-in helper in a container over the exec API;
-//! * [`logs`] — following the app's logs and forwarding a local port;
-//! * [`deploy`] — the `gohot apply` pipeline: resolve (and dev-rewrite),
-//!   apply, wait.
+//! * [`workload`] — what an applied object owns: workloads, their pod
+//!   selectors, the app's image.
 //!
 //! [`Cluster`] is the connection (a kube [`Client`] plus the context it was
 //! made for); [`KubeError`] the errors, each naming what to fix. The
-//! [`crate::target::kube::KubeTarget`] puts these together for the dev loop.
 //! This module is called `cluster` rather than `kube` so that `kube::` always
 //! means the kube-rs crate.
 
-pub mod apply;
 pub mod context;
-pub mod deploy;
-pub mod exec;
-pub mod logs;
 pub mod nodes;
-pub mod pods;
-pub mod rollout;
+pub mod workload;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -70,6 +70,13 @@ const XZ_MEM_LIMIT_KB: u32 = 128 << 10;
 /// Lines gohot keeps in `<kodata>/.gitignore`.
 const GITIGNORE_LINES: [&str; 2] = [BINARY_NAME, RECORD_NAME];
 
+/// Whether a kodata path (relative to kodata) is a file gohot manages
+/// itself there (watchexec, its record, the `.gitignore` it keeps them out
+/// of git with): such changes are never the user's edits.
+pub fn is_gohot_owned_kodata(rel: &str) -> bool {
+    rel == BINARY_NAME || rel == RECORD_NAME || rel == ".gitignore"
+}
+
 /// Something went wrong while providing watchexec; kodata is unchanged unless
 /// the variant says otherwise (only [`WatchexecError::Io`] can happen after writing began).
 #[derive(Debug, thiserror::Error)]
@@ -809,45 +816,72 @@ fn install(kodata: &Path, binary: &[u8], origin: &str) -> Result<()> {
     write_atomic(kodata, BINARY_NAME, binary, 0o755)?;
     write_atomic(kodata, RECORD_NAME, record.render().as_bytes(), 0o644)?;
     ensure_gitignore(kodata)?;
-    sync_dir(kodata);
     Ok(())
 }
 
-/// Temp file in `dir`, write, fsync, chmod, rename over `dir/name`. The temp file is
-/// removed on any failure (tempfile deletes it on drop).
+/// `dir/name` written atomically with `mode` (see [`crate::atomic`]).
 fn write_atomic(dir: &Path, name: &str, data: &[u8], mode: u32) -> Result<()> {
     let dest = dir.join(name);
-    let io_err = |action, source| WatchexecError::Io { action, path: dest.clone(), source };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.gohot-"))
-        .tempfile_in(dir)
-        .map_err(|e| io_err("create a temporary file next to", e))?;
-    tmp.write_all(data).map_err(|e| io_err("write", e))?;
-    set_mode(tmp.as_file(), mode).map_err(|e| io_err("chmod", e))?;
-    tmp.as_file().sync_all().map_err(|e| io_err("fsync", e))?;
-    tmp.persist(&dest).map_err(|e| io_err("rename into place", e.error))?;
-    Ok(())
+    crate::atomic::write(&dest, data, Some(mode)).map_err(|source| WatchexecError::Io {
+        action: "write atomically",
+        path: dest.clone(),
+        source,
+    })
 }
 
-#[cfg(unix)]
-fn set_mode(f: &fs::File, mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    f.set_permissions(fs::Permissions::from_mode(mode))
+/// kodata as a production image ships it: without what gohot itself placed
+/// there for dev images.
+///
+/// `files` are kodata's files (relative path, mode, content), as
+/// [`crate::build::image::read_kodata`] reads them. Removed: `watchexec` when
+/// gohot's record (`.watchexec.sha256`) vouches for it (same sha256), and the
+/// record itself. `.gitignore` loses the lines gohot adds (`watchexec`,
+/// `.watchexec.sha256`, also `/`-anchored) and ends with a newline; with no
+/// line left it is left out. The result is the same before and after a
+/// `gohot dev` session, whether or not gohot created or appended to the
+/// `.gitignore`, so a production image's digest does not depend on whether
+/// someone ran the dev loop. Pure.
+pub fn production_kodata(files: Vec<(String, u32, bytes::Bytes)>) -> Vec<(String, u32, bytes::Bytes)> {
+    let record = files
+        .iter()
+        .find(|(rel, _, _)| rel == RECORD_NAME)
+        .and_then(|(_, _, data)| Record::parse(&String::from_utf8_lossy(data)));
+    let Some(record) = record else {
+        // gohot installed nothing here (or its record is gone): only the
+        // .gitignore lines can be gohot's.
+        return files.into_iter().filter_map(without_gohot_lines).collect();
+    };
+    files
+        .into_iter()
+        .filter(|(rel, _, data)| match rel.as_str() {
+            RECORD_NAME => false,
+            BINARY_NAME => hex::encode(Sha256::digest(data)) != record.sha256,
+            _ => true,
+        })
+        .filter_map(without_gohot_lines)
+        .collect()
 }
 
-#[cfg(not(unix))]
-fn set_mode(_f: &fs::File, _mode: u32) -> io::Result<()> {
-    Ok(())
-}
-
-/// Best effort: make the renames durable.
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
+/// `.gitignore` (at kodata's root) without gohot's lines; other files as they are.
+fn without_gohot_lines(file: (String, u32, bytes::Bytes)) -> Option<(String, u32, bytes::Bytes)> {
+    let (rel, mode, data) = file;
+    if rel != ".gitignore" {
+        return Some((rel, mode, data));
     }
-    #[cfg(not(unix))]
-    let _ = dir;
+    let text = String::from_utf8_lossy(&data);
+    let mut kept = String::new();
+    for line in text.lines() {
+        let bare = line.trim_end_matches('\r').trim();
+        let ours = GITIGNORE_LINES.iter().any(|l| bare == *l || bare.strip_prefix('/') == Some(*l));
+        if !ours {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    if kept.trim().is_empty() {
+        return None;
+    }
+    Some((rel, mode, bytes::Bytes::from(kept)))
 }
 
 /// Add gohot's lines to `<kodata>/.gitignore` if no equivalent line is there;
@@ -1177,6 +1211,35 @@ pub(crate) mod tests {
         assert_eq!(checksum_for(&sums, "z.tar.xz"), Err(false));
         let conflict = format!("{h1}  x.tar.xz\n{}  x.tar.xz\n", "c".repeat(64));
         assert_eq!(checksum_for(&conflict, "x.tar.xz"), Err(true));
+    }
+
+    #[test]
+    fn production_kodata_is_the_same_before_and_after_a_dev_session() {
+        use bytes::Bytes;
+        let read = |dir: &Path| crate::build::image::read_kodata(dir).unwrap();
+        let bin = b"\x7fELF static watchexec".to_vec();
+        for before in [None, Some("*.tmp\n"), Some("*.tmp"), Some("watchexec\n.watchexec.sha256\n"), Some("")] {
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(dir.path().join("index.html"), "hi").unwrap();
+            if let Some(text) = before {
+                fs::write(dir.path().join(".gitignore"), text).unwrap();
+            }
+            let clean = production_kodata(read(dir.path()));
+            install(dir.path(), &bin, "local").unwrap();
+            let after = read(dir.path());
+            assert!(after.iter().any(|(r, _, _)| r == "watchexec"), "installed");
+            assert_eq!(production_kodata(after), clean, "before: {before:?}");
+            assert!(clean.iter().any(|(r, _, d)| r == "index.html" && d == &Bytes::from_static(b"hi")));
+            assert!(!clean.iter().any(|(r, _, _)| r == "watchexec" || r == RECORD_NAME));
+        }
+        // The user's own files are kept, including a watchexec gohot did not install.
+        let own = vec![
+            ("watchexec".to_string(), 0o755, Bytes::from_static(b"mine")),
+            (".gitignore".to_string(), 0o644, Bytes::from_static(b"*.log\n/watchexec\r\n")),
+        ];
+        let kept = production_kodata(own);
+        assert_eq!(kept[0].0, "watchexec");
+        assert_eq!(kept[1].2, Bytes::from_static(b"*.log\n"));
     }
 
     #[test]

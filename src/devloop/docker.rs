@@ -27,6 +27,9 @@ pub enum DockerDevError {
     /// The loop failed.
     #[error(transparent)]
     Loop(#[from] DevError),
+    /// The engine could not be reached.
+    #[error(transparent)]
+    Engine(#[from] crate::docker::DockerError),
 }
 
 /// What to run.
@@ -46,7 +49,9 @@ pub struct DockerDev {
     pub keep: bool,
 }
 
-/// Runs dev mode on Docker until `shutdown`.
+/// Runs dev mode on Docker until `shutdown`. A `shutdown` during start-up
+/// (the first build, loading the image) stops there; once the container
+/// exists, it is removed on the way out (unless `keep`).
 pub async fn run(
     builder: &GoBuilder,
     dev: DockerDev,
@@ -54,18 +59,13 @@ pub async fn run(
     events: EventSink,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DockerDevError> {
-    let package = builder.package(&dev.package).await?;
-    let platform = builder.platforms()?.remove(0);
-    let app = DevApp { package, requested: dev.package.clone(), platform };
-    let watching = super::watch(builder, &app, opts.rules.clone()).await?;
-    let built = builder.build(&dev.package).await?;
-    let image = DaemonPublisher::new("ko.local".into(), Naming::Base).publish(&built).await?;
-    let binary_path = crate::cache::binary_path(&builder.cache_root(), &app.package.import_path, &app.platform);
-    let initial = Bytes::from(
-        std::fs::read(&binary_path).map_err(|source| BuildError::Io { path: binary_path.clone(), source })?,
-    );
-
-    let docker = crate::publish::daemon::connect().await?;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let prepared = tokio::select! {
+        p = prepare(builder, &dev, &opts) => p?,
+        _ = &mut shutdown => return Ok(()),
+    };
+    let Prepared { app, watching, image, initial } = prepared;
+    let docker = crate::docker::connect().await?;
     let spec = ContainerSpec {
         name: dev.name.clone().unwrap_or_else(|| format!("gohot-{}", app.name())),
         image: image.clone(),
@@ -91,6 +91,39 @@ pub async fn run(
     }
     events(DevEvent::Stopped { kept: dev.keep });
     Ok(result?)
+}
+
+/// What start-up produced before the container exists.
+struct Prepared {
+    app: DevApp,
+    watching: super::Watching,
+    image: String,
+    initial: Bytes,
+}
+
+/// Resolves the package, starts watching, builds the dev image and loads it.
+async fn prepare(builder: &GoBuilder, dev: &DockerDev, opts: &LoopOptions) -> Result<Prepared, DockerDevError> {
+    let package = builder.package(&dev.package).await?;
+    let platform = builder.platforms()?.remove(0);
+    let app = DevApp { package, requested: dev.package.clone(), platform };
+    let watching = super::watch(builder, &app, opts).await?;
+    let built = builder.build(&dev.package).await?;
+    let image = DaemonPublisher::new("ko.local".into(), Naming::Base).publish(&built).await?;
+    let binary_path = crate::cache::binary_path(&builder.cache_root(), &app.package.import_path, &app.platform);
+    let initial = Bytes::from(
+        std::fs::read(&binary_path).map_err(|source| BuildError::Io { path: binary_path.clone(), source })?,
+    );
+    Ok(Prepared { app, watching, image, initial })
+}
+
+impl DockerDevError {
+    /// The compiler's output, when start-up failed because the app does not compile.
+    pub fn compiler_output(&self) -> Option<&str> {
+        match self {
+            DockerDevError::Build(b) | DockerDevError::Loop(DevError::Build(b)) => b.compiler_output(),
+            _ => None,
+        }
+    }
 }
 
 /// An event sink from a closure.

@@ -35,7 +35,8 @@ pub enum DevEvent {
     },
     /// A build began.
     BuildStarted {
-        /// Files whose change triggered it.
+        /// Build inputs whose change triggered it (module-relative; never an
+        /// editor's temporary file).
         files: Vec<String>,
     },
     /// A newer save made the running build stale; it was stopped.
@@ -71,7 +72,8 @@ pub enum DevEvent {
         /// Bytes sent.
         bytes_sent: u64,
     },
-    /// Files covered by `gohot.yaml` sync rules were copied or deleted (no rebuild).
+    /// Files covered by `gohot.yaml` sync rules (`manual` or `infer`) were
+    /// copied or deleted (no rebuild, except a deletion under `infer`).
     RulesSynced {
         /// Copied files (module-relative).
         copied: Vec<String>,

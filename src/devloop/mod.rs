@@ -4,9 +4,27 @@
 //!
 //! One task owns all state, in a `select!` over: file changes (debounced),
 //! the running build (a future held here; dropping it kills `go build`, which
-//! is how a newer save cancels a stale build), a health tick (replicas that
-//! restarted or were replaced get the current binary before anything is
-//! reported as done), and shutdown.
+//! is how a newer save cancels a stale build), a new listing of the build
+//! inputs (run off the loop when imports, embeds or the file set changed), a
+//! health tick (replicas that restarted or were replaced get the current
+//! binary before anything is reported as done), and shutdown.
+//!
+//! Only build inputs start a build ([`watch`] decides what a path is): a log
+//! file written next to `main.go`, an editor's swap file or a test binary
+//! costs nothing. kodata and files covered by `gohot.yaml` sync rules are
+//! copied without a build.
+//!
+//! # No starvation
+//!
+//! A change to a build input cancels a running build only while the chain of
+//! changes that started it is younger than [`LoopOptions::restart_bound`]
+//! (2 s by default); so does the debounce, which waits for a quiet moment
+//! but never longer than that bound after the first unserved change. Under
+//! changes that never stop, a build therefore still starts within the bound
+//! and then runs to completion and is reloaded; the changes that arrived
+//! meanwhile start the next build right after. The newest content always
+//! ends up running, and something newer than a change runs at most
+//! `restart_bound` + two builds (+ the sync) after it.
 //!
 //! A reload sends the binary to every replica in parallel through the
 //! way-in helper: a delta against what the replica is known to hold, or the
@@ -19,24 +37,26 @@ pub mod docker;
 pub mod events;
 pub mod watch;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use sha2::Digest as _;
 
 use crate::build::go::Package;
+use crate::build::inputs::BuildInputs;
 use crate::build::{BuildError, GoBuilder};
 use crate::platform::Platform;
-use crate::sync::rules::CompiledRules;
+use crate::sync::dockerfile::SyncMap;
+use crate::sync::rules::{CompiledRules, InferPatterns};
 use crate::sync::wayin::{self, PutStatus};
 use crate::target::{Replica, Target, TargetError};
 use events::{DevEvent, EventSink, Timings};
 use std::sync::Arc;
-use watch::{Change, SourceWatcher};
+use watch::{Change, Scope, SourceWatcher};
 
 /// Errors that end the loop (a failed build or sync does not).
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +102,7 @@ impl DevApp {
     }
     /// Where the binary lives in the container.
     pub fn dest(&self) -> String {
-        format!("{}/{}", crate::build::image::APP_DIR, self.name())
+        crate::layout::app_binary(&self.name())
     }
     /// The package's kodata directory.
     pub fn kodata(&self) -> PathBuf {
@@ -94,11 +114,28 @@ impl DevApp {
     }
 }
 
+/// `sync.infer` of `gohot.yaml`: files matching `patterns` are copied to the
+/// destinations the Dockerfile gives them (as `gohot syncmap` prints them).
+#[derive(Clone, Debug)]
+pub struct InferSync {
+    /// Which files may be synced (context-relative globs).
+    pub patterns: InferPatterns,
+    /// The Dockerfile.
+    pub dockerfile: PathBuf,
+    /// Its build context (paths are relative to it).
+    pub context: PathBuf,
+    /// `ARG` values.
+    pub build_args: BTreeMap<String, String>,
+}
+
 /// Loop settings.
 #[derive(Clone, Debug)]
 pub struct LoopOptions {
     /// Quiet time after a change before building.
     pub debounce: Duration,
+    /// How long a chain of changes may keep cancelling (and debouncing) a
+    /// build; past it the build runs to completion (see "No starvation").
+    pub restart_bound: Duration,
     /// Readiness check after a restart.
     pub probe: Probe,
     /// How long to wait for watchexec to restart the app, and for it to answer.
@@ -108,19 +145,42 @@ pub struct LoopOptions {
     /// `gohot.yaml` manual sync rules: covered files are copied (or deleted)
     /// in the containers instead of rebuilding.
     pub rules: Option<Arc<CompiledRules>>,
+    /// `gohot.yaml` infer sync.
+    pub infer: Option<Arc<InferSync>>,
+    /// Source changes to ignore (files another gohot tool wrote, e.g.
+    /// syncback's: they must not trigger a rebuild loop).
+    pub ignore: Option<IgnoreFn>,
+}
+
+/// Says whether a changed source file is to be ignored.
+#[derive(Clone)]
+pub struct IgnoreFn(pub Arc<dyn Fn(&std::path::Path) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for IgnoreFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IgnoreFn")
+    }
 }
 
 impl Default for LoopOptions {
     fn default() -> Self {
         LoopOptions {
             debounce: Duration::from_millis(15),
+            restart_bound: DEFAULT_RESTART_BOUND,
             probe: Probe::Started,
             restart_timeout: Duration::from_secs(20),
             health_interval: Duration::from_millis(500),
             rules: None,
+            infer: None,
+            ignore: None,
         }
     }
 }
+
+/// See [`LoopOptions::restart_bound`]: long enough that a burst of saves
+/// (an editor's save-all, a formatter, a `git checkout`) becomes one build,
+/// short enough that changes which never stop still reload every few seconds.
+pub const DEFAULT_RESTART_BOUND: Duration = Duration::from_secs(2);
 
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
@@ -142,7 +202,7 @@ struct Pushed {
 }
 
 type BuildFuture<'a> = Pin<Box<dyn Future<Output = Result<Bytes, BuildError>> + Send + 'a>>;
-type DepsFuture<'a> = Pin<Box<dyn Future<Output = Result<BTreeSet<PathBuf>, DevError>> + Send + 'a>>;
+type InputsFuture<'a> = Pin<Box<dyn Future<Output = Result<BuildInputs, DevError>> + Send + 'a>>;
 
 async fn poll_opt<F: Future + Unpin>(f: &mut Option<F>) -> F::Output {
     match f {
@@ -158,14 +218,61 @@ pub struct Watching {
     changes: tokio::sync::mpsc::UnboundedReceiver<Change>,
 }
 
-/// Starts watching the app's sources (and files the sync rules cover).
-pub async fn watch(builder: &GoBuilder, app: &DevApp, rules: Option<Arc<CompiledRules>>) -> Result<Watching, DevError> {
-    let deps = package_dirs(builder, app).await?;
-    let matcher: Option<watch::RuleMatcher> = rules.map(|r| -> watch::RuleMatcher {
+/// Starts watching what the app's binary is built from, kodata, and the
+/// files the sync rules cover.
+pub async fn watch(builder: &GoBuilder, app: &DevApp, opts: &LoopOptions) -> Result<Watching, DevError> {
+    let inputs = build_inputs(builder, app).await?;
+    let rules = opts.rules.clone().map(|r| -> watch::PathMatcher {
         Arc::new(move |rel: &str| r.destinations(rel, "/").is_ok_and(|d| !d.is_empty()))
     });
-    let (watcher, changes) = SourceWatcher::start(app.kodata(), app.module_root(), deps, matcher)?;
+    let infer = opts.infer.clone().map(|i| -> (PathBuf, watch::PathMatcher) {
+        let context = i.context.clone();
+        (context, Arc::new(move |rel: &str| i.patterns.matches(rel)))
+    });
+    let scope = Scope { kodata: app.kodata(), module_root: app.module_root(), inputs, rules, infer };
+    let (watcher, changes) = SourceWatcher::start(scope)?;
     Ok(Watching { watcher, changes })
+}
+
+/// Changes waiting for the next build or sync.
+#[derive(Default)]
+struct Pending {
+    /// Build inputs that changed, as named in the status line.
+    sources: Vec<String>,
+    build: bool,
+    refresh: bool,
+    kodata: BTreeSet<String>,
+    rules: BTreeSet<String>,
+    infer: BTreeSet<String>,
+    /// Constraint-excluded `.go` files that changed, checked when settled.
+    excluded: BTreeSet<PathBuf>,
+    /// The oldest change not yet handled.
+    since: Option<Instant>,
+}
+
+impl Pending {
+    fn name(&mut self, name: String) {
+        if !self.sources.contains(&name) {
+            self.sources.push(name);
+        }
+    }
+    fn is_idle(&self) -> bool {
+        !self.build
+            && self.kodata.is_empty()
+            && self.rules.is_empty()
+            && self.infer.is_empty()
+            && self.excluded.is_empty()
+    }
+}
+
+/// The build in flight.
+struct Running {
+    files: Vec<String>,
+    refresh: bool,
+    /// The oldest change this build serves (for timings and the restart bound).
+    first_change: Instant,
+    started: Instant,
+    started_at: SystemTime,
 }
 
 /// Runs the loop until `shutdown` resolves. `initial` is the binary the
@@ -182,77 +289,123 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DevError> {
     let Watching { mut watcher, mut changes } = watching;
+    // kodata may have been created by the first (dev) build since watching began.
+    watcher.rewatch()?;
     let mut state = SyncState { current_sha: sha256_hex(&initial), current: initial, known: HashMap::new() };
-    let mut pending_sources: Vec<String> = Vec::new();
-    let mut build_wanted = false;
-    let mut pending_kodata: BTreeSet<String> = BTreeSet::new();
-    let mut pending_rules: BTreeSet<String> = BTreeSet::new();
-    let mut first_change: Option<Instant> = None;
-    let mut deadline: Option<tokio::time::Instant> = None;
+    let mut pending = Pending::default();
+    let mut running: Option<Running> = None;
     let mut build: Option<BuildFuture<'_>> = None;
-    let mut deps: Option<DepsFuture<'_>> = None;
+    let mut listing: Option<InputsFuture<'_>> = None;
+    // When the build whose inputs are being listed again started.
+    let mut listing_for = SystemTime::now();
+    let mut deadline: Option<tokio::time::Instant> = None;
     let mut import_headers: HashMap<PathBuf, String> = HashMap::new();
-    let mut build_files: Vec<String> = Vec::new();
-    let mut build_started = Instant::now();
-    let mut build_first_change = Instant::now();
+    let mut infer_map: SyncMap = match &opts.infer {
+        Some(i) => crate::sync::infer::sync_map_of_dir(&i.dockerfile, &i.context, &i.build_args).unwrap_or_else(|e| {
+            events(DevEvent::Warning { message: format!("sync.infer: {e}") });
+            SyncMap::new()
+        }),
+        None => SyncMap::new(),
+    };
     let mut health = tokio::time::interval(opts.health_interval);
     health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let root = app.module_root();
+    let name_of = |p: &Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
     tokio::pin!(shutdown);
 
     loop {
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             Some(change) = changes.recv() => {
-                first_change.get_or_insert_with(Instant::now);
+                let now = Instant::now();
                 match change {
-                    Change::Source(p) if crate::syncback::written_by_syncback(&builder.cache_root(), &p) => {
-                        tracing::debug!("{} was written by syncback: no rebuild", p.display());
-                        if first_change.is_some() && !build_wanted && pending_kodata.is_empty() && pending_rules.is_empty() {
-                            first_change = None;
-                        }
+                    Change::Source { path, .. } if opts.ignore.as_ref().is_some_and(|ignore| (ignore.0)(&path)) => {
+                        tracing::debug!("{} is ignored (written by syncback): no rebuild", path.display());
                         continue;
                     }
-                    Change::Source(p) => {
-                        build_wanted = true;
-                        let name = p.strip_prefix(app.module_root()).unwrap_or(&p).display().to_string();
-                        // Tools' temp files (sed -i, atomic saves) still trigger the
-                        // build but are not worth naming once they are gone.
-                        let named = p.exists() || name.ends_with(".go") || name.ends_with(".mod") || name.ends_with(".sum");
-                        if named && !pending_sources.contains(&name) {
-                            pending_sources.push(name);
-                        }
-                        if build.take().is_some() {
-                            events(DevEvent::BuildCancelled);
+                    Change::Source { path, refresh } => {
+                        pending.build = true;
+                        pending.refresh |= refresh;
+                        pending.name(name_of(&path));
+                        pending.since.get_or_insert(now);
+                        // A newer save makes the running build stale, unless
+                        // the chain has been restarting for the bound already.
+                        if running.as_ref().is_some_and(|r| r.first_change.elapsed() < opts.restart_bound) {
+                            if let Some(r) = running.take() {
+                                build = None;
+                                events(DevEvent::BuildCancelled);
+                                for f in r.files {
+                                    pending.name(f);
+                                }
+                                pending.refresh |= r.refresh;
+                                pending.since = Some(pending.since.map_or(r.first_change, |s| s.min(r.first_change)));
+                            }
                         }
                     }
-                    Change::Kodata(rel) => { pending_kodata.insert(rel); }
-                    Change::Rule(rel) => { pending_rules.insert(rel); }
+                    Change::Kodata(rel) => { pending.kodata.insert(rel); pending.since.get_or_insert(now); }
+                    Change::Rule(rel) => { pending.rules.insert(rel); pending.since.get_or_insert(now); }
+                    Change::Infer(rel) => { pending.infer.insert(rel); pending.since.get_or_insert(now); }
+                    Change::Excluded(path) => { pending.excluded.insert(path); pending.since.get_or_insert(now); }
                 }
-                deadline = Some(tokio::time::Instant::now() + opts.debounce);
+                let quiet = now + opts.debounce;
+                let latest = pending.since.map_or(quiet, |s| s + opts.restart_bound);
+                deadline = Some(tokio::time::Instant::from_std(quiet.min(latest)));
             }
             _ = async { if let Some(d) = deadline { tokio::time::sleep_until(d).await } else { std::future::pending::<()>().await } } => {
                 deadline = None;
-                let started_by = first_change.take().unwrap_or_else(Instant::now);
-                if let (false, Some(rules)) = (pending_rules.is_empty(), &opts.rules) {
-                    let files: Vec<String> = std::mem::take(&mut pending_rules).into_iter().collect();
-                    sync_rule_files(target, &app, rules, &files, &events).await;
+                if !pending.rules.is_empty() {
+                    let files: Vec<String> = std::mem::take(&mut pending.rules).into_iter().collect();
+                    if let Some(rules) = &opts.rules {
+                        sync_rule_files(target, &app, rules, &files, &events).await;
+                    }
                 }
-                if !pending_kodata.is_empty() && !build_wanted {
-                    let files: Vec<String> = std::mem::take(&mut pending_kodata).into_iter().collect();
+                if !pending.infer.is_empty() {
+                    let files: Vec<String> = std::mem::take(&mut pending.infer).into_iter().collect();
+                    if let Some(infer) = &opts.infer {
+                        let deleted = sync_infer(target, infer, &mut infer_map, &files, &events).await;
+                        if !deleted.is_empty() {
+                            // The Skaffold proposal's rule: a deleted file under infer rebuilds.
+                            pending.build = true;
+                            for f in deleted {
+                                pending.name(name_of(&infer.context.join(f)));
+                            }
+                        }
+                    }
+                }
+                // Settled now: a constraint-excluded file counts only if its
+                // constraint changed (then the set of inputs changes too).
+                for path in std::mem::take(&mut pending.excluded) {
+                    if watcher.constraint_changed(&path) {
+                        pending.build = true;
+                        pending.refresh = true;
+                        pending.name(name_of(&path));
+                    }
+                }
+                if !pending.kodata.is_empty() && !pending.build && running.is_none() {
+                    let files: Vec<String> = std::mem::take(&mut pending.kodata).into_iter().collect();
                     sync_kodata(target, &app, &files, &events).await;
                 }
-                if build_wanted {
-                    build_wanted = false;
-                    build_files = std::mem::take(&mut pending_sources);
-                    events(DevEvent::BuildStarted { files: build_files.clone() });
-                    build_started = Instant::now();
-                    build_first_change = started_by;
+                if pending.build && running.is_none() {
+                    let files = std::mem::take(&mut pending.sources);
+                    events(DevEvent::BuildStarted { files: files.clone() });
+                    running = Some(Running {
+                        files,
+                        refresh: std::mem::take(&mut pending.refresh),
+                        first_change: pending.since.take().unwrap_or_else(Instant::now),
+                        started: Instant::now(),
+                        started_at: SystemTime::now(),
+                    });
+                    pending.build = false;
                     build = Some(Box::pin(compile(builder, &app)));
+                }
+                if pending.is_idle() {
+                    pending.since = None;
                 }
             }
             result = poll_opt(&mut build) => {
                 build = None;
-                let build_time = build_started.elapsed();
+                let Some(r) = running.take() else { continue };
+                let build_time = r.started.elapsed();
                 match result {
                     Err(BuildError::Go(crate::build::go::GoError::Build { stderr, .. })) => {
                         events(DevEvent::BuildFailed { output: stderr });
@@ -260,25 +413,57 @@ pub async fn run(
                     Err(e) => events(DevEvent::BuildFailed { output: format!("{e}\n") }),
                     Ok(binary) if sha256_hex(&binary) == state.current_sha => events(DevEvent::Unchanged),
                     Ok(binary) => {
-                        let detect = build_started.duration_since(build_first_change);
-                        reload(target, &app, &mut state, binary, &opts, &events, &build_files, detect, build_time, build_first_change).await;
-                        if !pending_kodata.is_empty() {
-                            let files: Vec<String> = std::mem::take(&mut pending_kodata).into_iter().collect();
-                            sync_kodata(target, &app, &files, &events).await;
-                        }
-                        // If imports changed, find what the binary depends on now,
-                        // off the loop (a plain edit needs no `go list`).
-                        let root = app.module_root();
-                        if build_files.iter().any(|f| imports_changed(&root.join(f), &mut import_headers)) {
-                            deps = Some(Box::pin(package_dirs(builder, &app)));
-                        }
+                        let detect = r.started.duration_since(r.first_change);
+                        reload(target, &app, &mut state, binary, &opts, &events, &r.files, detect, build_time, r.first_change).await;
                     }
                 }
+                if !pending.kodata.is_empty() {
+                    let files: Vec<String> = std::mem::take(&mut pending.kodata).into_iter().collect();
+                    sync_kodata(target, &app, &files, &events).await;
+                }
+                // If the set of build inputs may have changed (imports, embeds,
+                // a new or deleted file, go.mod), list it again off the loop; a
+                // plain edit needs no `go list`. Also after a failed build: the
+                // fix may need a file the current set does not know.
+                // Every file's header is recorded (no short circuit).
+                let headers_changed =
+                    r.files.iter().filter(|f| imports_changed(&root.join(f), &mut import_headers)).count() > 0;
+                if r.refresh || headers_changed {
+                    listing_for = r.started_at;
+                    listing = Some(Box::pin(build_inputs(builder, &app)));
+                }
+                // Changes that came in during the build: next build now.
+                if pending.build {
+                    deadline = Some(tokio::time::Instant::now() + opts.debounce);
+                }
+                if pending.is_idle() {
+                    pending.since = None;
+                }
             }
-            result = poll_opt(&mut deps) => {
-                deps = None;
-                if let Ok(dirs) = result {
-                    watcher.update(dirs)?;
+            result = poll_opt(&mut listing) => {
+                listing = None;
+                match result {
+                    Ok(inputs) => {
+                        let before = watcher.inputs();
+                        // A file that became an input while the listing ran may
+                        // have changed after the build read it: build again.
+                        let late: Vec<PathBuf> = inputs
+                            .files
+                            .difference(&before.files)
+                            .filter(|f| std::fs::metadata(f).and_then(|m| m.modified()).is_ok_and(|t| t >= listing_for))
+                            .cloned()
+                            .collect();
+                        watcher.set_inputs(inputs)?;
+                        if !late.is_empty() {
+                            pending.build = true;
+                            pending.since.get_or_insert_with(Instant::now);
+                            for f in late {
+                                pending.name(name_of(&f));
+                            }
+                            deadline = Some(tokio::time::Instant::now() + opts.debounce);
+                        }
+                    }
+                    Err(e) => tracing::debug!("listing the build inputs again: {e}"),
                 }
             }
             _ = health.tick() => {
@@ -288,12 +473,13 @@ pub async fn run(
     }
 }
 
-/// Whether a changed file may have changed the set of packages the binary
-/// depends on: go.mod/go.sum/go.work, or a Go file whose import lines differ
-/// from the last time it was seen (or that was not seen before, or is gone).
+/// Whether a changed file may have changed the set of build inputs:
+/// go.mod/go.sum/go.work, or a Go file whose imports, build constraints or
+/// `//go:embed` lines differ from the last time it was seen (or that was not
+/// seen before, or is gone).
 fn imports_changed(path: &std::path::Path, seen: &mut HashMap<PathBuf, String>) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    if matches!(name, "go.mod" | "go.sum" | "go.work") {
+    if matches!(name, "go.mod" | "go.sum" | "go.work" | "go.work.sum") {
         return true;
     }
     if !name.ends_with(".go") {
@@ -303,19 +489,24 @@ fn imports_changed(path: &std::path::Path, seen: &mut HashMap<PathBuf, String>) 
         seen.remove(path);
         return true;
     };
-    // The header up to the first declaration holds the imports.
-    let header: String = text
+    // The header up to the first declaration holds the imports; embed
+    // directives sit right above the variables they fill.
+    let mut header: Vec<&str> = text
         .lines()
         .take_while(|l| !["func ", "type ", "var ", "const "].iter().any(|k| l.starts_with(k)))
         .filter(|l| l.contains('"') || l.trim_start().starts_with("//go:build"))
-        .collect::<Vec<_>>()
-        .join("\n");
+        .collect();
+    header.extend(text.lines().filter(|l| l.trim_start().starts_with("//go:embed")));
+    let header = header.join("\n");
     seen.insert(path.to_path_buf(), header.clone()).is_none_or(|old| old != header)
 }
 
-async fn package_dirs(builder: &GoBuilder, app: &DevApp) -> Result<BTreeSet<PathBuf>, DevError> {
-    let dirs = builder.go().dependency_dirs(&app.package.dir, &app.package.import_path, &app.platform).await;
-    Ok(dirs.map_err(BuildError::from)?.into_iter().collect())
+/// Lists what the app's binary is built from (see [`BuildInputs`]).
+async fn build_inputs(builder: &GoBuilder, app: &DevApp) -> Result<BuildInputs, DevError> {
+    let listed = builder.list_deps(&app.package, &app.requested, &app.platform).await?;
+    let gowork = std::env::var("GOWORK").ok();
+    let work = crate::build::inputs::work_file(&app.module_root(), gowork.as_deref());
+    Ok(BuildInputs::from_listing(&listed, work.as_deref()))
 }
 
 async fn compile(builder: &GoBuilder, app: &DevApp) -> Result<Bytes, BuildError> {
@@ -564,8 +755,9 @@ async fn reconcile(target: &dyn Target, app: &DevApp, state: &mut SyncState, opt
     }
 }
 
-/// Copies (or deletes) files covered by `gohot.yaml` sync rules in every
-/// replica, at every destination the rules give, through the same atomic way in.
+/// Copies (or deletes) files covered by `gohot.yaml` manual sync rules in
+/// every replica, at every destination the rules give, through the same
+/// atomic way in.
 async fn sync_rule_files(
     target: &dyn Target,
     app: &DevApp,
@@ -573,22 +765,58 @@ async fn sync_rule_files(
     files: &[String],
     events: &EventSink,
 ) {
+    let root = app.module_root();
+    let items: Vec<(String, PathBuf, Vec<String>)> = files
+        .iter()
+        .map(|rel| (rel.clone(), root.join(rel), rules.destinations(rel, "/").unwrap_or_default()))
+        .collect();
+    send_files(target, items, events).await;
+}
+
+/// `sync.infer`: copies changed files to the destinations the Dockerfile
+/// gives them now, removes deleted ones from where they had been copied
+/// (the map before), and returns the deleted files (they ask for a rebuild).
+async fn sync_infer(
+    target: &dyn Target,
+    infer: &InferSync,
+    map: &mut SyncMap,
+    files: &[String],
+    events: &EventSink,
+) -> Vec<String> {
+    let (changed, deleted): (Vec<String>, Vec<String>) =
+        files.iter().cloned().partition(|f| infer.context.join(f).is_file());
+    let now = match crate::sync::infer::sync_map_of_dir(&infer.dockerfile, &infer.context, &infer.build_args) {
+        Ok(m) => m,
+        Err(e) => {
+            events(DevEvent::SyncFailed { errors: vec![format!("sync.infer: {e}")] });
+            return deleted;
+        }
+    };
+    let plan = crate::sync::infer::plan(map, &now, &changed, &deleted);
+    *map = now;
+    let items: Vec<(String, PathBuf, Vec<String>)> = plan
+        .copy
+        .into_iter()
+        .chain(plan.delete)
+        .map(|(rel, dests)| (rel.clone(), infer.context.join(&rel), dests))
+        .collect();
+    if !items.is_empty() {
+        send_files(target, items, events).await;
+    }
+    deleted
+}
+
+/// Puts each local file (or removes it, when it no longer exists) at every
+/// destination in every replica, and reports one [`DevEvent::RulesSynced`].
+async fn send_files(target: &dyn Target, items: Vec<(String, PathBuf, Vec<String>)>, events: &EventSink) {
     let replicas = match target.replicas().await {
         Ok(r) => r,
         Err(e) => return events(DevEvent::SyncFailed { errors: vec![e.to_string()] }),
     };
-    let root = app.module_root();
     let (mut sent, mut copied, mut deleted, mut errors) = (0, Vec::new(), Vec::new(), Vec::new());
-    for rel in files {
-        let dests = rules.destinations(rel, "/").unwrap_or_default();
-        let local = root.join(rel);
+    for (rel, local, dests) in items {
         let content = std::fs::read(&local).ok();
-        let mode = {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(&local)
-                .map(|m| if m.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 })
-                .unwrap_or(0o644)
-        };
+        let mode = file_mode(&local);
         let payload = content.as_ref().map(|c| Bytes::from(wayin::encode_full(c)));
         for dest in &dests {
             for r in &replicas {
@@ -610,15 +838,21 @@ async fn sync_rule_files(
             }
         }
         if payload.is_some() {
-            copied.push(rel.clone())
+            copied.push(rel)
         } else {
-            deleted.push(rel.clone())
+            deleted.push(rel)
         }
     }
     if !errors.is_empty() {
         events(DevEvent::SyncFailed { errors });
     }
     events(DevEvent::RulesSynced { copied, deleted, bytes_sent: sent });
+}
+
+/// 0755 for an executable file, else 0644.
+fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).map(|m| if m.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 }).unwrap_or(0o644)
 }
 
 /// Sends changed kodata files (no rebuild).
@@ -640,14 +874,9 @@ async fn sync_kodata(target: &dyn Target, app: &DevApp, files: &[String], events
             });
             continue;
         };
-        let mode = {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(&local)
-                .map(|m| if m.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 })
-                .unwrap_or(0o644)
-        };
+        let mode = file_mode(&local);
         let payload = Bytes::from(wayin::encode_full(&data));
-        let dest = format!("{}/{rel}", crate::build::image::KODATA_PATH);
+        let dest = format!("{}/{rel}", crate::layout::KODATA_PATH);
         for r in &replicas {
             match target.exec(r, &wayin::put_argv(&dest, mode), payload.clone()).await {
                 Ok(out) => match wayin::parse_put_status(&out.stdout) {
@@ -722,6 +951,11 @@ mod tests {
         )
         .unwrap();
         assert!(imports_changed(&f, &mut seen), "a new import");
+        let with_embed = "package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/m/lib\"\n)\n\n//go:embed a.txt\nvar a string\n\nfunc main() { fmt.Println(lib.X, a) }\n";
+        std::fs::write(&f, with_embed).unwrap();
+        assert!(imports_changed(&f, &mut seen), "a new embed pattern");
+        std::fs::write(&f, with_embed.replace("a.txt", "b.txt")).unwrap();
+        assert!(imports_changed(&f, &mut seen), "another embed pattern");
         assert!(imports_changed(&d.path().join("go.mod"), &mut seen));
         assert!(!imports_changed(&d.path().join("README.md"), &mut seen));
         std::fs::remove_file(&f).unwrap();

@@ -1,187 +1,372 @@
-//! Watching the sources of one binary: the directories of the Go packages it
-//! depends on (from `go list -deps`), the module's go.mod/go.sum, and kodata.
+//! Watching what one binary is built from, and nothing else.
 //!
-//! notify delivers raw events on its own thread; this module turns them into
-//! [`Change`]s on a tokio channel, dropping editor noise (swap files, `~`
-//! backups) and gohot's own files in kodata (watchexec, its checksum record).
+//! A path is classified by what it is, never by the directory it is in
+//! ([`Scope::classify`]):
+//!
+//! - a **build input** — a file of [`BuildInputs`] (Go, cgo, assembly, syso
+//!   and `//go:embed`ded files of the local packages `go list -deps` reports,
+//!   the modules' `go.mod`/`go.sum`, `go.work`), or a file that may have
+//!   become one (a new `.go` file in one of those package directories, a new
+//!   file an embed pattern covers, an excluded `.go` file whose build
+//!   constraint changed): rebuild;
+//! - a **kodata** file: sync it, no rebuild;
+//! - a file covered by `gohot.yaml` **sync rules** (`manual`, `infer`): sync it;
+//! - anything else — logs, editors' swap/backup/temporary files, coverage
+//!   output, `.git`, test binaries, notes — is ignored and costs nothing.
+//!
+//! Editors that save through a temporary file (vim's `4913` and `main.go~`,
+//! VS Code's `main.go.vsctmp`, `sed -i`'s `sedXXXXXX`) end with an event on
+//! the real file, which is the one named; their temporary names are never
+//! build inputs, so they are never named.
+//!
+//! notify delivers raw events on its own thread; this module classifies them
+//! there and sends [`Change`]s on a tokio channel.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
+use crate::build::inputs::BuildInputs;
+
 /// What a changed path means for the loop.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// A source file: rebuild.
-    Source(PathBuf),
+    /// A build input changed (or a file that may have become one): rebuild.
+    Source {
+        /// The file.
+        path: PathBuf,
+        /// The set of build inputs may have changed too (a file appeared,
+        /// went away, or is a module file): list them again after the build.
+        refresh: bool,
+    },
     /// A kodata file (path relative to kodata): sync it, no rebuild.
     Kodata(String),
-    /// A file a `gohot.yaml` sync rule covers (path relative to the module root).
+    /// A file a `gohot.yaml` manual sync rule covers (module-relative).
     Rule(String),
+    /// A file a `gohot.yaml` infer glob covers (relative to the infer context).
+    Infer(String),
+    /// A `.go` file build constraints leave out changed: it is a build input
+    /// only if its constraint changed, which the loop checks once the file
+    /// has settled (a file read mid-write would look changed).
+    Excluded(PathBuf),
 }
 
-/// Decides whether a module-relative path is covered by sync rules.
-pub type RuleMatcher = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// Decides whether a relative path is covered by sync rules.
+pub type PathMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
-/// Files in kodata that gohot manages itself.
-const KODATA_OWN: &[&str] = &["watchexec", ".watchexec.sha256", ".gitignore"];
-
-/// Whether a kodata path (relative to kodata) is a file gohot manages itself.
-pub fn is_gohot_owned_kodata(rel: &str) -> bool {
-    KODATA_OWN.contains(&rel)
-}
-
-/// Whether a file name is editor or tool noise, never a real edit.
-fn is_noise(name: &str) -> bool {
+/// Whether a file name is an editor's or tool's temporary file, never a
+/// real edit: vim (`.x.swp`, `4913`, `x~`), Emacs (`.#x`, `#x#`), VS Code
+/// (`x.vsctmp`), JetBrains (`x___jb_tmp___`), `sed -i` (`sedXXXXXX`),
+/// gohot's own atomic writes (`.x.gohot-XXXX`). Matters for kodata and
+/// sync-rule files, which are synced whatever their name; build inputs are
+/// known by name and need no such list.
+pub fn is_noise(name: &str) -> bool {
+    const SUFFIXES: &[&str] =
+        &["~", ".swp", ".swo", ".swx", ".swn", ".tmp", ".vsctmp", "___jb_tmp___", "___jb_old___", ".crswap"];
+    let sed_temp = name.len() == 9 && name.starts_with("sed") && name[3..].bytes().all(|b| b.is_ascii_alphanumeric());
     name.starts_with(".#")
-        || name.ends_with('~')
-        || name.ends_with(".swp")
-        || name.ends_with(".swx")
-        || name.ends_with(".tmp")
+        || (name.starts_with('#') && name.ends_with('#'))
+        || SUFFIXES.iter().any(|s| name.ends_with(s))
         || name == "4913"
+        || sed_temp
         || name.starts_with(".gohot")
-        // Temp files of gohot's own atomic writes (`.NAME.gohot-XXXX`).
         || name.contains(".gohot-")
 }
 
-/// Classifies a path against the watched roots; files covered by sync rules
-/// are synced rather than rebuilt, so rules come first.
-pub fn classify(
-    path: &Path,
-    kodata: &Path,
-    module_root: &Path,
-    package_dirs: &BTreeSet<PathBuf>,
-    rules: Option<&RuleMatcher>,
-) -> Option<Change> {
-    let name = path.file_name()?.to_str()?;
-    if is_noise(name) {
-        return None;
-    }
-    if let (Some(rules), Ok(rel)) = (rules, path.strip_prefix(module_root)) {
-        let rel = rel.to_str()?;
-        if !rel.starts_with(".git/") && rules(rel) {
-            return Some(Change::Rule(rel.to_string()));
+/// Everything the watcher needs to classify a path.
+#[derive(Clone)]
+pub struct Scope {
+    /// The package's kodata directory.
+    pub kodata: PathBuf,
+    /// The module root (manual sync rules are relative to it).
+    pub module_root: PathBuf,
+    /// What the binary is built from.
+    pub inputs: BuildInputs,
+    /// Manual sync rules' matcher (module-relative paths).
+    pub rules: Option<PathMatcher>,
+    /// Infer globs: the context directory and the matcher (context-relative paths).
+    pub infer: Option<(PathBuf, PathMatcher)>,
+}
+
+fn rel_str(path: &Path, base: &Path) -> Option<String> {
+    let rel = path.strip_prefix(base).ok()?;
+    let parts: Vec<&str> = rel.iter().map(|c| c.to_str()).collect::<Option<_>>()?;
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+impl Scope {
+    /// What a change of `path` means: nothing, or one or two [`Change`]s (a
+    /// file both covered by a sync rule and a build input is synced and
+    /// rebuilt, so the binary never embeds a stale copy).
+    pub fn classify(&self, path: &Path) -> Vec<Change> {
+        let mut out = Vec::new();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return out };
+        if path.iter().any(|c| c == ".git") {
+            return out;
         }
-    }
-    if let Ok(rel) = path.strip_prefix(kodata) {
-        let rel = rel.to_str()?.to_string();
-        if rel.is_empty() || KODATA_OWN.contains(&rel.as_str()) {
-            return None;
+        let noise = is_noise(name);
+        if !noise && !path.is_dir() {
+            if let (Some(rules), Some(rel)) = (&self.rules, rel_str(path, &self.module_root)) {
+                if rules(&rel) {
+                    out.push(Change::Rule(rel));
+                }
+            }
+            if let Some((context, infer)) = &self.infer {
+                if let Some(rel) = rel_str(path, context).filter(|r| infer(r)) {
+                    out.push(Change::Infer(rel));
+                }
+            }
+            if let Some(rel) = rel_str(path, &self.kodata) {
+                if !crate::devimage::watchexec::is_gohot_owned_kodata(&rel) {
+                    out.push(Change::Kodata(rel));
+                }
+            }
         }
-        return Some(Change::Kodata(rel));
+        if self.inputs.contains(path) {
+            let refresh = self.inputs.module_files.contains(path) || !path.exists();
+            out.push(Change::Source { path: path.to_path_buf(), refresh });
+        } else if self.inputs.is_excluded_go(path) {
+            out.push(Change::Excluded(path.to_path_buf()));
+        } else if self.inputs.may_become_input(path) {
+            out.push(Change::Source { path: path.to_path_buf(), refresh: true });
+        }
+        out
     }
-    let parent = path.parent()?;
-    if parent == module_root && (name == "go.mod" || name == "go.sum" || name == "go.work") {
-        return Some(Change::Source(path.to_path_buf()));
+
+    /// Directories to watch and how: package and input directories flat;
+    /// embed roots, kodata, and the trees sync rules cover recursively.
+    /// A directory inside a recursively watched one is not watched again.
+    fn watches(&self) -> BTreeMap<PathBuf, RecursiveMode> {
+        let (mut flat, mut deep) = self.inputs.watch_dirs();
+        flat.insert(self.module_root.clone());
+        if self.kodata.is_dir() {
+            deep.insert(self.kodata.clone());
+        }
+        if self.rules.is_some() {
+            deep.insert(self.module_root.clone());
+        }
+        if let Some((context, _)) = &self.infer {
+            deep.insert(context.clone());
+        }
+        let covered =
+            |d: &Path, deep: &std::collections::BTreeSet<PathBuf>| deep.iter().any(|r| r != d && d.starts_with(r));
+        let deep_kept: Vec<PathBuf> = deep.iter().filter(|d| !covered(d, &deep)).cloned().collect();
+        deep = deep_kept.into_iter().collect();
+        let mut out: BTreeMap<PathBuf, RecursiveMode> = BTreeMap::new();
+        for d in flat.into_iter().filter(|d| !deep.iter().any(|r| d.starts_with(r))) {
+            out.insert(d, RecursiveMode::NonRecursive);
+        }
+        for d in deep {
+            out.insert(d, RecursiveMode::Recursive);
+        }
+        out
     }
-    // Any file of a package directory can matter (.go files, //go:embed
-    // assets), but not subdirectories: those are other packages.
-    if package_dirs.contains(parent) && !name.starts_with('.') {
-        return Some(Change::Source(path.to_path_buf()));
-    }
-    None
 }
 
 /// A live watcher; dropping it stops watching.
 pub struct SourceWatcher {
     watcher: notify::RecommendedWatcher,
-    watched: BTreeSet<PathBuf>,
-    kodata: PathBuf,
-    module_root: PathBuf,
-    package_dirs: std::sync::Arc<std::sync::RwLock<BTreeSet<PathBuf>>>,
-    recursive_root: bool,
+    watched: BTreeMap<PathBuf, RecursiveMode>,
+    scope: Arc<RwLock<Scope>>,
 }
 
 impl SourceWatcher {
     /// Starts watching; changes arrive on the returned channel.
-    /// With `rules`, the whole module is watched (recursively) for files they cover.
-    pub fn start(
-        kodata: PathBuf,
-        module_root: PathBuf,
-        package_dirs: BTreeSet<PathBuf>,
-        rules: Option<RuleMatcher>,
-    ) -> notify::Result<(Self, mpsc::UnboundedReceiver<Change>)> {
+    pub fn start(scope: Scope) -> notify::Result<(Self, mpsc::UnboundedReceiver<Change>)> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let dirs = std::sync::Arc::new(std::sync::RwLock::new(BTreeSet::new()));
-        let recursive_root = rules.is_some();
-        let (k, m, d) = (kodata.clone(), module_root.clone(), dirs.clone());
+        let shared = Arc::new(RwLock::new(scope));
+        let s = shared.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let Ok(event) = res else { return };
             if matches!(event.kind, notify::EventKind::Access(_)) {
                 return;
             }
-            let dirs = d.read().unwrap_or_else(|p| p.into_inner());
+            let scope = s.read().unwrap_or_else(|p| p.into_inner());
             for p in &event.paths {
-                if let Some(c) = classify(p, &k, &m, &dirs, rules.as_ref()) {
+                for c in scope.classify(p) {
                     let _ = tx.send(c);
                 }
             }
         })?;
-        let mut w = SourceWatcher {
-            watcher,
-            watched: BTreeSet::new(),
-            kodata,
-            module_root,
-            package_dirs: dirs,
-            recursive_root,
-        };
-        if w.recursive_root {
-            w.watcher.watch(&w.module_root, RecursiveMode::Recursive)?;
-        }
-        w.update(package_dirs)?;
+        let mut w = SourceWatcher { watcher, watched: BTreeMap::new(), scope: shared };
+        w.rewatch()?;
         Ok((w, rx))
     }
 
-    /// Replaces the package directories (after imports changed).
-    pub fn update(&mut self, package_dirs: BTreeSet<PathBuf>) -> notify::Result<()> {
-        if self.recursive_root {
-            // Everything below the module root is already watched.
-            *self.package_dirs.write().unwrap_or_else(|p| p.into_inner()) = package_dirs;
-            return Ok(());
+    /// Whether a constraint-excluded `.go` file now counts (see [`Change::Excluded`]).
+    pub fn constraint_changed(&self, path: &Path) -> bool {
+        self.scope.read().unwrap_or_else(|p| p.into_inner()).inputs.constraint_changed(path)
+    }
+
+    /// The build inputs as last listed.
+    pub fn inputs(&self) -> BuildInputs {
+        self.scope.read().unwrap_or_else(|p| p.into_inner()).inputs.clone()
+    }
+
+    /// Replaces the build inputs (after they were listed again) and watches
+    /// the directories they need.
+    pub fn set_inputs(&mut self, inputs: BuildInputs) -> notify::Result<()> {
+        self.scope.write().unwrap_or_else(|p| p.into_inner()).inputs = inputs;
+        self.rewatch()
+    }
+
+    /// Brings the watches in line with the scope (directories that appeared
+    /// since, such as a kodata created by the first dev build, get watched).
+    pub fn rewatch(&mut self) -> notify::Result<()> {
+        let want = self.scope.read().unwrap_or_else(|p| p.into_inner()).watches();
+        let gone: Vec<PathBuf> =
+            self.watched.iter().filter(|(p, m)| want.get(*p) != Some(m)).map(|(p, _)| p.clone()).collect();
+        for p in gone {
+            let _ = self.watcher.unwatch(&p);
+            self.watched.remove(&p);
         }
-        let mut want: BTreeSet<PathBuf> = package_dirs.clone();
-        want.insert(self.module_root.clone());
-        for gone in self.watched.difference(&want).cloned().collect::<Vec<_>>() {
-            let _ = self.watcher.unwatch(&gone);
-            self.watched.remove(&gone);
+        for (p, mode) in want {
+            if self.watched.contains_key(&p) {
+                continue;
+            }
+            match self.watcher.watch(&p, mode) {
+                Ok(()) => {
+                    self.watched.insert(p, mode);
+                }
+                // The module root must be watchable; a directory that went
+                // away since it was listed is watched again at the next listing.
+                Err(e) if p != self.module_root() => tracing::debug!("cannot watch {}: {e}", p.display()),
+                Err(e) => return Err(e),
+            }
         }
-        for new in want.difference(&self.watched).cloned().collect::<Vec<_>>() {
-            self.watcher.watch(&new, RecursiveMode::NonRecursive)?;
-            self.watched.insert(new);
-        }
-        if self.kodata.is_dir() && !self.watched.contains(&self.kodata) {
-            self.watcher.watch(&self.kodata, RecursiveMode::Recursive)?;
-            self.watched.insert(self.kodata.clone());
-        }
-        *self.package_dirs.write().unwrap_or_else(|p| p.into_inner()) = package_dirs;
         Ok(())
+    }
+
+    fn module_root(&self) -> PathBuf {
+        self.scope.read().unwrap_or_else(|p| p.into_inner()).module_root.clone()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::go::{ListedModule, ListedPackage};
+
+    fn scope(rules: Option<PathMatcher>) -> Scope {
+        let main = ListedPackage {
+            dir: "/m".into(),
+            module: Some(ListedModule { main: true, go_mod: Some("/m/go.mod".into()), replace: None }),
+            go_files: vec!["main.go".into()],
+            embed_patterns: vec!["static/banner.txt".into()],
+            embed_files: vec!["static/banner.txt".into()],
+            ignored_go_files: vec!["gen.go".into()],
+            ..Default::default()
+        };
+        let lib = ListedPackage { dir: "/m/lib".into(), go_files: vec!["x.go".into()], ..main.clone() };
+        let lib = ListedPackage { ignored_go_files: vec![], ..lib };
+        let lib = ListedPackage { embed_patterns: vec![], embed_files: vec![], ..lib };
+        Scope {
+            kodata: "/m/kodata".into(),
+            module_root: "/m".into(),
+            inputs: BuildInputs::from_listing(&[main, lib], None),
+            rules,
+            infer: None,
+        }
+    }
+
+    fn source(p: &str, refresh: bool) -> Vec<Change> {
+        vec![Change::Source { path: p.into(), refresh }]
+    }
 
     #[test]
     fn classifies_paths() {
-        let dirs: BTreeSet<PathBuf> = [PathBuf::from("/m"), PathBuf::from("/m/lib")].into();
-        let (k, m) = (Path::new("/m/kodata"), Path::new("/m"));
-        assert_eq!(classify(Path::new("/m/main.go"), k, m, &dirs, None), Some(Change::Source("/m/main.go".into())));
-        assert_eq!(classify(Path::new("/m/go.mod"), k, m, &dirs, None), Some(Change::Source("/m/go.mod".into())));
-        assert_eq!(classify(Path::new("/m/lib/x.go"), k, m, &dirs, None), Some(Change::Source("/m/lib/x.go".into())));
-        assert_eq!(classify(Path::new("/m/kodata/a/b.txt"), k, m, &dirs, None), Some(Change::Kodata("a/b.txt".into())));
-        assert_eq!(classify(Path::new("/m/kodata/watchexec"), k, m, &dirs, None), None);
-        assert_eq!(classify(Path::new("/m/.main.go.swp"), k, m, &dirs, None), None);
-        assert_eq!(classify(Path::new("/m/main.go~"), k, m, &dirs, None), None);
-        assert_eq!(classify(Path::new("/m/kodata/..watchexec.sha256.gohot-fX0VU2"), k, m, &dirs, None), None);
-        assert_eq!(classify(Path::new("/m/other/x.go"), k, m, &dirs, None), None);
-        let rules: RuleMatcher = std::sync::Arc::new(|rel: &str| rel.starts_with("static/"));
+        let s = scope(None);
+        let c = |p: &str| s.classify(Path::new(p));
+        // Paths that do not exist here: inputs that are gone ask for a new listing.
+        assert_eq!(c("/m/main.go"), source("/m/main.go", true));
+        assert_eq!(c("/m/go.mod"), source("/m/go.mod", true));
+        assert_eq!(c("/m/lib/x.go"), source("/m/lib/x.go", true));
+        assert_eq!(c("/m/static/banner.txt"), source("/m/static/banner.txt", true));
+        assert_eq!(c("/m/new.go"), source("/m/new.go", true));
+        assert_eq!(c("/m/gen.go"), vec![Change::Excluded("/m/gen.go".into())], "checked once settled");
+        assert_eq!(c("/m/kodata/a/b.txt"), vec![Change::Kodata("a/b.txt".into())]);
+        for ignored in [
+            "/m/kodata/watchexec",
+            "/m/kodata/.index.html.swp",
+            "/m/kodata/..watchexec.sha256.gohot-fX0VU2",
+            "/m/dev.log",
+            "/m/notes.txt",
+            "/m/.main.go.swp",
+            "/m/main.go~",
+            "/m/4913",
+            "/m/main.go.vsctmp",
+            "/m/sedhrrbbR",
+            "/m/hello.test",
+            "/m/cover.out",
+            "/m/main_test.go",
+            "/m/.git/index",
+            "/m/other/x.go",
+            "/m/static/notes.txt",
+        ] {
+            assert_eq!(c(ignored), vec![], "{ignored}");
+        }
+        let rules: PathMatcher = Arc::new(|rel: &str| rel.starts_with("static/"));
+        let s = scope(Some(rules));
+        let c = |p: &str| s.classify(Path::new(p));
+        assert_eq!(c("/m/static/a.html"), vec![Change::Rule("static/a.html".into())]);
+        assert_eq!(c("/m/static/.a.html.swp"), vec![]);
+        assert_eq!(c("/m/docs/README.md"), vec![]);
+        // Covered by a rule and embedded: synced and rebuilt.
         assert_eq!(
-            classify(Path::new("/m/static/a.html"), k, m, &dirs, Some(&rules)),
-            Some(Change::Rule("static/a.html".into()))
+            c("/m/static/banner.txt"),
+            vec![Change::Rule("static/banner.txt".into()), source("/m/static/banner.txt", true).remove(0)]
         );
-        assert_eq!(classify(Path::new("/m/docs/README.md"), k, m, &dirs, Some(&rules)), None);
+    }
+
+    #[test]
+    fn noise_names() {
+        for n in [
+            ".main.go.swp",
+            "4913",
+            "main.go~",
+            ".#main.go",
+            "#main.go#",
+            "main.go.vsctmp",
+            "sedhrrbbR",
+            "x___jb_tmp___",
+        ] {
+            assert!(is_noise(n), "{n}");
+        }
+        for n in ["main.go", "sedan.txt", "site.css", "swp.go"] {
+            assert!(!is_noise(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn watches_do_not_overlap() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().to_path_buf();
+        std::fs::create_dir_all(root.join("kodata")).unwrap();
+        std::fs::create_dir_all(root.join("lib")).unwrap();
+        let main = ListedPackage {
+            dir: root.clone(),
+            module: Some(ListedModule { main: true, go_mod: Some(root.join("go.mod")), replace: None }),
+            go_files: vec!["main.go".into()],
+            ..Default::default()
+        };
+        let lib = ListedPackage { dir: root.join("lib"), ..main.clone() };
+        let mut s = Scope {
+            kodata: root.join("kodata"),
+            module_root: root.clone(),
+            inputs: BuildInputs::from_listing(&[main, lib], None),
+            rules: None,
+            infer: None,
+        };
+        let w = s.watches();
+        assert_eq!(w.get(&root), Some(&RecursiveMode::NonRecursive));
+        assert_eq!(w.get(&root.join("lib")), Some(&RecursiveMode::NonRecursive));
+        assert_eq!(w.get(&root.join("kodata")), Some(&RecursiveMode::Recursive));
+        s.rules = Some(Arc::new(|_: &str| false));
+        let w = s.watches();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w.get(&root), Some(&RecursiveMode::Recursive));
     }
 }

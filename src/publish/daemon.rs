@@ -45,18 +45,6 @@ impl DaemonPublisher {
     }
 }
 
-/// Connects to the engine named by `DOCKER_HOST` (default: the local socket)
-/// and agrees on an API version both sides speak.
-pub async fn connect() -> Result<bollard::Docker, PublishError> {
-    let hint = "is the Docker engine running and DOCKER_HOST right?";
-    let docker = bollard::Docker::connect_with_defaults()
-        .map_err(|e| PublishError::Daemon { detail: format!("cannot connect: {e}; {hint}") })?;
-    docker
-        .negotiate_version()
-        .await
-        .map_err(|e| PublishError::Daemon { detail: format!("cannot reach the engine: {e}; {hint}") })
-}
-
 /// Loads one image archive into the engine.
 pub async fn load(docker: &bollard::Docker, archive: Vec<u8>) -> Result<(), PublishError> {
     let mut stream = docker.import_image(
@@ -85,7 +73,7 @@ impl Publish for DaemonPublisher {
         let mut archive = Vec::new();
         write_docker_archive(image, &tags, &mut archive)
             .map_err(|source| PublishError::Io { path: "<docker archive>".into(), source })?;
-        let docker = connect().await?;
+        let docker = crate::docker::connect().await?;
         load(&docker, archive).await?;
         tracing::info!("loaded {id_tag} into the Docker engine ({})", image.platform);
         Ok(id_tag)

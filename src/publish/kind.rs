@@ -92,7 +92,7 @@ impl Publish for KindPublisher {
         let mut archive = Vec::new();
         write_docker_archive(image, std::slice::from_ref(&tag), &mut archive)
             .map_err(|source| PublishError::Io { path: "<docker archive>".into(), source })?;
-        let docker = super::daemon::connect().await?;
+        let docker = crate::docker::connect().await?;
         let nodes = self.nodes(&docker).await?;
         if nodes.is_empty() {
             return Err(PublishError::Destination(format!(
@@ -102,7 +102,7 @@ impl Publish for KindPublisher {
         }
         let archive = bytes::Bytes::from(archive);
         for node in &nodes {
-            let out = crate::target::docker::exec_stdin(&docker, node, &import_argv(), archive.clone())
+            let out = crate::docker::exec_stdin(&docker, node, &import_argv(), archive.clone())
                 .await
                 .map_err(|e| PublishError::Daemon { detail: format!("loading {tag} into KinD node {node}: {e}") })?;
             if out.exit_code != 0 {

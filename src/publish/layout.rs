@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 
 use super::{Naming, Publish, PublishError};
 use crate::build::Built;
-use crate::cache::write_atomic;
 use crate::oci::{self, Artifact, Descriptor};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -33,7 +32,7 @@ impl LayoutPublisher {
         if path.is_file() {
             return Ok(());
         }
-        write_atomic(&path, data).map_err(|source| PublishError::Io { path, source })
+        crate::atomic::write(&path, data, None).map_err(|source| PublishError::Io { path, source })
     }
 }
 
@@ -54,7 +53,8 @@ impl Publish for LayoutPublisher {
         }
         let layout_file = self.dir.join("oci-layout");
         if !layout_file.is_file() {
-            write_atomic(&layout_file, br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io(layout_file.clone()))?;
+            crate::atomic::write(&layout_file, br#"{"imageLayoutVersion":"1.0.0"}"#, None)
+                .map_err(io(layout_file.clone()))?;
         }
         // The ref name is the repository's last element, so `umoci unpack --image DIR:NAME` works.
         let repository = self.naming.repository("ko.local", &built.package.import_path);
@@ -76,7 +76,7 @@ impl Publish for LayoutPublisher {
             .ok_or_else(|| PublishError::Destination(format!("{} has no manifests array", index_path.display())))?;
         entries.retain(|e| e["annotations"][REF_NAME].as_str() != Some(name.as_str()));
         entries.push(serde_json::to_value(&desc).unwrap_or_default());
-        write_atomic(&index_path, &serde_json::to_vec_pretty(&index).unwrap_or_default())
+        crate::atomic::write(&index_path, &serde_json::to_vec_pretty(&index).unwrap_or_default(), None)
             .map_err(io(index_path.clone()))?;
         tracing::info!("wrote {} into OCI layout {}", name, self.dir.display());
         Ok(format!("{}:{name}@{}", self.dir.display(), built.artifact.digest()))

@@ -17,7 +17,7 @@ pub mod tarball;
 use async_trait::async_trait;
 
 use crate::build::Built;
-use crate::registry::RegistryError;
+use crate::oci::client::RegistryError;
 
 /// Errors publishing an image.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,9 @@ pub enum PublishError {
         /// What went wrong and what to do.
         detail: String,
     },
+    /// The Docker engine could not be reached.
+    #[error(transparent)]
+    Engine(#[from] crate::docker::DockerError),
     /// Writing to disk failed.
     #[error("writing {path}: {source}")]
     Io {

@@ -11,8 +11,8 @@ use oci_client::Reference;
 
 use super::{Naming, Publish, PublishError};
 use crate::build::Built;
+use crate::oci::client::{classify, parse_reference, Registry};
 use crate::oci::{self, Artifact, BlobData};
-use crate::registry::{classify, parse_reference, Registry};
 
 /// Pushes images to `repo` (e.g. `127.0.0.1:5000/team`).
 pub struct RegistryPublisher {

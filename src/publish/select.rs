@@ -9,7 +9,7 @@ use super::minikube::MinikubePublisher;
 use super::registry::RegistryPublisher;
 use super::tarball::TarballPublisher;
 use super::{Multi, Naming, Publish, PublishError};
-use crate::registry::Registry;
+use crate::oci::client::Registry;
 
 /// Where images should go.
 #[derive(Clone, Debug, Default)]

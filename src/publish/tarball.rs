@@ -67,16 +67,10 @@ impl Publish for TarballPublisher {
         let image = pick_image(&built.artifact);
         let tag = format!("{repository}:latest");
         let io = |source| PublishError::Io { path: self.path.clone(), source };
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
         // Written beside the target and renamed at the end: never a half tarball.
-        let mut tmp = tempfile::Builder::new().prefix(".gohot-tarball").tempfile_in(&dir).map_err(io)?;
-        write_docker_archive(image, std::slice::from_ref(&tag), std::io::BufWriter::new(tmp.as_file_mut()))
-            .map_err(io)?;
-        tmp.as_file().sync_all().map_err(io)?;
-        tmp.persist(&self.path).map_err(|e| io(e.error))?;
+        let mut tmp = crate::atomic::AtomicFile::create(&self.path).map_err(io)?;
+        write_docker_archive(image, std::slice::from_ref(&tag), std::io::BufWriter::new(tmp.file_mut())).map_err(io)?;
+        tmp.commit(None).map_err(io)?;
         tracing::info!("wrote {} ({tag}, {})", self.path.display(), image.platform);
         Ok(tag)
     }

@@ -43,14 +43,8 @@
 
 use serde_yaml_ng::{Mapping, Value};
 
-/// Directory of the app binary in the image (mode 0777 in the dev image).
-pub const APP_DIR: &str = "/ko-app";
-/// kodata in the image (ko's `KO_DATA_PATH`).
-pub const KODATA_DIR: &str = "/var/run/ko";
-/// watchexec in the dev image (shipped in kodata).
-pub const WATCHEXEC_PATH: &str = "/var/run/ko/watchexec";
-/// The way-in helper in the dev image.
-pub const HELPER_PATH: &str = "/var/run/gohot/helper";
+use crate::layout::{APP_DIR, HELPER_PATH, KODATA_PATH as KODATA_DIR, WATCHEXEC_PATH};
+
 /// Name of the `emptyDir` volume mounted at [`APP_DIR`] under a read-only root.
 pub const APP_VOLUME: &str = "gohot-app";
 /// Where the seed init container mounts [`APP_VOLUME`].

@@ -1,8 +1,10 @@
 //! Sync: what to send into a running container instead of rebuilding.
 //!
 //! [`rules`] holds Skaffold-style `manual` rules, [`dockerfile`] infers
-//! destinations from a Dockerfile (`infer`). Both are pure: values in, values out.
+//! destinations from a Dockerfile (`infer`). Both are pure: values in, values
+//! out. [`infer`] applies the inference to a directory on disk.
 
 pub mod dockerfile;
+pub mod infer;
 pub mod rules;
 pub mod wayin;

@@ -30,8 +30,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::plan::{mtime_ns, Fetch, FileRecord, Plan, Refusal, Reuse, State, Synced, TEMP_PREFIX};
+use super::plan::{mtime_ns, Fetch, FileRecord, Plan, Refusal, Reuse, State, Synced};
 use super::{Report, SyncbackError};
+use crate::atomic::AtomicFile;
 use crate::sync::wayin::{BodyOutcome, GetItem, GetLimits, GetReader, RelPath};
 
 fn io(about: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SyncbackError {
@@ -125,23 +126,15 @@ fn land(
 ) -> Result<Option<(PathBuf, String)>, SyncbackError> {
     let dest = entry_path(root, path, true)?;
     not_a_dir(path, &dest)?;
-    let dir = dest.parent().unwrap_or(root);
-    let mut tmp =
-        tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir).map_err(io("cannot create a file in", dir))?;
+    let mut tmp = AtomicFile::create(&dest).map_err(io("cannot create a file beside", &dest))?;
     let done = {
-        let mut w = BufWriter::with_capacity(64 << 10, tmp.as_file_mut());
+        let mut w = BufWriter::with_capacity(64 << 10, tmp.file_mut());
         let done = fill(&mut w)?;
         w.flush().map_err(io("cannot write", &dest))?;
         done
     };
     let Some(sha) = done else { return Ok(None) };
-    set_mode(tmp.as_file(), mode).map_err(io("cannot set the mode of", &dest))?;
-    tmp.as_file().sync_all().map_err(io("cannot write", &dest))?;
-    tmp.persist(&dest).map_err(|e| SyncbackError::Io {
-        about: "cannot rename into",
-        path: dest.clone(),
-        source: e.error,
-    })?;
+    tmp.commit(Some(mode)).map_err(io("cannot write", &dest))?;
     Ok(Some((dest, sha)))
 }
 

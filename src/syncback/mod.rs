@@ -31,15 +31,14 @@
 //! paths syncback wrote ([`Syncback::written`], [`Syncback::is_own_write`])
 //! let `gohot dev` ignore them instead of rebuilding.
 //!
-//! Sources: a Docker container by name ([`crate::target::docker::ExistingContainer`]),
-//! or a pod of a pod/deployment chosen by [`pods::pick_pod`] (the Kubernetes
-//! target plugs in through [`pods::kube_replica_for`]).
+//! Sources: any [`Target`] — a Docker container by name
+//! ([`crate::target::docker::ExistingContainer`]), or one pod of a pod or
+//! deployment ([`crate::target::kube::KubeTarget::one_pod`], which picks a
+//! running, ready pod that is not terminating).
 
 pub mod apply;
 pub mod exclude;
-pub mod kube;
 pub mod plan;
-pub mod pods;
 pub mod spec;
 
 use std::collections::HashMap;
@@ -108,14 +107,6 @@ pub enum SyncbackError {
     NoReplica {
         /// Which target.
         target: String,
-    },
-    /// No pod of a pod/deployment is usable.
-    #[error("no pod of {owner} is running and ready: {why}")]
-    NoPod {
-        /// `pod/x`, `deploy/y`.
-        owner: String,
-        /// What each pod is doing.
-        why: String,
     },
     /// The helper could not list or send files.
     #[error("helper {what} in {replica} failed: {source}{stderr}")]

@@ -33,7 +33,7 @@ use super::SyncbackError;
 use crate::sync::wayin::{EntryType, ListEntry, Listing, RelPath};
 
 /// Prefix of syncback's temporary files (skipped by the local scan).
-pub const TEMP_PREFIX: &str = ".gohot-tmp";
+pub use crate::atomic::TEMP_PREFIX;
 
 /// What syncback last wrote, per local path.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,7 +94,7 @@ impl State {
         let mut s = self.clone();
         s.version = Self::VERSION;
         let data = serde_json::to_vec_pretty(&s).unwrap_or_default();
-        crate::cache::write_atomic(path, &data).map_err(|e| SyncbackError::Io {
+        crate::atomic::write(path, &data, None).map_err(|e| SyncbackError::Io {
             about: "cannot write the syncback state",
             path: path.into(),
             source: e,

@@ -16,6 +16,18 @@ pub enum TargetRef {
     Deployment(String),
 }
 
+impl TargetRef {
+    /// The pod or deployment it names on a cluster (None for a container).
+    pub fn named(&self) -> Option<crate::target::kube::Named> {
+        use crate::target::kube::Named;
+        match self {
+            TargetRef::Docker(_) => None,
+            TargetRef::Pod(n) => Some(Named::Pod(n.clone())),
+            TargetRef::Deployment(n) => Some(Named::Deployment(n.clone())),
+        }
+    }
+}
+
 impl fmt::Display for TargetRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

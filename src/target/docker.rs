@@ -4,15 +4,14 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 use bollard::query_parameters::{CreateContainerOptions, LogsOptions, RemoveContainerOptions, StartContainerOptions};
 use bollard::Docker;
 use bytes::Bytes;
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
 
-use super::{ExecOutput, Replica, Target, TargetError};
+use super::{Replica, Target, TargetError};
+use crate::docker::{exec_stdin_deferred, ExecOutput};
 
 /// A published port: `[ip:]host:container`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,75 +164,6 @@ impl DockerTarget {
             }
         })
     }
-}
-
-/// Runs `argv` in `container` with `stdin` as its input, collecting output
-/// and the exit code (`docker exec -i`). Shared by the Docker target and the
-/// KinD publisher (which loads images through `ctr` in a node container).
-pub async fn exec_stdin(docker: &Docker, container: &str, argv: &[String], stdin: Bytes) -> Result<ExecOutput, String> {
-    exec_stdin_deferred(docker, container, argv, Box::pin(async move { stdin })).await
-}
-
-/// [`exec_stdin`] with stdin still being computed: the exec is created and
-/// attached first, stdin is awaited only when it is to be written.
-pub async fn exec_stdin_deferred(
-    docker: &Docker,
-    container: &str,
-    argv: &[String],
-    stdin: futures::future::BoxFuture<'static, Bytes>,
-) -> Result<ExecOutput, String> {
-    let err = |e: bollard::errors::Error| e.to_string();
-    let exec = docker
-        .create_exec(
-            container,
-            CreateExecOptions {
-                attach_stdin: Some(true),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                cmd: Some(argv.to_vec()),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(err)?;
-    let mut out = ExecOutput { exit_code: -1, ..Default::default() };
-    match docker.start_exec(&exec.id, None).await.map_err(err)? {
-        StartExecResults::Attached { mut output, mut input } => {
-            // Feed stdin while reading output, so neither side can block the other.
-            let writer = async move {
-                let stdin = stdin.await;
-                input.write_all(&stdin).await?;
-                input.shutdown().await
-            };
-            let reader = async {
-                while let Some(item) = output.next().await {
-                    match item.map_err(err)? {
-                        bollard::container::LogOutput::StdOut { message } => out.stdout.extend_from_slice(&message),
-                        bollard::container::LogOutput::StdErr { message } => out.stderr.extend_from_slice(&message),
-                        _ => {}
-                    }
-                }
-                Ok::<(), String>(())
-            };
-            let (w, r) = tokio::join!(writer, reader);
-            r?;
-            // A process that exits before reading all of stdin closes the pipe: not an error here.
-            if let Err(e) = w {
-                tracing::debug!("exec stdin: {e}");
-            }
-        }
-        StartExecResults::Detached => return Err("exec detached unexpectedly".into()),
-    }
-    // The output stream ends when the process exits; its code may lag a moment.
-    for _ in 0..200 {
-        let info = docker.inspect_exec(&exec.id).await.map_err(err)?;
-        if info.running != Some(true) {
-            out.exit_code = info.exit_code.unwrap_or(-1);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    Ok(out)
 }
 
 #[async_trait]

@@ -25,16 +25,7 @@ pub struct Replica {
     pub handle: String,
 }
 
-/// What an exec produced.
-#[derive(Clone, Debug, Default)]
-pub struct ExecOutput {
-    /// Standard output.
-    pub stdout: Vec<u8>,
-    /// Standard error.
-    pub stderr: Vec<u8>,
-    /// Exit code (-1 when unknown).
-    pub exit_code: i64,
-}
+pub use crate::exec::ExecOutput;
 
 /// Errors from a target.
 #[derive(Debug, thiserror::Error)]

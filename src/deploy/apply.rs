@@ -16,8 +16,8 @@ use ::kube::core::GroupVersion;
 use ::kube::discovery::{self, ApiCapabilities, Scope};
 use serde_json::Value;
 
-use super::pods::{workload_of, Workload};
-use super::{describe, Cluster, KubeError};
+use crate::cluster::workload::{workload_of, Workload};
+use crate::cluster::{describe, Cluster, KubeError};
 
 /// The field manager gohot applies as.
 pub const FIELD_MANAGER: &str = "gohot";

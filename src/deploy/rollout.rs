@@ -16,8 +16,8 @@ use ::kube::api::Api;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 
-use super::pods::{list_pods, Workload};
-use super::{Cluster, KubeError};
+use crate::cluster::workload::{list_pods, Workload};
+use crate::cluster::{Cluster, KubeError};
 
 /// A workload's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -237,7 +237,7 @@ pub async fn wait_ready(
 mod tests {
     use super::*;
     use crate::cluster::mock;
-    use crate::cluster::pods::fixtures;
+    use crate::cluster::mock::fixtures;
     use serde_json::{json, Value};
 
     fn deployment(generation: i64, observed: i64, updated: i32, available: i32, total: i32) -> Value {
@@ -300,7 +300,7 @@ mod tests {
         assert_eq!(diagnose(&pods(vec![fixtures::pod("ok", "u", 0)])), None);
     }
 
-    use crate::cluster::pods::fixtures::workload;
+    use crate::cluster::mock::fixtures::workload;
 
     /// Mock API server (no cluster here): first the rollout is stuck on
     /// ImagePullBackOff (reported with the image), then it becomes ready.

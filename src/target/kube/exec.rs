@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Cluster, KubeError};
+use crate::cluster::{Cluster, KubeError};
 use crate::target::ExecOutput;
 
 /// What the status channel said.
@@ -199,6 +199,8 @@ mod tests {
     /// CLOSE frame) before the answer gets no status at all. Not a cluster
     /// (tests/kube.rs has the real one), but the bytes kube-rs sends and
     /// reads are the real ones.
+    // tungstenite's callback signature fixes the error type (an HTTP response).
+    #[allow(clippy::result_large_err)]
     async fn fake_exec_server(
         protocol: &'static str,
         expect: usize,

@@ -8,14 +8,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::apply::{self, Applied, Doc};
-use super::pods::{AppImage, Workload};
-use super::rollout::{self, WaitOptions};
-use super::{Cluster, KubeError};
+pub mod apply;
+pub mod rollout;
+
 use crate::build::Build;
+use crate::cluster::workload::{AppImage, Workload};
+use crate::cluster::{Cluster, KubeError};
 use crate::oci::Artifact;
 use crate::publish::Publish;
 use crate::resolve::{self, ManifestFile, ResolveError, ResolvedRef};
+use apply::{Applied, Doc};
+use rollout::WaitOptions;
 
 /// Errors deploying.
 #[derive(Debug, thiserror::Error)]
@@ -150,9 +153,9 @@ mod tests {
     use super::*;
     use crate::build::go::Package;
     use crate::build::{BuildError, Built};
-    use crate::cluster::apply::fixtures::{apps_v1, core_v1};
     use crate::cluster::mock;
-    use crate::cluster::pods::fixtures;
+    use crate::cluster::mock::fixtures;
+    use crate::deploy::apply::fixtures::{apps_v1, core_v1};
     use crate::oci::Image;
     use crate::platform::Platform;
     use crate::publish::PublishError;
@@ -231,7 +234,7 @@ mod tests {
         let patch = seen.iter().find(|s| s.method == "PATCH" && s.uri.contains("deployments")).unwrap().json();
         let app = &patch["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(app["image"], image.reference.as_str());
-        assert_eq!(app["command"][0], crate::resolve::devrewrite::WATCHEXEC_PATH);
+        assert_eq!(app["command"][0], crate::layout::WATCHEXEC_PATH);
         assert_eq!(app["command"].as_array().unwrap().last().unwrap(), "/ko-app/hello");
         let side = &patch["spec"]["template"]["spec"]["containers"][1];
         assert!(side.get("command").is_none(), "other containers are left alone: {side}");

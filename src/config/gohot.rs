@@ -1,10 +1,14 @@
-//! `gohot.yaml`: gohot's own settings for the dev loop, beside ko's `.ko.yaml`.
+//! `gohot.yaml`: gohot's own settings, beside ko's `.ko.yaml`. This module is
+//! its one parser and its one schema: every part of gohot that reads the file
+//! (the dev loop's sync rules, the cluster safety rule's allow list) reads it
+//! through [`GohotConfig::load`], so no two readers can disagree about it.
 //!
-//! `.ko.yaml` says how to build; `gohot.yaml` says what the dev loop may sync
-//! instead of rebuilding. Today that is the `sync` section, written the way
-//! Skaffold users already write it:
+//! `.ko.yaml` says how to build; `gohot.yaml` says which clusters gohot may
+//! hot-patch and what the dev loop may sync instead of rebuilding, written
+//! the way Skaffold users already write it:
 //!
 //! ```yaml
+//! allowContexts: [staging-eu]  # non-local Kubernetes contexts gohot may use
 //! sync:
 //!   manual:
 //!   - src: "static/**/*.html"
@@ -17,8 +21,9 @@
 //!
 //! Everything is checked when the file is loaded, so a mistake surfaces at
 //! start-up with the file, the rule and what is wrong, never as a file
-//! landing in an odd place later. Unknown keys are errors (a typo such as
-//! `manaul` must not silently disable syncing).
+//! landing in an odd place later. Unknown keys are errors that name the key
+//! and list the valid ones (a typo such as `manaul` must not silently disable
+//! syncing). An empty file, or none, is an empty config.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,11 +88,37 @@ pub struct SyncConfig {
     pub build_args: BTreeMap<String, String>,
 }
 
+/// The whole file as written: the schema. Every key gohot reads is here.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawConfig {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     sync: SyncConfig,
+    #[serde(default, deserialize_with = "context_names")]
+    allow_contexts: Vec<String>,
+}
+
+/// `sync:` with nothing after it is an empty section.
+fn null_is_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SyncConfig, D::Error> {
+    Ok(Option::<SyncConfig>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `allowContexts` is a list of context names; anything else gets a message
+/// saying so (serde's own would only name a Rust type).
+fn context_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let value = Option::<serde_yaml_ng::Value>::deserialize(d)?;
+    let bad = || serde::de::Error::custom("allowContexts must be a list of context names, e.g. [staging-eu]");
+    match value {
+        None => Ok(Vec::new()),
+        Some(serde_yaml_ng::Value::Sequence(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                serde_yaml_ng::Value::String(s) if !s.is_empty() => Ok(s),
+                _ => Err(bad()),
+            })
+            .collect(),
+        Some(_) => Err(bad()),
+    }
 }
 
 /// Sync rules, validated and compiled.
@@ -106,6 +137,9 @@ pub struct SyncRules {
 /// A loaded `gohot.yaml`.
 #[derive(Clone, Debug)]
 pub struct GohotConfig {
+    /// `allowContexts`: non-local Kubernetes contexts gohot may act on
+    /// (see [`crate::cluster::context::check_allowed`]).
+    pub allow_contexts: Vec<String>,
     /// The `sync` section as written.
     pub sync: SyncConfig,
     /// The same rules, compiled.
@@ -136,15 +170,24 @@ impl GohotConfig {
         let raw: RawConfig = if text.trim().is_empty() {
             RawConfig::default()
         } else {
-            serde_yaml_ng::from_str(text).map_err(|e| {
-                let loc = e.location();
-                DevConfigError::Parse {
-                    path: path.to_path_buf(),
-                    line: loc.as_ref().map_or(0, |l| l.line()),
-                    column: loc.as_ref().map_or(0, |l| l.column()),
-                    message: e.to_string(),
-                }
-            })?
+            // A file of comments only is a null document: an empty config.
+            serde_yaml_ng::from_str::<Option<RawConfig>>(text)
+                .map_err(|e| {
+                    let loc = e.location();
+                    let message = e.to_string();
+                    // The location goes in front, as `file:line:col:`; drop serde's own.
+                    let message = match message.rsplit_once(" at line ") {
+                        Some((m, _)) if loc.is_some() => m.to_string(),
+                        _ => message,
+                    };
+                    DevConfigError::Parse {
+                        path: path.to_path_buf(),
+                        line: loc.as_ref().map_or(0, |l| l.line()),
+                        column: loc.as_ref().map_or(0, |l| l.column()),
+                        message,
+                    }
+                })?
+                .unwrap_or_default()
         };
         let rule_err = |source| DevConfigError::Rule { path: path.to_path_buf(), source };
         let manual = CompiledRules::new(raw.sync.manual.clone()).map_err(rule_err)?;
@@ -156,6 +199,7 @@ impl GohotConfig {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let dockerfile = dir.join(raw.sync.dockerfile.as_deref().unwrap_or("Dockerfile"));
         Ok(GohotConfig {
+            allow_contexts: raw.allow_contexts,
             rules: SyncRules { manual, infer, dockerfile, build_args: raw.sync.build_args.clone() },
             sync: raw.sync,
             path: Some(path.to_path_buf()),
@@ -185,6 +229,28 @@ mod tests {
         let e = GohotConfig::parse(text, Path::new("gohot.yaml")).unwrap_err().to_string();
         assert!(e.contains("gohot.yaml") && e.contains("sync.manual[1]") && e.contains("static/**/*.html"), "{e}");
         assert!(e.contains("strip `app/`"), "{e}");
+    }
+
+    #[test]
+    fn one_schema_for_every_key() {
+        let text =
+            "# project settings\nallowContexts: [staging-eu, prod]\nsync:\n  manual:\n  - src: 'a/*'\n    dest: /x\n";
+        let c = GohotConfig::parse(text, Path::new("gohot.yaml")).unwrap();
+        assert_eq!(c.allow_contexts, ["staging-eu", "prod"]);
+        assert_eq!(c.rules.manual.len(), 1);
+        let c = GohotConfig::parse("# nothing yet\n", Path::new("gohot.yaml")).unwrap();
+        assert!(c.allow_contexts.is_empty() && c.rules.manual.is_empty());
+        let c = GohotConfig::parse("sync:\nallowContexts:\n", Path::new("gohot.yaml")).unwrap();
+        assert!(c.allow_contexts.is_empty() && c.rules.manual.is_empty());
+        // An unknown key is named, with the valid ones.
+        let e = GohotConfig::parse("allowContext: [x]\n", Path::new("gohot.yaml")).unwrap_err().to_string();
+        assert!(e.starts_with("gohot.yaml:1:"), "{e}");
+        assert!(e.contains("`allowContext`") && e.contains("`sync`") && e.contains("`allowContexts`"), "{e}");
+        assert!(!e.contains(" at line "), "location given once: {e}");
+        let e = GohotConfig::parse("sync:\n  dockerFile: D\n", Path::new("gohot.yaml")).unwrap_err().to_string();
+        assert!(e.contains("`dockerFile`") && e.contains("`dockerfile`") && e.contains("`buildArgs`"), "{e}");
+        let e = GohotConfig::parse("allowContexts: staging\n", Path::new("gohot.yaml")).unwrap_err().to_string();
+        assert!(e.contains("gohot.yaml") && e.contains("list of context names"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! OCI image data as gohot builds and publishes it: descriptors, manifests,
-//! indexes and the blobs behind them.
+//! OCI images: the data as gohot builds and publishes it — descriptors,
+//! manifests, indexes and the blobs behind them — and the registry client
+//! ([`client`]) that pulls base images and pushes built ones.
 //!
 //! gohot writes its own manifests (rather than reusing a client library's
 //! types) so that the bytes — and therefore the digests — are fully under its
@@ -13,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::platform::Platform;
+
+pub mod client;
 
 /// OCI image manifest media type.
 pub const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

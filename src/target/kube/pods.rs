@@ -1,5 +1,6 @@
-//! Which containers get the new binary: every live pod of the applied
-//! workloads, and in each the containers that run the app's image.
+//! The one pod rule: which containers of the applied workloads get the new
+//! binary (every running container that runs the app's image), and which
+//! pod a `pod/NAME` or `deploy/NAME` names for syncback.
 //!
 //! # Theory of operation
 //!
@@ -28,51 +29,11 @@
 
 use std::collections::BTreeSet;
 
-use ::kube::api::{Api, ListParams};
 use k8s_openapi::api::core::v1::Pod;
-use serde_yaml_ng::Value;
 
-use super::{Cluster, KubeError};
+use crate::cluster::workload::{list_pods, AppImage, Workload};
+use crate::cluster::{Cluster, KubeError};
 use crate::target::Replica;
-
-/// The image gohot built for the app: the reference in the manifests, and
-/// the digests a container runtime may report for it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AppImage {
-    /// The resolved reference (`repo@sha256:…`, or a `kind.local` tag).
-    pub reference: String,
-    /// `sha256:…` digests: the manifest (or index) digest and, where known,
-    /// the image config digest (what `imageID` shows for loaded images).
-    pub digests: Vec<String>,
-}
-
-impl AppImage {
-    /// From a resolved reference; its `@sha256:` digest, if any, is kept.
-    pub fn new(reference: &str) -> Self {
-        let digests = reference.split_once('@').map(|(_, d)| vec![d.to_string()]).unwrap_or_default();
-        AppImage { reference: reference.to_string(), digests }
-    }
-
-    /// Adds a digest that also identifies the image (config digest, a
-    /// per-platform manifest digest under an index).
-    pub fn with_digest(mut self, digest: impl Into<String>) -> Self {
-        let d = digest.into();
-        if !self.digests.contains(&d) {
-            self.digests.push(d);
-        }
-        self
-    }
-
-    /// Whether a container with this spec image and reported `imageID` runs it.
-    pub fn matches(&self, spec_image: &str, image_id: &str) -> bool {
-        spec_image == self.reference
-            || self.digests.iter().any(|d| {
-                !d.is_empty()
-                    && (spec_image.ends_with(&format!("@{d}"))
-                        || (!image_id.is_empty() && image_id.contains(d.as_str())))
-            })
-    }
-}
 
 /// One container running the app.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -202,157 +163,129 @@ pub fn select(pods: &[Pod], image: &AppImage) -> Discovery {
     out
 }
 
-/// How to find a workload's pods.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PodSelector {
-    /// A label selector (`app=hello,tier in (web)`).
-    Labels(String),
-    /// A bare Pod, by name.
-    Name(String),
-}
-
-/// An applied object that owns pods.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Workload {
-    /// `Deployment`, `StatefulSet`, `DaemonSet`, `ReplicaSet`, `Job`, `Pod`.
-    pub kind: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// Its pods.
-    pub selector: PodSelector,
-}
-
-impl std::fmt::Display for Workload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
-    }
-}
-
-/// The workload a manifest document describes, if it owns pods. Namespace:
-/// the document's, else `default_ns`.
-pub fn workload_of(doc: &Value, default_ns: &str) -> Option<Workload> {
-    let kind = doc.get("kind")?.as_str()?.to_string();
-    let api = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-    let meta = doc.get("metadata")?;
-    let name = meta.get("name")?.as_str()?.to_string();
-    let namespace = meta.get("namespace").and_then(Value::as_str).unwrap_or(default_ns).to_string();
-    let selector = match (api, kind.as_str()) {
-        ("v1", "Pod") => PodSelector::Name(name.clone()),
-        ("apps/v1", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet") | ("batch/v1", "Job") => {
-            PodSelector::Labels(label_selector(doc.get("spec")?.get("selector")?)?)
-        }
-        _ => return None,
-    };
-    Some(Workload { kind, namespace, name, selector })
-}
-
-/// A `LabelSelector` (matchLabels + matchExpressions) as a query string.
-pub fn label_selector(sel: &Value) -> Option<String> {
-    let mut parts = Vec::new();
-    if let Some(m) = sel.get("matchLabels").and_then(Value::as_mapping) {
-        for (k, v) in m {
-            let v = match v {
-                Value::String(s) => s.clone(),
-                Value::Bool(b) => b.to_string(),
-                Value::Number(n) => n.to_string(),
-                _ => continue,
-            };
-            parts.push(format!("{}={v}", k.as_str()?));
-        }
-    }
-    for e in sel.get("matchExpressions").and_then(Value::as_sequence).into_iter().flatten() {
-        let key = e.get("key")?.as_str()?;
-        let values: Vec<&str> =
-            e.get("values").and_then(Value::as_sequence).into_iter().flatten().filter_map(Value::as_str).collect();
-        parts.push(match e.get("operator")?.as_str()? {
-            "In" => format!("{key} in ({})", values.join(",")),
-            "NotIn" => format!("{key} notin ({})", values.join(",")),
-            "Exists" => key.to_string(),
-            "DoesNotExist" => format!("!{key}"),
-            _ => return None,
-        });
-    }
-    (!parts.is_empty()).then(|| parts.join(","))
-}
-
-/// Lists the pods of `workloads`.
-pub async fn list_pods(cluster: &Cluster, workloads: &[Workload]) -> Result<Vec<Pod>, KubeError> {
-    let mut pods = Vec::new();
-    for w in workloads {
-        let api: Api<Pod> = Api::namespaced(cluster.client.clone(), &w.namespace);
-        let lp = match &w.selector {
-            PodSelector::Labels(l) => ListParams::default().labels(l),
-            PodSelector::Name(n) => ListParams::default().fields(&format!("metadata.name={n}")),
-        };
-        let list = api.list(&lp).await.map_err(|e| cluster.error(e, "list", "pods", &w.namespace))?;
-        pods.extend(list.items);
-    }
-    Ok(pods)
-}
-
 /// Lists the pods of `workloads` and selects the app's live containers.
 pub async fn discover(cluster: &Cluster, workloads: &[Workload], image: &AppImage) -> Result<Discovery, KubeError> {
     Ok(select(&list_pods(cluster, workloads).await?, image))
 }
 
-#[cfg(test)]
-pub(crate) mod fixtures {
-    //! Pod JSON as the API server returns it.
-    use serde_json::{json, Value};
+// ------------------------------------------------- one named pod (syncback)
 
-    pub const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+// A deployment mid-rollout has old pods still shutting down next to new
+// ones; reading from an old one would bring back stale files and could
+// fail half-way when it goes. The choice is therefore a pure function over
+// a small summary of each pod (what the Kubernetes target can fill in from
+// the API), tested on its own: only running, ready pods that are not being
+// deleted qualify, and among several the newest wins (the one a rollout
+// keeps), ties broken by fewer restarts, then by name, so the same cluster
+// state always gives the same pick. The answer carries the reason, which
+// the CLI prints: `picked web-7d9f-x2: newest of 3 ready pods`.
 
-    /// The hello Deployment, selected by `app=hello`.
-    pub fn workload() -> super::Workload {
-        super::Workload {
-            kind: "Deployment".into(),
-            namespace: "default".into(),
-            name: "hello".into(),
-            selector: super::PodSelector::Labels("app=hello".into()),
-        }
+/// What the choice needs to know about one pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodSummary {
+    /// Pod name.
+    pub name: String,
+    /// `status.phase` (`Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`).
+    pub phase: String,
+    /// The `Ready` condition is true.
+    pub ready: bool,
+    /// `metadata.deletionTimestamp` is set: the pod is shutting down.
+    pub terminating: bool,
+    /// `metadata.creationTimestamp`, unix seconds.
+    pub created_unix: i64,
+    /// Sum of the containers' restart counts.
+    pub restarts: u32,
+}
+
+/// The chosen pod and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodChoice {
+    /// Its name.
+    pub name: String,
+    /// For people: `picked NAME: newest of 3 ready pods`.
+    pub reason: String,
+}
+
+fn unusable(p: &PodSummary) -> Option<String> {
+    if p.terminating {
+        Some(format!("{} is terminating", p.name))
+    } else if p.phase != "Running" {
+        Some(format!("{} is {}", p.name, if p.phase.is_empty() { "in no phase" } else { &p.phase }))
+    } else if !p.ready {
+        Some(format!("{} is not ready", p.name))
+    } else {
+        None
     }
-    pub fn app_ref() -> String {
-        format!("127.0.0.1:5000/hello@{DIGEST}")
-    }
+}
 
-    /// A running, ready pod of the app with one container `app`.
-    pub fn pod(name: &str, uid: &str, restarts: i32) -> Value {
-        pod_with(name, uid, &app_ref(), &format!("127.0.0.1:5000/hello@{DIGEST}"), restarts)
+/// Picks the pod of `owner` (`pod/x`, `deploy/y`, for messages) to read from.
+pub fn pick_pod(owner: &str, pods: &[PodSummary]) -> Result<PodChoice, NoPod> {
+    let mut ready: Vec<&PodSummary> = pods.iter().filter(|p| unusable(p).is_none()).collect();
+    if ready.is_empty() {
+        let why = if pods.is_empty() {
+            "it has no pods".to_string()
+        } else {
+            pods.iter().filter_map(unusable).collect::<Vec<_>>().join(", ")
+        };
+        return Err(NoPod { owner: owner.to_string(), why });
     }
-
-    pub fn pod_with(name: &str, uid: &str, image: &str, image_id: &str, restarts: i32) -> Value {
-        json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "default", "uid": uid, "labels": {"app": "hello"}},
-            "spec": {"nodeName": "kind-control-plane", "containers": [
-                {"name": "app", "image": image},
-                {"name": "sidecar", "image": "docker.io/library/busybox:1"}
-            ]},
-            "status": {
-                "phase": "Running",
-                "conditions": [{"type": "Ready", "status": "True"}],
-                "containerStatuses": [
-                    {"name": "app", "image": image, "imageID": image_id, "ready": true, "restartCount": restarts,
-                     "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}},
-                    {"name": "sidecar", "image": "docker.io/library/busybox:1", "imageID": "docker.io/library/busybox@sha256:2222", "ready": true, "restartCount": 0,
-                     "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}
-                ]
-            }
-        })
+    ready.sort_by(|a, b| {
+        b.created_unix.cmp(&a.created_unix).then(a.restarts.cmp(&b.restarts)).then(a.name.cmp(&b.name))
+    });
+    let pick = ready[0];
+    let skipped = pods.len() - ready.len();
+    let mut reason = match ready.len() {
+        1 => format!("picked {}: the only ready pod", pick.name),
+        n => format!("picked {}: newest of {n} ready pods", pick.name),
+    };
+    if skipped > 0 {
+        reason.push_str(&format!(
+            " ({skipped} skipped: {})",
+            pods.iter().filter_map(unusable).collect::<Vec<_>>().join(", ")
+        ));
     }
+    Ok(PodChoice { name: pick.name.clone(), reason })
+}
 
-    pub fn list(items: Vec<Value>) -> Value {
-        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": items})
+/// No pod qualifies.
+#[derive(Debug, thiserror::Error)]
+#[error("{owner} has no running, ready pod to read from: {why}")]
+pub struct NoPod {
+    /// `pod/x`, `deploy/y`.
+    pub owner: String,
+    /// What each pod is doing.
+    pub why: String,
+}
+
+/// The summary of a Pod object the choice works on.
+pub fn summarize(pod: &Pod) -> PodSummary {
+    let status = pod.status.clone().unwrap_or_default();
+    PodSummary {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        phase: status.phase.clone().unwrap_or_default(),
+        ready: status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True"),
+        terminating: pod.metadata.deletion_timestamp.is_some(),
+        created_unix: pod.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or_default(),
+        restarts: status.container_statuses.iter().flatten().map(|c| c.restart_count.max(0) as u32).sum(),
+    }
+}
+
+/// The replica for a chosen pod's `container` (handle `namespace/pod/container`).
+pub fn replica_of(choice: &PodChoice, namespace: &str, container: &str, pods: &[PodSummary]) -> Replica {
+    let created = pods.iter().find(|p| p.name == choice.name).map(|p| p.created_unix).unwrap_or_default();
+    Replica {
+        name: format!("{}/{container}", choice.name),
+        instance: format!("{namespace}/{}@{created}", choice.name),
+        handle: format!("{namespace}/{}/{container}", choice.name),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::fixtures::*;
     use super::*;
     use crate::cluster::mock;
+    use crate::cluster::mock::fixtures::*;
+    use crate::cluster::workload::PodSelector;
 
     fn pods(values: Vec<serde_json::Value>) -> Vec<Pod> {
         values.into_iter().map(|v| serde_json::from_value(v).unwrap()).collect()
@@ -394,6 +327,12 @@ mod tests {
     }
 
     #[test]
+    fn handles() {
+        assert_eq!(parse_handle("ns/pod/c"), Some(("ns", "pod", "c")));
+        assert_eq!(parse_handle("ns/pod"), None);
+    }
+
+    #[test]
     fn restarted_container_changes_instance() {
         let image = AppImage::new(&app_ref());
         let before = select(&pods(vec![pod("hello-a", "uid-a", 0)]), &image).containers[0].instance();
@@ -431,24 +370,6 @@ mod tests {
         assert!(!image.matches("127.0.0.1:5000/hello:latest", ""));
     }
 
-    #[test]
-    fn workloads_and_selectors() {
-        let doc: Value = serde_yaml_ng::from_str(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: hello}\nspec:\n  selector:\n    matchLabels: {app: hello}\n    matchExpressions:\n    - {key: tier, operator: In, values: [web, api]}\n    - {key: canary, operator: DoesNotExist}\n",
-        )
-        .unwrap();
-        let w = workload_of(&doc, "dev").unwrap();
-        assert_eq!(w.to_string(), "Deployment dev/hello");
-        assert_eq!(w.selector, PodSelector::Labels("app=hello,tier in (web,api),!canary".into()));
-        let pod: Value =
-            serde_yaml_ng::from_str("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: x}\n").unwrap();
-        assert_eq!(workload_of(&pod, "dev").unwrap().selector, PodSelector::Name("p".into()));
-        let svc: Value = serde_yaml_ng::from_str("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n").unwrap();
-        assert_eq!(workload_of(&svc, "dev"), None);
-        assert_eq!(parse_handle("ns/pod/c"), Some(("ns", "pod", "c")));
-        assert_eq!(parse_handle("ns/pod"), None);
-    }
-
     /// Mock API server (no cluster here): the pod list request carries the
     /// workload's label selector, and a pod replaced between two discoveries
     /// shows up as a new instance.
@@ -484,5 +405,81 @@ mod tests {
         assert_eq!(seen[0].method, "GET");
         assert!(seen[0].uri.starts_with("/api/v1/namespaces/default/pods?"), "{}", seen[0].uri);
         assert!(seen[0].uri.contains("labelSelector=app%3Dhello"), "{}", seen[0].uri);
+    }
+
+    // ---- the named-pod choice
+
+    fn summary(name: &str, phase: &str, ready: bool, terminating: bool, created: i64, restarts: u32) -> PodSummary {
+        PodSummary { name: name.into(), phase: phase.into(), ready, terminating, created_unix: created, restarts }
+    }
+
+    #[test]
+    fn newest_ready_pod_wins_and_says_why() {
+        let pods = [
+            summary("web-old", "Running", true, false, 100, 0),
+            summary("web-new", "Running", true, false, 300, 0),
+            summary("web-mid", "Running", true, false, 200, 5),
+        ];
+        let c = pick_pod("deploy/web", &pods).expect("pick");
+        assert_eq!(c.name, "web-new");
+        assert_eq!(c.reason, "picked web-new: newest of 3 ready pods");
+    }
+
+    #[test]
+    fn never_a_terminating_pod_even_if_newest_or_only_ready() {
+        // Rollout: the old pod is being deleted but still reports Running and ready.
+        let pods = [
+            summary("web-old", "Running", true, true, 500, 0),
+            summary("web-new", "Running", true, false, 400, 0),
+            summary("web-starting", "Running", false, false, 600, 0),
+            summary("web-pending", "Pending", false, false, 700, 0),
+        ];
+        let c = pick_pod("deploy/web", &pods).expect("pick");
+        assert_eq!(c.name, "web-new");
+        assert!(c.reason.starts_with("picked web-new: the only ready pod (3 skipped:"), "{}", c.reason);
+        assert!(c.reason.contains("web-old is terminating"));
+        let none = pick_pod("deploy/web", &pods[..1]).expect_err("only a terminating pod");
+        assert!(none.to_string().contains("web-old is terminating"), "{none}");
+        assert!(pick_pod("deploy/web", &[]).expect_err("none").to_string().contains("has no pods"));
+        let failed = [summary("job", "Failed", false, false, 1, 0)];
+        assert!(pick_pod("pod/job", &failed).expect_err("failed").to_string().contains("job is Failed"));
+    }
+
+    #[test]
+    fn ties_are_deterministic() {
+        let a = summary("b-pod", "Running", true, false, 100, 2);
+        let b = summary("a-pod", "Running", true, false, 100, 2);
+        let c = summary("c-pod", "Running", true, false, 100, 0);
+        for order in [[&a, &b, &c], [&c, &b, &a], [&b, &c, &a]] {
+            let pods: Vec<PodSummary> = order.iter().map(|p| (*p).clone()).collect();
+            assert_eq!(pick_pod("deploy/x", &pods).expect("pick").name, "c-pod");
+        }
+        assert_eq!(pick_pod("deploy/x", &[a.clone(), b.clone()]).expect("pick").name, "a-pod");
+    }
+
+    #[test]
+    fn picked_replica_handle() {
+        let pods = [summary("web-1", "Running", true, false, 10, 0)];
+        let choice = pick_pod("deploy/web", &pods).expect("pick");
+        let r = replica_of(&choice, "dev", "app", &pods);
+        assert_eq!(r.handle, "dev/web-1/app");
+        assert_eq!(r.name, "web-1/app");
+        assert_eq!(choice.reason, "picked web-1: the only ready pod");
+    }
+
+    #[test]
+    fn summarizes_pods() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-1", "creationTimestamp": "2026-01-01T00:00:10Z", "deletionTimestamp": "2026-01-01T00:01:00Z"},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+                       "containerStatuses": [{"name": "a", "restartCount": 2, "ready": true, "image": "x", "imageID": "y"}]}
+        }))
+        .unwrap();
+        let s = summarize(&pod);
+        assert_eq!(
+            (s.name.as_str(), s.phase.as_str(), s.ready, s.terminating, s.restarts),
+            ("web-1", "Running", true, true, 2)
+        );
+        assert_eq!(s.created_unix, 1_767_225_610);
     }
 }

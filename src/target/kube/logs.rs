@@ -15,8 +15,9 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use super::pods::{AppContainer, AppImage, Workload};
-use super::{Cluster, KubeError};
+use super::pods::AppContainer;
+use crate::cluster::workload::{AppImage, Workload};
+use crate::cluster::{Cluster, KubeError};
 
 /// Called with `(pod/container, line)` for every log line.
 pub type LineFn = Arc<dyn Fn(&str, &str) + Send + Sync>;

@@ -1,0 +1,19 @@
+//! Where things live inside gohot's images: ko's layout (the binary in
+//! `/ko-app`, kodata at `/var/run/ko`) plus what the dev image adds. One
+//! home, so that the image builder, the pod-spec rewrite, the dev loop and
+//! the way in agree by construction.
+
+/// Directory of the app binary (`/ko-app/<name>`; mode 0777 in dev images,
+/// so a non-root app can receive a new binary).
+pub const APP_DIR: &str = "/ko-app";
+/// Where kodata lands (ko's `KO_DATA_PATH`).
+pub const KODATA_PATH: &str = "/var/run/ko";
+/// watchexec in the dev image (shipped in kodata, as the Skaffold ko proposal has it).
+pub const WATCHEXEC_PATH: &str = "/var/run/ko/watchexec";
+/// The way-in helper in the dev image.
+pub const HELPER_PATH: &str = "/var/run/gohot/helper";
+
+/// The path of the binary named `name`.
+pub fn app_binary(name: &str) -> String {
+    format!("{APP_DIR}/{name}")
+}
