@@ -30,11 +30,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
 use crate::build::go::{GoError, GoToolchain};
-use crate::oci::client::Registry;
 use crate::platform::Platform;
-use crate::publish::daemon::DaemonPublisher;
-use crate::publish::registry::{split_tag, RegistryPublisher};
-use crate::publish::{Publish, PublishError};
+use crate::publish::registry::split_tag;
+use crate::publish::select::Destinations;
 
 /// Errors of the Skaffold integration. Variable errors name the variable.
 #[derive(Debug, thiserror::Error)]
@@ -182,12 +180,15 @@ impl BuildRequest {
         Ok(BuildRequest { image, destination, context, platforms })
     }
 
-    /// The one publisher for this request.
-    pub fn publisher(&self, registry: &Registry) -> Result<Box<dyn Publish>, PublishError> {
-        Ok(match self.destination {
-            Destination::Registry => Box::new(RegistryPublisher::for_reference(registry.clone(), &self.image)?),
-            Destination::Engine => Box::new(DaemonPublisher::with_tags(vec![self.image.clone()])),
-        })
+    /// Where the image goes, for the one publisher factory
+    /// ([`crate::publish::select::publisher`]): exactly `$IMAGE`.
+    pub fn destinations(&self, insecure: &[String]) -> Destinations {
+        Destinations {
+            exact: Some(self.image.clone()),
+            push: self.destination == Destination::Registry,
+            insecure: insecure.to_vec(),
+            ..Default::default()
+        }
     }
 }
 
@@ -253,7 +254,7 @@ fn module_and_kodata_files(pkg: &crate::build::go::Package) -> Result<Vec<PathBu
         let mut rels = Vec::new();
         walk_files(&kodata, &kodata, &mut rels)?;
         // watchexec and its record are gohot's own, not inputs of the image.
-        rels.retain(|r| !crate::devimage::watchexec::is_gohot_owned_kodata(r));
+        rels.retain(|r| !crate::build::kodata::is_gohot_owned_kodata(r));
         files.extend(rels.into_iter().map(|r| kodata.join(r)));
     }
     Ok(files)

@@ -4,8 +4,6 @@
 //!
 //! Pure: values in, an [`Image`] out.
 
-use std::path::Path;
-
 use bytes::Bytes;
 use serde_json::{json, Value};
 
@@ -161,37 +159,6 @@ fn update_path(env: &mut Vec<String>, dir: &str) {
         }
     }
     env.push(format!("PATH={dir}"));
-}
-
-/// Reads a package's `kodata` directory: every regular file below it
-/// (symlinks followed, as ko does), with `/`-separated relative paths.
-/// A missing directory is empty kodata.
-pub fn read_kodata(dir: &Path) -> std::io::Result<Vec<(String, u32, Bytes)>> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut out = Vec::new();
-    if !dir.is_dir() {
-        return Ok(out);
-    }
-    let mut stack = vec![(dir.to_path_buf(), String::new(), 0usize)];
-    while let Some((path, rel, depth)) = stack.pop() {
-        if depth > 64 {
-            return Err(std::io::Error::other(format!("{}: kodata nested too deep (symlink loop?)", path.display())));
-        }
-        for entry in std::fs::read_dir(&path)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-            let meta = std::fs::metadata(entry.path())?;
-            if meta.is_dir() {
-                stack.push((entry.path(), child_rel, depth + 1));
-            } else if meta.is_file() {
-                let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
-                out.push((child_rel, mode, Bytes::from(std::fs::read(entry.path())?)));
-            }
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,14 +1,18 @@
 //! Build: a Go main package in, an OCI image (or index) out.
 //!
-//! [`Build`] is the seam (ko's `build.Interface`): resolve and the dev loop
+//! [`Build`] is the seam (ko's `build.Interface`): resolve and deploy
 //! depend on it, never on how the build is done. [`GoBuilder`] is the real
 //! one: `go build` per platform, then [`image::assemble`] on top of a base
-//! from [`base::BaseStore`].
+//! from [`base::BaseStore`]. A variant of the image (the dev image) is a
+//! wrapper around it that hands [`GoBuilder::build_variant`] a [`Variant`]
+//! — extra linker flags and layers — as ko's caching builder wraps another
+//! builder; see `crate::devimage::DevBuilder`.
 
 pub mod base;
 pub mod go;
 pub mod image;
 pub mod inputs;
+pub mod kodata;
 pub mod layer;
 pub mod staticbase;
 
@@ -36,9 +40,9 @@ pub enum BuildError {
     /// The base image could not be had.
     #[error(transparent)]
     Base(#[from] BaseError),
-    /// The dev image's tools could not be prepared.
+    /// What an image variant adds (the dev image's tools) could not be prepared.
     #[error(transparent)]
-    DevImage(#[from] crate::devimage::DevImageError),
+    Variant(Box<dyn std::error::Error + Send + Sync>),
     /// Reading the binary or kodata failed.
     #[error("{path}: {source}")]
     Io {
@@ -84,13 +88,21 @@ pub struct BuildOptions {
     pub platforms: Vec<Platform>,
     /// Base image overriding `.ko.yaml`.
     pub base: Option<String>,
-    /// Build the dev variant: watchexec and the way-in helper inside,
-    /// `/ko-app` writable, dev linker flags.
-    pub dev: bool,
-    /// Where the dev variant's tools come from.
-    pub dev_tools: crate::devimage::DevTools,
     /// Root of the cache (binaries, base images).
     pub cache_root: PathBuf,
+}
+
+/// What a variant of the image adds to the production build.
+#[derive(Clone, Debug, Default)]
+pub struct Variant {
+    /// Linker flags after `.ko.yaml`'s.
+    pub ldflags: Vec<String>,
+    /// Layers between the base and kodata.
+    pub layers: Vec<Vec<layer::Entry>>,
+    /// The variant is a dev image: `/ko-app` and kodata's directories
+    /// writable by any uid, and the files gohot placed in kodata for it
+    /// ([`kodata::production_kodata`]) kept.
+    pub dev: bool,
 }
 
 /// The real builder: Go toolchain + base store + `.ko.yaml`.
@@ -139,8 +151,8 @@ impl GoBuilder {
         &self.go
     }
 
-    /// Build settings for a package from `.ko.yaml`.
-    fn settings(&self, pkg: &Package, requested: &str) -> Result<BuildSettings, BuildError> {
+    /// Build settings for a package from `.ko.yaml`, plus `extra_ldflags`.
+    fn settings(&self, pkg: &Package, requested: &str, extra_ldflags: &[String]) -> Result<BuildSettings, BuildError> {
         let rel = pkg.dir.strip_prefix(&self.config.dir).ok().map(|p| p.to_string_lossy().into_owned());
         let rel = rel.or_else(|| Some(requested.to_string()));
         let entry = self.config.build_for(&pkg.import_path, rel.as_deref()).cloned().unwrap_or_default();
@@ -167,9 +179,7 @@ impl GoBuilder {
         let ldflags = if entry.ldflags.is_empty() { &self.config.default_ldflags } else { &entry.ldflags };
         let mut ldflags: Vec<String> =
             ldflags.iter().map(|f| self.config.expand("ldflags", f)).collect::<Result<_, _>>()?;
-        if self.opts.dev {
-            ldflags.push(self.opts.dev_tools.ldflags().into());
-        }
+        ldflags.extend(extra_ldflags.iter().cloned());
         Ok(BuildSettings {
             dir,
             env,
@@ -191,14 +201,20 @@ impl GoBuilder {
         requested: &str,
         platform: &Platform,
     ) -> Result<Vec<go::ListedPackage>, BuildError> {
-        let settings = self.settings(pkg, requested)?;
+        let settings = self.settings(pkg, requested, &[])?;
         Ok(self.go.list_deps_with(&settings, &pkg.import_path, platform).await?)
     }
 
     /// Compiles the binary for one platform into ko's cache location and
-    /// returns its path.
-    pub async fn compile(&self, pkg: &Package, requested: &str, platform: &Platform) -> Result<PathBuf, BuildError> {
-        let settings = self.settings(pkg, requested)?;
+    /// returns its path; `extra_ldflags` come after `.ko.yaml`'s.
+    pub async fn compile(
+        &self,
+        pkg: &Package,
+        requested: &str,
+        platform: &Platform,
+        extra_ldflags: &[String],
+    ) -> Result<PathBuf, BuildError> {
+        let settings = self.settings(pkg, requested, extra_ldflags)?;
         let out = crate::cache::binary_path(&self.opts.cache_root, &pkg.import_path, platform);
         tracing::debug!("go build {} for {platform} → {}", pkg.import_path, out.display());
         self.go.build(pkg, platform, &settings, &out).await?;
@@ -218,31 +234,21 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> BuildError + '_ {
     move |source| BuildError::Io { path: path.to_path_buf(), source }
 }
 
-#[async_trait]
-impl Build for GoBuilder {
-    async fn build(&self, package: &str) -> Result<Built, BuildError> {
-        let pkg = self.package(package).await?;
+impl GoBuilder {
+    /// Builds the image of `pkg` (named `requested` by the user) with what
+    /// `variant` adds.
+    pub async fn build_variant(&self, pkg: Package, requested: &str, variant: &Variant) -> Result<Built, BuildError> {
         let base_ref = self.base_for(&pkg);
         let kodata_dir = pkg.dir.join("kodata");
         let platforms = self.platforms()?;
-        let mut extra_layers = Vec::new();
-        if self.opts.dev {
-            let [platform] = platforms.as_slice() else {
-                let list: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
-                return Err(crate::devimage::DevImageError::MultiPlatform(list.join(",")).into());
-            };
-            let tools = &self.opts.dev_tools;
-            extra_layers
-                .push(crate::devimage::prepare(&self.go, &kodata_dir, platform, tools, &self.opts.cache_root).await?);
-        }
-        let kodata = image::read_kodata(&kodata_dir).map_err(io_err(&kodata_dir))?;
+        let kodata = kodata::read_kodata(&kodata_dir).map_err(io_err(&kodata_dir))?;
         // What gohot placed in kodata for dev images (watchexec, its record,
         // its .gitignore lines) never reaches a production image.
-        let kodata = if self.opts.dev { kodata } else { crate::devimage::watchexec::production_kodata(kodata) };
+        let kodata = if variant.dev { kodata } else { kodata::production_kodata(kodata) };
         let mut images = Vec::new();
         for platform in platforms {
             let base = self.bases.get(&base_ref, &platform).await?;
-            let out = self.compile(&pkg, package, &platform).await?;
+            let out = self.compile(&pkg, requested, &platform, &variant.ldflags).await?;
             let binary = Bytes::from(std::fs::read(&out).map_err(io_err(&out))?);
             let img = image::assemble(image::ImageInputs {
                 base: &base,
@@ -250,13 +256,21 @@ impl Build for GoBuilder {
                 name: &pkg.binary_name(),
                 binary,
                 kodata: kodata.clone(),
-                extra_layers: extra_layers.clone(),
-                dev: self.opts.dev,
+                extra_layers: variant.layers.clone(),
+                dev: variant.dev,
                 import_path: &pkg.import_path,
             })
             .map_err(io_err(&out))?;
             images.push(img);
         }
         Ok(Built { package: pkg, artifact: Artifact::from_images(images) })
+    }
+}
+
+#[async_trait]
+impl Build for GoBuilder {
+    async fn build(&self, package: &str) -> Result<Built, BuildError> {
+        let pkg = self.package(package).await?;
+        self.build_variant(pkg, package, &Variant::default()).await
     }
 }

@@ -1,5 +1,7 @@
 //! The dev variant of an image: what `gohot dev` needs inside the container
-//! before the first hot reload.
+//! before the first hot reload. [`DevBuilder`] wraps the production
+//! [`GoBuilder`] (as ko's caching builder wraps another builder) and hands
+//! it a [`Variant`] with:
 //!
 //! - watchexec, the supervisor that restarts the app when its binary changes,
 //!   goes into the package's kodata (as the Skaffold ko proposal has it, with
@@ -22,8 +24,11 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use sha2::Digest as _;
 
-use crate::build::go::GoToolchain;
+use async_trait::async_trait;
+
+use crate::build::go::{GoToolchain, Package};
 use crate::build::layer::{self, Entry};
+use crate::build::{Build, BuildError, Built, GoBuilder, Variant};
 use crate::platform::Platform;
 use crate::sync::wayin::{self, WayInError};
 use watchexec::{EnsureOptions, WatchexecError};
@@ -73,6 +78,61 @@ impl DevTools {
         } else {
             "-s -w"
         }
+    }
+}
+
+/// Builds dev images: the production build plus watchexec, the way-in
+/// helper and dev linker flags. One platform (a dev image holds one watchexec).
+pub struct DevBuilder {
+    inner: GoBuilder,
+    tools: DevTools,
+}
+
+impl DevBuilder {
+    /// Wraps `inner`.
+    pub fn new(inner: GoBuilder, tools: DevTools) -> Self {
+        DevBuilder { inner, tools }
+    }
+
+    /// The production builder underneath (package lookup, platforms, cache).
+    pub fn inner(&self) -> &GoBuilder {
+        &self.inner
+    }
+
+    /// The linker flags dev builds add.
+    pub fn ldflags(&self) -> Vec<String> {
+        vec![self.tools.ldflags().to_string()]
+    }
+
+    /// The one platform of the dev image.
+    pub fn platform(&self) -> Result<Platform, BuildError> {
+        let platforms = self.inner.platforms()?;
+        match platforms.as_slice() {
+            [p] => Ok(p.clone()),
+            _ => {
+                let list: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
+                Err(BuildError::Variant(Box::new(DevImageError::MultiPlatform(list.join(",")))))
+            }
+        }
+    }
+
+    /// Compiles the dev binary of `pkg` for `platform`; its path.
+    pub async fn compile(&self, pkg: &Package, requested: &str, platform: &Platform) -> Result<PathBuf, BuildError> {
+        self.inner.compile(pkg, requested, platform, &self.ldflags()).await
+    }
+}
+
+#[async_trait]
+impl Build for DevBuilder {
+    async fn build(&self, package: &str) -> Result<Built, BuildError> {
+        let pkg = self.inner.package(package).await?;
+        let platform = self.platform()?;
+        let helper =
+            prepare(self.inner.go(), &pkg.dir.join("kodata"), &platform, &self.tools, &self.inner.cache_root())
+                .await
+                .map_err(|e| BuildError::Variant(Box::new(e)))?;
+        let variant = Variant { ldflags: self.ldflags(), layers: vec![helper], dev: true };
+        self.inner.build_variant(pkg, package, &variant).await
     }
 }
 

@@ -46,11 +46,8 @@ pub const DEFAULT_VERSION: &str = "2.8.0";
 /// Release download base URL; `{version}` is replaced by the version.
 pub const DEFAULT_BASE_URL: &str = "https://github.com/watchexec/watchexec/releases/download/v{version}/";
 
-/// Name of the binary inside kodata (and inside the archive's top directory).
-pub const BINARY_NAME: &str = "watchexec";
-
-/// Name of the sidecar that records the verified binary's sha256 and origin.
-pub const RECORD_NAME: &str = ".watchexec.sha256";
+use crate::build::kodata::{Record, GITIGNORE_LINES};
+use crate::build::kodata::{BINARY_NAME, RECORD_NAME};
 
 /// Name of the checksum file in a release.
 pub const SUMS_NAME: &str = "SHA256SUMS";
@@ -66,16 +63,6 @@ const MAX_SUMS_SIZE: u64 = 1 << 20;
 
 /// Memory the xz decoder may use, in KiB (xz -9 needs 65 MiB).
 const XZ_MEM_LIMIT_KB: u32 = 128 << 10;
-
-/// Lines gohot keeps in `<kodata>/.gitignore`.
-const GITIGNORE_LINES: [&str; 2] = [BINARY_NAME, RECORD_NAME];
-
-/// Whether a kodata path (relative to kodata) is a file gohot manages
-/// itself there (watchexec, its record, the `.gitignore` it keeps them out
-/// of git with): such changes are never the user's edits.
-pub fn is_gohot_owned_kodata(rel: &str) -> bool {
-    rel == BINARY_NAME || rel == RECORD_NAME || rel == ".gitignore"
-}
 
 /// Something went wrong while providing watchexec; kodata is unchanged unless
 /// the variant says otherwise (only [`WatchexecError::Io`] can happen after writing began).
@@ -386,40 +373,6 @@ pub async fn ensure_watchexec(opts: &EnsureOptions, progress: &dyn Progress) -> 
         None => ensure_download(opts, progress).await?,
     }
     Ok(dest)
-}
-
-/// Where an installed binary came from, as kept in the record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Record {
-    sha256: String,
-    /// `release <version> <triple>` or `local`.
-    origin: String,
-}
-
-impl Record {
-    fn render(&self) -> String {
-        format!(
-            "# written by gohot: sha256 of ./{BINARY_NAME} as verified when it was installed.\n\
-             # Delete this file (or the binary) to make gohot install watchexec again.\n\
-             {}  {BINARY_NAME}\norigin {}\n",
-            self.sha256, self.origin
-        )
-    }
-
-    fn parse(text: &str) -> Option<Record> {
-        let mut sha256 = None;
-        let mut origin = None;
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            if let Some(rest) = line.strip_prefix("origin ") {
-                origin = Some(rest.trim().to_owned());
-            } else if let Some((hash, name)) = line.split_once("  ") {
-                if name.trim() == BINARY_NAME && is_sha256_hex(hash) {
-                    sha256 = Some(hash.to_ascii_lowercase());
-                }
-            }
-        }
-        Some(Record { sha256: sha256?, origin: origin? })
-    }
 }
 
 fn release_origin(version: &str, triple: &str) -> String {
@@ -806,7 +759,7 @@ fn is_executable(_m: &fs::Metadata) -> bool {
 }
 
 /// Write the verified binary, its record and the `.gitignore` lines into kodata.
-fn install(kodata: &Path, binary: &[u8], origin: &str) -> Result<()> {
+pub(crate) fn install(kodata: &Path, binary: &[u8], origin: &str) -> Result<()> {
     fs::create_dir_all(kodata).map_err(|source| WatchexecError::Io {
         action: "create",
         path: kodata.to_owned(),
@@ -827,61 +780,6 @@ fn write_atomic(dir: &Path, name: &str, data: &[u8], mode: u32) -> Result<()> {
         path: dest.clone(),
         source,
     })
-}
-
-/// kodata as a production image ships it: without what gohot itself placed
-/// there for dev images.
-///
-/// `files` are kodata's files (relative path, mode, content), as
-/// [`crate::build::image::read_kodata`] reads them. Removed: `watchexec` when
-/// gohot's record (`.watchexec.sha256`) vouches for it (same sha256), and the
-/// record itself. `.gitignore` loses the lines gohot adds (`watchexec`,
-/// `.watchexec.sha256`, also `/`-anchored) and ends with a newline; with no
-/// line left it is left out. The result is the same before and after a
-/// `gohot dev` session, whether or not gohot created or appended to the
-/// `.gitignore`, so a production image's digest does not depend on whether
-/// someone ran the dev loop. Pure.
-pub fn production_kodata(files: Vec<(String, u32, bytes::Bytes)>) -> Vec<(String, u32, bytes::Bytes)> {
-    let record = files
-        .iter()
-        .find(|(rel, _, _)| rel == RECORD_NAME)
-        .and_then(|(_, _, data)| Record::parse(&String::from_utf8_lossy(data)));
-    let Some(record) = record else {
-        // gohot installed nothing here (or its record is gone): only the
-        // .gitignore lines can be gohot's.
-        return files.into_iter().filter_map(without_gohot_lines).collect();
-    };
-    files
-        .into_iter()
-        .filter(|(rel, _, data)| match rel.as_str() {
-            RECORD_NAME => false,
-            BINARY_NAME => hex::encode(Sha256::digest(data)) != record.sha256,
-            _ => true,
-        })
-        .filter_map(without_gohot_lines)
-        .collect()
-}
-
-/// `.gitignore` (at kodata's root) without gohot's lines; other files as they are.
-fn without_gohot_lines(file: (String, u32, bytes::Bytes)) -> Option<(String, u32, bytes::Bytes)> {
-    let (rel, mode, data) = file;
-    if rel != ".gitignore" {
-        return Some((rel, mode, data));
-    }
-    let text = String::from_utf8_lossy(&data);
-    let mut kept = String::new();
-    for line in text.lines() {
-        let bare = line.trim_end_matches('\r').trim();
-        let ours = GITIGNORE_LINES.iter().any(|l| bare == *l || bare.strip_prefix('/') == Some(*l));
-        if !ours {
-            kept.push_str(line);
-            kept.push('\n');
-        }
-    }
-    if kept.trim().is_empty() {
-        return None;
-    }
-    Some((rel, mode, bytes::Bytes::from(kept)))
 }
 
 /// Add gohot's lines to `<kodata>/.gitignore` if no equivalent line is there;
@@ -1211,35 +1109,6 @@ pub(crate) mod tests {
         assert_eq!(checksum_for(&sums, "z.tar.xz"), Err(false));
         let conflict = format!("{h1}  x.tar.xz\n{}  x.tar.xz\n", "c".repeat(64));
         assert_eq!(checksum_for(&conflict, "x.tar.xz"), Err(true));
-    }
-
-    #[test]
-    fn production_kodata_is_the_same_before_and_after_a_dev_session() {
-        use bytes::Bytes;
-        let read = |dir: &Path| crate::build::image::read_kodata(dir).unwrap();
-        let bin = b"\x7fELF static watchexec".to_vec();
-        for before in [None, Some("*.tmp\n"), Some("*.tmp"), Some("watchexec\n.watchexec.sha256\n"), Some("")] {
-            let dir = tempfile::tempdir().unwrap();
-            fs::write(dir.path().join("index.html"), "hi").unwrap();
-            if let Some(text) = before {
-                fs::write(dir.path().join(".gitignore"), text).unwrap();
-            }
-            let clean = production_kodata(read(dir.path()));
-            install(dir.path(), &bin, "local").unwrap();
-            let after = read(dir.path());
-            assert!(after.iter().any(|(r, _, _)| r == "watchexec"), "installed");
-            assert_eq!(production_kodata(after), clean, "before: {before:?}");
-            assert!(clean.iter().any(|(r, _, d)| r == "index.html" && d == &Bytes::from_static(b"hi")));
-            assert!(!clean.iter().any(|(r, _, _)| r == "watchexec" || r == RECORD_NAME));
-        }
-        // The user's own files are kept, including a watchexec gohot did not install.
-        let own = vec![
-            ("watchexec".to_string(), 0o755, Bytes::from_static(b"mine")),
-            (".gitignore".to_string(), 0o644, Bytes::from_static(b"*.log\n/watchexec\r\n")),
-        ];
-        let kept = production_kodata(own);
-        assert_eq!(kept[0].0, "watchexec");
-        assert_eq!(kept[1].2, Bytes::from_static(b"*.log\n"));
     }
 
     #[test]

@@ -2,13 +2,12 @@
 //! one container with watchexec wrapping the app, then hand over to the loop.
 //! Ctrl-C removes the container unless `--keep`.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 
 use super::events::{DevEvent, EventSink};
 use super::{DevApp, DevError, LoopOptions};
-use crate::build::{Build, BuildError, GoBuilder};
+use crate::build::{Build, BuildError};
+use crate::devimage::DevBuilder;
 use crate::publish::daemon::DaemonPublisher;
 use crate::publish::{Naming, Publish, PublishError};
 use crate::resolve::devrewrite;
@@ -53,7 +52,7 @@ pub struct DockerDev {
 /// (the first build, loading the image) stops there; once the container
 /// exists, it is removed on the way out (unless `keep`).
 pub async fn run(
-    builder: &GoBuilder,
+    builder: &DevBuilder,
     dev: DockerDev,
     opts: LoopOptions,
     events: EventSink,
@@ -102,17 +101,11 @@ struct Prepared {
 }
 
 /// Resolves the package, starts watching, builds the dev image and loads it.
-async fn prepare(builder: &GoBuilder, dev: &DockerDev, opts: &LoopOptions) -> Result<Prepared, DockerDevError> {
-    let package = builder.package(&dev.package).await?;
-    let platform = builder.platforms()?.remove(0);
-    let app = DevApp { package, requested: dev.package.clone(), platform };
-    let watching = super::watch(builder, &app, opts).await?;
+async fn prepare(builder: &DevBuilder, dev: &DockerDev, opts: &LoopOptions) -> Result<Prepared, DockerDevError> {
+    let (app, watching) = super::begin(builder, &dev.package, opts).await?;
     let built = builder.build(&dev.package).await?;
     let image = DaemonPublisher::new("ko.local".into(), Naming::Base).publish(&built).await?;
-    let binary_path = crate::cache::binary_path(&builder.cache_root(), &app.package.import_path, &app.platform);
-    let initial = Bytes::from(
-        std::fs::read(&binary_path).map_err(|source| BuildError::Io { path: binary_path.clone(), source })?,
-    );
+    let initial = super::built_binary(builder, &app)?;
     Ok(Prepared { app, watching, image, initial })
 }
 
@@ -124,9 +117,4 @@ impl DockerDevError {
             _ => None,
         }
     }
-}
-
-/// An event sink from a closure.
-pub fn sink(f: impl Fn(DevEvent) + Send + Sync + 'static) -> EventSink {
-    Arc::new(f)
 }

@@ -106,6 +106,15 @@ pub enum DevEvent {
         /// The message.
         message: String,
     },
+    /// A local port forwards to the app (`--port-forward`), following its pods.
+    Forwarding {
+        /// The local address (`127.0.0.1:8080`).
+        local: String,
+        /// The port in the pods.
+        remote: u16,
+        /// The workloads whose pods it reaches (`namespace/name`).
+        workloads: Vec<String>,
+    },
     /// gohot is stopping.
     Stopped {
         /// Whether the app's container was kept.
@@ -153,6 +162,9 @@ impl DevEvent {
             DevEvent::SyncFailed { errors } => format!("reload failed: {}", errors.join("; ")),
             DevEvent::Log { replica, line } => format!("[{replica}] {line}"),
             DevEvent::Warning { message } => format!("warning: {message}"),
+            DevEvent::Forwarding { local, remote, workloads } => {
+                format!("forwarding http://{local} → port {remote} of {}", workloads.join(", "))
+            }
             DevEvent::Stopped { kept } => {
                 if *kept {
                     "stopped (container kept)".into()

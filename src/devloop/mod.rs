@@ -35,6 +35,7 @@
 
 pub mod docker;
 pub mod events;
+pub mod kube;
 pub mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -48,7 +49,8 @@ use sha2::Digest as _;
 
 use crate::build::go::Package;
 use crate::build::inputs::BuildInputs;
-use crate::build::{BuildError, GoBuilder};
+use crate::build::BuildError;
+use crate::devimage::DevBuilder;
 use crate::platform::Platform;
 use crate::sync::dockerfile::SyncMap;
 use crate::sync::rules::{CompiledRules, InferPatterns};
@@ -218,9 +220,54 @@ pub struct Watching {
     changes: tokio::sync::mpsc::UnboundedReceiver<Change>,
 }
 
+/// What the loop needs from a builder: the app's binary, and what it is
+/// built from. [`DevBuilder`] is the real one; the loop's tests use a fake.
+#[async_trait::async_trait]
+pub trait Rebuild: Send + Sync {
+    /// Compiles the app's dev binary and returns it. Dropping the future
+    /// stops the build (how a newer save cancels a stale one).
+    async fn compile(&self, app: &DevApp) -> Result<Bytes, BuildError>;
+    /// Lists what the binary is built from (see [`BuildInputs`]).
+    async fn inputs(&self, app: &DevApp) -> Result<BuildInputs, BuildError>;
+}
+
+#[async_trait::async_trait]
+impl Rebuild for DevBuilder {
+    async fn compile(&self, app: &DevApp) -> Result<Bytes, BuildError> {
+        let out = DevBuilder::compile(self, &app.package, &app.requested, &app.platform).await?;
+        tokio::fs::read(&out).await.map(Bytes::from).map_err(|source| BuildError::Io { path: out, source })
+    }
+
+    async fn inputs(&self, app: &DevApp) -> Result<BuildInputs, BuildError> {
+        let listed = self.inner().list_deps(&app.package, &app.requested, &app.platform).await?;
+        let gowork = std::env::var("GOWORK").ok();
+        let work = crate::build::inputs::work_file(&app.module_root(), gowork.as_deref());
+        Ok(BuildInputs::from_listing(&listed, work.as_deref()))
+    }
+}
+
+/// Start-up shared by every target: the package resolved for the dev
+/// image's platform, and its sources watched before the first build, so
+/// that no save is lost between start-up and the loop.
+pub async fn begin(builder: &DevBuilder, package: &str, opts: &LoopOptions) -> Result<(DevApp, Watching), DevError> {
+    let app = DevApp {
+        package: builder.inner().package(package).await?,
+        requested: package.to_string(),
+        platform: builder.platform()?,
+    };
+    let watching = watch(builder, &app, opts).await?;
+    Ok((app, watching))
+}
+
+/// The binary the dev image was just built with: where the loop starts.
+pub fn built_binary(builder: &DevBuilder, app: &DevApp) -> Result<Bytes, BuildError> {
+    let path = crate::cache::binary_path(&builder.inner().cache_root(), &app.package.import_path, &app.platform);
+    std::fs::read(&path).map(Bytes::from).map_err(|source| BuildError::Io { path, source })
+}
+
 /// Starts watching what the app's binary is built from, kodata, and the
 /// files the sync rules cover.
-pub async fn watch(builder: &GoBuilder, app: &DevApp, opts: &LoopOptions) -> Result<Watching, DevError> {
+pub async fn watch(builder: &dyn Rebuild, app: &DevApp, opts: &LoopOptions) -> Result<Watching, DevError> {
     let inputs = build_inputs(builder, app).await?;
     let rules = opts.rules.clone().map(|r| -> watch::PathMatcher {
         Arc::new(move |rel: &str| r.destinations(rel, "/").is_ok_and(|d| !d.is_empty()))
@@ -279,7 +326,7 @@ struct Running {
 /// target's containers were started with.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
-    builder: &GoBuilder,
+    builder: &dyn Rebuild,
     target: &dyn Target,
     app: DevApp,
     watching: Watching,
@@ -396,7 +443,7 @@ pub async fn run(
                         started_at: SystemTime::now(),
                     });
                     pending.build = false;
-                    build = Some(Box::pin(compile(builder, &app)));
+                    build = Some(builder.compile(&app));
                 }
                 if pending.is_idle() {
                     pending.since = None;
@@ -501,17 +548,8 @@ fn imports_changed(path: &std::path::Path, seen: &mut HashMap<PathBuf, String>) 
     seen.insert(path.to_path_buf(), header.clone()).is_none_or(|old| old != header)
 }
 
-/// Lists what the app's binary is built from (see [`BuildInputs`]).
-async fn build_inputs(builder: &GoBuilder, app: &DevApp) -> Result<BuildInputs, DevError> {
-    let listed = builder.list_deps(&app.package, &app.requested, &app.platform).await?;
-    let gowork = std::env::var("GOWORK").ok();
-    let work = crate::build::inputs::work_file(&app.module_root(), gowork.as_deref());
-    Ok(BuildInputs::from_listing(&listed, work.as_deref()))
-}
-
-async fn compile(builder: &GoBuilder, app: &DevApp) -> Result<Bytes, BuildError> {
-    let out = builder.compile(&app.package, &app.requested, &app.platform).await?;
-    tokio::fs::read(&out).await.map(Bytes::from).map_err(|source| BuildError::Io { path: out, source })
+async fn build_inputs(builder: &dyn Rebuild, app: &DevApp) -> Result<BuildInputs, DevError> {
+    Ok(builder.inputs(app).await?)
 }
 
 /// Sends `binary` to every replica and confirms the new process answers.
@@ -929,6 +967,9 @@ async fn probe(probe: &Probe, timeout: Duration) -> Result<(), String> {
         }
     }
 }
+
+#[cfg(test)]
+mod loop_tests;
 
 #[cfg(test)]
 mod tests {

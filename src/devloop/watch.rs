@@ -120,7 +120,7 @@ impl Scope {
                 }
             }
             if let Some(rel) = rel_str(path, &self.kodata) {
-                if !crate::devimage::watchexec::is_gohot_owned_kodata(&rel) {
+                if !crate::build::kodata::is_gohot_owned_kodata(&rel) {
                     out.push(Change::Kodata(rel));
                 }
             }

@@ -32,6 +32,10 @@ pub struct Destinations {
     pub kind_cluster: Option<String>,
     /// The Minikube profile for `minikube.local` (`MINIKUBE_PROFILE`; default `minikube`).
     pub minikube_profile: Option<String>,
+    /// Publish under exactly this reference instead of ko's naming
+    /// (Skaffold's `$IMAGE`): pushed to its registry with `push`, else
+    /// loaded into the Docker engine under that tag.
+    pub exact: Option<String>,
 }
 
 /// What a `KO_DOCKER_REPO` value means.
@@ -60,6 +64,13 @@ pub fn repo_kind(repo: &str) -> RepoKind {
 
 /// Builds the publisher for the destinations.
 pub fn publisher(dest: &Destinations, registry: &Registry) -> Result<Box<dyn Publish>, PublishError> {
+    if let Some(image) = &dest.exact {
+        return Ok(if dest.push {
+            Box::new(RegistryPublisher::for_reference(registry.clone(), image)?)
+        } else {
+            Box::new(DaemonPublisher::with_tags(vec![image.clone()]))
+        });
+    }
     let mut all: Vec<Box<dyn Publish>> = Vec::new();
     if dest.push {
         match dest.repo.as_deref() {

@@ -1,0 +1,460 @@
+//! The command line as clap sees it: one struct per command, flag groups
+//! shared between commands ([`BuildFlags`], [`PublishFlags`],
+//! [`KubeFlags`]), each normalised once into the settings the library takes.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::publish::select::Destinations;
+use crate::publish::Naming;
+
+/// gohot: build Go images the way ko does, and hot-reload them in dev mode.
+#[derive(Debug, Parser)]
+#[command(name = "gohot", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More logging (-v debug, -vv trace). GOHOT_LOG takes a tracing filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build images for Go main packages and publish them; prints one
+    /// reference per package on stdout.
+    Build(BuildCmd),
+    /// Build every `ko://` image in YAML manifests and print the manifests
+    /// with digests in their place.
+    Resolve(ResolveCmd),
+    /// Run the app and hot-reload it on every save: rebuild only the binary,
+    /// copy it into the running container, watchexec restarts it.
+    Dev(DevCmd),
+    /// Copy files from a running container back into a local directory,
+    /// transferring only what changed.
+    Syncback(SyncbackCmd),
+    /// Skaffold integration: gohot as a custom builder (`build`) and its
+    /// dependency list (`deps`).
+    #[command(subcommand)]
+    Skaffold(SkaffoldCmd),
+    /// Print the sync map inferred from a Dockerfile as JSON: context file →
+    /// every absolute path it is copied to.
+    Syncmap(SyncmapCmd),
+    /// Resolve manifests, server-side apply them to the cluster, and wait
+    /// for the rollout.
+    Apply(ApplyCmd),
+    /// Delete what manifests name from the cluster (no build needed).
+    Delete(DeleteCmd),
+}
+
+/// `gohot skaffold …`.
+#[derive(Debug, Subcommand)]
+pub enum SkaffoldCmd {
+    /// Build $IMAGE per Skaffold's custom-build contract (IMAGE, PUSH_IMAGE,
+    /// BUILD_CONTEXT, PLATFORMS): push it when PUSH_IMAGE=true, else load it
+    /// into the local Docker engine under exactly that tag.
+    Build(SkaffoldBuildCmd),
+    /// Print the files the image depends on as a JSON array (for Skaffold's
+    /// custom.dependencies.command).
+    Deps(SkaffoldDepsCmd),
+}
+
+/// `gohot skaffold build`.
+#[derive(Debug, Args)]
+pub struct SkaffoldBuildCmd {
+    /// Go main package, relative to $BUILD_CONTEXT.
+    #[arg(long, default_value = ".")]
+    pub package: String,
+    /// Build settings ($PLATFORMS wins over --platform).
+    #[command(flatten)]
+    pub build: BuildFlags,
+    /// Also copy the built binary (host platform, else the first) to
+    /// DIR/<name>, DIR relative to $BUILD_CONTEXT, for a sync.manual rule.
+    #[arg(long, value_name = "DIR")]
+    pub sync_binary: Option<PathBuf>,
+    /// Registries to reach over plain HTTP (loopback ones always are).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registry: Vec<String>,
+}
+
+/// `gohot skaffold deps`.
+#[derive(Debug, Args)]
+pub struct SkaffoldDepsCmd {
+    /// Go main package, relative to --context.
+    #[arg(long, default_value = ".")]
+    pub package: String,
+    /// The artifact's context: the package is resolved there and paths are
+    /// printed relative to it, as Skaffold reads them. Skaffold runs this
+    /// command in its own working directory, not in the context, so set this
+    /// to the artifact's `context` when it is not `.`.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub context: PathBuf,
+    /// Binary-sync mode, to pair with `skaffold build --sync-binary DIR`:
+    /// list DIR/<name> instead of the Go sources, so that a new binary there
+    /// is synced by Skaffold rather than a Go edit forcing an image rebuild.
+    #[arg(long, value_name = "DIR")]
+    pub sync_binary: Option<PathBuf>,
+}
+
+/// `gohot syncmap`.
+#[derive(Debug, Args)]
+pub struct SyncmapCmd {
+    /// The Dockerfile.
+    #[arg(long)]
+    pub dockerfile: PathBuf,
+    /// The build context (default: the current directory).
+    #[arg(long)]
+    pub context: Option<PathBuf>,
+    /// ARG values (NAME=VALUE, or NAME to take it from the environment); repeatable.
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    pub build_args: Vec<String>,
+}
+
+/// `gohot dev`.
+#[derive(Debug, Args)]
+pub struct DevCmd {
+    /// Build settings.
+    #[command(flatten)]
+    pub build: BuildFlags,
+    /// Go main package to develop (./cmd/app).
+    pub package: String,
+    /// Kubernetes manifests to deploy (files or directories); the app's
+    /// container must use `image: ko://<its import path>`.
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<PathBuf>,
+    /// Where the app runs (default: kube with -f, else docker).
+    #[arg(long, value_enum)]
+    pub target: Option<TargetKind>,
+    /// Destination for the dev image on a cluster (default on kind-*: kind.local).
+    #[command(flatten)]
+    pub publish: PublishFlags,
+    /// Cluster.
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    /// Publish a container port: [IP:]HOST:CONTAINER (IP defaults to 127.0.0.1).
+    #[arg(short = 'p', long = "publish")]
+    pub ports: Vec<String>,
+    /// Environment for the app: KEY=VALUE.
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Container name (default gohot-<name>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How to know the new process serves: an http:// URL, tcp:PORT, or
+    /// `none` (only that it started). Default: HTTP on the first -p port.
+    #[arg(long)]
+    pub probe: Option<String>,
+    /// Quiet time after a change before building, in milliseconds.
+    #[arg(long, default_value_t = 15)]
+    pub debounce_ms: u64,
+    /// One JSON event per line on stdout instead of status lines on stderr.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep the container when gohot stops.
+    #[arg(long)]
+    pub keep: bool,
+    /// Kubernetes: forward LOCAL:POD_PORT from 127.0.0.1 to a pod of the app
+    /// (and probe the app there after each reload).
+    #[arg(long, value_name = "LOCAL:POD_PORT")]
+    pub port_forward: Option<String>,
+    /// Arguments for the app (after --).
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+/// Where `gohot dev` runs the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetKind {
+    /// The local Docker engine.
+    Docker,
+    /// A Kubernetes cluster.
+    Kube,
+}
+
+/// Flags shared by commands that build.
+#[derive(Debug, Args, Clone)]
+pub struct BuildFlags {
+    /// Platforms to build, comma-separated (linux/amd64,linux/arm64); more
+    /// than one publishes an image index. Default: .ko.yaml defaultPlatforms, else the host's.
+    #[arg(long, value_delimiter = ',')]
+    pub platform: Vec<String>,
+    /// Base image (overrides .ko.yaml and KO_DEFAULTBASEIMAGE). Built in:
+    /// `static` (the default: CA certificates, tzdata, runs as 65532) and
+    /// `scratch` (empty).
+    #[arg(long)]
+    pub base: Option<String>,
+    /// Re-resolve base image tags against the registry instead of the cache.
+    #[arg(long)]
+    pub pull: bool,
+    /// Build the dev-mode variant (watchexec and the way-in helper inside,
+    /// writable /ko-app, linked with -s -w).
+    #[arg(long)]
+    pub dev: bool,
+    /// Dev mode: use this local watchexec binary instead of downloading one.
+    #[arg(long, env = "GOHOT_WATCHEXEC")]
+    pub watchexec: Option<PathBuf>,
+    /// Dev mode: watchexec version to download.
+    #[arg(long)]
+    pub watchexec_version: Option<String>,
+    /// Dev mode: base URL of watchexec release files (a mirror); `{version}` is substituted.
+    #[arg(long, env = "GOHOT_WATCHEXEC_URL")]
+    pub watchexec_url: Option<String>,
+    /// Dev mode: keep DWARF so a debugger can attach (bigger binaries, slower reloads).
+    #[arg(long)]
+    pub debug: bool,
+}
+
+/// Flags choosing where images go.
+#[derive(Debug, Args, Clone)]
+pub struct PublishFlags {
+    /// Repository to publish to (default: $KO_DOCKER_REPO). `ko.local` loads
+    /// into the local Docker engine.
+    #[arg(long, env = "KO_DOCKER_REPO")]
+    pub repo: Option<String>,
+    /// Push to --repo (false: only write --tarball / --oci-layout-path).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub push: bool,
+    /// Also write a `docker load`-able tarball here.
+    #[arg(long)]
+    pub tarball: Option<PathBuf>,
+    /// Also write into this OCI image layout directory.
+    #[arg(long)]
+    pub oci_layout_path: Option<PathBuf>,
+    /// Name repositories <repo>/<last element of the import path> (ko's -B).
+    #[arg(short = 'B', long, conflicts_with_all = ["bare", "preserve_import_paths"])]
+    pub base_import_paths: bool,
+    /// Use the repository as is, with no suffix.
+    #[arg(long, conflicts_with = "preserve_import_paths")]
+    pub bare: bool,
+    /// Name repositories <repo>/<full import path>.
+    #[arg(short = 'P', long)]
+    pub preserve_import_paths: bool,
+    /// Tags to push (default: latest).
+    #[arg(short = 't', long = "tags", value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Registries to reach over plain HTTP (loopback ones always are).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registry: Vec<String>,
+}
+
+impl PublishFlags {
+    /// Where images go, as the publisher factory takes it.
+    pub fn destinations(&self) -> Destinations {
+        let naming = if self.base_import_paths {
+            Naming::Base
+        } else if self.bare {
+            Naming::Bare
+        } else if self.preserve_import_paths {
+            Naming::Preserve
+        } else {
+            Naming::Md5
+        };
+        Destinations {
+            repo: self.repo.clone().filter(|r| !r.is_empty()),
+            push: self.push,
+            tarball: self.tarball.clone(),
+            layout: self.oci_layout_path.clone(),
+            naming,
+            tags: self.tags.clone(),
+            insecure: self.insecure_registry.clone(),
+            kind_cluster: std::env::var("KIND_CLUSTER_NAME").ok().filter(|s| !s.is_empty()),
+            minikube_profile: std::env::var("MINIKUBE_PROFILE").ok().filter(|s| !s.is_empty()),
+            exact: None,
+        }
+    }
+}
+
+/// `gohot build`.
+#[derive(Debug, Args)]
+pub struct BuildCmd {
+    /// Build settings.
+    #[command(flatten)]
+    pub build: BuildFlags,
+    /// Destination.
+    #[command(flatten)]
+    pub publish: PublishFlags,
+    /// Go main packages (./cmd/app or import paths; a ko:// prefix is accepted).
+    #[arg(required = true)]
+    pub packages: Vec<String>,
+}
+
+/// `gohot resolve`.
+#[derive(Debug, Args)]
+pub struct ResolveCmd {
+    /// Build settings.
+    #[command(flatten)]
+    pub build: BuildFlags,
+    /// Destination.
+    #[command(flatten)]
+    pub publish: PublishFlags,
+    /// YAML files or directories (`-` for stdin); repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Builds to run at once.
+    #[arg(short = 'j', long, default_value_t = 2)]
+    pub jobs: usize,
+}
+
+/// `gohot syncback`.
+///
+/// Exit codes: 0 the local directory matches the container (excluded and
+/// refused entries aside); 1 an error, or conflicts were left (local
+/// changes kept; `--force` overwrites them).
+#[derive(Debug, Args)]
+#[command(after_help = "Exit codes: 0 in sync (excluded and refused entries aside); 1 error, or conflicts left \
+(local changes kept; --force overwrites them); 2 usage error.")]
+pub struct SyncbackCmd {
+    /// TARGET:REMOTE_DIR — a Docker container (`NAME` or `docker:NAME`),
+    /// `pod/NAME` or `deploy/NAME`, then the absolute directory in it.
+    pub source: String,
+    /// Local directory to bring the files into (created if missing).
+    pub local_dir: PathBuf,
+    /// For pods: the container to read from (default: the pod's first).
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Cluster (for pod/NAME and deploy/NAME).
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    /// Delete local files the container no longer has (only files syncback
+    /// wrote and nobody changed since, unless --force).
+    #[arg(long)]
+    pub delete: bool,
+    /// Overwrite (or delete) local changes instead of reporting conflicts.
+    #[arg(long)]
+    pub force: bool,
+    /// Print what would change and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep going: sync again whenever the container's files change.
+    #[arg(long)]
+    pub watch: bool,
+    /// How often --watch looks at the container (e.g. 2s, 500ms, 1m).
+    #[arg(long, default_value = "2s", value_parser = parse_interval)]
+    pub interval: std::time::Duration,
+    /// Exclude paths (gitignore syntax), repeatable; LOCAL_DIR/.gohotignore
+    /// is read too.
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+}
+
+/// Flags choosing the cluster.
+#[derive(Debug, Args, Clone)]
+pub struct KubeFlags {
+    /// Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: its current-context).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Namespace for objects that name none (default: the context's, else `default`).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Allow a context that is not a local cluster, by name; repeatable.
+    /// Local ones (kind-*, minikube, docker-desktop, k3d-*, loopback API servers) need no allowing.
+    #[arg(long = "allow-context", value_name = "NAME")]
+    pub allow_context: Vec<String>,
+}
+
+impl KubeFlags {
+    /// The cluster connection settings.
+    pub fn options(&self) -> crate::cluster::KubeOptions {
+        crate::cluster::KubeOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            namespace: self.namespace.clone(),
+            allow_contexts: self.allow_context.clone(),
+        }
+    }
+}
+
+/// `gohot apply`.
+#[derive(Debug, Args)]
+pub struct ApplyCmd {
+    /// Build settings (default platforms: those of the cluster's nodes).
+    #[command(flatten)]
+    pub build: BuildFlags,
+    /// Destination (default on a kind-* context: kind.local).
+    #[command(flatten)]
+    pub publish: PublishFlags,
+    /// Cluster.
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    /// YAML files or directories (`-` for stdin); repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Builds to run at once.
+    #[arg(short = 'j', long, default_value_t = 2)]
+    pub jobs: usize,
+    /// Wait for Deployments, StatefulSets and DaemonSets to be ready.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub wait: bool,
+    /// How long to wait for the rollout (`90s`, `5m`).
+    #[arg(long, default_value = "3m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+/// `gohot delete`.
+#[derive(Debug, Args)]
+pub struct DeleteCmd {
+    /// Cluster.
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    /// YAML files or directories (`-` for stdin); repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// `500ms`, `2s`, `1.5m`, `1h` or plain seconds: one parser for every duration flag.
+pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration {s:?}: use e.g. 500ms, 2s, 5m or 1h");
+    let t = s.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len()));
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    if !secs.is_finite() || secs > 366.0 * 86_400.0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// A polling interval: a duration from 50ms to 24h.
+fn parse_interval(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if !(0.05..=86_400.0).contains(&d.as_secs_f64()) {
+        return Err(format!("interval {s:?} out of range (50ms to 24h)"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("3m").unwrap().as_secs(), 180);
+        assert_eq!(parse_duration("1h").unwrap().as_secs(), 3600);
+        assert_eq!(parse_duration("45").unwrap().as_secs(), 45);
+        assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
+        assert_eq!(parse_duration("1.5m").unwrap().as_secs(), 90);
+        assert!(parse_duration("3 days").is_err());
+        assert!(parse_interval("10ms").is_err());
+        assert_eq!(parse_interval("2s").unwrap().as_secs(), 2);
+    }
+}

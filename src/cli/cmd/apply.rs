@@ -1,0 +1,59 @@
+//! `gohot apply` and `gohot delete`.
+
+use anyhow::Result;
+
+use super::{cluster_destinations, connect_cluster, make_builder, read_all_manifests};
+use crate::cli::args::{ApplyCmd, DeleteCmd};
+use crate::oci::client::Registry;
+use crate::publish::select::publisher;
+
+pub(crate) async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
+    use crate::cluster::nodes;
+    use crate::deploy::{self, rollout};
+    let files = read_all_manifests(&cmd.files)?;
+    let refs = deploy::ko_refs(&files);
+    if refs.is_empty() {
+        tracing::warn!("no ko:// image references in the manifests: applying them as they are");
+    }
+    let cluster = connect_cluster(&cmd.kube).await?;
+    if cmd.build.platform.is_empty() && !refs.is_empty() {
+        let found = nodes::build_platforms(&nodes::list(&cluster).await?, &Default::default());
+        tracing::info!(
+            "building for the cluster's nodes: {}",
+            found.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        );
+        cmd.build.platform = found.iter().map(ToString::to_string).collect();
+    }
+    let dest = cluster_destinations(&cluster, cmd.publish.destinations());
+    let registry = Registry::new(&dest.insecure)?;
+    let builder = make_builder(&cmd.build, &registry)?;
+    let publisher = publisher(&dest, &registry)?;
+    let opts = deploy::DeployOptions {
+        dev: cmd.build.dev,
+        jobs: cmd.jobs,
+        wait: cmd.wait.then_some(rollout::WaitOptions { timeout: cmd.timeout, ..Default::default() }),
+    };
+    let progress = |m: &str| tracing::info!("waiting: {m}");
+    let deployed = deploy::deploy(&cluster, &files, builder.build(), publisher.as_ref(), &opts, &progress).await?;
+    for a in &deployed.applied {
+        eprintln!("applied {}", a.object);
+    }
+    if cmd.wait && !deployed.workloads.is_empty() {
+        eprintln!("ready: {}", deployed.workloads.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
+    }
+    Ok(())
+}
+
+pub(crate) async fn run_delete(cmd: DeleteCmd) -> Result<()> {
+    use crate::deploy::{self, apply};
+    let files = read_all_manifests(&cmd.files)?;
+    let docs = deploy::raw_docs(&files)?;
+    let cluster = connect_cluster(&cmd.kube).await?;
+    for d in apply::delete(&cluster, &docs).await? {
+        match d {
+            apply::Deleted::Deleted(o) => eprintln!("deleted {o}"),
+            apply::Deleted::Absent(o) => eprintln!("{o} was not there"),
+        }
+    }
+    Ok(())
+}
