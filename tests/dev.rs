@@ -200,9 +200,15 @@ fn container_exists(name: &str) -> bool {
     Command::new("docker").args(["inspect", name]).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
+/// On the default base (non-root): an edit reloads, a compile error keeps
+/// the old process, kodata syncs, Ctrl-C cleans up.
 #[test]
 fn edit_reloads_and_compile_error_keeps_the_old_process() {
     let mut dev = DevSession::start("edit");
+    // The default base runs everything (watchexec, the app) as nonroot.
+    let top = ok(Command::new("docker").args(["top", &dev.container, "-o", "pid,uid,args"]));
+    let uids: Vec<&str> = top.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).collect();
+    assert!(!uids.is_empty() && uids.iter().all(|u| *u == "65532"), "{top}");
     dev.set_greeting("first edit");
     dev.wait_answer("first edit");
     let reloaded = dev.wait_event("reloaded", Duration::from_secs(60));
@@ -370,7 +376,8 @@ fn hundred_atomic_writes_never_start_a_partial_binary() {
 
 /// `gohot.yaml` manual sync rules: covered files are copied into the running
 /// container (folder structure kept, strip applied) and deleted there when
-/// deleted locally — no rebuild.
+/// deleted locally — no rebuild. The destination is one the default base's
+/// user (65532) can write: its home.
 #[test]
 fn sync_rules_copy_and_delete_without_rebuild() {
     let sb = Sandbox::new();
@@ -379,7 +386,7 @@ fn sync_rules_copy_and_delete_without_rebuild() {
     // allow list does not stop the Docker loop from reading its sync rules.
     std::fs::write(
         app.join("gohot.yaml"),
-        "allowContexts: [staging-eu]\nsync:\n  manual:\n  - src: 'static/**'\n    dest: /srv/www\n    strip: static/\n",
+        "allowContexts: [staging-eu]\nsync:\n  manual:\n  - src: 'static/**'\n    dest: /home/nonroot/www\n    strip: static/\n",
     )
     .expect("gohot.yaml");
     std::fs::create_dir_all(app.join("static/css")).expect("mkdir");
@@ -403,6 +410,7 @@ fn sync_rules_copy_and_delete_without_rebuild() {
     let next = |kind: &str| loop {
         let e = events.recv_timeout(Duration::from_secs(180)).unwrap_or_else(|_| panic!("no {kind} event"));
         assert_ne!(e["event"], "build_started", "a rule-covered change must not rebuild: {e}");
+        assert_ne!(e["event"], "sync_failed", "{e}");
         if e["event"] == kind {
             return e;
         }
@@ -415,11 +423,11 @@ fn sync_rules_copy_and_delete_without_rebuild() {
     std::fs::write(app.join("static/css/site.css"), "body{}\n").expect("write");
     let e = next("rules_synced");
     assert_eq!(e["copied"], serde_json::json!(["static/css/site.css"]));
-    assert_eq!(remote_hash("/srv/www/css/site.css")["sha256"], sha256(b"body{}\n"));
+    assert_eq!(remote_hash("/home/nonroot/www/css/site.css")["sha256"], sha256(b"body{}\n"));
     std::fs::remove_file(app.join("static/css/site.css")).expect("rm");
     let e = next("rules_synced");
     assert_eq!(e["deleted"], serde_json::json!(["static/css/site.css"]));
-    assert_eq!(remote_hash("/srv/www/css/site.css")["missing"], true);
+    assert_eq!(remote_hash("/home/nonroot/www/css/site.css")["missing"], true);
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
     let _ = child.wait();
 }
@@ -714,8 +722,9 @@ fn production_digest_is_unchanged_by_a_dev_session() {
     // And it really holds no dev tool (checked by a tool gohot did not write).
     let manifest = skopeo_inspect(&after, "--raw");
     let layers = manifest["layers"].as_array().expect("layers");
-    assert_eq!(layers.len(), 2, "kodata + binary on the empty base: {manifest}");
-    let kodata_size = layers[0]["size"].as_u64().expect("size");
+    assert_eq!(layers.len(), 3, "static base + kodata + binary: {manifest}");
+    assert_eq!(layers[0]["digest"], gohot::build::staticbase::base_layer().expect("base").descriptor.digest);
+    let kodata_size = layers[1]["size"].as_u64().expect("size");
     assert!(kodata_size < 4096, "the kodata layer is {kodata_size} bytes: watchexec (18 MB) inside? {manifest}");
 }
 
@@ -741,6 +750,10 @@ fn infer_rules_sync_to_the_dockerfile_destinations() {
         "sync:\n  infer: ['static/**', 'conf/*.conf']\n  dockerfile: dev.Dockerfile\n  buildArgs: {WWW: /srv/www}\n",
     )
     .expect("gohot.yaml");
+    // The Dockerfile's image is FROM scratch and runs as root, which may
+    // write /srv, /app and /etc: the dev image is on the same base (the
+    // default, static, runs as nonroot, which may not).
+    std::fs::write(app.join(".ko.yaml"), "defaultBaseImage: scratch\n").expect(".ko.yaml");
     // What gohot syncmap prints is what the loop uses.
     let map: serde_json::Value = serde_json::from_str(&ok(sb.gohot(&app).args([
         "syncmap",

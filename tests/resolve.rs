@@ -126,10 +126,13 @@ fn resolve_dev_rewrites_app_containers() {
     assert_eq!(containers[0]["args"][0], "--verbose");
     assert!(containers[0]["image"].as_str().expect("image").starts_with(&format!("{repo}/hello@sha256:")));
     assert!(containers[1].get("command").is_none(), "other containers untouched");
-    // The dev image carries watchexec in kodata and the helper.
+    // The dev image carries watchexec in kodata and the helper, on the
+    // default (static) base.
     let image = containers[0]["image"].as_str().expect("image");
     let manifest = skopeo_inspect(image, "--raw");
-    assert_eq!(manifest["layers"].as_array().expect("layers").len(), 3, "kodata, helper, binary");
+    let layers = manifest["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 4, "static base, kodata, helper, binary: {manifest}");
+    assert_eq!(layers[0]["digest"], gohot::build::staticbase::base_layer().expect("base").descriptor.digest);
     assert!(app.join("kodata/watchexec").is_file());
     assert!(std::fs::read_to_string(app.join("kodata/.gitignore"))
         .expect("gitignore")

@@ -52,8 +52,11 @@ fn build_contract_pushes_exactly_image() {
 
     // Exactly $IMAGE, read back by an independent tool, with ko's layout.
     let manifest = skopeo_inspect(&image, "--raw");
-    assert_eq!(manifest["layers"].as_array().expect("layers").len(), 2, "kodata + binary on scratch: {manifest}");
+    let layers = manifest["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 3, "static base + kodata + binary: {manifest}");
+    assert_eq!(layers[0]["digest"], gohot::build::staticbase::base_layer().expect("base").descriptor.digest);
     let config = skopeo_inspect(&image, "--config");
+    assert_eq!(config["config"]["User"], "65532", "the default base runs as nonroot");
     assert_eq!(config["architecture"], "amd64");
     assert_eq!(config["config"]["Entrypoint"], serde_json::json!(["/ko-app/hello"]));
     let env: Vec<&str> = config["config"]["Env"].as_array().expect("env").iter().filter_map(|v| v.as_str()).collect();

@@ -15,6 +15,7 @@ mod kind;
 mod kube;
 mod resolve;
 mod skaffold;
+mod staticbase;
 mod syncback;
 mod wayin;
 mod wayin_support;

@@ -5,7 +5,8 @@
 //! verified against its digest before it is renamed into place) and
 //! `refs/<sha256 of the reference>` mapping a tag to the manifest digest it
 //! had when first pulled. `--pull` (refresh) re-resolves tags.
-//! `scratch` is a built-in empty base that needs no network at all.
+//! `scratch` is a built-in empty base and `static` ([`super::staticbase`]) a
+//! built-in distroless-like one; neither needs the network.
 
 use std::path::{Path, PathBuf};
 
@@ -117,6 +118,10 @@ impl BaseStore {
     pub async fn get(&self, reference: &str, platform: &Platform) -> Result<BaseImage, BaseError> {
         if reference == "scratch" {
             return Ok(BaseImage::scratch(platform));
+        }
+        if reference == super::staticbase::NAME {
+            return super::staticbase::image(platform)
+                .map_err(|e| BaseError::Invalid { reference: reference.into(), detail: e.to_string() });
         }
         let reg_err = |source| BaseError::Registry { reference: reference.into(), source };
         let r = parse_reference(reference).map_err(reg_err)?;

@@ -28,8 +28,9 @@ pub struct ImageInputs<'a> {
     pub kodata: Vec<(String, u32, Bytes)>,
     /// Extra layers (dev mode), placed between kodata and the binary.
     pub extra_layers: Vec<Vec<Entry>>,
-    /// Dev mode: `/ko-app` is writable by any user so a new binary can be
-    /// renamed in whatever uid the container runs as.
+    /// Dev mode: `/ko-app` (and kodata's directories) are writable by any
+    /// user so a new binary (or kodata file) can be renamed in whatever uid
+    /// the container runs as.
     pub dev: bool,
     /// The import path, for the image history.
     pub import_path: &'a str,
@@ -65,6 +66,14 @@ pub fn assemble(inputs: ImageInputs<'_>) -> std::io::Result<Image> {
             kodata_entries.extend(layer::with_parents(parent, 0o755));
         }
         kodata_entries.push(Entry { path, mode, uid: 0, gid: 0, kind: EntryKind::File(data) });
+    }
+    if inputs.dev {
+        // Like /ko-app: a kodata sync renames files in as the container's uid.
+        for e in kodata_entries.iter_mut().filter(|e| matches!(e.kind, EntryKind::Dir)) {
+            if e.path == kodata_dir || e.path.starts_with(&format!("{kodata_dir}/")) {
+                e.mode = 0o777;
+            }
+        }
     }
     let kodata_layer = layer::build(kodata_entries, mtime)?;
 

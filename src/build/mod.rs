@@ -14,6 +14,7 @@ pub mod image;
 pub mod inputs;
 pub mod kodata;
 pub mod layer;
+pub mod staticbase;
 
 use std::path::{Path, PathBuf};
 
@@ -98,8 +99,9 @@ pub struct Variant {
     pub ldflags: Vec<String>,
     /// Layers between the base and kodata.
     pub layers: Vec<Vec<layer::Entry>>,
-    /// The variant is a dev image: `/ko-app` writable by any uid, and the
-    /// files gohot placed in kodata for it ([`kodata::production_kodata`]) kept.
+    /// The variant is a dev image: `/ko-app` and kodata's directories
+    /// writable by any uid, and the files gohot placed in kodata for it
+    /// ([`kodata::production_kodata`]) kept.
     pub dev: bool,
 }
 
@@ -111,9 +113,9 @@ pub struct GoBuilder {
     opts: BuildOptions,
 }
 
-/// ko's default base image is not reachable offline; gohot defaults to the
-/// empty base, which suits static Go binaries.
-pub const DEFAULT_BASE: &str = "scratch";
+/// ko's default base image is not reachable offline; gohot defaults to its
+/// built-in equivalent ([`staticbase`]: CA certificates, tzdata, nonroot).
+pub const DEFAULT_BASE: &str = staticbase::NAME;
 
 impl GoBuilder {
     /// A builder.

@@ -181,7 +181,9 @@ pub struct BuildFlags {
     /// than one publishes an image index. Default: .ko.yaml defaultPlatforms, else the host's.
     #[arg(long, value_delimiter = ',')]
     pub platform: Vec<String>,
-    /// Base image (overrides .ko.yaml); `scratch` is the built-in empty base.
+    /// Base image (overrides .ko.yaml and KO_DEFAULTBASEIMAGE). Built in:
+    /// `static` (the default: CA certificates, tzdata, runs as 65532) and
+    /// `scratch` (empty).
     #[arg(long)]
     pub base: Option<String>,
     /// Re-resolve base image tags against the registry instead of the cache.

@@ -4,6 +4,7 @@
 //! `defaultFlags`, `defaultLdflags`, `defaultEnv` and `builds[]` (`id`, `dir`,
 //! `main`, `env`, `flags`, `ldflags`). Templates in flags and ldflags support
 //! `{{.Env.NAME}}`; anything else is reported rather than silently passed on.
+//! `KO_DEFAULTBASEIMAGE` overrides `defaultBaseImage`, as in ko.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -117,8 +118,18 @@ pub struct KoConfig {
 
 impl KoConfig {
     /// Loads `.ko.yaml` from `KO_CONFIG_PATH` (a file or a directory) or `dir`.
-    /// A missing file is an empty config.
+    /// A missing file is an empty config. `KO_DEFAULTBASEIMAGE`, when set,
+    /// overrides `defaultBaseImage` (ko reads its config through viper with
+    /// the `KO` environment prefix, where the environment wins over the file).
     pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let mut cfg = Self::load_file(dir)?;
+        if let Some(base) = std::env::var("KO_DEFAULTBASEIMAGE").ok().filter(|b| !b.trim().is_empty()) {
+            cfg.default_base_image = Some(base.trim().to_string());
+        }
+        Ok(cfg)
+    }
+
+    fn load_file(dir: &Path) -> Result<Self, ConfigError> {
         let path = match std::env::var_os("KO_CONFIG_PATH").map(PathBuf::from) {
             Some(p) if p.is_dir() => p.join(".ko.yaml"),
             Some(p) => p,

@@ -9,8 +9,9 @@
 //! - the way-in helper ([`crate::sync::wayin`]), built by the user's Go
 //!   toolchain for the image's platform, goes into its own layer at
 //!   `/var/run/gohot/helper`;
-//! - `/ko-app` is made writable for any uid (see [`crate::build::image`]) so a
-//!   non-root app can receive a new binary.
+//! - `/ko-app` and kodata's directories are made writable for any uid (see
+//!   [`crate::build::image`]) so a non-root app (gohot's and ko's default
+//!   base runs as 65532) can receive a new binary and kodata files.
 //!
 //! Dev builds also link without DWARF and symbol table (`-s -w`) unless
 //! `--debug`: smaller binaries build, delta and restart faster, and Go
