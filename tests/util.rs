@@ -59,15 +59,8 @@ impl Sandbox {
     /// run left in the checkout (`kodata/watchexec`, `.gohot/…`) must not be
     /// able to make a test pass.
     pub fn copy_example(&self, name: &str, rel: &str) -> PathBuf {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let example = Path::new("examples").join(name);
         let dst = self.path().join(rel);
-        std::fs::create_dir_all(&dst).expect("mkdir");
-        for file in git_tracked_files(root, &example) {
-            let to = dst.join(file.strip_prefix(&example).expect("git lists paths under the example"));
-            std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
-            std::fs::copy(root.join(&file), &to).unwrap_or_else(|e| panic!("copy {}: {e}", file.display()));
-        }
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name), &dst);
         dst
     }
 
@@ -90,6 +83,19 @@ impl Sandbox {
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         c
+    }
+}
+
+/// Copies the files git tracks under `src`, a directory of this checkout, to
+/// `dst`: never what an earlier run left there.
+pub fn copy_dir(src: &Path, dst: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rel = src.strip_prefix(root).unwrap_or_else(|_| panic!("{} is not in the checkout", src.display()));
+    std::fs::create_dir_all(dst).expect("mkdir");
+    for file in git_tracked_files(root, rel) {
+        let to = dst.join(file.strip_prefix(rel).expect("git lists paths under the directory"));
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(root.join(&file), &to).unwrap_or_else(|e| panic!("copy {}: {e}", file.display()));
     }
 }
 
