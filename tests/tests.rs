@@ -9,6 +9,8 @@ mod config;
 mod dev;
 mod errors;
 mod exit_codes;
+mod fuzz_seeds;
+mod helper_files;
 mod kind;
 mod kube;
 mod resolve;

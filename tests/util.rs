@@ -54,11 +54,13 @@ impl Sandbox {
         self.path().join("kocache")
     }
 
-    /// Copies `examples/<name>` into the sandbox (at `rel`) and returns its path.
+    /// Copies the files git tracks under `examples/<name>` into the sandbox
+    /// (at `rel`) and returns its path. Only tracked files: what an earlier
+    /// run left in the checkout (`kodata/watchexec`, `.gohot/…`) must not be
+    /// able to make a test pass.
     pub fn copy_example(&self, name: &str, rel: &str) -> PathBuf {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
         let dst = self.path().join(rel);
-        copy_dir(&src, &dst);
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name), &dst);
         dst
     }
 
@@ -84,17 +86,43 @@ impl Sandbox {
     }
 }
 
+/// Copies the files git tracks under `src`, a directory of this checkout, to
+/// `dst`: never what an earlier run left there.
 pub fn copy_dir(src: &Path, dst: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rel = src.strip_prefix(root).unwrap_or_else(|_| panic!("{} is not in the checkout", src.display()));
     std::fs::create_dir_all(dst).expect("mkdir");
-    for e in std::fs::read_dir(src).expect("read example") {
-        let e = e.expect("entry");
-        let to = dst.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), &to).expect("copy");
-        }
+    for file in git_tracked_files(root, rel) {
+        let to = dst.join(file.strip_prefix(rel).expect("git lists paths under the directory"));
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(root.join(&file), &to).unwrap_or_else(|e| panic!("copy {}: {e}", file.display()));
     }
+}
+
+/// The files git tracks under `dir` (relative to the checkout `root`), as
+/// paths relative to `root`. There is no fallback to a plain copy, which
+/// could pick up leftovers: without git (CI always has it) this panics.
+pub fn git_tracked_files(root: &Path, dir: &Path) -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let out =
+        Command::new("git").arg("-C").arg(root).args(["ls-files", "-z", "--"]).arg(dir).output().unwrap_or_else(|e| {
+            panic!("tests copy the files git tracks under {}, and need git for that: {e}", dir.display())
+        });
+    assert!(
+        out.status.success(),
+        "git ls-files {} failed (is {} a git checkout?): {}",
+        dir.display(),
+        root.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files: Vec<PathBuf> = out
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
+        .collect();
+    assert!(!files.is_empty(), "git tracks no file under {}", dir.display());
+    files
 }
 
 /// Runs a command and returns its output (does not check status).
@@ -294,4 +322,21 @@ impl Drop for DockerImage {
     fn drop(&mut self) {
         let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
     }
+}
+
+#[test]
+fn git_tracked_files_leaves_out_what_git_does_not_track() {
+    let sb = Sandbox::new();
+    let repo = sb.path().join("checkout");
+    for (file, text) in
+        [("ex/a", "tracked"), ("ex/sub/b", "tracked"), ("ex/.gitignore", "left\n"), ("ex/left", "x"), ("ex/new", "x")]
+    {
+        std::fs::create_dir_all(repo.join(file).parent().expect("parent")).expect("mkdir");
+        std::fs::write(repo.join(file), text).expect("write");
+    }
+    ok(Command::new("git").arg("-C").arg(&repo).args(["init", "-q"]));
+    ok(Command::new("git").arg("-C").arg(&repo).args(["add", "ex/a", "ex/sub/b", "ex/.gitignore"]));
+    let mut got = git_tracked_files(&repo, Path::new("ex"));
+    got.sort();
+    assert_eq!(got, ["ex/.gitignore", "ex/a", "ex/sub/b"].map(PathBuf::from));
 }

@@ -163,7 +163,12 @@ pub async fn prepare(
 
 /// The helper for a platform, built once per helper source and cached.
 pub async fn helper_binary(go: &GoToolchain, platform: &Platform, cache_root: &Path) -> Result<PathBuf, DevImageError> {
-    let source_id = hex::encode(&sha2::Sha256::digest(wayin::HELPER_GO_SOURCE.as_bytes())[..8]);
+    // Every embedded source file (named, length-prefixed) and the go.mod.
+    let mut sources = sha2::Sha256::new();
+    for (name, text) in wayin::HELPER_GO_FILES.iter().copied().chain([("go.mod", wayin::HELPER_GO_MOD)]) {
+        sources.update(format!("{name}\0{}\0{text}", text.len()));
+    }
+    let source_id = hex::encode(&sources.finalize()[..8]);
     let out = cache_root.join("helper").join(source_id).join(platform.cache_path()).join("helper");
     if out.is_file() {
         return Ok(out);

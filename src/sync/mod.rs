@@ -5,6 +5,8 @@
 //! out. [`infer`] applies the inference to a directory on disk.
 
 pub mod dockerfile;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod infer;
 pub mod rules;
 pub mod wayin;

@@ -6,7 +6,7 @@
 //! A hot reload has to replace `/ko-app/<name>` inside a container whose base
 //! may have no shell and no `tar` (ko's default base has neither), so
 //! `kubectl cp`/`docker cp`-over-tar and `sh -c 'cat > …'` are out. gohot
-//! therefore ships a tiny helper, [`HELPER_GO_SOURCE`] (Go standard library
+//! therefore ships a tiny helper, [`HELPER_GO_FILES`] (Go standard library
 //! only), and compiles it with the developer's own Go toolchain for the
 //! container's platform ([`build_helper`]): the toolchain is already there
 //! (gohot builds the app with it), it cross-compiles to every architecture the
@@ -91,13 +91,27 @@ use flate2::Compression;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-/// Go source of the helper, embedded so that gohot can build it anywhere.
-pub const HELPER_GO_SOURCE: &str = include_str!("helper/main.go");
+/// Go source of the helper, embedded so that gohot can build it anywhere:
+/// (file name, text) of every non-test `.go` file in `helper/`.
+pub const HELPER_GO_FILES: &[(&str, &str)] = &[
+    ("args.go", include_str!("helper/args.go")),
+    ("atomic.go", include_str!("helper/atomic.go")),
+    ("delta.go", include_str!("helper/delta.go")),
+    ("doc.go", include_str!("helper/doc.go")),
+    ("get.go", include_str!("helper/get.go")),
+    ("hash.go", include_str!("helper/hash.go")),
+    ("list.go", include_str!("helper/list.go")),
+    ("main.go", include_str!("helper/main.go")),
+    ("mode.go", include_str!("helper/mode.go")),
+    ("put.go", include_str!("helper/put.go")),
+    ("rm.go", include_str!("helper/rm.go")),
+    ("seed.go", include_str!("helper/seed.go")),
+];
 
 /// Where the dev image carries the helper.
 pub const HELPER_IMAGE_PATH: &str = "/var/run/gohot/helper";
 
-/// Protocol version spoken by [`HELPER_GO_SOURCE`] and by this module.
+/// Protocol version spoken by [`HELPER_GO_FILES`] and by this module.
 pub const HELPER_PROTOCOL: u32 = 2;
 
 /// Exit code of `helper put` when a delta's base is not the destination's
@@ -1213,7 +1227,7 @@ pub fn helper_build_env(arch: &str) -> Result<Vec<(&'static str, String)>, WayIn
 }
 
 /// Arguments of `go build` for the helper, run in a directory holding
-/// `main.go` ([`HELPER_GO_SOURCE`]) and a `go.mod` (`module gohothelper`):
+/// the `.go` files ([`HELPER_GO_FILES`]) and a `go.mod` (`module gohothelper`):
 /// reproducible (`-trimpath`, `-buildvcs=false`) and small (`-s -w`).
 pub fn helper_build_args(out: &Path) -> Vec<OsString> {
     let mut v: Vec<OsString> =
@@ -1225,7 +1239,7 @@ pub fn helper_build_args(out: &Path) -> Vec<OsString> {
 
 /// The `go.mod` written next to the helper source (Go 1.19 is the oldest
 /// toolchain the source is written for).
-pub const HELPER_GO_MOD: &str = "module gohothelper\n\ngo 1.19\n";
+pub const HELPER_GO_MOD: &str = include_str!("helper/go.mod");
 
 /// A helper binary produced by [`build_helper`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1247,7 +1261,9 @@ pub fn build_helper(go: &Path, arch: &str, out: &Path) -> Result<BuiltHelper, Wa
         .prefix("gohot-helper-")
         .tempdir()
         .map_err(io_err("creating a temporary directory for the helper build"))?;
-    std::fs::write(dir.path().join("main.go"), HELPER_GO_SOURCE).map_err(io_err("writing the helper source"))?;
+    for (name, text) in HELPER_GO_FILES {
+        std::fs::write(dir.path().join(name), text).map_err(io_err("writing the helper source"))?;
+    }
     std::fs::write(dir.path().join("go.mod"), HELPER_GO_MOD).map_err(io_err("writing the helper go.mod"))?;
     let built = dir.path().join("helper");
     let mut cmd = Command::new(go);

@@ -1,0 +1,94 @@
+// Command gohot-helper is gohot's way into a running container.
+//
+// gohot embeds this file, builds it for the container's platform with the
+// developer's own Go toolchain (CGO_ENABLED=0, -trimpath, -ldflags='-s -w')
+// and places the static binary in the dev image at /var/run/gohot/helper.
+// gohot then runs it through an exec stream (docker exec -i, Kubernetes exec):
+// the payload goes in on stdin, one JSON status line comes out on stdout, and
+// a failure also exits non-zero with a message on stderr. It needs no shell,
+// no tar and nothing else from the image: ko's default base has neither.
+//
+// Standard library only, and nothing newer than Go 1.19, so that it builds
+// offline with any toolchain a Go developer is likely to have.
+//
+// Subcommands (flags may come before or after the operands):
+//
+//	put DEST [-mode 0755] [-max-size BYTES]
+//	    Reads a payload on stdin (format below), writes the new content to a
+//	    temporary file in DEST's directory (.NAME.gohot-XXXX), checks its
+//	    sha256, fsyncs, chmods, renames it over DEST and fsyncs the directory.
+//	    On any failure the temporary file is removed and DEST is untouched.
+//	    Prints {"ok":true,"kind":"full|delta","bytes":N,"sha256":"..."}.
+//	    A DELTA whose base is not DEST's current content fails with exit
+//	    code 3 and {"ok":false,"error":"base-mismatch",...}: resend as FULL.
+//	hash PATH
+//	    Prints {"sha256":"...","size":N} or {"missing":true}.
+//	list DIR [-exclude PATTERN]...
+//	    Prints one JSON object {"root":DIR,"entries":[...],"skipped":[...]}
+//	    describing every entry under DIR, recursively, without following
+//	    symlinks (DIR itself is resolved). Entries are sorted by path; each
+//	    has path (relative, '/'-separated), type (file|dir|symlink|other),
+//	    size, mode (permission bits incl. setuid/setgid/sticky), mtime (unix
+//	    nanoseconds), sha256 (files), target (symlinks) and error (a file
+//	    that could not be read or changed while it was hashed). A PATTERN
+//	    without '/' matches an entry's base name, one with '/' its whole
+//	    relative path (path.Match syntax); an excluded directory is pruned.
+//	    Names that are not valid UTF-8 cannot travel in JSON: they are listed
+//	    in "skipped" (quoted) instead.
+//	get DIR
+//	    Reads newline-separated relative paths on stdin up to an empty line
+//	    (or EOF), all of them before answering, and writes ONE gzip stream on stdout. Inside it, for each
+//	    requested path in order, either
+//	        {"path":P,"size":N,"mode":M,"mtime":T}\n  N raw bytes  {"sha256":H}\n
+//	    or, when the file changed while it was read (the N bytes are then
+//	    zero-padded or cut and must be discarded),
+//	        {"path":P,"size":N,"mode":M,"mtime":T}\n  N bytes  {"error":E}\n
+//	    or, for a path that is refused or unreadable,
+//	        {"path":P,"error":E}\n
+//	    and at the end {"end":true,"files":F,"errors":E}\n. A stream without
+//	    the end line was cut short. Paths that are empty, absolute, not in
+//	    clean form, contain "..", NUL or a backslash, or resolve (through
+//	    symlinks) outside DIR are refused; only regular files are sent.
+//	seed SRC DST [-mode 0755]
+//	    Copies SRC to DST with the same temp+fsync+rename discipline as put
+//	    (an init container seeding an emptyDir). A directory SRC is copied
+//	    recursively, each file atomically, symlinks recreated as symlinks.
+//	rm PATH
+//	    Removes one file (a sync rule's deletion) and fsyncs its directory;
+//	    a missing file is fine. Prints {"ok":true,"removed":true|false}.
+//	version
+//	    Prints {"name":"gohot-helper","protocol":2,"go":...,"os":...,"arch":...}.
+//
+// Put payload: one JSON header line (at most 4096 bytes), then exactly
+// "body" bytes holding one gzip member and nothing after it:
+//
+//	{"v":2,"kind":"full","size":N,"sha256":HEX,"body":B}\n  gzip(new content)
+//	{"v":2,"kind":"delta","size":N,"sha256":HEX,"base_size":M,"base_sha256":HEX,"body":B}\n  gzip(delta ops)
+//
+// Every input is framed by its own lengths (the put body) or terminator (the
+// get request's empty line), and the helper never reads past it: on the
+// Kubernetes exec protocol v4 (servers before 1.30) a client cannot close
+// stdin without closing the whole stream, exit status included.
+//
+// Delta ops (inside the gzip member) are records, repeated until exactly
+// "size" bytes have been produced:
+//
+//	varint  seek      signed (zig-zag, as encoding/binary.PutVarint); moves the base cursor
+//	uvarint add_len
+//	uvarint lit_len
+//	add_len bytes d   out = base[cursor+i] + d[i] (mod 256); cursor += add_len
+//	lit_len bytes     copied to the output as they are
+//
+// A record must produce at least one byte. Every length and cursor position
+// is bounds-checked against "size" and "base_size", so a corrupt or hostile
+// payload fails cleanly; memory use does not depend on the payload.
+//
+// Exit codes: 0 ok, 1 failure, 2 usage, 3 base-mismatch (put only).
+//
+// Source layout (one concern a file): main.go dispatches and reports status
+// and exit codes; args.go parses flags; atomic.go is the temp+fsync+rename
+// writer every write goes through; put.go reads a payload and delta.go
+// decodes its delta records; hash.go, list.go, get.go, seed.go and rm.go
+// hold the other subcommands; mode.go converts permission bits.
+// The *_test.go files are not embedded in gohot: run them with go test.
+package main

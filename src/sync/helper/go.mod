@@ -1,0 +1,3 @@
+module gohothelper
+
+go 1.19
