@@ -9,7 +9,7 @@
 //!   local Docker engine), `BUILD_CONTEXT` (absolute path of the artifact's
 //!   context) and `PLATFORMS` (comma-separated). [`BuildRequest::from_env`]
 //!   checks those values once, naming the variable that is wrong, and
-//!   [`BuildRequest::publisher`] picks the one destination: the registry at
+//!   [`BuildRequest::destinations`] picks the one destination: the registry at
 //!   exactly `$IMAGE`, or the engine under exactly that tag. The engine holds
 //!   one platform per tag, so several platforms with `PUSH_IMAGE=false` keep
 //!   only the host's, and are refused when none is the host's.

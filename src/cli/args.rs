@@ -2,6 +2,10 @@
 //! shared between commands ([`BuildFlags`], [`PublishFlags`],
 //! [`KubeFlags`]), each normalised once into the settings the library takes.
 
+// These doc comments are clap's --help text, not Markdown: `<name>` and
+// `[IP:]` are meant literally.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};

@@ -1,6 +1,6 @@
 //! Waiting for a rollout, and saying why it is not done.
 //!
-//! [`readiness`] judges one workload from its status the way `kubectl rollout
+//! `readiness` judges one workload from its status the way `kubectl rollout
 //! status` does (observed generation caught up, every replica updated and
 //! available, no old replicas left); [`diagnose`] reads the workload's pods for
 //! the reasons a person needs: an image that cannot be pulled (with the

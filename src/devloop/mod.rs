@@ -9,7 +9,7 @@
 //! health tick (replicas that restarted or were replaced get the current
 //! binary before anything is reported as done), and shutdown.
 //!
-//! Only build inputs start a build ([`watch`] decides what a path is): a log
+//! Only build inputs start a build ([`mod@watch`] decides what a path is): a log
 //! file written next to `main.go`, an editor's swap file or a test binary
 //! costs nothing. kodata and files covered by `gohot.yaml` sync rules are
 //! copied without a build.

@@ -24,7 +24,7 @@ pub enum RegistryError {
         "cannot reach registry {registry}: {detail}. Is it running, and is the address in KO_DOCKER_REPO/--repo right?"
     )]
     Unreachable {
-        /// host[:port]
+        /// `host[:port]`
         registry: String,
         /// The underlying failure.
         detail: String,
@@ -32,7 +32,7 @@ pub enum RegistryError {
     /// The registry refused the credentials (or there were none).
     #[error("registry {registry} refused access ({detail}): log in with `docker login {registry}` or add credentials for it to ~/.docker/config.json")]
     Unauthorized {
-        /// host[:port]
+        /// `host[:port]`
         registry: String,
         /// What the registry said.
         detail: String,
@@ -46,7 +46,7 @@ pub enum RegistryError {
     /// Any other registry failure.
     #[error("registry {registry}: {detail}")]
     Other {
-        /// host[:port]
+        /// `host[:port]`
         registry: String,
         /// What went wrong.
         detail: String,

@@ -8,7 +8,7 @@
 //! or another failure (no such container, executable not found) that never
 //! ran the command. [`exit_code`] decodes it; it is pure so it is tested
 //! without a cluster. A 403 on the upgrade request is RBAC refusing
-//! `create` on `pods/exec`, and [`super::classify`] says so.
+//! `create` on `pods/exec`, and [`crate::cluster::Cluster::error`] says so.
 //!
 //! Note on stdin: only the v5 protocol (API servers from 1.30) can signal
 //! end-of-input. On v4 the client's only way to end stdin is to close the
