@@ -29,3 +29,4 @@ pub mod skaffold;
 pub mod sync;
 pub mod syncback;
 pub mod target;
+pub mod wayin;

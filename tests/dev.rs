@@ -289,7 +289,7 @@ fn burst_of_saves_ends_on_the_last_edit() {
 /// watchexec supervises; every start must be of a complete binary.
 #[test]
 fn hundred_atomic_writes_never_start_a_partial_binary() {
-    use gohot::sync::wayin;
+    use gohot::wayin;
     let sb = Sandbox::new();
     let app = sb.copy_example("hello", "hello");
     std::fs::write(
@@ -440,10 +440,10 @@ fn syncback_writes_do_not_trigger_rebuilds() {
     let mut dev = DevSession::start("syncback");
     // Make a file inside the container through the helper (the base has no shell).
     let generated = "package main\n\nvar generated = \"in the container\"\n";
-    let payload = gohot::sync::wayin::encode_full(generated.as_bytes());
+    let payload = gohot::wayin::encode_full(generated.as_bytes());
     let mut child = Command::new("docker")
         .args(["exec", "-i", &dev.container])
-        .args(gohot::sync::wayin::put_argv("/tmp/gen/gen.go", 0o644))
+        .args(gohot::wayin::put_argv("/tmp/gen/gen.go", 0o644))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -29,12 +29,13 @@ fn every_helper_source_file_is_embedded_and_no_test_file() {
         .filter(|n| n.ends_with(".go") && !n.ends_with("_test.go"))
         .collect();
     on_disk.sort();
-    let mut embedded: Vec<String> = gohot::sync::wayin::HELPER_GO_FILES.iter().map(|(n, _)| n.to_string()).collect();
+    let mut embedded: Vec<String> =
+        gohot::devimage::helper::HELPER_GO_FILES.iter().map(|(n, _)| n.to_string()).collect();
     embedded.sort();
     assert_eq!(embedded, on_disk, "HELPER_GO_FILES must list exactly the helper's non-test .go files");
-    for (name, text) in gohot::sync::wayin::HELPER_GO_FILES {
+    for (name, text) in gohot::devimage::helper::HELPER_GO_FILES {
         assert_eq!(std::fs::read_to_string(dir.join(name)).expect("read").as_str(), *text, "{name}");
     }
     let go_mod = std::fs::read_to_string(dir.join("go.mod")).expect("go.mod");
-    assert_eq!(go_mod, gohot::sync::wayin::HELPER_GO_MOD);
+    assert_eq!(go_mod, gohot::devimage::helper::HELPER_GO_MOD);
 }

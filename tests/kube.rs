@@ -425,13 +425,13 @@ fn apply_syncback_delete_on_a_real_cluster() {
 
     // Files made in the pod, through the way-in helper as gohot dev would.
     let put = |path: &str, content: &str| {
-        let payload = bytes::Bytes::from(gohot::sync::wayin::encode_full(content.as_bytes()));
-        let out = exec(&env, &pod, &gohot::sync::wayin::put_argv(path, 0o644), payload);
-        gohot::sync::wayin::parse_put_status(&out.stdout).unwrap_or_else(|e| panic!("put {path}: {e}"));
+        let payload = bytes::Bytes::from(gohot::wayin::encode_full(content.as_bytes()));
+        let out = exec(&env, &pod, &gohot::wayin::put_argv(path, 0o644), payload);
+        gohot::wayin::parse_put_status(&out.stdout).unwrap_or_else(|e| panic!("put {path}: {e}"));
     };
     let rm = |path: &str| {
-        let out = exec(&env, &pod, &gohot::sync::wayin::rm_argv(path), bytes::Bytes::new());
-        gohot::sync::wayin::parse_rm_status(&out.stdout).unwrap_or_else(|e| panic!("rm {path}: {e}"));
+        let out = exec(&env, &pod, &gohot::wayin::rm_argv(path), bytes::Bytes::new());
+        gohot::wayin::parse_rm_status(&out.stdout).unwrap_or_else(|e| panic!("rm {path}: {e}"));
     };
     put("/tmp/out/a.txt", "alpha");
     put("/tmp/out/sub/b.txt", "bravo");

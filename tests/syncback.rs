@@ -292,13 +292,11 @@ async fn syncback_never_writes_through_a_local_symlink() {
     expect_tree(&d.local, &[("x/", ""), ("x/passwd", "root::0:0::/:/bin/sh\n")]);
 
     // Even a plan computed before a link appeared cannot write through it.
-    let e =
-        gohot::syncback::apply::real_dir(&d.local, Some(&gohot::sync::wayin::RelPath::new("y/z").expect("p")), true);
+    let e = gohot::syncback::apply::real_dir(&d.local, Some(&gohot::wayin::RelPath::new("y/z").expect("p")), true);
     assert!(e.is_ok());
     std::fs::remove_dir_all(d.local.join("y")).expect("rm");
     symlink(&d.outside, d.local.join("y")).expect("symlink");
-    let e =
-        gohot::syncback::apply::real_dir(&d.local, Some(&gohot::sync::wayin::RelPath::new("y/z").expect("p")), true);
+    let e = gohot::syncback::apply::real_dir(&d.local, Some(&gohot::wayin::RelPath::new("y/z").expect("p")), true);
     assert!(matches!(e, Err(SyncbackError::Unsafe { .. })), "{e:?}");
     expect_tree(&d.outside, &[]);
 }

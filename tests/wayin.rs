@@ -10,7 +10,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use flate2::read::GzDecoder;
-use gohot::sync::wayin::*;
+use gohot::devimage::helper::build_helper;
+use gohot::wayin::*;
 use support::{Hello, Link};
 
 /// Runs the helper with `args`, `stdin` fed from a thread (no pipe deadlock).

@@ -40,7 +40,7 @@ pub fn helper() -> &'static Path {
     HELPER.get_or_init(|| {
         let dir = work_dir("helper");
         let tmp = dir.join(format!("helper-{}", std::process::id()));
-        let built = gohot::sync::wayin::build_helper(&go(), host_arch(), &tmp).expect("build the helper");
+        let built = gohot::devimage::helper::build_helper(&go(), host_arch(), &tmp).expect("build the helper");
         assert!(built.size > 100_000, "helper suspiciously small");
         // Atomic, like the helper itself: a concurrent test run keeps working.
         let out = dir.join("helper");

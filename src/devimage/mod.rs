@@ -6,7 +6,7 @@
 //! - watchexec, the supervisor that restarts the app when its binary changes,
 //!   goes into the package's kodata (as the Skaffold ko proposal has it, with
 //!   a `.gitignore` entry) so it lands at `/var/run/ko/watchexec`;
-//! - the way-in helper ([`crate::sync::wayin`]), built by the user's Go
+//! - the way-in helper ([`crate::wayin`]), built by the user's Go
 //!   toolchain for the image's platform, goes into its own layer at
 //!   `/var/run/gohot/helper`;
 //! - `/ko-app` and kodata's directories are made writable for any uid (see
@@ -17,6 +17,7 @@
 //! `--debug`: smaller binaries build, delta and restart faster, and Go
 //! panics keep their stack traces (they use pclntab, not DWARF).
 
+pub mod helper;
 pub mod watchexec;
 
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ use crate::build::go::{GoToolchain, Package};
 use crate::build::layer::{self, Entry};
 use crate::build::{Build, BuildError, Built, GoBuilder, Variant};
 use crate::platform::Platform;
-use crate::sync::wayin::{self, WayInError};
+use crate::wayin::WayInError;
 use watchexec::{EnsureOptions, WatchexecError};
 
 /// Errors preparing the dev image's tools.
@@ -157,7 +158,7 @@ pub async fn prepare(
     let helper = helper_binary(go, platform, cache_root).await?;
     let data = std::fs::read(&helper).map_err(|source| DevImageError::Io { path: helper.clone(), source })?;
     let mut entries = layer::with_parents("var/run/gohot", 0o755);
-    entries.push(Entry::file(wayin::HELPER_IMAGE_PATH.trim_start_matches('/'), 0o755, Bytes::from(data)));
+    entries.push(Entry::file(crate::layout::HELPER_PATH.trim_start_matches('/'), 0o755, Bytes::from(data)));
     Ok(entries)
 }
 
@@ -165,7 +166,7 @@ pub async fn prepare(
 pub async fn helper_binary(go: &GoToolchain, platform: &Platform, cache_root: &Path) -> Result<PathBuf, DevImageError> {
     // Every embedded source file (named, length-prefixed) and the go.mod.
     let mut sources = sha2::Sha256::new();
-    for (name, text) in wayin::HELPER_GO_FILES.iter().copied().chain([("go.mod", wayin::HELPER_GO_MOD)]) {
+    for (name, text) in helper::HELPER_GO_FILES.iter().copied().chain([("go.mod", helper::HELPER_GO_MOD)]) {
         sources.update(format!("{name}\0{}\0{text}", text.len()));
     }
     let source_id = hex::encode(&sources.finalize()[..8]);
@@ -181,7 +182,7 @@ pub async fn helper_binary(go: &GoToolchain, platform: &Platform, cache_root: &P
         std::fs::create_dir_all(dir).map_err(|source| DevImageError::Io { path: dir.to_path_buf(), source })?;
     }
     let (go, target) = (go.path().to_path_buf(), out.clone());
-    tokio::task::spawn_blocking(move || wayin::build_helper(&go, &arch, &target))
+    tokio::task::spawn_blocking(move || helper::build_helper(&go, &arch, &target))
         .await
         .map_err(|e| DevImageError::Io { path: out.clone(), source: std::io::Error::other(e) })??;
     Ok(out)

@@ -9,4 +9,3 @@ pub mod dockerfile;
 pub mod fuzz;
 pub mod infer;
 pub mod rules;
-pub mod wayin;

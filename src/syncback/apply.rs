@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 use super::plan::{mtime_ns, Fetch, FileRecord, Plan, Refusal, Reuse, State, Synced};
 use super::{Report, SyncbackError};
 use crate::atomic::AtomicFile;
-use crate::sync::wayin::{BodyOutcome, GetItem, GetLimits, GetReader, RelPath};
+use crate::wayin::{BodyOutcome, GetItem, GetLimits, GetReader, RelPath};
 
 fn io(about: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SyncbackError {
     let path = path.to_path_buf();

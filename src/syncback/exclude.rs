@@ -15,7 +15,7 @@
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::SyncbackError;
-use crate::sync::wayin::RelPath;
+use crate::wayin::RelPath;
 
 #[derive(Debug, Clone)]
 struct Pattern {

@@ -5,7 +5,7 @@
 //!
 //! Tilt's syncback runs rsync over `kubectl exec`; gohot's dev images have
 //! no rsync, no shell and no tar, but they do carry the way-in helper
-//! ([`crate::sync::wayin`]). So a round is two execs through the same
+//! ([`crate::wayin`]). So a round is two execs through the same
 //! [`Target`] seam the dev loop uses — `helper list REMOTE_DIR` (path, type,
 //! size, mode, mtime and sha256 of every entry) and `helper get REMOTE_DIR`
 //! (one gzip stream of just the files that differ) — with all the deciding
@@ -49,8 +49,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::sync::wayin::{self, GetLimits, Listing, RelPath, WayInError};
 use crate::target::{Replica, Target, TargetError};
+use crate::wayin::{self, GetLimits, Listing, RelPath, WayInError};
 use exclude::Excludes;
 use plan::{Conflict, PlanOptions, Refusal, State};
 
@@ -507,7 +507,7 @@ fn helper_error(what: &'static str, replica: &Replica, source: WayInError, stder
     if matches!(source, WayInError::BadStatus { .. }) {
         stderr.push_str(&format!(
             "; is the gohot helper at {} in the container? syncback needs a gohot dev image",
-            wayin::HELPER_IMAGE_PATH
+            crate::layout::HELPER_PATH
         ));
     }
     SyncbackError::Helper { what, replica: replica.name.clone(), source: Box::new(source), stderr }

@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 
 use super::exclude::Excludes;
 use super::SyncbackError;
-use crate::sync::wayin::{EntryType, ListEntry, Listing, RelPath};
+use crate::wayin::{EntryType, ListEntry, Listing, RelPath};
 
 /// Prefix of syncback's temporary files (skipped by the local scan).
 pub use crate::atomic::TEMP_PREFIX;
