@@ -475,38 +475,7 @@ impl Cluster {
 
     /// `GET /` on the pod's port 8080 through a port-forward.
     fn answer(&self, pod: &str) -> Option<String> {
-        use k8s_openapi::api::core::v1::Pod;
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let api: kube::Api<Pod> = kube::Api::namespaced(self.cluster.client.clone(), &self.ns);
-        self.rt.block_on(async {
-            let talk = async {
-                let mut pf = api.portforward(pod, &[8080]).await.ok()?;
-                let mut s = pf.take_stream(8080)?;
-                s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").await.ok()?;
-                // Read by Content-Length: a port-forward stream may stay open
-                // after the app closed its side.
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let n = s.read(&mut chunk).await.ok()?;
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let len = head.lines().find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
-                        });
-                        if n == 0 || len.is_some_and(|len| body.len() >= len) {
-                            return head.starts_with("HTTP/1.").then(|| body.trim().to_string());
-                        }
-                    }
-                    if n == 0 {
-                        return None;
-                    }
-                }
-            };
-            tokio::time::timeout(Duration::from_secs(5), talk).await.ok().flatten()
-        })
+        self.rt.block_on(gohot::target::kube::logs::get_from_pod(&self.cluster, &self.ns, pod, 8080, "/"))
     }
 
     /// Polls every pod until each has answered `text`; when the last did.

@@ -110,37 +110,7 @@ impl KubeEnv {
     /// What `GET /` on port 8080 of this pod answers, through a port-forward
     /// of this test's own (what a user sees from that pod), or None.
     pub fn pod_answer(&self, pod: &str) -> Option<String> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let api = self.pods_api();
-        self.rt.block_on(async {
-            let talk = async {
-                let mut pf = api.portforward(pod, &[8080]).await.ok()?;
-                let mut s = pf.take_stream(8080)?;
-                s.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").await.ok()?;
-                // Read by Content-Length: a port-forward stream may stay open
-                // after the app closed its side.
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let n = s.read(&mut chunk).await.ok()?;
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let len = head.lines().find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
-                        });
-                        if n == 0 || len.is_some_and(|len| body.len() >= len) {
-                            return head.starts_with("HTTP/1.").then(|| body.trim().to_string());
-                        }
-                    }
-                    if n == 0 {
-                        return None;
-                    }
-                }
-            };
-            tokio::time::timeout(Duration::from_secs(10), talk).await.ok().flatten()
-        })
+        self.rt.block_on(gohot::target::kube::logs::get_from_pod(&self.cluster, &self.ns, pod, 8080, "/"))
     }
 
     /// Waits until exactly `replicas` pods of `app` run and every one answers `text`.

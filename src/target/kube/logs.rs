@@ -144,6 +144,41 @@ async fn forward_one(cluster: Cluster, target: Arc<(Vec<Workload>, AppImage)>, m
     tracing::warn!("port-forward: no running pod of the app accepts a forward to port {remote}");
 }
 
+/// `GET path` on `port` of one pod through a port-forward of its own: the
+/// body of a 2xx-5xx answer, or None (no answer within 10 s). What a user
+/// would see from that very pod — the dev loop's tests and benchmark check
+/// every replica this way. The answer is read by its Content-Length: a
+/// port-forward stream may stay open after the app closed its side.
+pub async fn get_from_pod(cluster: &Cluster, namespace: &str, pod: &str, port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
+    let talk = async {
+        let mut pf = api.portforward(pod, &[port]).await.ok()?;
+        let mut s = pf.take_stream(port)?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await.ok()?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = s.read(&mut chunk).await.ok()?;
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                });
+                if n == 0 || len.is_some_and(|len| body.len() >= len) {
+                    return head.starts_with("HTTP/1.").then(|| body.trim().to_string());
+                }
+            }
+            if n == 0 {
+                return None;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), talk).await.ok().flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
