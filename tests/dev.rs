@@ -270,18 +270,20 @@ fn burst_of_saves_ends_on_the_last_edit() {
         std::thread::sleep(Duration::from_millis(150));
     }
     dev.wait_answer(last);
-    // Everything that was started has settled on the last edit: one more
-    // event-free check that no stale reload replaced it afterwards.
-    loop {
-        match dev.events.recv_timeout(Duration::from_secs(5)) {
-            Ok(e) if ["reloaded", "build_started", "build_cancelled", "log"].iter().any(|k| e["event"] == *k) => {
-                continue
-            }
-            Ok(e) => panic!("unexpected event after the burst: {e}"),
-            Err(_) => break,
-        }
+    // No stale reload may replace it afterwards. The loop builds and reloads
+    // one change at a time, in order: once a sentinel edit made after this
+    // point is served, every earlier build has been dealt with. Until then
+    // the app answers the last edit or the sentinel, never an older edit.
+    dev.set_greeting("sentinel");
+    wait_for("the sentinel edit to be served", Duration::from_secs(90), || {
+        let answer = dev.answer();
+        let answer = answer.as_deref();
+        assert!(matches!(answer, Some("edit 12" | "sentinel") | None), "a stale build served {answer:?}");
+        (answer == Some("sentinel")).then_some(())
+    });
+    for _ in 0..20 {
+        assert_eq!(dev.answer().as_deref(), Some("sentinel"), "nothing older came back");
     }
-    assert_eq!(dev.answer().as_deref(), Some(last));
 }
 
 /// The way in under load: 100 new binaries written through the helper into a
