@@ -58,6 +58,16 @@
 //	    a missing file is fine. Prints {"ok":true,"removed":true|false}.
 //	version
 //	    Prints {"name":"gohot-helper","protocol":2,"go":...,"os":...,"arch":...}.
+//	serve
+//	    A session: many requests over one exec stream, so that a reload
+//	    pays no exec setup. Each request is one line, then its payload:
+//	        {"args":["put","--","/ko-app/app"],"payload":N}\n  N bytes
+//	    and is answered with exactly one line, the status line the same
+//	    one-shot subcommand prints (put, hash, rm, seed and version; get
+//	    and list stream their answers and stay one-shot). The N bytes are
+//	    the subcommand's stdin; what it leaves unread is skipped. End of
+//	    stdin ends the session (exit 0); an unreadable request line ends it
+//	    with a usage status line (exit 2).
 //
 // Put payload: one JSON header line (at most 4096 bytes), then exactly
 // "body" bytes holding one gzip member and nothing after it:
@@ -89,6 +99,7 @@
 // and exit codes; args.go parses flags; atomic.go is the temp+fsync+rename
 // writer every write goes through; put.go reads a payload and delta.go
 // decodes its delta records; hash.go, list.go, get.go, seed.go and rm.go
-// hold the other subcommands; mode.go converts permission bits.
+// hold the other subcommands; serve.go runs them as a session; mode.go
+// converts permission bits.
 // The *_test.go files are not embedded in gohot: run them with go test.
 package main
