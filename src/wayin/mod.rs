@@ -85,6 +85,7 @@ pub mod get;
 pub mod list;
 pub mod paths;
 pub mod put;
+pub mod session;
 
 use std::io;
 use std::path::PathBuf;

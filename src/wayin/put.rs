@@ -199,6 +199,9 @@ pub enum PutStatus {
         pid: Option<u32>,
         /// With `-wait-exec`: milliseconds from the rename to that process.
         restart_ms: Option<u64>,
+        /// Milliseconds the helper took from the payload's first byte to the
+        /// rename (receiving, decoding, writing).
+        write_ms: Option<u64>,
     },
     /// A delta's base is not what the destination holds (or it is missing):
     /// the destination is untouched; resend with [`encode_full`].
@@ -218,6 +221,7 @@ struct RawStatus {
     message: Option<String>,
     pid: Option<u32>,
     restart_ms: Option<u64>,
+    write_ms: Option<u64>,
 }
 
 fn status_line(stdout: &[u8]) -> Result<&[u8], WayInError> {
@@ -257,7 +261,14 @@ pub fn parse_put_status(stdout: &[u8]) -> Result<PutStatus, WayInError> {
             };
             let bytes = raw.bytes.ok_or_else(|| bad("missing bytes"))?;
             let sha256 = raw.sha256.filter(|s| is_hex64(s)).ok_or_else(|| bad("missing sha256"))?;
-            Ok(PutStatus::Written { kind, bytes, sha256, pid: raw.pid, restart_ms: raw.restart_ms })
+            Ok(PutStatus::Written {
+                kind,
+                bytes,
+                sha256,
+                pid: raw.pid,
+                restart_ms: raw.restart_ms,
+                write_ms: raw.write_ms,
+            })
         }
         Some(false) if raw.error.as_deref() == Some("base-mismatch") => {
             Ok(PutStatus::BaseMismatch { message: raw.message.unwrap_or_default() })
@@ -459,6 +470,7 @@ mod tests {
                 sha256: "a".repeat(64),
                 pid: None,
                 restart_ms: None,
+                write_ms: None,
             }
         );
         let mm = br#"{"ok":false,"error":"base-mismatch","message":"x differs"}"#;
