@@ -236,13 +236,20 @@ fn percentile(v: &[f64], p: f64) -> f64 {
     s[idx.min(s.len() - 1)]
 }
 
-const STEPS: [&str; 5] = ["detect", "build", "sync", "restart", "answer"];
+/// gohot's `timings`; `encode` and `write` are parts of `sync` (waiting for
+/// the payload; the helper receiving and writing it), the rest of `sync` is
+/// the session's transport.
+const STEPS: [&str; 7] = ["detect", "build", "sync", "encode", "write", "restart", "answer"];
+/// What gohot adds to the build: everything but `build` (and `sync`'s parts).
+const OVERHEAD: [&str; 4] = ["detect", "sync", "restart", "answer"];
 
 /// What one run measured.
 #[derive(Default)]
 struct Stats {
     totals: Vec<f64>,
-    split: [Vec<f64>; 5],
+    split: [Vec<f64>; 7],
+    /// Per reload, detect + sync + restart + answer.
+    overhead: Vec<f64>,
     bytes: Vec<f64>,
     binary_bytes: u64,
     failed: usize,
@@ -263,6 +270,7 @@ impl Stats {
                 for (k, name) in STEPS.iter().enumerate() {
                     self.split[k].push(t[*name].as_f64().unwrap_or(f64::NAN));
                 }
+                self.overhead.push(OVERHEAD.iter().map(|n| t[*n].as_f64().unwrap_or(f64::NAN)).sum());
                 self.bytes.push(e["bytes_sent"].as_u64().unwrap_or(0) as f64);
                 self.binary_bytes = e["binary_bytes"].as_u64().unwrap_or(0);
             }
@@ -571,6 +579,7 @@ fn report(args: &Args, st: &Stats) {
         "full_edits": st.full.len(),
         "gohot_over_floor": gohot_p50 / floor_p50,
         "full_over_gohot": full_p50 / gohot_p50,
+        "overhead_p50_s": percentile(&st.overhead, 50.0),
         "split_p50_s": STEPS.iter().zip(&st.split).map(|(n, v)| (n.to_string(), serde_json::json!(percentile(v, 50.0)))).collect::<serde_json::Map<_, _>>(),
         "bytes_per_reload": bytes,
         "binary_bytes": st.binary_bytes,
@@ -609,6 +618,7 @@ fn report(args: &Args, st: &Stats) {
     for (n, v) in STEPS.iter().zip(&st.split) {
         println!("| step {n} p50 | {:.3} s |", percentile(v, 50.0));
     }
+    println!("| gohot's own part (detect + sync + restart + answer) p50 | {:.3} s |", percentile(&st.overhead, 50.0));
     println!(
         "| bytes sent per reload, all replicas (median) | {:.0} B ({:.1}% of the {} B binary) |",
         bytes,

@@ -375,7 +375,7 @@ fn nonroot_read_only_root_hot_reloads_on_a_real_cluster() {
     assert_eq!(dev.count("sync_failed"), 0, "{:#?}", dev.seen);
 }
 
-/// `gohot apply --dev`, the helper reached through the exec API, syncback
+/// `gohot apply --dev`, the helper reached through a session over the exec API, syncback
 /// from `deploy/NAME` and `pod/NAME` (files created, changed, renamed and
 /// deleted in the pod), `gohot delete`.
 #[test]
@@ -393,15 +393,33 @@ fn apply_syncback_delete_on_a_real_cluster() {
     let pods = env.wait_all_serve("hello", 1, "Hello from gohot!");
     let pod = pods[0].clone();
 
-    // Files made in the pod, through the way-in helper as gohot dev would.
+    // Files made in the pod through the way-in helper as gohot dev sends
+    // them: over one persistent session (a single exec kept open through
+    // the API server and the kubelet, protocol v4 on this cluster).
+    let session = std::cell::RefCell::new(env.rt.block_on(async {
+        let attached = gohot::target::kube::exec::attach(
+            &env.cluster,
+            &env.ns,
+            &pod,
+            "hello",
+            &gohot::wayin::session::serve_argv(),
+        )
+        .await
+        .expect("attach a session");
+        gohot::wayin::session::Session::open(attached.stdin, attached.stdout, attached.keep).await.expect("open")
+    }));
+    let request = |argv: Vec<String>, stdin: Vec<u8>| {
+        env.rt
+            .block_on(session.borrow_mut().request(&argv, &stdin))
+            .unwrap_or_else(|e| panic!("{argv:?} over the session: {e}"))
+    };
     let put = |path: &str, content: &str| {
-        let payload = bytes::Bytes::from(gohot::wayin::encode_full(content.as_bytes()));
-        let out = exec(&env, &pod, &gohot::wayin::put_argv(path, 0o644), payload);
-        gohot::wayin::parse_put_status(&out.stdout).unwrap_or_else(|e| panic!("put {path}: {e}"));
+        let reply = request(gohot::wayin::put_argv(path, 0o644), gohot::wayin::encode_full(content.as_bytes()));
+        gohot::wayin::parse_put_status(&reply).unwrap_or_else(|e| panic!("put {path}: {e}"));
     };
     let rm = |path: &str| {
-        let out = exec(&env, &pod, &gohot::wayin::rm_argv(path), bytes::Bytes::new());
-        gohot::wayin::parse_rm_status(&out.stdout).unwrap_or_else(|e| panic!("rm {path}: {e}"));
+        let reply = request(gohot::wayin::rm_argv(path), Vec::new());
+        gohot::wayin::parse_rm_status(&reply).unwrap_or_else(|e| panic!("rm {path}: {e}"));
     };
     put("/tmp/out/a.txt", "alpha");
     put("/tmp/out/sub/b.txt", "bravo");
@@ -440,16 +458,6 @@ fn apply_syncback_delete_on_a_real_cluster() {
     assert!(out.status.success(), "gohot delete failed: {stderr}");
     assert!(stderr.contains("Deployment") && stderr.contains("hello"), "{stderr}");
     wait_for("the pods to go away", Duration::from_secs(120), || env.running_pods("hello").is_empty().then_some(()));
-}
-
-/// Runs the helper in the pod's app container through the exec API.
-fn exec(env: &KubeEnv, pod: &str, argv: &[String], stdin: bytes::Bytes) -> gohot::target::ExecOutput {
-    let out = env
-        .rt
-        .block_on(gohot::target::kube::exec::exec(&env.cluster, &env.ns, pod, "hello", argv, stdin))
-        .unwrap_or_else(|e| panic!("exec {argv:?} in {pod}: {e}"));
-    assert_eq!(out.exit_code, 0, "{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out
 }
 
 /// The Skaffold example's manifests, with the image `gohot skaffold build`
