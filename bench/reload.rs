@@ -200,10 +200,12 @@ impl Dev {
         kb / 1024.0
     }
 
-    /// Idle CPU % over a few quiet seconds, and RSS after them.
+    /// Idle CPU % over ten quiet seconds once settled (sessions open, the
+    /// last reload reported), and RSS after them.
     fn idle(&self) -> (f64, f64) {
+        std::thread::sleep(Duration::from_secs(2));
         let cpu0 = self.cpu_seconds();
-        let idle = Duration::from_secs(5);
+        let idle = Duration::from_secs(10);
         std::thread::sleep(idle);
         ((self.cpu_seconds() - cpu0) / idle.as_secs_f64() * 100.0, self.rss_mb())
     }
@@ -342,7 +344,6 @@ fn run_docker(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
     dev.next(&["started"], Duration::from_secs(300)).expect("gohot dev did not start");
     wait_answer(port, "Hello from gohot!", Duration::from_secs(60)).expect("app did not answer");
     dev.drain();
-    (st.idle_cpu_percent, st.rss_mb) = dev.idle();
 
     for i in 1..=args.edits {
         let t0 = Instant::now();
@@ -369,6 +370,8 @@ fn run_docker(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
             st.floor.last().copied().unwrap_or(f64::NAN)
         ));
     }
+
+    (st.idle_cpu_percent, st.rss_mb) = dev.idle();
 
     // Soak: many edits, some landing mid-build; each must end on its text.
     for j in 0..args.soak {
@@ -532,7 +535,6 @@ fn run_kube(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
     cluster.wait_all(&pods, "Hello from gohot!", Duration::from_secs(120)).expect("the pods did not answer");
     log(format!("{} pods: {}", pods.len(), pods.join(", ")));
     dev.drain();
-    (st.idle_cpu_percent, st.rss_mb) = dev.idle();
 
     for i in 1..=args.edits {
         let t0 = Instant::now();
@@ -557,6 +559,7 @@ fn run_kube(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
             st.floor.last().copied().unwrap_or(f64::NAN)
         ));
     }
+    (st.idle_cpu_percent, st.rss_mb) = dev.idle();
     drop(dev);
     st
 }

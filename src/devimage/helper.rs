@@ -26,6 +26,7 @@ pub const HELPER_GO_FILES: &[(&str, &str)] = &[
     ("rm.go", include_str!("../wayin/helper/rm.go")),
     ("seed.go", include_str!("../wayin/helper/seed.go")),
     ("serve.go", include_str!("../wayin/helper/serve.go")),
+    ("written.go", include_str!("../wayin/helper/written.go")),
 ];
 
 /// A Go target for the helper: `GOARCH` and, for arm/amd64, the variant.

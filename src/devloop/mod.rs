@@ -467,10 +467,15 @@ pub async fn run(
                         events(DevEvent::BuildFailed { output: stderr });
                     }
                     Err(e) => events(DevEvent::BuildFailed { output: format!("{e}\n") }),
-                    Ok(binary) if sha256_hex(&binary) == state.current_sha => events(DevEvent::Unchanged),
                     Ok(binary) => {
-                        let detect = r.started.duration_since(r.first_change);
-                        reload(target, &sessions, &app, &mut state, binary, &opts, &events, &r.files, detect, build_time, r.first_change).await;
+                        let sha = sha256_hex(&binary);
+                        if sha == state.current_sha {
+                            events(DevEvent::Unchanged);
+                        } else {
+                            let detect = r.started.duration_since(r.first_change);
+                            let built = Built { binary, sha, detect, build: build_time, first_change: r.first_change };
+                            reload(target, &sessions, &app, &mut state, built, &opts, &events, &r.files).await;
+                        }
                     }
                 }
                 if !pending.kodata.is_empty() {
@@ -561,23 +566,29 @@ async fn build_inputs(builder: &dyn Rebuild, app: &DevApp) -> Result<BuildInputs
     Ok(builder.inputs(app).await?)
 }
 
-/// Sends `binary` to every replica and confirms the new process answers.
+/// A new binary, and how long it took to have it.
+struct Built {
+    binary: Bytes,
+    sha: String,
+    detect: Duration,
+    build: Duration,
+    first_change: Instant,
+}
+
+/// Sends the new binary to every replica and confirms the new process answers.
 #[allow(clippy::too_many_arguments)]
 async fn reload(
     target: &dyn Target,
     sessions: &Sessions,
     app: &DevApp,
     state: &mut SyncState,
-    binary: Bytes,
+    built: Built,
     opts: &LoopOptions,
     events: &EventSink,
     files: &[String],
-    detect: Duration,
-    build: Duration,
-    first_change: Instant,
 ) {
     let sync_start = Instant::now();
-    let new_sha = sha256_hex(&binary);
+    let Built { binary, sha: new_sha, detect, build, first_change } = built;
     let old = state.current.clone();
     let old_sha = state.current_sha.clone();
     state.current = binary.clone();
@@ -589,8 +600,9 @@ async fn reload(
     let encoded = Arc::new(std::sync::OnceLock::new());
     let delta = encode_shared({
         let (old, new, encoded) = (old.clone(), binary.clone(), encoded.clone());
+        let (old_sha, new_sha) = (old_sha.clone(), new_sha.clone());
         move || {
-            let payload = wayin::encode_delta(&old, &new);
+            let payload = wayin::encode_delta_hashed(&old, &old_sha, &new, &new_sha);
             let _ = encoded.set(Instant::now());
             payload
         }

@@ -37,6 +37,7 @@ func cmdServe(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(argv) != 0 {
 		return finish("serve", fail("usage", "usage: helper serve (requests on stdin)"), stdout, stderr)
 	}
+	remembering = true
 	br := bufio.NewReaderSize(stdin, ioChunk)
 	for {
 		line, err := readLine(br, maxRequestLine)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -147,5 +148,43 @@ func TestServeTruncatedPayloadFailsThatRequestOnly(t *testing.T) {
 	}
 	if l := leftovers(t, filepath.Dir(dest)); len(l) != 0 {
 		t.Fatalf("temporary files left: %v", l)
+	}
+}
+
+func TestServeTrustsItsMemoryOfTheBaseOnlyWhileTheFileIsUnchanged(t *testing.T) {
+	dir := t.TempDir()
+	base := noise(64<<10, 11)
+	next := append(append([]byte(nil), base...), []byte("tail")...)
+	ops := record(0, make([]byte, len(base)), []byte("tail"))
+	replace := map[string]func(dest string){
+		// Another file renamed over it (a new inode).
+		"renamed over": func(dest string) {
+			writeFile(t, dest+".tmp", noise(64<<10, 12), 0o755)
+			if err := os.Rename(dest+".tmp", dest); err != nil {
+				t.Fatal(err)
+			}
+		},
+		// Written in place (same inode, another size).
+		"written in place": func(dest string) { writeFile(t, dest, noise(1000, 13), 0o755) },
+	}
+	// runHelper runs in-process: what the first serve remembers, the
+	// second sees, as within one session.
+	for name, change := range replace {
+		dest := filepath.Join(dir, name)
+		var in bytes.Buffer
+		in.Write(request(fullPayload(base), "put", "--", dest))
+		if got := answers(t, runHelper(t, &in, "serve").stdout); len(got) != 1 || got[0]["ok"] != true {
+			t.Fatalf("%s: %v", name, got)
+		}
+		change(dest)
+		changed := readFile(t, dest)
+		in.Reset()
+		in.Write(request(deltaPayload(base, next, ops), "put", "--", dest))
+		if got := answers(t, runHelper(t, &in, "serve").stdout); len(got) != 1 || got[0]["error"] != "base-mismatch" {
+			t.Fatalf("%s: a delta against a changed file: %v", name, got)
+		}
+		if !bytes.Equal(readFile(t, dest), changed) {
+			t.Fatalf("%s: the changed file was overwritten", name)
+		}
 	}
 }
