@@ -16,7 +16,15 @@
 //! own: each edit is timed from save until every replica answers the new
 //! text through a port-forward to that pod.
 //!
-//! Usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N]]
+//! With `--kube --skaffold`, after those edits the same pods are reloaded
+//! the way `skaffold dev` with `examples/skaffold/skaffold.yaml` does it
+//! (docs/skaffold.md), for as many edits again: on each save the `before`
+//! sync hook `gohot skaffold sync` runs with Skaffold's hook variables, then
+//! Skaffold's copy of the source, `kubectl exec POD -i -- tar xmf - -C /
+//! --no-same-owner`, in every pod; timed from save until every replica
+//! answers (Skaffold's own file-watch poll, 1 s by default, not included).
+//!
+//! Usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N] [--skaffold]]
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -31,10 +39,11 @@ struct Args {
     json: bool,
     kube: bool,
     replicas: usize,
+    skaffold: bool,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { edits: 20, full_edits: 5, soak: 0, json: false, kube: false, replicas: 2 };
+    let mut a = Args { edits: 20, full_edits: 5, soak: 0, json: false, kube: false, replicas: 2, skaffold: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut num = |name: &str| -> usize {
@@ -46,9 +55,10 @@ fn parse_args() -> Args {
             "--soak" => a.soak = num("--soak"),
             "--json" => a.json = true,
             "--kube" => a.kube = true,
+            "--skaffold" => a.skaffold = true,
             "--replicas" => a.replicas = num("--replicas"),
             other => {
-                panic!("unknown argument {other}: use --edits N --full-edits N --soak N --json --kube --replicas N")
+                panic!("unknown argument {other}: use --edits N --full-edits N --soak N --json --kube --replicas N --skaffold")
             }
         }
     }
@@ -252,6 +262,8 @@ struct Stats {
     idle_cpu_percent: f64,
     rss_mb: f64,
     replicas: usize,
+    /// Save → every replica serving, through the Skaffold sync hook path.
+    skaffold: Vec<f64>,
 }
 
 impl Stats {
@@ -550,7 +562,91 @@ fn run_kube(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
         ));
     }
     drop(dev);
+    if args.skaffold {
+        run_skaffold_path(args, &cluster, &app, &kocache, &pods, &mut st, log);
+    }
     st
+}
+
+/// Skaffold's `Item` sync for a Go save, as docs/skaffold.md sets it up: the
+/// before hook, then the copy into every pod (sync.Perform runs them in
+/// parallel).
+fn run_skaffold_path(
+    args: &Args,
+    cluster: &Cluster,
+    app: &Path,
+    kocache: &Path,
+    pods: &[String],
+    st: &mut Stats,
+    log: &dyn Fn(String),
+) {
+    use k8s_openapi::api::core::v1::Pod;
+    let api: kube::Api<Pod> = kube::Api::namespaced(cluster.cluster.client.clone(), &cluster.ns);
+    let pod = cluster.rt.block_on(api.get(&pods[0])).expect("pod");
+    let spec = pod.spec.expect("spec");
+    let container = spec.containers[0].clone();
+    let image = container.image.expect("image");
+    let main_go = app.join("main.go");
+    for i in args.edits + 1..=2 * args.edits {
+        let t0 = Instant::now();
+        let text = apply_edit(app, i);
+        let hook = Command::new(gohot_bin())
+            .current_dir(app)
+            .args(["skaffold", "sync"])
+            .env("KOCACHE", kocache)
+            .env("GOHOT_WATCHEXEC", watchexec())
+            .env("SKAFFOLD_IMAGE", &image)
+            .env("SKAFFOLD_BUILD_CONTEXT", app)
+            .env("SKAFFOLD_FILES_ADDED_OR_MODIFIED", &main_go)
+            .env("SKAFFOLD_FILES_DELETED", "")
+            .env("SKAFFOLD_KUBE_CONTEXT", &cluster.cluster.context.name)
+            .env("SKAFFOLD_NAMESPACES", &cluster.ns)
+            .output()
+            .expect("gohot skaffold sync");
+        if !hook.status.success() {
+            log(format!("skaffold edit {i}: the hook failed: {}", String::from_utf8_lossy(&hook.stderr)));
+            st.failed += 1;
+            continue;
+        }
+        let stream = mapped_tar(&main_go, "/var/run/gohot/discard/main.go");
+        let copies: Vec<Child> = pods
+            .iter()
+            .map(|p| {
+                let mut c = Command::new("kubectl")
+                    .args(["--context", &cluster.cluster.context.name, "exec", p, "--namespace", &cluster.ns])
+                    .args(["-c", &container.name, "-i", "--", "tar", "xmf", "-", "-C", "/", "--no-same-owner"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("kubectl exec");
+                let _ = c.stdin.take().expect("stdin").write_all(&stream);
+                c
+            })
+            .collect();
+        for mut c in copies {
+            assert!(c.wait().expect("kubectl").success(), "skaffold's copy failed");
+        }
+        match cluster.wait_all(pods, &text, Duration::from_secs(60)) {
+            Some(t1) => st.skaffold.push((t1 - t0).as_secs_f64()),
+            None => st.failed += 1,
+        }
+        log(format!("skaffold edit {i}: {:.3}s", st.skaffold.last().copied().unwrap_or(f64::NAN)));
+    }
+}
+
+/// Skaffold's `util.CreateMappedTar` for one file: a header from the local
+/// file's metadata, named by the absolute container path.
+fn mapped_tar(src: &Path, dst: &str) -> Vec<u8> {
+    let meta = std::fs::metadata(src).expect("stat");
+    let mut h = tar::Header::new_ustar();
+    h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    let name = &mut h.as_ustar_mut().expect("ustar").name;
+    name.fill(0);
+    name[..dst.len()].copy_from_slice(dst.as_bytes());
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, std::fs::File::open(src).expect("open")).expect("append");
+    b.into_inner().expect("finish")
 }
 
 fn report(args: &Args, st: &Stats) {
@@ -579,6 +675,9 @@ fn report(args: &Args, st: &Stats) {
         "stale_reloads": st.stale,
         "idle_cpu_percent": st.idle_cpu_percent,
         "rss_mb": st.rss_mb,
+        "skaffold_edits": st.skaffold.len(),
+        "skaffold_p50_s": percentile(&st.skaffold, 50.0),
+        "skaffold_p95_s": percentile(&st.skaffold, 95.0),
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
@@ -617,4 +716,12 @@ fn report(args: &Args, st: &Stats) {
     );
     println!("| failed / stale reloads | {} / {} |", st.failed, st.stale);
     println!("| gohot idle CPU / RSS | {:.2} % / {:.0} MB |", st.idle_cpu_percent, st.rss_mb);
+    if !st.skaffold.is_empty() {
+        println!(
+            "| Skaffold sync hook path {what} p50 / p95 | {:.3} s / {:.3} s ({} edits) |",
+            percentile(&st.skaffold, 50.0),
+            percentile(&st.skaffold, 95.0),
+            st.skaffold.len()
+        );
+    }
 }

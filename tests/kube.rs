@@ -604,6 +604,7 @@ fn skaffold_sync_hook_and_tar_on_a_real_cluster() {
     crate::dev::set_greeting(&app, "Hello from skaffold dev!");
     let main_go = app.join("main.go");
     let said = skaffold_sync(std::slice::from_ref(&main_go), &[(&main_go, "/var/run/gohot/discard/main.go")], &[]);
+    eprintln!("the sync hook said: {said}");
     assert!(said.contains("reloaded hello") && said.contains("2/2"), "{said}");
     let after = env.wait_all_serve("hello", 2, "Hello from skaffold dev!");
     assert_eq!(identity(&after), before, "the same pods and containers, not restarted");
