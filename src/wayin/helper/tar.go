@@ -12,7 +12,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 )
 
@@ -220,9 +219,20 @@ func memberPath(name string) (string, error) {
 	return rel, nil
 }
 
-// staged is one member written beside its destination, waiting for commit.
+// staged is one member written beside its destination, waiting for commit:
+// a regular file (prepared, not yet published), or a symlink made at tmp.
 type staged struct {
+	file      *atomicFile
 	tmp, dest string
+}
+
+// drop removes what staging wrote for this member.
+func (s *staged) drop() {
+	if s.file != nil {
+		s.file.abort()
+	} else {
+		os.Remove(s.tmp)
+	}
 }
 
 // extraction stages every member before any becomes visible: a hostile
@@ -377,12 +387,11 @@ func (x *extraction) mkdirs(dir string) error {
 	return nil
 }
 
-func (x *extraction) fileMode(h *tar.Header) os.FileMode {
-	m := uint32(h.Mode) & 0o1777
+func (x *extraction) fileMode(h *tar.Header) uint32 {
 	if x.o.samePerms {
-		m = uint32(h.Mode) & 0o7777
+		return uint32(h.Mode) & 0o7777
 	}
-	return goMode(m)
+	return uint32(h.Mode) & 0o1777
 }
 
 // destFor checks the destination of a file or symlink member: an existing
@@ -400,7 +409,7 @@ func (x *extraction) destFor(name, rel string) (string, error) {
 
 func (x *extraction) replace(rel string, s *staged) {
 	if old, ok := x.files[rel]; ok {
-		os.Remove(old.tmp)
+		old.drop()
 	} else {
 		x.order = append(x.order, rel)
 	}
@@ -413,35 +422,24 @@ func (x *extraction) stageFile(h *tar.Header, rel string, body io.Reader) error 
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".gohot-*")
+	f, err := newAtomicFile(dest)
 	if err != nil {
 		return fmt.Errorf("%s: %v", h.Name, err)
 	}
-	s := &staged{tmp: f.Name(), dest: dest}
-	x.replace(rel, s)
+	x.replace(rel, &staged{file: f, dest: dest})
 	if _, err := io.Copy(f, body); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %v", h.Name, err)
-	}
-	if err := f.Chmod(x.fileMode(h)); err != nil {
-		f.Close()
 		return fmt.Errorf("%s: %v", h.Name, err)
 	}
 	if x.root0 && x.o.sameOwner >= 0 {
-		if err := f.Chown(h.Uid, h.Gid); err != nil {
-			f.Close()
+		if err := f.f.Chown(h.Uid, h.Gid); err != nil {
 			return fmt.Errorf("%s: %v", h.Name, err)
 		}
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %v", h.Name, err)
-	}
-	if err := f.Close(); err != nil {
+	if err := f.prepare(x.fileMode(h)); err != nil {
 		return fmt.Errorf("%s: %v", h.Name, err)
 	}
 	if !x.o.touch && !h.ModTime.IsZero() {
-		if err := os.Chtimes(s.tmp, h.ModTime, h.ModTime); err != nil {
+		if err := os.Chtimes(f.f.Name(), h.ModTime, h.ModTime); err != nil {
 			return fmt.Errorf("%s: %v", h.Name, err)
 		}
 	}
@@ -505,7 +503,7 @@ func (x *extraction) stageDir(h *tar.Header, rel string) error {
 	if len(x.created) > before {
 		// Its mode is set at commit, after its files are in: a read-only
 		// directory could not receive them.
-		x.dirModes[dest] = x.fileMode(h)
+		x.dirModes[dest] = goMode(x.fileMode(h))
 	}
 	return nil
 }
@@ -513,34 +511,28 @@ func (x *extraction) stageDir(h *tar.Header, rel string) error {
 // rollback removes everything staging made, newest first.
 func (x *extraction) rollback() {
 	for _, s := range x.files {
-		os.Remove(s.tmp)
+		s.drop()
 	}
 	for i := len(x.created) - 1; i >= 0; i-- {
 		os.Remove(x.created[i])
 	}
 }
 
-// commit renames every staged member into place in archive order, then
-// fsyncs the directories and sets the modes of directories it created.
+// commit publishes every staged member in archive order (rename, fsync of
+// its directory), then sets the modes of directories it created.
 func (x *extraction) commit() error {
-	dirs := map[string]bool{}
 	for i, rel := range x.order {
 		s := x.files[rel]
-		if err := os.Rename(s.tmp, s.dest); err != nil {
-			for _, rest := range x.order[i:] {
-				os.Remove(x.files[rest].tmp)
-			}
-			return err
+		var err error
+		if s.file != nil {
+			err = s.file.publish()
+		} else if err = os.Rename(s.tmp, s.dest); err == nil {
+			err = syncDir(filepath.Dir(s.dest))
 		}
-		dirs[filepath.Dir(s.dest)] = true
-	}
-	sorted := make([]string, 0, len(dirs))
-	for d := range dirs {
-		sorted = append(sorted, d)
-	}
-	sort.Strings(sorted)
-	for _, d := range sorted {
-		if err := syncDir(d); err != nil {
+		if err != nil {
+			for _, rest := range x.order[i:] {
+				x.files[rest].drop()
+			}
 			return err
 		}
 	}
