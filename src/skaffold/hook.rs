@@ -295,7 +295,90 @@ async fn put_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::{ExecOutput, TargetError};
     use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    /// Replicas holding files, answering `hash` and `put` as the helper does
+    /// (payloads applied by the reference decoder).
+    struct FakeReplicas(Mutex<BTreeMap<String, Vec<u8>>>, Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl Target for FakeReplicas {
+        async fn replicas(&self) -> Result<Vec<Replica>, TargetError> {
+            let held = self.0.lock().unwrap();
+            Ok(held.keys().map(|k| Replica { name: k.clone(), instance: k.clone(), handle: k.clone() }).collect())
+        }
+        async fn exec(&self, r: &Replica, argv: &[String], stdin: Bytes) -> Result<ExecOutput, TargetError> {
+            let mut held = self.0.lock().unwrap();
+            let current = held.get(&r.handle).cloned().unwrap_or_default();
+            self.1.lock().unwrap().push(format!("{} {}", r.name, argv[1]));
+            let line = match argv[1].as_str() {
+                "hash" => format!(r#"{{"sha256":"{}","size":{}}}"#, wayin::sha256_hex(&current), current.len()),
+                "put" => match wayin::decode_payload(Some(&current), &stdin, 1 << 30) {
+                    Ok(new) => {
+                        let line = format!(
+                            r#"{{"ok":true,"kind":"full","bytes":{},"sha256":"{}","pid":7,"restart_ms":5}}"#,
+                            new.len(),
+                            wayin::sha256_hex(&new)
+                        );
+                        held.insert(r.handle.clone(), new);
+                        line
+                    }
+                    Err(wayin::WayInError::BaseMismatch(m)) => {
+                        format!(r#"{{"ok":false,"error":"base-mismatch","message":"{m}"}}"#)
+                    }
+                    Err(e) => panic!("{e}"),
+                },
+                other => panic!("unexpected {other}"),
+            };
+            Ok(ExecOutput { stdout: line.into_bytes(), stderr: Vec::new(), exit_code: 0 })
+        }
+    }
+
+    /// Three replicas: one holds the previous build (a delta goes straight
+    /// out), one holds something else (the delta is refused, the whole
+    /// binary follows), one already holds the new build only after that.
+    #[tokio::test]
+    async fn puts_a_delta_where_the_base_is_held_and_the_whole_binary_elsewhere() {
+        let previous = crate::wayin::noise(200_000, 1);
+        let mut new = previous.clone();
+        new[1000..1010].copy_from_slice(b"0123456789");
+        let fake = FakeReplicas(
+            Mutex::new(BTreeMap::from([
+                ("a".to_string(), previous.clone()),
+                ("b".to_string(), b"the image's own binary".to_vec()),
+            ])),
+            Mutex::default(),
+        );
+        let report = put_binary(
+            &fake,
+            "/ko-app/hello",
+            Bytes::from(new.clone()),
+            Some(Bytes::from(previous.clone())),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.updated, ["a", "b"]);
+        assert!(fake.0.lock().unwrap().values().all(|held| *held == new));
+        // a: one put (the delta, small); b: the refused delta, then the whole file.
+        assert_eq!(*fake.1.lock().unwrap(), ["a put", "b put", "b put"]);
+        assert!(report.bytes_sent < new.len() as u64 + 10_000, "{report:?}");
+        // Again with the same binary: nothing to send, each replica is asked.
+        fake.1.lock().unwrap().clear();
+        let again = put_binary(
+            &fake,
+            "/ko-app/hello",
+            Bytes::from(new.clone()),
+            Some(Bytes::from(new)),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+        assert_eq!((again.updated.len(), again.unchanged.len(), again.bytes_sent), (0, 2, 0));
+        assert_eq!(*fake.1.lock().unwrap(), ["a hash", "b hash"]);
+    }
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
