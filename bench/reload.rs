@@ -211,10 +211,12 @@ impl Dev {
         kb / 1024.0
     }
 
-    /// Idle CPU % over a few quiet seconds, and RSS after them.
+    /// Idle CPU % over ten quiet seconds once settled (sessions open, the
+    /// last reload reported), and RSS after them.
     fn idle(&self) -> (f64, f64) {
+        std::thread::sleep(Duration::from_secs(2));
         let cpu0 = self.cpu_seconds();
-        let idle = Duration::from_secs(5);
+        let idle = Duration::from_secs(10);
         std::thread::sleep(idle);
         ((self.cpu_seconds() - cpu0) / idle.as_secs_f64() * 100.0, self.rss_mb())
     }
@@ -247,13 +249,20 @@ fn percentile(v: &[f64], p: f64) -> f64 {
     s[idx.min(s.len() - 1)]
 }
 
-const STEPS: [&str; 5] = ["detect", "build", "sync", "restart", "answer"];
+/// gohot's `timings`; `encode` and `write` are parts of `sync` (waiting for
+/// the payload; the helper receiving and writing it), the rest of `sync` is
+/// the session's transport.
+const STEPS: [&str; 7] = ["detect", "build", "sync", "encode", "write", "restart", "answer"];
+/// What gohot adds to the build: everything but `build` (and `sync`'s parts).
+const OVERHEAD: [&str; 4] = ["detect", "sync", "restart", "answer"];
 
 /// What one run measured.
 #[derive(Default)]
 struct Stats {
     totals: Vec<f64>,
-    split: [Vec<f64>; 5],
+    split: [Vec<f64>; 7],
+    /// Per reload, detect + sync + restart + answer.
+    overhead: Vec<f64>,
     bytes: Vec<f64>,
     binary_bytes: u64,
     failed: usize,
@@ -278,6 +287,7 @@ impl Stats {
                 for (k, name) in STEPS.iter().enumerate() {
                     self.split[k].push(t[*name].as_f64().unwrap_or(f64::NAN));
                 }
+                self.overhead.push(OVERHEAD.iter().map(|n| t[*n].as_f64().unwrap_or(f64::NAN)).sum());
                 self.bytes.push(e["bytes_sent"].as_u64().unwrap_or(0) as f64);
                 self.binary_bytes = e["binary_bytes"].as_u64().unwrap_or(0);
             }
@@ -349,7 +359,6 @@ fn run_docker(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
     dev.next(&["started"], Duration::from_secs(300)).expect("gohot dev did not start");
     wait_answer(port, "Hello from gohot!", Duration::from_secs(60)).expect("app did not answer");
     dev.drain();
-    (st.idle_cpu_percent, st.rss_mb) = dev.idle();
 
     for i in 1..=args.edits {
         let t0 = Instant::now();
@@ -376,6 +385,8 @@ fn run_docker(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
             st.floor.last().copied().unwrap_or(f64::NAN)
         ));
     }
+
+    (st.idle_cpu_percent, st.rss_mb) = dev.idle();
 
     // Soak: many edits, some landing mid-build; each must end on its text.
     for j in 0..args.soak {
@@ -539,7 +550,6 @@ fn run_kube(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
     cluster.wait_all(&pods, "Hello from gohot!", Duration::from_secs(120)).expect("the pods did not answer");
     log(format!("{} pods: {}", pods.len(), pods.join(", ")));
     dev.drain();
-    (st.idle_cpu_percent, st.rss_mb) = dev.idle();
 
     for i in 1..=args.edits {
         let t0 = Instant::now();
@@ -564,6 +574,7 @@ fn run_kube(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
             st.floor.last().copied().unwrap_or(f64::NAN)
         ));
     }
+    (st.idle_cpu_percent, st.rss_mb) = dev.idle();
     drop(dev);
     if args.skaffold {
         run_skaffold_path(args, &cluster, &app, &kocache, &pods, &mut st, log);
@@ -677,6 +688,7 @@ fn report(args: &Args, st: &Stats) {
         "full_edits": st.full.len(),
         "gohot_over_floor": gohot_p50 / floor_p50,
         "full_over_gohot": full_p50 / gohot_p50,
+        "overhead_p50_s": percentile(&st.overhead, 50.0),
         "split_p50_s": STEPS.iter().zip(&st.split).map(|(n, v)| (n.to_string(), serde_json::json!(percentile(v, 50.0)))).collect::<serde_json::Map<_, _>>(),
         "bytes_per_reload": bytes,
         "binary_bytes": st.binary_bytes,
@@ -719,6 +731,7 @@ fn report(args: &Args, st: &Stats) {
     for (n, v) in STEPS.iter().zip(&st.split) {
         println!("| step {n} p50 | {:.3} s |", percentile(v, 50.0));
     }
+    println!("| gohot's own part (detect + sync + restart + answer) p50 | {:.3} s |", percentile(&st.overhead, 50.0));
     println!(
         "| bytes sent per reload, all replicas (median) | {:.0} B ({:.1}% of the {} B binary) |",
         bytes,

@@ -375,7 +375,7 @@ fn nonroot_read_only_root_hot_reloads_on_a_real_cluster() {
     assert_eq!(dev.count("sync_failed"), 0, "{:#?}", dev.seen);
 }
 
-/// `gohot apply --dev`, the helper reached through the exec API, syncback
+/// `gohot apply --dev`, the helper reached through a session over the exec API, syncback
 /// from `deploy/NAME` and `pod/NAME` (files created, changed, renamed and
 /// deleted in the pod), `gohot delete`.
 #[test]
@@ -393,15 +393,33 @@ fn apply_syncback_delete_on_a_real_cluster() {
     let pods = env.wait_all_serve("hello", 1, "Hello from gohot!");
     let pod = pods[0].clone();
 
-    // Files made in the pod, through the way-in helper as gohot dev would.
+    // Files made in the pod through the way-in helper as gohot dev sends
+    // them: over one persistent session (a single exec kept open through
+    // the API server and the kubelet, protocol v4 on this cluster).
+    let session = std::cell::RefCell::new(env.rt.block_on(async {
+        let attached = gohot::target::kube::exec::attach(
+            &env.cluster,
+            &env.ns,
+            &pod,
+            "hello",
+            &gohot::wayin::session::serve_argv(),
+        )
+        .await
+        .expect("attach a session");
+        gohot::wayin::session::Session::open(attached.stdin, attached.stdout, attached.keep).await.expect("open")
+    }));
+    let request = |argv: Vec<String>, stdin: Vec<u8>| {
+        env.rt
+            .block_on(session.borrow_mut().request(&argv, &stdin))
+            .unwrap_or_else(|e| panic!("{argv:?} over the session: {e}"))
+    };
     let put = |path: &str, content: &str| {
-        let payload = bytes::Bytes::from(gohot::wayin::encode_full(content.as_bytes()));
-        let out = exec(&env, &pod, &gohot::wayin::put_argv(path, 0o644), payload);
-        gohot::wayin::parse_put_status(&out.stdout).unwrap_or_else(|e| panic!("put {path}: {e}"));
+        let reply = request(gohot::wayin::put_argv(path, 0o644), gohot::wayin::encode_full(content.as_bytes()));
+        gohot::wayin::parse_put_status(&reply).unwrap_or_else(|e| panic!("put {path}: {e}"));
     };
     let rm = |path: &str| {
-        let out = exec(&env, &pod, &gohot::wayin::rm_argv(path), bytes::Bytes::new());
-        gohot::wayin::parse_rm_status(&out.stdout).unwrap_or_else(|e| panic!("rm {path}: {e}"));
+        let reply = request(gohot::wayin::rm_argv(path), Vec::new());
+        gohot::wayin::parse_rm_status(&reply).unwrap_or_else(|e| panic!("rm {path}: {e}"));
     };
     put("/tmp/out/a.txt", "alpha");
     put("/tmp/out/sub/b.txt", "bravo");
@@ -442,16 +460,6 @@ fn apply_syncback_delete_on_a_real_cluster() {
     wait_for("the pods to go away", Duration::from_secs(120), || env.running_pods("hello").is_empty().then_some(()));
 }
 
-/// Runs the helper in the pod's app container through the exec API.
-fn exec(env: &KubeEnv, pod: &str, argv: &[String], stdin: bytes::Bytes) -> gohot::target::ExecOutput {
-    let out = env
-        .rt
-        .block_on(gohot::target::kube::exec::exec(&env.cluster, &env.ns, pod, "hello", argv, stdin))
-        .unwrap_or_else(|e| panic!("exec {argv:?} in {pod}: {e}"));
-    assert_eq!(out.exit_code, 0, "{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
 /// The Skaffold example's manifests, with the image `gohot skaffold build`
 /// pushed in Skaffold's place, apply and roll out, and the app answers.
 #[test]
@@ -486,6 +494,16 @@ fn skaffold_example_manifests_roll_out_on_a_real_cluster() {
     let out = run(&mut apply);
     assert!(out.status.success(), "apply: {}", String::from_utf8_lossy(&out.stderr));
     env.wait_all_serve("hello", 1, "Hello from gohot!");
+}
+
+/// Runs `argv` in the pod's app container through the exec API; it must succeed.
+fn exec_ok(env: &KubeEnv, pod: &str, argv: &[String], stdin: bytes::Bytes) -> gohot::target::ExecOutput {
+    let out = env
+        .rt
+        .block_on(gohot::target::kube::exec::exec(&env.cluster, &env.ns, pod, "hello", argv, stdin))
+        .unwrap_or_else(|e| panic!("exec {argv:?} in {pod}: {e}"));
+    assert_eq!(out.exit_code, 0, "{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
 }
 
 /// Issue 15, on the real cluster: `skaffold dev` with the example's
@@ -629,7 +647,7 @@ fn skaffold_sync_hook_and_tar_on_a_real_cluster() {
     skaffold_sync(&[], &[], &["/var/run/ko/message.txt"]);
     let hash = gohot::wayin::hash_argv("/var/run/ko/message.txt");
     for pod in &after {
-        let out = exec(&env, pod, &hash, bytes::Bytes::new());
+        let out = exec_ok(&env, pod, &hash, bytes::Bytes::new());
         assert_eq!(gohot::wayin::parse_hash_status(&out.stdout).expect("hash"), gohot::wayin::RemoteFile::Missing);
     }
 
@@ -638,7 +656,7 @@ fn skaffold_sync_hook_and_tar_on_a_real_cluster() {
     std::fs::create_dir_all(&local).expect("mkdir");
     std::fs::write(local.join("page.txt"), "tilt\n").expect("page");
     let tilt = ["tar", "-C", "/", "-x", "-f", "-"].map(String::from);
-    let out = exec(&env, &after[0], &tilt, bytes::Bytes::from(tilt_tar(&local, "/var/run/ko/static")));
+    let out = exec_ok(&env, &after[0], &tilt, bytes::Bytes::from(tilt_tar(&local, "/var/run/ko/static")));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
     serves(&after[0], "/kodata/static/page.txt", "tilt");
 
@@ -651,7 +669,7 @@ fn skaffold_sync_hook_and_tar_on_a_real_cluster() {
         .block_on(gohot::target::kube::exec::exec(&env.cluster, &env.ns, &after[0], "hello", &tilt, stream.into()))
         .expect("exec");
     assert_eq!(out.exit_code, 2, "{}", String::from_utf8_lossy(&out.stderr));
-    let ok_hash = exec(&env, &after[0], &gohot::wayin::hash_argv("/var/run/ko/ok.txt"), bytes::Bytes::new());
+    let ok_hash = exec_ok(&env, &after[0], &gohot::wayin::hash_argv("/var/run/ko/ok.txt"), bytes::Bytes::new());
     assert_eq!(gohot::wayin::parse_hash_status(&ok_hash.stdout).expect("hash"), gohot::wayin::RemoteFile::Missing);
     env.wait_all_serve("hello", 2, "Hello from skaffold dev!");
 }

@@ -164,8 +164,9 @@ pub struct DevCmd {
     /// `none` (only that it started). Default: HTTP on the first -p port.
     #[arg(long)]
     pub probe: Option<String>,
-    /// Quiet time after a change before building, in milliseconds.
-    #[arg(long, default_value_t = 15)]
+    /// Quiet time after a change before building, in milliseconds. 0: build
+    /// on the first change, and let a newer one cancel and restart it.
+    #[arg(long, default_value_t = 0)]
     pub debounce_ms: u64,
     /// One JSON event per line on stdout instead of status lines on stderr.
     #[arg(long)]

@@ -26,7 +26,9 @@ pub const HELPER_GO_FILES: &[(&str, &str)] = &[
     ("put.go", include_str!("../wayin/helper/put.go")),
     ("rm.go", include_str!("../wayin/helper/rm.go")),
     ("seed.go", include_str!("../wayin/helper/seed.go")),
+    ("serve.go", include_str!("../wayin/helper/serve.go")),
     ("tar.go", include_str!("../wayin/helper/tar.go")),
+    ("written.go", include_str!("../wayin/helper/written.go")),
 ];
 
 /// A Go target for the helper: `GOARCH` and, for arm/amd64, the variant.

@@ -117,9 +117,16 @@ impl DevBuilder {
         }
     }
 
+    /// What a dev build adds to the production one: no VCS stamping (a
+    /// dev binary is never shipped, and stamping runs git on every build)
+    /// and the dev linker flags.
+    fn variant(&self) -> Variant {
+        Variant { flags: vec!["-buildvcs=false".into()], ldflags: self.ldflags(), layers: Vec::new(), dev: true }
+    }
+
     /// Compiles the dev binary of `pkg` for `platform`; its path.
     pub async fn compile(&self, pkg: &Package, requested: &str, platform: &Platform) -> Result<PathBuf, BuildError> {
-        self.inner.compile(pkg, requested, platform, &self.ldflags()).await
+        self.inner.compile(pkg, requested, platform, &self.variant()).await
     }
 }
 
@@ -132,7 +139,7 @@ impl Build for DevBuilder {
             prepare(self.inner.go(), &pkg.dir.join("kodata"), &platform, &self.tools, &self.inner.cache_root())
                 .await
                 .map_err(|e| BuildError::Variant(Box::new(e)))?;
-        let variant = Variant { ldflags: self.ldflags(), layers: vec![helper], dev: true };
+        let variant = Variant { layers: vec![helper], ..self.variant() };
         self.inner.build_variant(pkg, package, &variant).await
     }
 }

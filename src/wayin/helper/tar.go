@@ -422,7 +422,9 @@ func (x *extraction) stageFile(h *tar.Header, rel string, body io.Reader) error 
 	if err != nil {
 		return err
 	}
-	f, err := newAtomicFile(dest)
+	// Atomic, not durable, as put: the container's filesystem does not
+	// outlive a crash (see atomicFile).
+	f, err := newAtomicFile(dest, false)
 	if err != nil {
 		return fmt.Errorf("%s: %v", h.Name, err)
 	}
@@ -518,16 +520,16 @@ func (x *extraction) rollback() {
 	}
 }
 
-// commit publishes every staged member in archive order (rename, fsync of
-// its directory), then sets the modes of directories it created.
+// commit publishes every staged member in archive order (a rename each),
+// then sets the modes of directories it created.
 func (x *extraction) commit() error {
 	for i, rel := range x.order {
 		s := x.files[rel]
 		var err error
 		if s.file != nil {
 			err = s.file.publish()
-		} else if err = os.Rename(s.tmp, s.dest); err == nil {
-			err = syncDir(filepath.Dir(s.dest))
+		} else {
+			err = os.Rename(s.tmp, s.dest)
 		}
 		if err != nil {
 			for _, rest := range x.order[i:] {
