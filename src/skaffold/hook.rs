@@ -23,7 +23,7 @@
 //!    `SKAFFOLD_IMAGE` — Skaffold's own rule in `sync.Perform` — gets it
 //!    through the way-in helper ([`put_binary`]): a delta against the binary
 //!    it holds when that is the one gohot built before, else the whole file,
-//!    written to a temporary file, fsynced and renamed over
+//!    written to a temporary file and renamed over
 //!    `/ko-app/<name>`; the helper waits until watchexec has started the new
 //!    process.
 //!
