@@ -90,9 +90,25 @@ pub enum SkaffoldError {
     /// turned into a sync map.
     #[error(transparent)]
     Infer(#[from] crate::sync::infer::InferError),
-    /// The binary could not be put into the artifact's containers.
-    #[error("hot reload: {0}")]
-    Sync(String),
+    /// The dev build of the sync hook failed (other than a compile error,
+    /// which the hook reports and survives).
+    #[error(transparent)]
+    Build(#[from] crate::build::BuildError),
+    /// The cluster could not list or reach the artifact's containers.
+    #[error(transparent)]
+    Target(#[from] crate::target::TargetError),
+    /// No running container runs the image Skaffold named.
+    #[error("no running container in namespace(s) {namespaces} runs {image} (is the deployment up?)")]
+    NoReplica {
+        /// `$SKAFFOLD_IMAGE`.
+        image: String,
+        /// Where Skaffold deployed.
+        namespaces: String,
+    },
+    /// The binary could not be put into some containers: one message per
+    /// container, naming it.
+    #[error("hot reload failed: {}", .0.join("; "))]
+    Put(Vec<String>),
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> SkaffoldError + '_ {

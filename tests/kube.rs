@@ -660,6 +660,35 @@ fn skaffold_sync_hook_and_tar_on_a_real_cluster() {
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
     serves(&after[0], "/kodata/static/page.txt", "tilt");
 
+    // A compile error: printed by the hook, which succeeds (no retries by
+    // Skaffold); the old binary keeps serving.
+    let main_src = std::fs::read_to_string(&main_go).expect("main.go");
+    std::fs::write(&main_go, main_src.replace("func main() {", "func main() { undefinedThing()")).expect("break");
+    let hook_env = |image: &str| {
+        let mut hook = env.gohot(&sb, &skaffold);
+        hook.args(["skaffold", "sync"])
+            .env("SKAFFOLD_IMAGE", image)
+            .env("SKAFFOLD_BUILD_CONTEXT", &app)
+            .env("SKAFFOLD_FILES_ADDED_OR_MODIFIED", &main_go)
+            .env("SKAFFOLD_FILES_DELETED", "")
+            .env("SKAFFOLD_KUBE_CONTEXT", &context)
+            .env("SKAFFOLD_NAMESPACES", &env.ns);
+        run(&mut hook)
+    };
+    let out = hook_env(&reference);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("undefinedThing") && stderr.contains("old binary keeps running"),
+        "{stderr}"
+    );
+    std::fs::write(&main_go, &main_src).expect("fix");
+    // An image no pod runs: one message naming it, exit 1 (Skaffold retries).
+    let out = hook_env("127.0.0.1:5000/nothing-runs:this");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no running container") && stderr.contains("nothing-runs:this"), "{stderr}");
+    env.wait_all_serve("hello", 2, "Hello from skaffold dev!");
+
     // A hostile stream: refused with tar's exit status 2, nothing written.
     let evil = sb.path().join("evil");
     std::fs::write(&evil, "evil").expect("evil");

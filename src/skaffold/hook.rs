@@ -136,12 +136,11 @@ pub async fn run_hook(
     package: &str,
     restart_timeout: Duration,
 ) -> Result<HookOutcome, SkaffoldError> {
-    let build_err = |e: crate::build::BuildError| SkaffoldError::Sync(e.to_string());
-    let pkg = builder.inner().package(package).await.map_err(build_err)?;
+    let pkg = builder.inner().package(package).await?;
     if !env.needs_build(&pkg.dir.join("kodata")) {
         return Ok(HookOutcome::NothingToBuild);
     }
-    let platform = builder.platform().map_err(build_err)?;
+    let platform = builder.platform()?;
     let cached = crate::cache::binary_path(&builder.inner().cache_root(), &pkg.import_path, &platform);
     let previous = std::fs::read(&cached).ok().map(Bytes::from);
     let started = Instant::now();
@@ -149,7 +148,7 @@ pub async fn run_hook(
         Ok(path) => path,
         Err(e) => match e.compiler_output() {
             Some(out) => return Ok(HookOutcome::CompileFailed(out.to_string())),
-            None => return Err(build_err(e)),
+            None => return Err(e.into()),
         },
     };
     let build = started.elapsed();
@@ -157,7 +156,8 @@ pub async fn run_hook(
     let namespaces =
         if env.namespaces.is_empty() { vec![cluster.context.namespace.clone()] } else { env.namespaces.clone() };
     let workloads = namespaces
-        .into_iter()
+        .iter()
+        .cloned()
         .map(|ns| Workload { kind: "Namespace".into(), name: ns.clone(), namespace: ns, selector: PodSelector::All })
         .collect();
     let target = KubeTarget::new(
@@ -172,6 +172,9 @@ pub async fn run_hook(
     let dest = crate::layout::app_binary(&name);
     let binary_bytes = binary.len() as u64;
     let report = put_binary(&target, &dest, binary, previous, restart_timeout).await?;
+    if report.updated.is_empty() && report.unchanged.is_empty() {
+        return Err(SkaffoldError::NoReplica { image: env.image.clone(), namespaces: namespaces.join(",") });
+    }
     Ok(HookOutcome::Reloaded { name, build, binary_bytes, report })
 }
 
@@ -192,7 +195,8 @@ pub struct HookReport {
 
 /// Sends `binary` (at `dest` in the container) to every replica of
 /// `target` in parallel; `previous` is the binary gohot built before, the
-/// base of a delta for replicas that hold it. Errors name the replica.
+/// base of a delta for replicas that hold it. Errors name the replica; no
+/// replica at all is an empty report.
 pub async fn put_binary(
     target: &dyn Target,
     dest: &str,
@@ -200,11 +204,9 @@ pub async fn put_binary(
     previous: Option<Bytes>,
     restart_timeout: Duration,
 ) -> Result<HookReport, SkaffoldError> {
-    let replicas = target.replicas().await.map_err(|e| SkaffoldError::Sync(e.to_string()))?;
+    let replicas = target.replicas().await?;
     if replicas.is_empty() {
-        return Err(SkaffoldError::Sync(
-            "no running container runs $SKAFFOLD_IMAGE in $SKAFFOLD_NAMESPACES (is the deployment up?)".into(),
-        ));
+        return Ok(HookReport::default());
     }
     let new_sha = wayin::sha256_hex(&binary);
     let old_sha = previous.as_ref().map(|p| wayin::sha256_hex(p));
@@ -234,7 +236,7 @@ pub async fn put_binary(
     if errors.is_empty() {
         Ok(report)
     } else {
-        Err(SkaffoldError::Sync(errors.join("; ")))
+        Err(SkaffoldError::Put(errors))
     }
 }
 
