@@ -3,7 +3,9 @@
 //! port-forwards), pods deleted, killed and rolled — each brought up to date
 //! and reported; non-root and read-only-root pods; `gohot apply --dev`,
 //! `gohot delete`, `gohot syncback pod/NAME` and `deploy/NAME`; the Skaffold
-//! example's manifests.
+//! example's manifests, and `skaffold dev`'s sync reproduced from Skaffold's
+//! source (the `gohot skaffold sync` hook, `kubectl exec … tar xmf -`,
+//! `rm -rf --`) with Tilt's `tar -C / -x -f -` through the exec API.
 //!
 //! The cluster is the one KUBECONFIG names (CI starts `../shared/realkube.sh`,
 //! a real single-node Kubernetes 1.20, and points KUBECONFIG at it; images go
