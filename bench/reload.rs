@@ -16,7 +16,16 @@
 //! own: each edit is timed from save until every replica answers the new
 //! text through a port-forward to that pod.
 //!
-//! Usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N]]
+//! With `--kube --skaffold`, after those edits the same pods are reloaded
+//! the way `skaffold dev` with `examples/skaffold/skaffold.yaml` does it
+//! (docs/skaffold.md), for as many edits again: on each save the `before`
+//! sync hook `gohot skaffold sync` runs with Skaffold's hook variables, then
+//! Skaffold's copy of the source, `kubectl exec POD -i -- tar xmf - -C /
+//! --no-same-owner`, in every pod; timed from save until every replica
+//! answers (Skaffold's own file-watch poll, 1 s by default, not included),
+//! and until Skaffold's sync is done (its copy after the hook).
+//!
+//! Usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N] [--skaffold]]
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -31,10 +40,11 @@ struct Args {
     json: bool,
     kube: bool,
     replicas: usize,
+    skaffold: bool,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { edits: 20, full_edits: 5, soak: 0, json: false, kube: false, replicas: 2 };
+    let mut a = Args { edits: 20, full_edits: 5, soak: 0, json: false, kube: false, replicas: 2, skaffold: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut num = |name: &str| -> usize {
@@ -46,9 +56,10 @@ fn parse_args() -> Args {
             "--soak" => a.soak = num("--soak"),
             "--json" => a.json = true,
             "--kube" => a.kube = true,
+            "--skaffold" => a.skaffold = true,
             "--replicas" => a.replicas = num("--replicas"),
             other => {
-                panic!("unknown argument {other}: use --edits N --full-edits N --soak N --json --kube --replicas N")
+                panic!("unknown argument {other}: use --edits N --full-edits N --soak N --json --kube --replicas N --skaffold")
             }
         }
     }
@@ -261,6 +272,10 @@ struct Stats {
     idle_cpu_percent: f64,
     rss_mb: f64,
     replicas: usize,
+    /// Save → every replica serving, through the Skaffold sync hook path.
+    skaffold: Vec<f64>,
+    /// Save → the end of Skaffold's sync (hook, then its copy in every pod).
+    skaffold_sync_done: Vec<f64>,
 }
 
 impl Stats {
@@ -561,7 +576,98 @@ fn run_kube(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
     }
     (st.idle_cpu_percent, st.rss_mb) = dev.idle();
     drop(dev);
+    if args.skaffold {
+        run_skaffold_path(args, &cluster, &app, &kocache, &pods, &mut st, log);
+    }
     st
+}
+
+/// Skaffold's `Item` sync for a Go save, as docs/skaffold.md sets it up: the
+/// before hook, then the copy into every pod (sync.Perform runs them in
+/// parallel).
+fn run_skaffold_path(
+    args: &Args,
+    cluster: &Cluster,
+    app: &Path,
+    kocache: &Path,
+    pods: &[String],
+    st: &mut Stats,
+    log: &dyn Fn(String),
+) {
+    use k8s_openapi::api::core::v1::Pod;
+    let api: kube::Api<Pod> = kube::Api::namespaced(cluster.cluster.client.clone(), &cluster.ns);
+    let pod = cluster.rt.block_on(api.get(&pods[0])).expect("pod");
+    let spec = pod.spec.expect("spec");
+    let container = spec.containers[0].clone();
+    let image = container.image.expect("image");
+    let main_go = app.join("main.go");
+    for i in args.edits + 1..=2 * args.edits {
+        let t0 = Instant::now();
+        let text = apply_edit(app, i);
+        let hook = Command::new(gohot_bin())
+            .current_dir(app)
+            .args(["skaffold", "sync"])
+            .env("KOCACHE", kocache)
+            .env("GOHOT_WATCHEXEC", watchexec())
+            .env("SKAFFOLD_IMAGE", &image)
+            .env("SKAFFOLD_BUILD_CONTEXT", app)
+            .env("SKAFFOLD_FILES_ADDED_OR_MODIFIED", &main_go)
+            .env("SKAFFOLD_FILES_DELETED", "")
+            .env("SKAFFOLD_KUBE_CONTEXT", &cluster.cluster.context.name)
+            .env("SKAFFOLD_NAMESPACES", &cluster.ns)
+            .output()
+            .expect("gohot skaffold sync");
+        if !hook.status.success() {
+            log(format!("skaffold edit {i}: the hook failed: {}", String::from_utf8_lossy(&hook.stderr)));
+            st.failed += 1;
+            continue;
+        }
+        // The hook returns once watchexec runs the new binary in every pod;
+        // Skaffold's copy of the source follows.
+        match cluster.wait_all(pods, &text, Duration::from_secs(60)) {
+            Some(t1) => st.skaffold.push((t1 - t0).as_secs_f64()),
+            None => st.failed += 1,
+        }
+        let stream = mapped_tar(&main_go, "/var/run/gohot/discard/main.go");
+        let copies: Vec<Child> = pods
+            .iter()
+            .map(|p| {
+                let mut c = Command::new("kubectl")
+                    .args(["--context", &cluster.cluster.context.name, "exec", p, "--namespace", &cluster.ns])
+                    .args(["-c", &container.name, "-i", "--", "tar", "xmf", "-", "-C", "/", "--no-same-owner"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("kubectl exec");
+                let _ = c.stdin.take().expect("stdin").write_all(&stream);
+                c
+            })
+            .collect();
+        for mut c in copies {
+            assert!(c.wait().expect("kubectl").success(), "skaffold's copy failed");
+        }
+        st.skaffold_sync_done.push(t0.elapsed().as_secs_f64());
+        log(format!(
+            "skaffold edit {i}: serving {:.3}s, sync done {:.3}s",
+            st.skaffold.last().copied().unwrap_or(f64::NAN),
+            st.skaffold_sync_done.last().copied().unwrap_or(f64::NAN)
+        ));
+    }
+}
+
+/// Skaffold's `util.CreateMappedTar` for one file: a header from the local
+/// file's metadata, named by the absolute container path.
+fn mapped_tar(src: &Path, dst: &str) -> Vec<u8> {
+    let meta = std::fs::metadata(src).expect("stat");
+    let mut h = tar::Header::new_ustar();
+    h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    let name = &mut h.as_ustar_mut().expect("ustar").name;
+    name.fill(0);
+    name[..dst.len()].copy_from_slice(dst.as_bytes());
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, std::fs::File::open(src).expect("open")).expect("append");
+    b.into_inner().expect("finish")
 }
 
 fn report(args: &Args, st: &Stats) {
@@ -591,6 +697,10 @@ fn report(args: &Args, st: &Stats) {
         "stale_reloads": st.stale,
         "idle_cpu_percent": st.idle_cpu_percent,
         "rss_mb": st.rss_mb,
+        "skaffold_edits": st.skaffold.len(),
+        "skaffold_p50_s": percentile(&st.skaffold, 50.0),
+        "skaffold_p95_s": percentile(&st.skaffold, 95.0),
+        "skaffold_sync_done_p50_s": percentile(&st.skaffold_sync_done, 50.0),
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
@@ -630,4 +740,16 @@ fn report(args: &Args, st: &Stats) {
     );
     println!("| failed / stale reloads | {} / {} |", st.failed, st.stale);
     println!("| gohot idle CPU / RSS | {:.2} % / {:.0} MB |", st.idle_cpu_percent, st.rss_mb);
+    if !st.skaffold.is_empty() {
+        println!(
+            "| Skaffold sync hook path {what} p50 / p95 | {:.3} s / {:.3} s ({} edits) |",
+            percentile(&st.skaffold, 50.0),
+            percentile(&st.skaffold, 95.0),
+            st.skaffold.len()
+        );
+        println!(
+            "| Skaffold sync hook path: save → Skaffold's sync done (hook + its copy) p50 | {:.3} s |",
+            percentile(&st.skaffold_sync_done, 50.0)
+        );
+    }
 }

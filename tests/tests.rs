@@ -15,6 +15,7 @@ mod kind;
 mod kube;
 mod resolve;
 mod skaffold;
+mod skaffold_sync;
 mod staticbase;
 mod syncback;
 mod wayin;

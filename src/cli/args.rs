@@ -64,6 +64,28 @@ pub enum SkaffoldCmd {
     /// Print the files the image depends on as a JSON array (for Skaffold's
     /// custom.dependencies.command).
     Deps(SkaffoldDepsCmd),
+    /// A Skaffold sync hook (`sync.hooks.before`, host): rebuild the binary
+    /// on the host and put it into every container running $SKAFFOLD_IMAGE
+    /// through gohot's atomic way in (reads Skaffold's SKAFFOLD_* hook
+    /// variables).
+    Sync(SkaffoldSyncCmd),
+}
+
+/// `gohot skaffold sync`.
+#[derive(Debug, Args)]
+pub struct SkaffoldSyncCmd {
+    /// Go main package, relative to $SKAFFOLD_BUILD_CONTEXT.
+    #[arg(long, default_value = ".")]
+    pub package: String,
+    /// Build settings (always a dev build, as `gohot skaffold build --dev`).
+    #[command(flatten)]
+    pub build: BuildFlags,
+    /// The cluster ($SKAFFOLD_KUBE_CONTEXT when --context is not given).
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    /// How long to wait for watchexec to start the new binary.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub restart_timeout: u64,
 }
 
 /// `gohot skaffold build`.
@@ -75,10 +97,6 @@ pub struct SkaffoldBuildCmd {
     /// Build settings ($PLATFORMS wins over --platform).
     #[command(flatten)]
     pub build: BuildFlags,
-    /// Also copy the built binary (host platform, else the first) to
-    /// DIR/<name>, DIR relative to $BUILD_CONTEXT, for a sync.manual rule.
-    #[arg(long, value_name = "DIR")]
-    pub sync_binary: Option<PathBuf>,
     /// Registries to reach over plain HTTP (loopback ones always are).
     #[arg(long = "insecure-registry")]
     pub insecure_registry: Vec<String>,
@@ -96,11 +114,6 @@ pub struct SkaffoldDepsCmd {
     /// to the artifact's `context` when it is not `.`.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub context: PathBuf,
-    /// Binary-sync mode, to pair with `skaffold build --sync-binary DIR`:
-    /// list DIR/<name> instead of the Go sources, so that a new binary there
-    /// is synced by Skaffold rather than a Go edit forcing an image rebuild.
-    #[arg(long, value_name = "DIR")]
-    pub sync_binary: Option<PathBuf>,
 }
 
 /// `gohot syncmap`.

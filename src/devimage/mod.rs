@@ -166,7 +166,29 @@ pub async fn prepare(
     let data = std::fs::read(&helper).map_err(|source| DevImageError::Io { path: helper.clone(), source })?;
     let mut entries = layer::with_parents("var/run/gohot", 0o755);
     entries.push(Entry::file(crate::layout::HELPER_PATH.trim_start_matches('/'), 0o755, Bytes::from(data)));
+    entries.extend(personality_links());
     Ok(entries)
+}
+
+/// `tar` and `rm` in [`crate::layout::DEV_BIN_DIR`], relative symlinks to
+/// the helper, which answers under those names: Skaffold's and Tilt's file
+/// syncs (`tar xmf - -C / --no-same-owner`, `tar -C / -x -f -`, `rm -rf`)
+/// then work on a base with no shell and no tar, for any uid, and write
+/// each file atomically.
+pub fn personality_links() -> Vec<Entry> {
+    let dir = crate::layout::DEV_BIN_DIR.trim_start_matches('/');
+    let helper = crate::layout::HELPER_PATH.rsplit('/').next().unwrap_or("helper");
+    let mut entries = vec![Entry::dir(dir, 0o755)];
+    for name in crate::layout::DEV_BIN_NAMES {
+        entries.push(Entry {
+            path: format!("{dir}/{name}"),
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+            kind: layer::EntryKind::Symlink(format!("../{helper}")),
+        });
+    }
+    entries
 }
 
 /// The helper for a platform, built once per helper source and cached.

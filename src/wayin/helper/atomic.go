@@ -70,6 +70,16 @@ func (a *atomicFile) Write(p []byte) (int, error) {
 func (a *atomicFile) hexSum() string { return hex.EncodeToString(a.sum.Sum(nil)) }
 
 func (a *atomicFile) commit(mode uint32) error {
+	if err := a.prepare(mode); err != nil {
+		return err
+	}
+	return a.publish()
+}
+
+// prepare completes the temporary file (flush, chmod, fsync when durable,
+// close) without publishing it: the tar personality prepares every member
+// of an archive before it publishes any.
+func (a *atomicFile) prepare(mode uint32) error {
 	if err := a.buf.Flush(); err != nil {
 		return ioFail(err)
 	}
@@ -84,6 +94,12 @@ func (a *atomicFile) commit(mode uint32) error {
 	if err := a.f.Close(); err != nil {
 		return ioFail(err)
 	}
+	return nil
+}
+
+// publish renames the prepared temporary file over the destination (and
+// fsyncs the directory when durable).
+func (a *atomicFile) publish() error {
 	if err := os.Rename(a.f.Name(), a.dest); err != nil {
 		return ioFail(err)
 	}

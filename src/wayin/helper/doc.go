@@ -98,11 +98,22 @@
 //
 // Exit codes: 0 ok, 1 failure, 2 usage, 3 base-mismatch (put only).
 //
+// Personalities: run as "tar" or "rm" (dev images link both names to the
+// helper in /var/run/gohot/bin, first on PATH), it answers the file syncs of
+// Skaffold (tar xmf - -C / --no-same-owner; rm -rf -- PATHS) and Tilt
+// (tar -C / -x -f -; rm -rf PATHS) on bases with neither: tar stages every
+// member beside its destination and renames each into place only once the
+// whole archive has been read and checked, so a hostile or broken archive
+// writes nothing (exit 2, as GNU tar); members under /var/run/gohot/discard
+// are dropped. Anything but extraction is a usage error naming what works.
+//
 // Source layout (one concern a file): main.go dispatches and reports status
 // and exit codes; args.go parses flags; atomic.go is the temp+rename writer
 // every write goes through; put.go reads a payload and delta.go decodes its
 // delta records; hash.go, list.go, get.go, seed.go and rm.go hold the other
 // subcommands; serve.go runs them as a session (written.go: what it
-// remembers); mode.go converts permission bits.
+// remembers); mode.go converts permission bits; personality.go picks tar or
+// rm by the name the helper runs under, and holds rm; tar.go parses tar's
+// command line and extracts.
 // The *_test.go files are not embedded in gohot: run them with go test.
 package main

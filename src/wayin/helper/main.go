@@ -50,6 +50,9 @@ func ioFail(err error) error {
 }
 
 func main() {
+	if as := personality(os.Args[0]); as != nil {
+		os.Exit(as(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
