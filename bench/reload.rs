@@ -504,18 +504,25 @@ impl Cluster {
         self.rt.block_on(gohot::target::kube::logs::get_from_pod(&self.cluster, &self.ns, pod, 8080, "/"))
     }
 
-    /// Polls every pod until each has answered `text`; when the last did.
+    /// Polls every pod, all at once (each through its own port-forward),
+    /// until each has answered `text`; when the last did. Polling them one
+    /// after another would add a port-forward's latency per pod to the
+    /// measure.
     fn wait_all(&self, pods: &[String], text: &str, timeout: Duration) -> Option<Instant> {
         let deadline = Instant::now() + timeout;
-        let mut left: Vec<&String> = pods.iter().collect();
-        while Instant::now() < deadline {
-            left.retain(|p| self.answer(p).as_deref() != Some(text));
-            if left.is_empty() {
-                return Some(Instant::now());
+        let polls = pods.iter().map(|pod| async move {
+            while Instant::now() < deadline {
+                let answer =
+                    gohot::target::kube::logs::get_from_pod(&self.cluster, &self.ns, pod, 8080, "/").await;
+                if answer.as_deref() == Some(text) {
+                    return Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        None
+            None
+        });
+        let answered: Option<Vec<Instant>> = self.rt.block_on(futures::future::join_all(polls)).into_iter().collect();
+        answered?.into_iter().max()
     }
 }
 
