@@ -512,8 +512,7 @@ impl Cluster {
         let deadline = Instant::now() + timeout;
         let polls = pods.iter().map(|pod| async move {
             while Instant::now() < deadline {
-                let answer =
-                    gohot::target::kube::logs::get_from_pod(&self.cluster, &self.ns, pod, 8080, "/").await;
+                let answer = gohot::target::kube::logs::get_from_pod(&self.cluster, &self.ns, pod, 8080, "/").await;
                 if answer.as_deref() == Some(text) {
                     return Some(Instant::now());
                 }

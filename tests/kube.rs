@@ -474,28 +474,43 @@ fn skaffold_example_manifests_roll_out_on_a_real_cluster() {
     let sb = Sandbox::new();
     let app = sb.copy_example("hello", "hello");
     let skaffold = sb.copy_example("skaffold", "skaffold");
-    let image = format!("{repo}/skaffold-hello:e2e-{}", std::process::id());
-    let mut build = env.gohot(&sb, &app);
+    skaffold_build_and_deploy(&env, &sb, &app, &skaffold, &format!("{repo}/skaffold-hello"), 1);
+    env.wait_all_serve("hello", 1, "Hello from gohot!");
+}
+
+/// What `skaffold run` does with the example: the artifact's buildCommand
+/// with Skaffold's custom-build variables (pushed to `image`), then, as for
+/// rawYaml, the artifact's image name replaced by the built reference in the
+/// example's manifest, with `replicas`, applied. Returns the reference.
+fn skaffold_build_and_deploy(
+    env: &KubeEnv,
+    sb: &Sandbox,
+    app: &Path,
+    skaffold: &Path,
+    image: &str,
+    replicas: u32,
+) -> String {
+    let mut build = env.gohot(sb, app);
     build
         .args(["skaffold", "build", "--dev", "--watchexec"])
         .arg(crate::dev::watchexec())
-        .env("IMAGE", &image)
+        .env("IMAGE", format!("{image}:e2e-{}", std::process::id()))
         .env("PUSH_IMAGE", "true")
-        .env("BUILD_CONTEXT", &app);
-    let built = crate::util::ok(&mut build);
-    let reference = built.trim().to_string();
+        .env("BUILD_CONTEXT", app);
+    let reference = crate::util::ok(&mut build).trim().to_string();
     assert!(reference.contains("@sha256:"), "{reference}");
-    // What Skaffold does with rawYaml: the artifact's image name replaced by the built reference.
     let manifest = std::fs::read_to_string(skaffold.join("k8s/deployment.yaml")).expect("manifest");
-    let resolved = manifest.replace("image: hello\n", &format!("image: {reference}\n"));
-    assert_ne!(resolved, manifest, "the example names the artifact `hello`");
+    let resolved = manifest
+        .replace("image: hello\n", &format!("image: {reference}\n"))
+        .replace("replicas: 1", &format!("replicas: {replicas}"));
+    assert!(resolved.contains(&reference), "the example names the artifact `hello`");
     let file = sb.path().join("skaffold-resolved.yaml");
     std::fs::write(&file, resolved).expect("write");
-    let mut apply = env.gohot(&sb, &app);
+    let mut apply = env.gohot(sb, app);
     apply.args(["apply", "--timeout", "4m", "-n", &env.ns, "-f"]).arg(&file);
     let out = run(&mut apply);
     assert!(out.status.success(), "apply: {}", String::from_utf8_lossy(&out.stderr));
-    env.wait_all_serve("hello", 1, "Hello from gohot!");
+    reference
 }
 
 /// Runs `argv` in the pod's app container through the exec API; it must succeed.
@@ -532,25 +547,7 @@ fn skaffold_sync_hook_and_tar_on_a_real_cluster() {
     let sb = Sandbox::new();
     let app = sb.copy_example("hello", "hello");
     let skaffold = sb.copy_example("skaffold", "skaffold");
-    let image = format!("{repo}/skaffold-sync:e2e-{}", std::process::id());
-    // The artifact's buildCommand, with Skaffold's custom-build variables.
-    let mut build = env.gohot(&sb, &app);
-    build
-        .args(["skaffold", "build", "--dev", "--watchexec"])
-        .arg(crate::dev::watchexec())
-        .env("IMAGE", &image)
-        .env("PUSH_IMAGE", "true")
-        .env("BUILD_CONTEXT", &app);
-    let reference = crate::util::ok(&mut build).trim().to_string();
-    let manifest = std::fs::read_to_string(skaffold.join("k8s/deployment.yaml")).expect("manifest");
-    let resolved =
-        manifest.replace("image: hello\n", &format!("image: {reference}\n")).replace("replicas: 1", "replicas: 2");
-    let file = sb.path().join("skaffold-resolved.yaml");
-    std::fs::write(&file, resolved).expect("write");
-    let mut apply = env.gohot(&sb, &app);
-    apply.args(["apply", "--timeout", "4m", "-n", &env.ns, "-f"]).arg(&file);
-    let out = run(&mut apply);
-    assert!(out.status.success(), "apply: {}", String::from_utf8_lossy(&out.stderr));
+    let reference = skaffold_build_and_deploy(&env, &sb, &app, &skaffold, &format!("{repo}/skaffold-sync"), 2);
     let pods = env.wait_all_serve("hello", 2, "Hello from gohot!");
     let identity = |pods: &[String]| -> Vec<(String, i32, String)> {
         pods.iter()
