@@ -20,6 +20,11 @@ pub struct Cli {
     /// More logging (-v debug, -vv trace). GOHOT_LOG takes a tracing filter.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The Docker engine to use (unix:///path or tcp://HOST:PORT), as
+    /// Docker's -H: wins over DOCKER_HOST, DOCKER_CONTEXT and the current
+    /// context of $DOCKER_CONFIG/config.json.
+    #[arg(long, global = true, value_name = "HOST")]
+    pub docker_host: Option<String>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,

@@ -119,6 +119,9 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose);
+    if let Some(host) = &cli.docker_host {
+        crate::docker::set_host_flag(host.clone());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
