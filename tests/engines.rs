@@ -137,25 +137,39 @@ fn make_certs(dir: &Path) {
 
 /// `gohot build --repo ko.local` of the hello example with `env`; returns
 /// the reference it printed (the image is removed when the guard drops).
-fn build_to_engine(sb: &Sandbox, env: &[(&str, &str)], flags: &[&str]) -> (std::process::Output, Option<DockerImage>) {
+fn build_to_engine(
+    sb: &Sandbox,
+    env: &[(&str, &str)],
+    flags: &[&str],
+) -> (std::process::Output, Option<(DockerImage, DockerImage)>) {
     let app = sb.path().join("app");
     if !app.exists() {
         sb.copy_example("hello", "app");
     }
+    // A repository of this test's own: tests run in parallel and remove what they load.
+    let unique = sb.path().file_name().expect("name").to_string_lossy().to_lowercase();
     let mut cmd = sb.gohot(&app);
-    cmd.args(["build", "--repo", "ko.local"]).args(flags).arg(".");
+    cmd.args(["build", "--repo", &format!("ko.local/{unique}")]).args(flags).arg(".");
     for (k, v) in env {
         cmd.env(k, v);
     }
     let out = run(&mut cmd);
     let reference = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let guard = (out.status.success() && !reference.is_empty()).then(|| DockerImage(reference));
+    let guard = (out.status.success() && !reference.is_empty()).then(|| {
+        let latest = format!("{}:latest", reference.rsplit_once(':').map_or(reference.as_str(), |(r, _)| r));
+        (DockerImage(reference), DockerImage(latest))
+    });
     (out, guard)
 }
 
-fn assert_built_through(relay: &Relay, out: &std::process::Output, image: &Option<DockerImage>, before: usize) {
+fn assert_built_through(
+    relay: &Relay,
+    out: &std::process::Output,
+    image: &Option<(DockerImage, DockerImage)>,
+    before: usize,
+) {
     assert!(out.status.success(), "gohot build failed: {}", String::from_utf8_lossy(&out.stderr));
-    let image = image.as_ref().expect("a reference");
+    let (image, _) = image.as_ref().expect("a reference");
     ok(Command::new("docker").args(["image", "inspect", &image.0]));
     assert!(relay.accepted() > before, "the relay saw no connection from gohot: the route was not taken");
 }

@@ -13,6 +13,7 @@ mod exit_codes;
 mod fuzz_seeds;
 mod helper_files;
 mod kind;
+mod koflags;
 mod kube;
 mod resolve;
 mod skaffold;

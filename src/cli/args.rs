@@ -77,16 +77,18 @@ pub struct SkaffoldBuildCmd {
     /// Go main package, relative to $BUILD_CONTEXT.
     #[arg(long, default_value = ".")]
     pub package: String,
-    /// Build settings ($PLATFORMS wins over --platform).
+    /// Build settings (--platform is used when $PLATFORMS is unset or empty;
+    /// $PLATFORMS, which Skaffold sets, wins over it).
     #[command(flatten)]
     pub build: BuildFlags,
     /// Also copy the built binary (host platform, else the first) to
     /// DIR/<name>, DIR relative to $BUILD_CONTEXT, for a sync.manual rule.
     #[arg(long, value_name = "DIR")]
     pub sync_binary: Option<PathBuf>,
-    /// Registries to reach over plain HTTP (loopback ones always are).
-    #[arg(long = "insecure-registry")]
-    pub insecure_registry: Vec<String>,
+    /// Reach every registry over plain HTTP, as ko's --insecure-registry
+    /// (loopback registries always are).
+    #[arg(long = "insecure-registry", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", value_parser = parse_insecure)]
+    pub insecure_registry: Option<bool>,
 }
 
 /// `gohot skaffold deps`.
@@ -134,6 +136,9 @@ pub struct DevCmd {
     /// container must use `image: ko://<its import path>`.
     #[arg(short = 'f', long = "filename")]
     pub files: Vec<PathBuf>,
+    /// Read the directories given with -f recursively (as ko and kubectl).
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
     /// Where the app runs (default: kube with -f, else docker).
     #[arg(long, value_enum)]
     pub target: Option<TargetKind>,
@@ -187,8 +192,9 @@ pub enum TargetKind {
 #[derive(Debug, Args, Clone)]
 pub struct BuildFlags {
     /// Platforms to build, comma-separated (linux/amd64,linux/arm64); more
-    /// than one publishes an image index. Default: .ko.yaml defaultPlatforms, else the host's.
-    #[arg(long, value_delimiter = ',')]
+    /// than one publishes an image index. Default: $KO_DEFAULTPLATFORMS, then
+    /// .ko.yaml defaultPlatforms, else the host's.
+    #[arg(long, value_delimiter = ',', env = "KO_DEFAULTPLATFORMS")]
     pub platform: Vec<String>,
     /// Base image (overrides .ko.yaml and KO_DEFAULTBASEIMAGE). Built in:
     /// `static` (the default: CA certificates, tzdata, runs as 65532) and
@@ -213,7 +219,19 @@ pub struct BuildFlags {
     pub watchexec_url: Option<String>,
     /// Dev mode: keep DWARF so a debugger can attach (bigger binaries, slower reloads).
     #[arg(long)]
-    pub debug: bool,
+    pub dwarf: bool,
+    /// Refused: ko's --debug puts a debugger (delve) into the image, which
+    /// gohot does not do; --dwarf keeps debug information for your own.
+    #[arg(long, hide = true, num_args = 0, default_missing_value = "true", value_parser = refuse_debug)]
+    pub debug: Option<bool>,
+}
+
+/// `--debug` always fails (a usage error, exit 2): in ko it means a
+/// debugger in the image, which gohot does not add.
+fn refuse_debug(_: &str) -> std::result::Result<bool, String> {
+    Err("ko's --debug adds the delve debugger to the image, which gohot does not do. To keep DWARF debug \
+         information in dev builds (for a debugger you attach yourself), use --dwarf"
+        .into())
 }
 
 /// Flags choosing where images go.
@@ -241,12 +259,20 @@ pub struct PublishFlags {
     /// Name repositories <repo>/<full import path>.
     #[arg(short = 'P', long)]
     pub preserve_import_paths: bool,
-    /// Tags to push (default: latest).
+    /// Tags to push, comma-separated or repeated (default: latest); on
+    /// ko.local, added beside the digest tag, as ko does.
     #[arg(short = 't', long = "tags", value_delimiter = ',')]
     pub tags: Vec<String>,
-    /// Registries to reach over plain HTTP (loopback ones always are).
-    #[arg(long = "insecure-registry")]
-    pub insecure_registry: Vec<String>,
+    /// Reach every registry over plain HTTP, as ko's --insecure-registry
+    /// (loopback registries always are).
+    #[arg(long = "insecure-registry", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", value_parser = parse_insecure)]
+    pub insecure_registry: Option<bool>,
+    /// Load into the local Docker engine (ko's -L: KO_DOCKER_REPO=ko.local).
+    #[arg(short = 'L', long, conflicts_with = "repo")]
+    pub local: bool,
+    /// Also write each published reference, one per line, to FILE (ko's --image-refs).
+    #[arg(long, value_name = "FILE")]
+    pub image_refs: Option<PathBuf>,
 }
 
 impl PublishFlags {
@@ -261,14 +287,16 @@ impl PublishFlags {
         } else {
             Naming::Md5
         };
+        let repo = if self.local { Some("ko.local".to_string()) } else { self.repo.clone() };
         Destinations {
-            repo: self.repo.clone().filter(|r| !r.is_empty()),
+            repo: repo.filter(|r| !r.is_empty()),
             push: self.push,
             tarball: self.tarball.clone(),
             layout: self.oci_layout_path.clone(),
             naming,
             tags: self.tags.clone(),
-            insecure: self.insecure_registry.clone(),
+            insecure: self.insecure_registry.unwrap_or(false),
+            image_refs: self.image_refs.clone(),
             kind_cluster: std::env::var("KIND_CLUSTER_NAME").ok().filter(|s| !s.is_empty()),
             minikube_profile: std::env::var("MINIKUBE_PROFILE").ok().filter(|s| !s.is_empty()),
             exact: None,
@@ -285,8 +313,9 @@ pub struct BuildCmd {
     /// Destination.
     #[command(flatten)]
     pub publish: PublishFlags,
-    /// Go main packages (./cmd/app or import paths; a ko:// prefix is accepted).
-    #[arg(required = true)]
+    /// Go main packages (./cmd/app or import paths; a ko:// prefix is
+    /// accepted). Default: `.`, as in ko.
+    #[arg(default_value = ".")]
     pub packages: Vec<String>,
 }
 
@@ -299,9 +328,12 @@ pub struct ResolveCmd {
     /// Destination.
     #[command(flatten)]
     pub publish: PublishFlags,
-    /// YAML files or directories (`-` for stdin); repeatable.
+    /// YAML or JSON files or directories (`-` for stdin); repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
+    /// Read the directories given with -f recursively (as ko and kubectl).
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
     /// Builds to run at once.
     #[arg(short = 'j', long, default_value_t = 2)]
     pub jobs: usize,
@@ -391,9 +423,12 @@ pub struct ApplyCmd {
     /// Cluster.
     #[command(flatten)]
     pub kube: KubeFlags,
-    /// YAML files or directories (`-` for stdin); repeatable.
+    /// YAML or JSON files or directories (`-` for stdin); repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
+    /// Read the directories given with -f recursively (as ko and kubectl).
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
     /// Builds to run at once.
     #[arg(short = 'j', long, default_value_t = 2)]
     pub jobs: usize,
@@ -411,9 +446,12 @@ pub struct DeleteCmd {
     /// Cluster.
     #[command(flatten)]
     pub kube: KubeFlags,
-    /// YAML files or directories (`-` for stdin); repeatable.
+    /// YAML or JSON files or directories (`-` for stdin); repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
+    /// Read the directories given with -f recursively (as ko and kubectl).
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
 }
 
 /// `500ms`, `2s`, `1.5m`, `1h` or plain seconds: one parser for every duration flag.
@@ -433,6 +471,20 @@ pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, Strin
         return Err(bad());
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// `--insecure-registry[=BOOL]`: ko's switch. A host after it is the old
+/// gohot form (a list of hosts), refused with the way to write it now.
+fn parse_insecure(s: &str) -> std::result::Result<bool, String> {
+    match s {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(format!(
+            "--insecure-registry is a switch, as in ko (every registry over plain HTTP), and takes no registry: \
+             write `--insecure-registry` (or `--insecure-registry=true`) without {other:?}; loopback registries \
+             need no flag. To build a package right after it, write `--insecure-registry=true PKG`"
+        )),
+    }
 }
 
 /// A polling interval: a duration from 50ms to 24h.

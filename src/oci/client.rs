@@ -4,7 +4,7 @@
 //!
 //! Registries on loopback (`localhost`, `127.0.0.0/8`, `[::1]`) are spoken to
 //! over plain HTTP, as go-containerregistry (and so ko) does; others over
-//! HTTPS unless named in `--insecure-registry`.
+//! HTTPS unless `--insecure-registry` is given.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -92,17 +92,18 @@ pub fn parse_reference(s: &str) -> Result<Reference, RegistryError> {
 /// on any port, so one client is kept per registry host.
 #[derive(Clone)]
 pub struct Registry {
-    insecure: Vec<String>,
+    insecure: bool,
     clients: std::sync::Arc<std::sync::Mutex<HashMap<String, oci_client::Client>>>,
     creds: DockerCredentials,
 }
 
 impl Registry {
-    /// A factory; `insecure` lists extra registries to reach over plain HTTP.
-    pub fn new(insecure: &[String]) -> Result<Self, RegistryError> {
+    /// A factory; `insecure` reaches every registry over plain HTTP (ko's
+    /// `--insecure-registry`), else only loopback ones.
+    pub fn new(insecure: bool) -> Result<Self, RegistryError> {
         // rustls needs a process-wide crypto provider; installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        Ok(Registry { insecure: insecure.to_vec(), clients: Default::default(), creds: DockerCredentials::load()? })
+        Ok(Registry { insecure, clients: Default::default(), creds: DockerCredentials::load()? })
     }
 
     /// The client for the registry of `reference`.
@@ -112,7 +113,7 @@ impl Registry {
         clients
             .entry(host.clone())
             .or_insert_with(|| {
-                let http = is_loopback(&host) || self.insecure.iter().any(|i| i == &host);
+                let http = is_loopback(&host) || self.insecure;
                 oci_client::Client::new(ClientConfig {
                     protocol: if http { ClientProtocol::Http } else { ClientProtocol::Https },
                     connect_timeout: Some(std::time::Duration::from_secs(10)),

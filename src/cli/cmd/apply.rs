@@ -10,7 +10,7 @@ use crate::publish::select::publisher;
 pub(crate) async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
     use crate::cluster::nodes;
     use crate::deploy::{self, rollout};
-    let files = read_all_manifests(&cmd.files)?;
+    let files = read_all_manifests(&cmd.files, cmd.recursive)?;
     let refs = deploy::ko_refs(&files);
     if refs.is_empty() {
         tracing::warn!("no ko:// image references in the manifests: applying them as they are");
@@ -25,7 +25,7 @@ pub(crate) async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
         cmd.build.platform = found.iter().map(ToString::to_string).collect();
     }
     let dest = cluster_destinations(&cluster, cmd.publish.destinations());
-    let registry = Registry::new(&dest.insecure)?;
+    let registry = Registry::new(dest.insecure)?;
     let builder = make_builder(&cmd.build, &registry)?;
     let publisher = publisher(&dest, &registry)?;
     let opts = deploy::DeployOptions {
@@ -46,7 +46,7 @@ pub(crate) async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
 
 pub(crate) async fn run_delete(cmd: DeleteCmd) -> Result<()> {
     use crate::deploy::{self, apply};
-    let files = read_all_manifests(&cmd.files)?;
+    let files = read_all_manifests(&cmd.files, cmd.recursive)?;
     let docs = deploy::raw_docs(&files)?;
     let cluster = connect_cluster(&cmd.kube).await?;
     for d in apply::delete(&cluster, &docs).await? {

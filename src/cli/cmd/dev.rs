@@ -74,7 +74,7 @@ pub(crate) async fn run_dev(cmd: DevCmd) -> Result<()> {
     if target == TargetKind::Kube {
         return run_dev_kube(cmd, opts, events, stop).await;
     }
-    let registry = Registry::new(&[])?;
+    let registry = Registry::new(cmd.publish.insecure_registry.unwrap_or(false))?;
     let builder = make_dev_builder(&cmd.build, &registry)?;
     let dev = docker::DockerDev {
         package: cmd.package.clone(),
@@ -97,7 +97,7 @@ pub(crate) async fn run_dev_kube(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     use crate::cluster::nodes;
-    let files = read_all_manifests(&cmd.files)?;
+    let files = read_all_manifests(&cmd.files, cmd.recursive)?;
     let port_forward = match &cmd.port_forward {
         Some(spec) => Some(
             spec.split_once(':')
@@ -120,7 +120,7 @@ pub(crate) async fn run_dev_kube(
         flags.platform = found.iter().map(ToString::to_string).collect();
     }
     let dest = cluster_destinations(&cluster, cmd.publish.destinations());
-    let registry = Registry::new(&dest.insecure)?;
+    let registry = Registry::new(dest.insecure)?;
     let builder = make_dev_builder(&flags, &registry)?;
     let publisher = publisher(&dest, &registry)?;
     let dev = crate::devloop::kube::KubeDev {

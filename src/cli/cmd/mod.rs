@@ -67,7 +67,7 @@ pub(crate) fn dev_tools(flags: &BuildFlags) -> crate::devimage::DevTools {
         watchexec: flags.watchexec.clone(),
         watchexec_version: flags.watchexec_version.clone(),
         watchexec_base_url: flags.watchexec_url.clone(),
-        debug: flags.debug,
+        debug: flags.dwarf,
     }
 }
 
@@ -88,11 +88,11 @@ pub(crate) fn builder_in(
     Ok(if flags.dev { Builder::Dev(crate::devimage::DevBuilder::new(go, dev_tools(flags))) } else { Builder::Prod(go) })
 }
 
-/// Reads every -f path.
-pub(crate) fn read_all_manifests(paths: &[PathBuf]) -> Result<Vec<crate::resolve::ManifestFile>> {
+/// Reads every -f path (directories' subdirectories too with `recursive`, -R).
+pub(crate) fn read_all_manifests(paths: &[PathBuf], recursive: bool) -> Result<Vec<crate::resolve::ManifestFile>> {
     let mut files = Vec::new();
     for f in paths {
-        files.extend(crate::resolve::read_manifests(f)?);
+        files.extend(crate::resolve::read_manifests(f, recursive)?);
     }
     Ok(files)
 }

@@ -32,9 +32,16 @@ pub(crate) async fn run_skaffold_build(cmd: SkaffoldBuildCmd) -> Result<()> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
     let host = crate::platform::Platform::host_linux();
     let request = BuildRequest::from_env(&|k| std::env::var(k).ok(), &cwd, &host)?;
-    let registry = Registry::new(&cmd.insecure_registry)?;
-    let builder = make_builder_in(&cmd, &registry, request.context.clone(), request.platforms.clone())?;
-    let publisher = crate::publish::select::publisher(&request.destinations(&cmd.insecure_registry), &registry)?;
+    let insecure = cmd.insecure_registry.unwrap_or(false);
+    let registry = Registry::new(insecure)?;
+    // $PLATFORMS (set by Skaffold) wins; --platform applies when it is unset.
+    let platforms = if request.platforms.is_empty() && !cmd.build.platform.is_empty() {
+        crate::platform::parse_list(&cmd.build.platform.join(","))?
+    } else {
+        request.platforms.clone()
+    };
+    let builder = make_builder_in(&cmd, &registry, request.context.clone(), platforms)?;
+    let publisher = crate::publish::select::publisher(&request.destinations(insecure), &registry)?;
     let pkg = cmd.package.strip_prefix(crate::resolve::KO_PREFIX).unwrap_or(&cmd.package);
     let built = builder.build().build(pkg).await?;
     let reference = publisher.publish(&built).await?;
