@@ -7,6 +7,7 @@ mod util;
 mod build;
 mod config;
 mod dev;
+mod docs_claims;
 mod engines;
 mod errors;
 mod exit_codes;
