@@ -147,3 +147,22 @@ fn credential_helpers_are_asked_under_dockers_keys() {
         assert!(asked.lines().all(|l| l == reg.host()), "asked with {asked:?}, Docker's key is {}", reg.host());
     }
 }
+
+/// With `--json`, a fatal error is the last event on stdout (docs/events.md),
+/// in the envelope every event has; stderr still has the message.
+#[test]
+fn dev_json_ends_with_an_error_event() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let out = run(sb.gohot(&app).args(["dev", ".", "--json"]).env("GOHOT_GO", "/nonexistent/go"));
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().expect("an event on stdout");
+    let event: serde_json::Value = serde_json::from_str(last).expect("JSON");
+    assert_eq!(event["event"], "error", "{last}");
+    assert_eq!(event["version"], 1, "{last}");
+    assert!(event["time"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 24), "{last}");
+    let message = event["message"].as_str().expect("message");
+    assert!(message.contains("/nonexistent/go"), "{message}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/go"));
+}

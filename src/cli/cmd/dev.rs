@@ -9,6 +9,17 @@ use crate::oci::client::Registry;
 use crate::publish::select::publisher;
 
 pub(crate) async fn run_dev(cmd: DevCmd) -> Result<()> {
+    let json = cmd.json;
+    let result = run_dev_events(cmd).await;
+    // With --json a fatal error is the last event, so a tool reading stdout sees why gohot stopped.
+    if let (true, Err(e)) = (json, &result) {
+        let event = crate::devloop::events::DevEvent::Error { message: format!("{e:#}") };
+        let _ = print_stdout(&format!("{}\n", event.json_line(std::time::SystemTime::now())));
+    }
+    result
+}
+
+async fn run_dev_events(cmd: DevCmd) -> Result<()> {
     use crate::devloop::{docker, events::DevEvent, LoopOptions, Probe};
     use crate::target::docker::PortMapping;
     let target = cmd.target.unwrap_or(if cmd.files.is_empty() { TargetKind::Docker } else { TargetKind::Kube });
@@ -33,7 +44,7 @@ pub(crate) async fn run_dev(cmd: DevCmd) -> Result<()> {
     let events = std::sync::Arc::new(move |e: DevEvent| {
         // With --json everything is an event, the app's log lines included.
         if json {
-            let _ = print_stdout(&format!("{}\n", serde_json::to_string(&e).unwrap_or_default()));
+            let _ = print_stdout(&format!("{}\n", e.json_line(std::time::SystemTime::now())));
         } else if let Some(line) = e.human() {
             eprintln!("{line}");
         }
