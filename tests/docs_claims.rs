@@ -47,3 +47,41 @@ fn docker_engine_settings_are_documented() {
         assert!(readme.contains(var), "README does not mention {var}");
     }
 }
+
+/// `gohot --help` lists every environment variable the source reads (test
+/// hooks and Go's own aside).
+#[test]
+fn help_lists_every_environment_variable_gohot_reads() {
+    let code = sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    let help = crate::util::ok(std::process::Command::new(env!("CARGO_BIN_EXE_gohot")).arg("--help"));
+    let mut read = std::collections::BTreeSet::new();
+    for pattern in ["env::var(\"", "env::var_os(\"", "env = \"", "lookup(\"", " env(\""] {
+        for piece in code.split(pattern).skip(1) {
+            let name: String = piece.chars().take_while(|c| c.is_ascii_uppercase() || *c == '_').collect();
+            if !name.is_empty() {
+                read.insert(name);
+            }
+        }
+    }
+    let not_for_users = ["GOHOT_TEST_WATCHEXEC", "GOHOT_TEST_WATCHEXEC_WAIT_SECS", "GOLDEN_BLESS", "USER", "GOWORK"];
+    for name in read.iter().filter(|n| !not_for_users.contains(&n.as_str())) {
+        assert!(help.contains(name.as_str()), "gohot --help does not list {name}, which the source reads");
+    }
+    assert!(read.contains("DOCKER_HOST") && read.contains("KO_DOCKER_REPO"), "the scan found {read:?}");
+}
+
+/// `gohot completion bash|zsh|fish` prints a script the shell accepts.
+#[test]
+fn completion_scripts_parse() {
+    let script = crate::util::ok(std::process::Command::new(env!("CARGO_BIN_EXE_gohot")).args(["completion", "bash"]));
+    assert!(script.contains("_gohot") && script.contains("--docker-host"), "{script}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("gohot.bash");
+    std::fs::write(&file, &script).expect("write");
+    crate::util::ok(std::process::Command::new("bash").arg("-n").arg(&file));
+    for shell in ["zsh", "fish"] {
+        let script =
+            crate::util::ok(std::process::Command::new(env!("CARGO_BIN_EXE_gohot")).args(["completion", shell]));
+        assert!(script.contains("gohot") && script.contains("docker-host"), "{shell}: {script}");
+    }
+}

@@ -13,9 +13,33 @@ use clap::{Args, Parser, Subcommand};
 use crate::publish::select::Destinations;
 use crate::publish::Naming;
 
+/// The environment variables gohot reads, for `--help`.
+pub const ENVIRONMENT: &str = "\
+Environment:
+  KO_DOCKER_REPO        where images go (a registry repository, ko.local, kind.local, minikube.local)
+  KO_DEFAULTBASEIMAGE   the base image when .ko.yaml names none for the package (default: built-in static)
+  KO_DEFAULTPLATFORMS   the default of --platform
+  KO_CONFIG_PATH        the .ko.yaml to read (a file or a directory)
+  KOCACHE               where binaries are cached (default ~/.cache/gohot)
+  SOURCE_DATE_EPOCH     the layers' timestamps (default: the epoch)
+  GOHOT_GO              the Go toolchain (default: go on PATH)
+  GOHOT_WATCHEXEC       a local watchexec binary for dev images (--watchexec)
+  GOHOT_WATCHEXEC_URL   a mirror of watchexec's release files (--watchexec-url)
+  GOHOT_LOG             a tracing filter for gohot's log (e.g. gohot=debug)
+  DOCKER_HOST           the Docker engine (unix:///path, tcp://HOST:PORT), after --docker-host
+  DOCKER_TLS_VERIFY     TLS to a tcp:// engine, its certificate checked (DOCKER_TLS: not checked)
+  DOCKER_CERT_PATH      ca.pem, cert.pem, key.pem for that TLS (default: the Docker config directory)
+  DOCKER_CONTEXT        the Docker context to use (after DOCKER_HOST; before config.json's currentContext)
+  DOCKER_CONFIG         the Docker config directory: config.json (credentials, currentContext), contexts/
+  KUBECONFIG            the kubeconfig files (default ~/.kube/config)
+  KIND_CLUSTER_NAME     the KinD cluster for kind.local (default kind)
+  MINIKUBE_PROFILE      the minikube profile for minikube.local (default minikube)
+  IMAGE, PUSH_IMAGE, BUILD_CONTEXT, PLATFORMS
+                        Skaffold's custom-build contract (gohot skaffold build)";
+
 /// gohot: build Go images the way ko does, and hot-reload them in dev mode.
 #[derive(Debug, Parser)]
-#[command(name = "gohot", version, about, propagate_version = true)]
+#[command(name = "gohot", version, about, propagate_version = true, after_help = ENVIRONMENT)]
 pub struct Cli {
     /// More logging (-v debug, -vv trace). GOHOT_LOG takes a tracing filter.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -57,6 +81,17 @@ pub enum Command {
     Apply(ApplyCmd),
     /// Delete what manifests name from the cluster (no build needed).
     Delete(DeleteCmd),
+    /// Print a shell completion script: `gohot completion bash > /etc/bash_completion.d/gohot`,
+    /// `gohot completion zsh > "${fpath[1]}/_gohot"`, `gohot completion fish > ~/.config/fish/completions/gohot.fish`.
+    Completion(CompletionCmd),
+}
+
+/// `gohot completion`.
+#[derive(Debug, Args)]
+pub struct CompletionCmd {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `gohot skaffold …`.

@@ -171,5 +171,6 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Syncmap(c) => cmd::skaffold::run_syncmap(c).await,
         Command::Apply(c) => cmd::apply::run_apply(c).await,
         Command::Delete(c) => cmd::apply::run_delete(c).await,
+        Command::Completion(c) => cmd::completion(c),
     }
 }

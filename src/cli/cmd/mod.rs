@@ -129,6 +129,14 @@ pub(crate) fn cluster_destinations(cluster: &crate::cluster::Cluster, mut dest: 
     dest
 }
 
+/// `gohot completion SHELL`: clap_complete's script for the command line as defined.
+pub(crate) fn completion(cmd: super::args::CompletionCmd) -> Result<()> {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(cmd.shell, &mut super::args::Cli::command(), "gohot", &mut script);
+    print_stdout(&String::from_utf8_lossy(&script))
+}
+
 /// Writes data to stdout; a closed pipe (`gohot build | head`) is not an error.
 pub(crate) fn print_stdout(s: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
