@@ -330,3 +330,37 @@ fn contexts_from_docker_context_and_from_config_current_context() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"colima\" (DOCKER_CONTEXT)") && err.contains("docker context ls"), "{err}");
 }
+
+/// Loading into the engine shows a spinner on a terminal (a pseudo-terminal
+/// from util-linux's `script`) and nothing of it in a pipe.
+#[test]
+fn progress_on_a_terminal_and_none_in_a_pipe() {
+    let sb = Sandbox::new();
+    let (out, image) = build_to_engine(&sb, &[], &[]);
+    drop(image);
+    let piped = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{piped}");
+    assert!(!piped.contains("loading ") && !piped.contains('\u{1b}') && !piped.contains('\r'), "{piped}");
+
+    let unique = sb.path().file_name().expect("name").to_string_lossy().to_lowercase();
+    let app = sb.path().join("app");
+    let template = sb.gohot(&app);
+    let mut cmd = Command::new(require("script"));
+    let line = format!("{} build --repo ko.local/{unique}-tty .", env!("CARGO_BIN_EXE_gohot"));
+    cmd.args(["-qec", &line, "/dev/null"]).current_dir(&app).stdin(Stdio::null());
+    for (k, v) in template.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out = run(&mut cmd);
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    // The reference is the last line; on a terminal it may follow the spinner's clearing escapes.
+    let last = tty.lines().rev().find(|l| l.contains("ko.local/") && !l.contains("loading")).expect("the reference");
+    let reference = last[last.find("ko.local/").expect("ko.local")..].trim().to_string();
+    let _image = DockerImage(reference.clone());
+    let _latest = DockerImage(format!("{}:latest", reference.rsplit_once(':').expect("tag").0));
+    assert!(tty.contains("loading ko.local/") && tty.contains("into the Docker engine ("), "{tty}");
+}

@@ -123,6 +123,14 @@ impl BaseStore {
             return super::staticbase::image(platform)
                 .map_err(|e| BaseError::Invalid { reference: reference.into(), detail: e.to_string() });
         }
+        let bar = crate::progress::spinner(format!("base image {reference} ({platform})"));
+        let got = self.pull(reference, platform).await;
+        bar.finish_and_clear();
+        got
+    }
+
+    /// [`BaseStore::get`] for an image reference: from the cache, else the registry.
+    async fn pull(&self, reference: &str, platform: &Platform) -> Result<BaseImage, BaseError> {
         let reg_err = |source| BaseError::Registry { reference: reference.into(), source };
         let r = parse_reference(reference).map_err(reg_err)?;
         let invalid = |detail: String| BaseError::Invalid { reference: reference.into(), detail };

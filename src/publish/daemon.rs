@@ -81,7 +81,10 @@ impl Publish for DaemonPublisher {
         write_docker_archive(image, &tags, &mut archive)
             .map_err(|source| PublishError::Io { path: "<docker archive>".into(), source })?;
         let docker = crate::docker::connect().await?;
-        load(&docker, archive).await?;
+        let bar = crate::progress::spinner(format!("loading {id_tag} into the Docker engine"));
+        let loaded = load(&docker, archive).await;
+        bar.finish_and_clear();
+        loaded?;
         tracing::info!("loaded {id_tag} into the Docker engine ({})", image.platform);
         Ok(id_tag)
     }

@@ -33,7 +33,8 @@ pub(crate) async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
         jobs: cmd.jobs,
         wait: cmd.wait.then_some(rollout::WaitOptions { timeout: cmd.timeout, ..Default::default() }),
     };
-    let progress = |m: &str| tracing::info!("waiting: {m}");
+    let status = crate::progress::Status::new();
+    let progress = |m: &str| status.update(m);
     let deployed = deploy::deploy(&cluster, &files, builder.build(), publisher.as_ref(), &opts, &progress).await?;
     for a in &deployed.applied {
         eprintln!("applied {}", a.object);

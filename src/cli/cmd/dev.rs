@@ -10,6 +10,9 @@ use crate::publish::select::publisher;
 
 pub(crate) async fn run_dev(cmd: DevCmd) -> Result<()> {
     let json = cmd.json;
+    if json {
+        crate::progress::hide_all();
+    }
     let result = run_dev_events(cmd).await;
     // With --json a fatal error is the last event, so a tool reading stdout sees why gohot stopped.
     if let (true, Err(e)) = (json, &result) {
