@@ -72,14 +72,26 @@ fn local_tags_image_refs_and_the_default_package() {
     assert!(!run(Command::new("docker").args(["image", "inspect", &format!("{repository}:latest")])).status.success());
 }
 
+/// `KO_DEFAULTPLATFORMS` is the default platform; `--image-label` (comma
+/// or repeated) and `--image-user` land in the image config.
 #[test]
-fn ko_defaultplatforms_is_the_default_platform() {
+fn ko_defaultplatforms_image_labels_and_user() {
     let sb = Sandbox::new();
     let app = sb.copy_example("hello", "hello");
     let layout = sb.path().join("layout");
     ok(sb
         .gohot(&app)
-        .args(["build", "--push=false", "--oci-layout-path"])
+        .args([
+            "build",
+            "--push=false",
+            "--image-label",
+            "a=1,b=x=y",
+            "--image-label",
+            "c=",
+            "--image-user",
+            "1000:1000",
+        ])
+        .arg("--oci-layout-path")
         .arg(&layout)
         .env("KO_DEFAULTPLATFORMS", "linux/arm64"));
     let digest = layout_digest(&layout);
@@ -90,6 +102,10 @@ fn ko_defaultplatforms_is_the_default_platform() {
     let manifest = blob(&digest);
     let config = blob(manifest["config"]["digest"].as_str().expect("config"));
     assert_eq!(config["architecture"], "arm64");
+    assert_eq!(config["config"]["Labels"], serde_json::json!({"a": "1", "b": "x=y", "c": ""}));
+    assert_eq!(config["config"]["User"], "1000:1000");
+    let out = run(sb.gohot(&app).args(["build", "--image-label", "novalue", "--push=false", "--tarball", "t.tar"]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
 }
 
 #[test]

@@ -90,6 +90,10 @@ pub struct BuildOptions {
     pub base: Option<String>,
     /// Root of the cache (binaries, base images).
     pub cache_root: PathBuf,
+    /// Labels added to the image config (ko's `--image-label`).
+    pub labels: Vec<(String, String)>,
+    /// The user the image runs as, replacing the base's (ko's `--image-user`).
+    pub user: Option<String>,
 }
 
 /// What a variant of the image adds to the production build.
@@ -259,6 +263,8 @@ impl GoBuilder {
                 extra_layers: variant.layers.clone(),
                 dev: variant.dev,
                 import_path: &pkg.import_path,
+                labels: &self.opts.labels,
+                user: self.opts.user.as_deref(),
             })
             .map_err(io_err(&out))?;
             images.push(img);

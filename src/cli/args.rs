@@ -239,6 +239,13 @@ pub struct BuildFlags {
     /// Re-resolve base image tags against the registry instead of the cache.
     #[arg(long)]
     pub pull: bool,
+    /// Labels to add to the image, KEY=VALUE, comma-separated or repeated (ko's --image-label).
+    #[arg(long = "image-label", value_name = "KEY=VALUE", value_delimiter = ',', value_parser = parse_label)]
+    pub image_label: Vec<(String, String)>,
+    /// The user the image runs as (ko's --image-user), e.g. 65532 or 1000:1000;
+    /// default: the base's (65532 on the built-in static base).
+    #[arg(long, value_name = "USER")]
+    pub image_user: Option<String>,
     /// Build the dev-mode variant (watchexec and the way-in helper inside,
     /// writable /ko-app, linked with -s -w).
     #[arg(long)]
@@ -506,6 +513,14 @@ pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, Strin
         return Err(bad());
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// `KEY=VALUE` for `--image-label`.
+fn parse_label(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("--image-label {s:?}: write KEY=VALUE, e.g. org.opencontainers.image.source=https://…")),
+    }
 }
 
 /// `--insecure-registry[=BOOL]`: ko's switch. A host after it is the old

@@ -83,8 +83,19 @@ pub(crate) fn builder_in(
     let config = KoConfig::load(&workdir)?;
     let cache_root = crate::cache::root();
     let bases = BaseStore::new(crate::cache::base_dir(&cache_root), registry.clone(), flags.pull);
-    let go =
-        GoBuilder::new(go, config, bases, BuildOptions { workdir, platforms, base: flags.base.clone(), cache_root });
+    let go = GoBuilder::new(
+        go,
+        config,
+        bases,
+        BuildOptions {
+            workdir,
+            platforms,
+            base: flags.base.clone(),
+            cache_root,
+            labels: flags.image_label.clone(),
+            user: flags.image_user.clone(),
+        },
+    );
     Ok(if flags.dev { Builder::Dev(crate::devimage::DevBuilder::new(go, dev_tools(flags))) } else { Builder::Prod(go) })
 }
 
