@@ -152,3 +152,47 @@ fn skaffold_build_platform_flag_applies_when_platforms_is_unset() {
         assert_eq!(skopeo_inspect(&image, "--config")["architecture"], expected, "PLATFORMS={platforms:?}");
     }
 }
+
+/// `--platform=all` builds every platform of the base's index (here an
+/// index gohot itself pushed with two platforms), as ko does.
+#[test]
+fn platform_all_follows_the_base_index() {
+    let reg = Registry::start();
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let base_repo = format!("{}/base", reg.host());
+    let base = ok(sb.gohot(&app).args([
+        "build",
+        "--bare",
+        "--base",
+        "scratch",
+        "--platform",
+        "linux/arm64,linux/amd64",
+        "--repo",
+        &base_repo,
+    ]));
+    let layout = sb.path().join("layout");
+    ok(sb
+        .gohot(&app)
+        .args(["build", "--platform=all", "--push=false", "--base", base.trim(), "--oci-layout-path"])
+        .arg(&layout));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index.json")).expect("json");
+    let top = index["manifests"][0]["digest"].as_str().expect("digest").trim_start_matches("sha256:").to_string();
+    let image_index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(top)).expect("blob")).expect("json");
+    let mut platforms: Vec<String> = image_index["manifests"]
+        .as_array()
+        .expect("an image index")
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap_or(""),
+                m["platform"]["architecture"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    platforms.sort();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+}

@@ -94,6 +94,8 @@ pub struct BuildOptions {
     pub labels: Vec<(String, String)>,
     /// The user the image runs as, replacing the base's (ko's `--image-user`).
     pub user: Option<String>,
+    /// `--platform=all`: every platform of each package's base.
+    pub all_platforms: bool,
 }
 
 /// What a variant of the image adds to the production build.
@@ -244,7 +246,8 @@ impl GoBuilder {
     pub async fn build_variant(&self, pkg: Package, requested: &str, variant: &Variant) -> Result<Built, BuildError> {
         let base_ref = self.base_for(&pkg);
         let kodata_dir = pkg.dir.join("kodata");
-        let platforms = self.platforms()?;
+        let platforms =
+            if self.opts.all_platforms { self.bases.platforms(&base_ref).await? } else { self.platforms()? };
         let kodata = kodata::read_kodata(&kodata_dir).map_err(io_err(&kodata_dir))?;
         // What gohot placed in kodata for dev images (watchexec, its record,
         // its .gitignore lines) never reaches a production image.

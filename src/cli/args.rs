@@ -227,8 +227,8 @@ pub enum TargetKind {
 #[derive(Debug, Args, Clone)]
 pub struct BuildFlags {
     /// Platforms to build, comma-separated (linux/amd64,linux/arm64); more
-    /// than one publishes an image index. Default: $KO_DEFAULTPLATFORMS, then
-    /// .ko.yaml defaultPlatforms, else the host's.
+    /// than one publishes an image index; `all`: every platform of the base.
+    /// Default: $KO_DEFAULTPLATFORMS, then .ko.yaml defaultPlatforms, else the host's.
     #[arg(long, value_delimiter = ',', env = "KO_DEFAULTPLATFORMS")]
     pub platform: Vec<String>,
     /// Base image (overrides .ko.yaml and KO_DEFAULTBASEIMAGE). Built in:
@@ -513,6 +513,13 @@ pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, Strin
         return Err(bad());
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+impl BuildFlags {
+    /// `--platform=all`: every platform the base offers, as in ko.
+    pub fn all_platforms(&self) -> bool {
+        self.platform.iter().any(|p| p == "all")
+    }
 }
 
 /// `KEY=VALUE` for `--image-label`.

@@ -47,8 +47,11 @@ impl Builder {
 /// Builds the builder from flags: toolchain, `.ko.yaml`, base store.
 pub(crate) fn make_builder(flags: &BuildFlags, registry: &Registry) -> Result<Builder> {
     let workdir = std::env::current_dir().context("cannot determine the current directory")?;
-    let platforms =
-        if flags.platform.is_empty() { Vec::new() } else { crate::platform::parse_list(&flags.platform.join(","))? };
+    let platforms = if flags.platform.is_empty() || flags.all_platforms() {
+        Vec::new()
+    } else {
+        crate::platform::parse_list(&flags.platform.join(","))?
+    };
     builder_in(flags, registry, workdir, platforms)
 }
 
@@ -89,11 +92,13 @@ pub(crate) fn builder_in(
         bases,
         BuildOptions {
             workdir,
-            platforms,
+            platforms: platforms.clone(),
             base: flags.base.clone(),
             cache_root,
             labels: flags.image_label.clone(),
             user: flags.image_user.clone(),
+            // `all` applies unless the caller fixed the platforms ($PLATFORMS, the nodes').
+            all_platforms: flags.all_platforms() && platforms.is_empty(),
         },
     );
     Ok(if flags.dev { Builder::Dev(crate::devimage::DevBuilder::new(go, dev_tools(flags))) } else { Builder::Prod(go) })

@@ -35,7 +35,7 @@ pub(crate) async fn run_skaffold_build(cmd: SkaffoldBuildCmd) -> Result<()> {
     let insecure = cmd.insecure_registry.unwrap_or(false);
     let registry = Registry::new(insecure)?;
     // $PLATFORMS (set by Skaffold) wins; --platform applies when it is unset.
-    let platforms = if request.platforms.is_empty() && !cmd.build.platform.is_empty() {
+    let platforms = if request.platforms.is_empty() && !cmd.build.platform.is_empty() && !cmd.build.all_platforms() {
         crate::platform::parse_list(&cmd.build.platform.join(","))?
     } else {
         request.platforms.clone()
