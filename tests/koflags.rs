@@ -196,3 +196,38 @@ fn platform_all_follows_the_base_index() {
     platforms.sort();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
 }
+
+/// `--sbom=spdx` (the default, as in ko): an SPDX 2.3 document from the
+/// binary's build information beside the image, under cosign's tag, read
+/// back with skopeo; `--sbom=none` pushes none.
+#[test]
+fn sbom_beside_the_image_as_ko_and_cosign_place_it() {
+    let reg = Registry::start();
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let repo = format!("{}/sbom", reg.host());
+    let reference = ok(sb.gohot(&app).args(["build", "-B", "--repo", &repo]));
+    let digest = reference.trim().rsplit_once('@').expect("digest").1.to_string();
+    let tag = format!("{repo}/hello:{}.sbom", digest.replace(':', "-"));
+    let manifest = skopeo_inspect(&tag, "--raw");
+    let layer = &manifest["layers"][0];
+    assert_eq!(layer["mediaType"], "text/spdx+json", "{manifest}");
+    let path = format!("/v2/sbom/hello/blobs/{}", layer["digest"].as_str().expect("digest"));
+    let (status, body) = http_get(reg.port, &path).expect("blob");
+    assert_eq!(status, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("SPDX JSON");
+    assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+    assert_eq!(doc["packages"][0]["name"], digest.as_str(), "the image is the described package");
+    let names: Vec<&str> =
+        doc["packages"].as_array().expect("packages").iter().filter_map(|p| p["name"].as_str()).collect();
+    assert!(names.contains(&"example.com/hello"), "{names:?}");
+    assert!(doc["creationInfo"]["comment"].as_str().is_some_and(|c| c.starts_with("go1.")), "{doc}");
+
+    let none = format!("{}/nosbom", reg.host());
+    let reference = ok(sb.gohot(&app).args(["build", "-B", "--sbom=none", "--repo", &none]));
+    let digest = reference.trim().rsplit_once('@').expect("digest").1.replace(':', "-");
+    let out = run(Command::new(require("skopeo"))
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!("docker://{none}/hello:{digest}.sbom")));
+    assert!(!out.status.success(), "--sbom=none pushed an SBOM");
+}

@@ -315,6 +315,20 @@ pub struct PublishFlags {
     /// Also write each published reference, one per line, to FILE (ko's --image-refs).
     #[arg(long, value_name = "FILE")]
     pub image_refs: Option<PathBuf>,
+    /// SBOM to push beside each image in a registry, as ko: `spdx` (an SPDX
+    /// 2.3 document from the binary's build information, under the tag
+    /// `sha256-<digest hex>.sbom`) or `none`.
+    #[arg(long, value_enum, default_value_t = Sbom::Spdx)]
+    pub sbom: Sbom,
+}
+
+/// `--sbom`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sbom {
+    /// No SBOM.
+    None,
+    /// An SPDX 2.3 JSON document.
+    Spdx,
 }
 
 impl PublishFlags {
@@ -339,6 +353,7 @@ impl PublishFlags {
             tags: self.tags.clone(),
             insecure: self.insecure_registry.unwrap_or(false),
             image_refs: self.image_refs.clone(),
+            sbom: self.sbom == Sbom::Spdx,
             kind_cluster: std::env::var("KIND_CLUSTER_NAME").ok().filter(|s| !s.is_empty()),
             minikube_profile: std::env::var("MINIKUBE_PROFILE").ok().filter(|s| !s.is_empty()),
             exact: None,

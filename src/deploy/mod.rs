@@ -172,6 +172,7 @@ mod tests {
                     Bytes::from_static(b"{}"),
                     vec![],
                 )]),
+                build_info: Vec::new(),
             })
         }
     }

@@ -30,6 +30,8 @@ pub struct Destinations {
     pub insecure: bool,
     /// Also write each published reference to this file (ko's `--image-refs`).
     pub image_refs: Option<PathBuf>,
+    /// Push an SPDX SBOM beside each image in a registry (ko's `--sbom=spdx`).
+    pub sbom: bool,
     /// The KinD cluster for `kind.local` (`KIND_CLUSTER_NAME`; default `kind`).
     pub kind_cluster: Option<String>,
     /// The Minikube profile for `minikube.local` (`MINIKUBE_PROFILE`; default `minikube`).
@@ -99,6 +101,7 @@ pub fn publisher(dest: &Destinations, registry: &Registry) -> Result<Box<dyn Pub
                     repo.into(),
                     dest.naming,
                     dest.tags.clone(),
+                    dest.sbom,
                 ))),
             },
             None if dest.tarball.is_none() && dest.layout.is_none() => {
