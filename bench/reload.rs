@@ -16,7 +16,16 @@
 //! own: each edit is timed from save until every replica answers the new
 //! text through a port-forward to that pod.
 //!
-//! Usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N]]
+//! With `--kube --skaffold`, after those edits the same pods are reloaded
+//! the way `skaffold dev` with `examples/skaffold/skaffold.yaml` does it
+//! (docs/skaffold.md), for as many edits again: on each save the `before`
+//! sync hook `gohot skaffold sync` runs with Skaffold's hook variables, then
+//! Skaffold's copy of the source, `kubectl exec POD -i -- tar xmf - -C /
+//! --no-same-owner`, in every pod; timed from save until every replica
+//! answers (Skaffold's own file-watch poll, 1 s by default, not included),
+//! and until Skaffold's sync is done (its copy after the hook).
+//!
+//! Usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N] [--skaffold]]
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -31,10 +40,11 @@ struct Args {
     json: bool,
     kube: bool,
     replicas: usize,
+    skaffold: bool,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { edits: 20, full_edits: 5, soak: 0, json: false, kube: false, replicas: 2 };
+    let mut a = Args { edits: 20, full_edits: 5, soak: 0, json: false, kube: false, replicas: 2, skaffold: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut num = |name: &str| -> usize {
@@ -46,9 +56,10 @@ fn parse_args() -> Args {
             "--soak" => a.soak = num("--soak"),
             "--json" => a.json = true,
             "--kube" => a.kube = true,
+            "--skaffold" => a.skaffold = true,
             "--replicas" => a.replicas = num("--replicas"),
             other => {
-                panic!("unknown argument {other}: use --edits N --full-edits N --soak N --json --kube --replicas N")
+                panic!("unknown argument {other}: use --edits N --full-edits N --soak N --json --kube --replicas N --skaffold")
             }
         }
     }
@@ -200,10 +211,12 @@ impl Dev {
         kb / 1024.0
     }
 
-    /// Idle CPU % over a few quiet seconds, and RSS after them.
+    /// Idle CPU % over ten quiet seconds once settled (sessions open, the
+    /// last reload reported), and RSS after them.
     fn idle(&self) -> (f64, f64) {
+        std::thread::sleep(Duration::from_secs(2));
         let cpu0 = self.cpu_seconds();
-        let idle = Duration::from_secs(5);
+        let idle = Duration::from_secs(10);
         std::thread::sleep(idle);
         ((self.cpu_seconds() - cpu0) / idle.as_secs_f64() * 100.0, self.rss_mb())
     }
@@ -236,13 +249,20 @@ fn percentile(v: &[f64], p: f64) -> f64 {
     s[idx.min(s.len() - 1)]
 }
 
-const STEPS: [&str; 5] = ["detect", "build", "sync", "restart", "answer"];
+/// gohot's `timings`; `encode` and `write` are parts of `sync` (waiting for
+/// the payload; the helper receiving and writing it), the rest of `sync` is
+/// the session's transport.
+const STEPS: [&str; 7] = ["detect", "build", "sync", "encode", "write", "restart", "answer"];
+/// What gohot adds to the build: everything but `build` (and `sync`'s parts).
+const OVERHEAD: [&str; 4] = ["detect", "sync", "restart", "answer"];
 
 /// What one run measured.
 #[derive(Default)]
 struct Stats {
     totals: Vec<f64>,
-    split: [Vec<f64>; 5],
+    split: [Vec<f64>; 7],
+    /// Per reload, detect + sync + restart + answer.
+    overhead: Vec<f64>,
     bytes: Vec<f64>,
     binary_bytes: u64,
     failed: usize,
@@ -252,6 +272,10 @@ struct Stats {
     idle_cpu_percent: f64,
     rss_mb: f64,
     replicas: usize,
+    /// Save → every replica serving, through the Skaffold sync hook path.
+    skaffold: Vec<f64>,
+    /// Save → the end of Skaffold's sync (hook, then its copy in every pod).
+    skaffold_sync_done: Vec<f64>,
 }
 
 impl Stats {
@@ -263,6 +287,7 @@ impl Stats {
                 for (k, name) in STEPS.iter().enumerate() {
                     self.split[k].push(t[*name].as_f64().unwrap_or(f64::NAN));
                 }
+                self.overhead.push(OVERHEAD.iter().map(|n| t[*n].as_f64().unwrap_or(f64::NAN)).sum());
                 self.bytes.push(e["bytes_sent"].as_u64().unwrap_or(0) as f64);
                 self.binary_bytes = e["binary_bytes"].as_u64().unwrap_or(0);
             }
@@ -334,7 +359,6 @@ fn run_docker(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
     dev.next(&["started"], Duration::from_secs(300)).expect("gohot dev did not start");
     wait_answer(port, "Hello from gohot!", Duration::from_secs(60)).expect("app did not answer");
     dev.drain();
-    (st.idle_cpu_percent, st.rss_mb) = dev.idle();
 
     for i in 1..=args.edits {
         let t0 = Instant::now();
@@ -361,6 +385,8 @@ fn run_docker(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
             st.floor.last().copied().unwrap_or(f64::NAN)
         ));
     }
+
+    (st.idle_cpu_percent, st.rss_mb) = dev.idle();
 
     // Soak: many edits, some landing mid-build; each must end on its text.
     for j in 0..args.soak {
@@ -524,7 +550,6 @@ fn run_kube(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
     cluster.wait_all(&pods, "Hello from gohot!", Duration::from_secs(120)).expect("the pods did not answer");
     log(format!("{} pods: {}", pods.len(), pods.join(", ")));
     dev.drain();
-    (st.idle_cpu_percent, st.rss_mb) = dev.idle();
 
     for i in 1..=args.edits {
         let t0 = Instant::now();
@@ -549,8 +574,100 @@ fn run_kube(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
             st.floor.last().copied().unwrap_or(f64::NAN)
         ));
     }
+    (st.idle_cpu_percent, st.rss_mb) = dev.idle();
     drop(dev);
+    if args.skaffold {
+        run_skaffold_path(args, &cluster, &app, &kocache, &pods, &mut st, log);
+    }
     st
+}
+
+/// Skaffold's `Item` sync for a Go save, as docs/skaffold.md sets it up: the
+/// before hook, then the copy into every pod (sync.Perform runs them in
+/// parallel).
+fn run_skaffold_path(
+    args: &Args,
+    cluster: &Cluster,
+    app: &Path,
+    kocache: &Path,
+    pods: &[String],
+    st: &mut Stats,
+    log: &dyn Fn(String),
+) {
+    use k8s_openapi::api::core::v1::Pod;
+    let api: kube::Api<Pod> = kube::Api::namespaced(cluster.cluster.client.clone(), &cluster.ns);
+    let pod = cluster.rt.block_on(api.get(&pods[0])).expect("pod");
+    let spec = pod.spec.expect("spec");
+    let container = spec.containers[0].clone();
+    let image = container.image.expect("image");
+    let main_go = app.join("main.go");
+    for i in args.edits + 1..=2 * args.edits {
+        let t0 = Instant::now();
+        let text = apply_edit(app, i);
+        let hook = Command::new(gohot_bin())
+            .current_dir(app)
+            .args(["skaffold", "sync"])
+            .env("KOCACHE", kocache)
+            .env("GOHOT_WATCHEXEC", watchexec())
+            .env("SKAFFOLD_IMAGE", &image)
+            .env("SKAFFOLD_BUILD_CONTEXT", app)
+            .env("SKAFFOLD_FILES_ADDED_OR_MODIFIED", &main_go)
+            .env("SKAFFOLD_FILES_DELETED", "")
+            .env("SKAFFOLD_KUBE_CONTEXT", &cluster.cluster.context.name)
+            .env("SKAFFOLD_NAMESPACES", &cluster.ns)
+            .output()
+            .expect("gohot skaffold sync");
+        if !hook.status.success() {
+            log(format!("skaffold edit {i}: the hook failed: {}", String::from_utf8_lossy(&hook.stderr)));
+            st.failed += 1;
+            continue;
+        }
+        // The hook returns once watchexec runs the new binary in every pod;
+        // Skaffold's copy of the source follows.
+        match cluster.wait_all(pods, &text, Duration::from_secs(60)) {
+            Some(t1) => st.skaffold.push((t1 - t0).as_secs_f64()),
+            None => st.failed += 1,
+        }
+        let stream = mapped_tar(&main_go, "/var/run/gohot/discard/main.go");
+        let copies: Vec<Child> = pods
+            .iter()
+            .map(|p| {
+                let mut c = Command::new("kubectl")
+                    .args(["--context", &cluster.cluster.context.name, "exec", p, "--namespace", &cluster.ns])
+                    .args(["-c", &container.name, "-i", "--", "tar", "xmf", "-", "-C", "/", "--no-same-owner"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("kubectl exec");
+                let _ = c.stdin.take().expect("stdin").write_all(&stream);
+                c
+            })
+            .collect();
+        for mut c in copies {
+            assert!(c.wait().expect("kubectl").success(), "skaffold's copy failed");
+        }
+        st.skaffold_sync_done.push(t0.elapsed().as_secs_f64());
+        log(format!(
+            "skaffold edit {i}: serving {:.3}s, sync done {:.3}s",
+            st.skaffold.last().copied().unwrap_or(f64::NAN),
+            st.skaffold_sync_done.last().copied().unwrap_or(f64::NAN)
+        ));
+    }
+}
+
+/// Skaffold's `util.CreateMappedTar` for one file: a header from the local
+/// file's metadata, named by the absolute container path.
+fn mapped_tar(src: &Path, dst: &str) -> Vec<u8> {
+    let meta = std::fs::metadata(src).expect("stat");
+    let mut h = tar::Header::new_ustar();
+    h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    let name = &mut h.as_ustar_mut().expect("ustar").name;
+    name.fill(0);
+    name[..dst.len()].copy_from_slice(dst.as_bytes());
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, std::fs::File::open(src).expect("open")).expect("append");
+    b.into_inner().expect("finish")
 }
 
 fn report(args: &Args, st: &Stats) {
@@ -571,6 +688,7 @@ fn report(args: &Args, st: &Stats) {
         "full_edits": st.full.len(),
         "gohot_over_floor": gohot_p50 / floor_p50,
         "full_over_gohot": full_p50 / gohot_p50,
+        "overhead_p50_s": percentile(&st.overhead, 50.0),
         "split_p50_s": STEPS.iter().zip(&st.split).map(|(n, v)| (n.to_string(), serde_json::json!(percentile(v, 50.0)))).collect::<serde_json::Map<_, _>>(),
         "bytes_per_reload": bytes,
         "binary_bytes": st.binary_bytes,
@@ -579,6 +697,10 @@ fn report(args: &Args, st: &Stats) {
         "stale_reloads": st.stale,
         "idle_cpu_percent": st.idle_cpu_percent,
         "rss_mb": st.rss_mb,
+        "skaffold_edits": st.skaffold.len(),
+        "skaffold_p50_s": percentile(&st.skaffold, 50.0),
+        "skaffold_p95_s": percentile(&st.skaffold, 95.0),
+        "skaffold_sync_done_p50_s": percentile(&st.skaffold_sync_done, 50.0),
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
@@ -609,6 +731,7 @@ fn report(args: &Args, st: &Stats) {
     for (n, v) in STEPS.iter().zip(&st.split) {
         println!("| step {n} p50 | {:.3} s |", percentile(v, 50.0));
     }
+    println!("| gohot's own part (detect + sync + restart + answer) p50 | {:.3} s |", percentile(&st.overhead, 50.0));
     println!(
         "| bytes sent per reload, all replicas (median) | {:.0} B ({:.1}% of the {} B binary) |",
         bytes,
@@ -617,4 +740,16 @@ fn report(args: &Args, st: &Stats) {
     );
     println!("| failed / stale reloads | {} / {} |", st.failed, st.stale);
     println!("| gohot idle CPU / RSS | {:.2} % / {:.0} MB |", st.idle_cpu_percent, st.rss_mb);
+    if !st.skaffold.is_empty() {
+        println!(
+            "| Skaffold sync hook path {what} p50 / p95 | {:.3} s / {:.3} s ({} edits) |",
+            percentile(&st.skaffold, 50.0),
+            percentile(&st.skaffold, 95.0),
+            st.skaffold.len()
+        );
+        println!(
+            "| Skaffold sync hook path: save → Skaffold's sync done (hook + its copy) p50 | {:.3} s |",
+            percentile(&st.skaffold_sync_done, 50.0)
+        );
+    }
 }

@@ -12,6 +12,16 @@ pub const KODATA_PATH: &str = "/var/run/ko";
 pub const WATCHEXEC_PATH: &str = "/var/run/ko/watchexec";
 /// The way-in helper in the dev image.
 pub const HELPER_PATH: &str = "/var/run/gohot/helper";
+/// Dev images only: `tar` and `rm` here are links to the helper, which
+/// answers Skaffold's and Tilt's file syncs under those names (see
+/// `tar.go` in the helper); the directory comes first on the image's `PATH`.
+pub const DEV_BIN_DIR: &str = "/var/run/gohot/bin";
+/// The names the helper answers to in [`DEV_BIN_DIR`].
+pub const DEV_BIN_NAMES: &[&str] = &["rm", "tar"];
+/// Files a Skaffold sync rule sends here are read and dropped by the
+/// helper's `tar`: the rule that routes Go sources to gohot's sync hook
+/// (`gohot skaffold sync`) instead of an image rebuild points here.
+pub const DISCARD_DIR: &str = "/var/run/gohot/discard";
 
 /// The path of the binary named `name`.
 pub fn app_binary(name: &str) -> String {

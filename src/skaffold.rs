@@ -23,8 +23,14 @@
 //!   [`crate::sync::infer`], which `gohot dev` uses for `sync.infer` too), so
 //!   `gohot syncmap` can show Skaffold users what their `infer` rules would do.
 //!
+//! * **The sync hook** ([`hook`]): `gohot skaffold sync`, run by Skaffold
+//!   before each sync of Go sources, rebuilds the binary on the host and
+//!   puts it into every container running the artifact through the way in.
+//!
 //! How the pieces meet in `skaffold dev` (and what Skaffold's sync can and
 //! cannot do with a custom builder) is explained in `docs/skaffold.md`.
+
+pub mod hook;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
@@ -84,6 +90,25 @@ pub enum SkaffoldError {
     /// turned into a sync map.
     #[error(transparent)]
     Infer(#[from] crate::sync::infer::InferError),
+    /// The dev build of the sync hook failed (other than a compile error,
+    /// which the hook reports and survives).
+    #[error(transparent)]
+    Build(#[from] crate::build::BuildError),
+    /// The cluster could not list or reach the artifact's containers.
+    #[error(transparent)]
+    Target(#[from] crate::target::TargetError),
+    /// No running container runs the image Skaffold named.
+    #[error("no running container in namespace(s) {namespaces} runs {image} (is the deployment up?)")]
+    NoReplica {
+        /// `$SKAFFOLD_IMAGE`.
+        image: String,
+        /// Where Skaffold deployed.
+        namespaces: String,
+    },
+    /// The binary could not be put into some containers: one message per
+    /// container, naming it.
+    #[error("hot reload failed: {}", .0.join("; "))]
+    Put(Vec<String>),
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> SkaffoldError + '_ {
@@ -192,19 +217,6 @@ impl BuildRequest {
     }
 }
 
-/// Copies a built binary to `dest` atomically with mode 0755, so a Skaffold
-/// `sync.manual` rule covering `dest` can copy it into the container.
-pub fn copy_binary(binary: &Path, dest: &Path) -> Result<(), SkaffoldError> {
-    let data = std::fs::read(binary).map_err(io_err(binary))?;
-    crate::atomic::write(dest, &data, None).map_err(io_err(dest))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755)).map_err(io_err(dest))?;
-    }
-    Ok(())
-}
-
 /// The files the image of `package` (resolved in `dir`) is built from,
 /// relative to `dir`, sorted: Go sources of its non-standard dependencies in
 /// local modules, the main module's `go.mod` and `go.sum`, and every file
@@ -219,23 +231,6 @@ pub async fn dependencies(
     let mut files: Vec<PathBuf> = go.dependency_files(dir, &pkg.import_path, platform).await?;
     files.extend(module_and_kodata_files(&pkg)?);
     let base = dir.canonicalize().map_err(io_err(dir))?;
-    Ok(relative_sorted(files, &base))
-}
-
-/// Binary-sync mode of [`dependencies`]: `bin_dir/<binary name>` (relative
-/// to `dir`, listed whether or not it exists yet), `go.mod`/`go.sum` and the
-/// kodata files — no Go sources, so Skaffold syncs a rebuilt binary instead
-/// of rebuilding the image on every Go edit.
-pub async fn binary_dependencies(
-    go: &GoToolchain,
-    dir: &Path,
-    package: &str,
-    bin_dir: &Path,
-) -> Result<Vec<String>, SkaffoldError> {
-    let pkg = go.main_package(dir, package).await?;
-    let mut files = module_and_kodata_files(&pkg)?;
-    let base = dir.canonicalize().map_err(io_err(dir))?;
-    files.push(base.join(bin_dir).join(pkg.binary_name()));
     Ok(relative_sorted(files, &base))
 }
 

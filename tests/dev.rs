@@ -286,11 +286,12 @@ fn burst_of_saves_ends_on_the_last_edit() {
     }
 }
 
-/// The way in under load: 100 new binaries written through the helper into a
-/// running container (as the non-root user ko's default base uses) while
-/// watchexec supervises; every start must be of a complete binary.
+/// The way in under load: 1,000 new binaries written through one persistent
+/// helper session (the dev loop's way in) into a running container, as the
+/// non-root user ko's default base uses, while watchexec supervises; every
+/// start must be of a complete binary.
 #[test]
-fn hundred_atomic_writes_never_start_a_partial_binary() {
+fn thousand_atomic_writes_through_one_session_never_start_a_partial_binary() {
     use gohot::wayin;
     let sb = Sandbox::new();
     let app = sb.copy_example("hello", "hello");
@@ -338,34 +339,35 @@ fn hundred_atomic_writes_never_start_a_partial_binary() {
     });
 
     let argv = wayin::put_wait_argv("/ko-app/hello", 0o755, Duration::from_secs(10));
-    let mut previous: Option<&Vec<u8>> = None;
-    for i in 0..100 {
-        let next = &versions[i % 2];
-        let payload = match previous {
-            Some(p) => wayin::encode_delta(p, next),
-            None => wayin::encode_full(next),
-        };
-        let mut child = Command::new("docker")
-            .args(["exec", "-i", &name])
-            .args(&argv)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("docker exec");
-        child.stdin.take().expect("stdin").write_all(&payload).expect("payload");
-        let out = child.wait_with_output().expect("exec");
-        match wayin::parse_put_status(&out.stdout) {
-            Ok(wayin::PutStatus::Written { pid: Some(_), .. }) => {}
-            other => panic!("write {i}: {other:?} {}", String::from_utf8_lossy(&out.stderr)),
+    const PUTS: usize = 1000;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let docker = gohot::docker::connect().await.expect("engine");
+        let attached =
+            gohot::docker::exec_attached(&docker, &name, &wayin::session::serve_argv()).await.expect("attach");
+        let mut session = wayin::session::Session::open(attached.stdin, attached.stdout, attached.keep)
+            .await
+            .expect("open a session");
+        let mut previous: Option<&Vec<u8>> = None;
+        for i in 0..PUTS {
+            let next = &versions[i % 2];
+            let payload = match previous {
+                Some(p) => wayin::encode_delta(p, next),
+                None => wayin::encode_full(next),
+            };
+            let reply = session.request(&argv, &payload).await.unwrap_or_else(|e| panic!("write {i}: {e}"));
+            match wayin::parse_put_status(&reply) {
+                Ok(wayin::PutStatus::Written { pid: Some(_), .. }) => {}
+                other => panic!("write {i}: {other:?}"),
+            }
+            previous = Some(next);
         }
-        previous = Some(next);
-    }
+    });
     // The last process may still be about to log its start line.
-    let text = wait_for("101 start lines in the logs", Duration::from_secs(30), || {
+    let text = wait_for("a start line per write in the logs", Duration::from_secs(30), || {
         let logs = run(Command::new("docker").args(["logs", &name]));
         let text = format!("{}{}", String::from_utf8_lossy(&logs.stdout), String::from_utf8_lossy(&logs.stderr));
-        (text.matches("START ").count() > 100).then_some(text)
+        (text.matches("START ").count() > PUTS).then_some(text)
     });
     let starts: Vec<&str> = text.lines().filter_map(|l| l.split("START ").nth(1)).collect();
     for s in &starts[1..] {

@@ -41,7 +41,7 @@ fn build_contract_pushes_exactly_image() {
     let sb = Sandbox::new();
     let app = sb.copy_example("hello", "ctx");
     let image = format!("{}/app:v1-abc", reg.host());
-    let out = run(skaffold_sh(&sb, &app, "gohot skaffold build --sync-binary .gohot/skaffold")
+    let out = run(skaffold_sh(&sb, &app, "gohot skaffold build")
         .env("IMAGE", &image)
         .env("PUSH_IMAGE", "true")
         .env("BUILD_CONTEXT", &app)
@@ -67,13 +67,6 @@ fn build_contract_pushes_exactly_image() {
         serde_json::from_str::<serde_json::Value>(&catalog).expect("json")["repositories"],
         serde_json::json!(["app"])
     );
-
-    // The binary is in the context for a sync.manual rule, executable.
-    let copied = app.join(".gohot/skaffold/hello");
-    let meta = std::fs::metadata(&copied).expect("binary copied into the context");
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(meta.permissions().mode() & 0o777, 0o755);
-    assert_eq!(&std::fs::read(&copied).expect("read")[..4], b"\x7fELF");
 }
 
 #[test]
@@ -138,10 +131,6 @@ fn deps_lists_sources_gomod_and_kodata() {
     let stdout = ok(sb.gohot(&elsewhere).args(["skaffold", "deps", "--context", "../ctx"]));
     let deps: Vec<String> = serde_json::from_str(&stdout).expect("json");
     assert_eq!(deps, ["go.mod", "kodata/message.txt", "main.go"]);
-    // Binary-sync mode: the synced binary instead of the Go sources.
-    let stdout = ok(sb.gohot(&app).args(["skaffold", "deps", "--sync-binary", ".gohot/skaffold"]));
-    let deps: Vec<String> = serde_json::from_str(&stdout).expect("json");
-    assert_eq!(deps, [".gohot/skaffold/hello", "go.mod", "kodata/message.txt"]);
     // A package below the context, importing a local package: its files
     // count too; the standard library never does.
     let mono = sb.path().join("mono");

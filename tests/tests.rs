@@ -18,6 +18,7 @@ mod koflags;
 mod kube;
 mod resolve;
 mod skaffold;
+mod skaffold_sync;
 mod staticbase;
 mod syncback;
 mod wayin;

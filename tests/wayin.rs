@@ -476,3 +476,65 @@ fn docker_exec_put_into_a_real_container() {
     assert_eq!((h.size, body == v2), (v2.len() as u64, true));
     assert!(r.next_item().expect("end").is_none());
 }
+
+/// The real helper as a local process, `helper serve`, with a session over
+/// its stdin and stdout (the transport the engine and the cluster give, minus
+/// the exec).
+async fn local_session() -> (session::Session, tokio::process::Child) {
+    let mut child = tokio::process::Command::new(support::helper())
+        .arg("serve")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn helper serve");
+    let input = child.stdin.take().expect("stdin");
+    let output = child.stdout.take().expect("stdout");
+    let s = session::Session::open(Box::pin(input), Box::pin(output), Box::new(())).await.expect("open");
+    (s, child)
+}
+
+#[tokio::test]
+async fn many_puts_and_hashes_over_one_session() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut s, mut child) = local_session().await;
+    let dest = d.path().join("app");
+    let dest_s = dest.display().to_string();
+    let mut old: Option<Vec<u8>> = None;
+    for i in 0..30u64 {
+        let content = noise(50_000 + i as usize * 7, i);
+        let payload = match &old {
+            Some(o) if i % 2 == 0 => encode_delta(o, &content),
+            _ => encode_full(&content),
+        };
+        let reply = s.request(&put_argv(&dest_s, 0o755), &payload).await.expect("put");
+        match parse_put_status(&reply).expect("status") {
+            PutStatus::Written { bytes, .. } => assert_eq!(bytes, content.len() as u64),
+            other => panic!("put {i}: {other:?}"),
+        }
+        let reply = s.request(&hash_argv(&dest_s), &[]).await.expect("hash");
+        assert!(
+            matches!(parse_hash_status(&reply), Ok(RemoteFile::Present { size, .. }) if size == content.len() as u64)
+        );
+        assert_eq!(std::fs::read(&dest).unwrap(), content, "put {i}");
+        old = Some(content);
+    }
+    // A delta whose base is gone is refused, and the session goes on.
+    let reply = s.request(&put_argv(&dest_s, 0o755), &encode_delta(b"other", b"x")).await.expect("put");
+    assert!(matches!(parse_put_status(&reply), Ok(PutStatus::BaseMismatch { .. })));
+    let reply = s.request(&rm_argv(&dest_s), &[]).await.expect("rm");
+    assert!(parse_rm_status(&reply).expect("rm status"), "the file was removed");
+    assert!(temp_leftovers(d.path()).is_empty());
+    drop(s);
+    // Closing its stdin ends the session cleanly.
+    let status = child.wait().await.expect("wait");
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn a_session_whose_helper_died_is_an_error_not_a_hang() {
+    let (mut s, mut child) = local_session().await;
+    child.kill().await.expect("kill");
+    let e = s.request(&hash_argv("/nothing"), &[]).await.unwrap_err();
+    assert!(e.to_string().contains("session"), "{e}");
+}

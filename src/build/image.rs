@@ -144,6 +144,9 @@ pub fn assemble(inputs: ImageInputs<'_>) -> std::io::Result<Image> {
         .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
         .unwrap_or_default();
     update_path(&mut env, APP_DIR);
+    if inputs.dev {
+        prepend_path(&mut env, crate::layout::DEV_BIN_DIR);
+    }
     env.retain(|e| !e.starts_with("KO_DATA_PATH="));
     env.push(format!("KO_DATA_PATH={KODATA_PATH}"));
     c["Env"] = json!(env);
@@ -176,6 +179,19 @@ fn update_path(env: &mut Vec<String>, dir: &str) {
     env.push(format!("PATH={dir}"));
 }
 
+/// Puts `dir` first on PATH (dev images: the helper's `tar` and `rm`
+/// answer before any the base has, so syncs are atomic on every base).
+fn prepend_path(env: &mut Vec<String>, dir: &str) {
+    for e in env.iter_mut() {
+        if let Some(v) = e.strip_prefix("PATH=") {
+            let rest: Vec<&str> = v.split(':').filter(|p| *p != dir && !p.is_empty()).collect();
+            *e = if rest.is_empty() { format!("PATH={dir}") } else { format!("PATH={dir}:{}", rest.join(":")) };
+            return;
+        }
+    }
+    env.push(format!("PATH={dir}"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +210,17 @@ mod tests {
         let mut none = vec![];
         update_path(&mut none, "/ko-app");
         assert_eq!(none, ["PATH=/ko-app"]);
+    }
+
+    #[test]
+    fn dev_tools_come_first_on_path() {
+        let mut env = vec!["PATH=/usr/bin:/bin:/ko-app".to_string()];
+        prepend_path(&mut env, "/var/run/gohot/bin");
+        prepend_path(&mut env, "/var/run/gohot/bin");
+        assert_eq!(env, ["PATH=/var/run/gohot/bin:/usr/bin:/bin:/ko-app"]);
+        let mut none = vec![];
+        prepend_path(&mut none, "/var/run/gohot/bin");
+        assert_eq!(none, ["PATH=/var/run/gohot/bin"]);
     }
 
     #[test]

@@ -104,6 +104,8 @@ pub struct BuildOptions {
 /// What a variant of the image adds to the production build.
 #[derive(Clone, Debug, Default)]
 pub struct Variant {
+    /// `go build` flags after `.ko.yaml`'s.
+    pub flags: Vec<String>,
     /// Linker flags after `.ko.yaml`'s.
     pub ldflags: Vec<String>,
     /// Layers between the base and kodata.
@@ -160,8 +162,8 @@ impl GoBuilder {
         &self.go
     }
 
-    /// Build settings for a package from `.ko.yaml`, plus `extra_ldflags`.
-    fn settings(&self, pkg: &Package, requested: &str, extra_ldflags: &[String]) -> Result<BuildSettings, BuildError> {
+    /// Build settings for a package from `.ko.yaml`, plus the variant's flags.
+    fn settings(&self, pkg: &Package, requested: &str, variant: &Variant) -> Result<BuildSettings, BuildError> {
         let rel = pkg.dir.strip_prefix(&self.config.dir).ok().map(|p| p.to_string_lossy().into_owned());
         let rel = rel.or_else(|| Some(requested.to_string()));
         let entry = self.config.build_for(&pkg.import_path, rel.as_deref()).cloned().unwrap_or_default();
@@ -188,13 +190,10 @@ impl GoBuilder {
         let ldflags = if entry.ldflags.is_empty() { &self.config.default_ldflags } else { &entry.ldflags };
         let mut ldflags: Vec<String> =
             ldflags.iter().map(|f| self.config.expand("ldflags", f)).collect::<Result<_, _>>()?;
-        ldflags.extend(extra_ldflags.iter().cloned());
-        Ok(BuildSettings {
-            dir,
-            env,
-            flags: flags.iter().map(|f| self.config.expand("flags", f)).collect::<Result<_, _>>()?,
-            ldflags,
-        })
+        ldflags.extend(variant.ldflags.iter().cloned());
+        let mut flags: Vec<String> = flags.iter().map(|f| self.config.expand("flags", f)).collect::<Result<_, _>>()?;
+        flags.extend(variant.flags.iter().cloned());
+        Ok(BuildSettings { dir, env, flags, ldflags })
     }
 
     /// Resolves a package and checks it is a main package.
@@ -210,20 +209,20 @@ impl GoBuilder {
         requested: &str,
         platform: &Platform,
     ) -> Result<Vec<go::ListedPackage>, BuildError> {
-        let settings = self.settings(pkg, requested, &[])?;
+        let settings = self.settings(pkg, requested, &Variant::default())?;
         Ok(self.go.list_deps_with(&settings, &pkg.import_path, platform).await?)
     }
 
     /// Compiles the binary for one platform into ko's cache location and
-    /// returns its path; `extra_ldflags` come after `.ko.yaml`'s.
+    /// returns its path; the variant's flags come after `.ko.yaml`'s.
     pub async fn compile(
         &self,
         pkg: &Package,
         requested: &str,
         platform: &Platform,
-        extra_ldflags: &[String],
+        variant: &Variant,
     ) -> Result<PathBuf, BuildError> {
-        let settings = self.settings(pkg, requested, extra_ldflags)?;
+        let settings = self.settings(pkg, requested, variant)?;
         let out = crate::cache::binary_path(&self.opts.cache_root, &pkg.import_path, platform);
         tracing::debug!("go build {} for {platform} → {}", pkg.import_path, out.display());
         self.go.build(pkg, platform, &settings, &out).await?;
@@ -259,7 +258,7 @@ impl GoBuilder {
         let mut images = Vec::new();
         for platform in platforms {
             let base = self.bases.get(&base_ref, &platform).await?;
-            let out = self.compile(&pkg, requested, &platform, &variant.ldflags).await?;
+            let out = self.compile(&pkg, requested, &platform, variant).await?;
             let binary = Bytes::from(std::fs::read(&out).map_err(io_err(&out))?);
             let img = image::assemble(image::ImageInputs {
                 base: &base,

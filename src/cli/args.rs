@@ -104,6 +104,28 @@ pub enum SkaffoldCmd {
     /// Print the files the image depends on as a JSON array (for Skaffold's
     /// custom.dependencies.command).
     Deps(SkaffoldDepsCmd),
+    /// A Skaffold sync hook (`sync.hooks.before`, host): rebuild the binary
+    /// on the host and put it into every container running $SKAFFOLD_IMAGE
+    /// through gohot's atomic way in (reads Skaffold's SKAFFOLD_* hook
+    /// variables).
+    Sync(SkaffoldSyncCmd),
+}
+
+/// `gohot skaffold sync`.
+#[derive(Debug, Args)]
+pub struct SkaffoldSyncCmd {
+    /// Go main package, relative to $SKAFFOLD_BUILD_CONTEXT.
+    #[arg(long, default_value = ".")]
+    pub package: String,
+    /// Build settings (always a dev build, as `gohot skaffold build --dev`).
+    #[command(flatten)]
+    pub build: BuildFlags,
+    /// The cluster ($SKAFFOLD_KUBE_CONTEXT when --context is not given).
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    /// How long to wait for watchexec to start the new binary.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub restart_timeout: u64,
 }
 
 /// `gohot skaffold build`.
@@ -116,10 +138,6 @@ pub struct SkaffoldBuildCmd {
     /// $PLATFORMS, which Skaffold sets, wins over it).
     #[command(flatten)]
     pub build: BuildFlags,
-    /// Also copy the built binary (host platform, else the first) to
-    /// DIR/<name>, DIR relative to $BUILD_CONTEXT, for a sync.manual rule.
-    #[arg(long, value_name = "DIR")]
-    pub sync_binary: Option<PathBuf>,
     /// Reach every registry over plain HTTP, as ko's --insecure-registry
     /// (loopback registries always are).
     #[arg(long = "insecure-registry", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", value_parser = parse_insecure)]
@@ -138,11 +156,6 @@ pub struct SkaffoldDepsCmd {
     /// to the artifact's `context` when it is not `.`.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub context: PathBuf,
-    /// Binary-sync mode, to pair with `skaffold build --sync-binary DIR`:
-    /// list DIR/<name> instead of the Go sources, so that a new binary there
-    /// is synced by Skaffold rather than a Go edit forcing an image rebuild.
-    #[arg(long, value_name = "DIR")]
-    pub sync_binary: Option<PathBuf>,
 }
 
 /// `gohot syncmap`.
@@ -196,8 +209,9 @@ pub struct DevCmd {
     /// `none` (only that it started). Default: HTTP on the first -p port.
     #[arg(long)]
     pub probe: Option<String>,
-    /// Quiet time after a change before building, in milliseconds.
-    #[arg(long, default_value_t = 15)]
+    /// Quiet time after a change before building, in milliseconds. 0: build
+    /// on the first change, and let a newer one cancel and restart it.
+    #[arg(long, default_value_t = 0)]
     pub debounce_ms: u64,
     /// One JSON event per line on stdout instead of status lines on stderr.
     #[arg(long)]

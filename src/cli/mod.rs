@@ -109,6 +109,23 @@ pub fn compiler_output(err: &anyhow::Error) -> Option<&str> {
     })
 }
 
+/// Keeps `gohot dev`'s memory to what it uses. Each reload allocates a few
+/// binaries' worth (the binary, its payload) on whichever thread encodes
+/// it; glibc's defaults give every thread an arena of its own and raise the
+/// mmap threshold past the size of a freed binary, so that memory stays
+/// resident after it is freed: measured 85 MB after six reloads of a 6 MB
+/// binary, 22 MB with these settings (large buffers mapped and unmapped,
+/// two arenas). Called before any thread starts.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before
+    // the runtime starts any thread.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -122,6 +139,7 @@ pub fn main() -> ExitCode {
     if let Some(host) = &cli.docker_host {
         crate::docker::set_host_flag(host.clone());
     }
+    tune_allocator();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

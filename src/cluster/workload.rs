@@ -57,6 +57,9 @@ pub enum PodSelector {
     Labels(String),
     /// A bare Pod, by name.
     Name(String),
+    /// Every pod of the namespace (Skaffold's rule for syncs: any running
+    /// pod there whose container runs the image).
+    All,
 }
 
 /// An applied object that owns pods.
@@ -133,6 +136,7 @@ pub async fn list_pods(cluster: &Cluster, workloads: &[Workload]) -> Result<Vec<
         let lp = match &w.selector {
             PodSelector::Labels(l) => ListParams::default().labels(l),
             PodSelector::Name(n) => ListParams::default().fields(&format!("metadata.name={n}")),
+            PodSelector::All => ListParams::default(),
         };
         let list = api.list(&lp).await.map_err(|e| cluster.error(e, "list", "pods", &w.namespace))?;
         pods.extend(list.items);

@@ -22,9 +22,13 @@ pub const HELPER_GO_FILES: &[(&str, &str)] = &[
     ("list.go", include_str!("../wayin/helper/list.go")),
     ("main.go", include_str!("../wayin/helper/main.go")),
     ("mode.go", include_str!("../wayin/helper/mode.go")),
+    ("personality.go", include_str!("../wayin/helper/personality.go")),
     ("put.go", include_str!("../wayin/helper/put.go")),
     ("rm.go", include_str!("../wayin/helper/rm.go")),
     ("seed.go", include_str!("../wayin/helper/seed.go")),
+    ("serve.go", include_str!("../wayin/helper/serve.go")),
+    ("tar.go", include_str!("../wayin/helper/tar.go")),
+    ("written.go", include_str!("../wayin/helper/written.go")),
 ];
 
 /// A Go target for the helper: `GOARCH` and, for arm/amd64, the variant.
@@ -155,6 +159,9 @@ mod tests {
             assert!(go_target(bad).is_err(), "{bad}");
         }
         let args = helper_build_args(Path::new("/tmp/out"));
+        // The helper's tar drops what Skaffold sends to the discard directory.
+        let personality = HELPER_GO_FILES.iter().find(|(n, _)| *n == "personality.go").expect("personality.go").1;
+        assert!(personality.contains(&format!("var discardDir = {:?}\n", crate::layout::DISCARD_DIR)));
         assert!(args.iter().any(|a| a == "-trimpath"));
         assert!(args.iter().any(|a| a == "-ldflags=-s -w"));
     }

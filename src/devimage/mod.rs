@@ -117,9 +117,16 @@ impl DevBuilder {
         }
     }
 
+    /// What a dev build adds to the production one: no VCS stamping (a
+    /// dev binary is never shipped, and stamping runs git on every build)
+    /// and the dev linker flags.
+    fn variant(&self) -> Variant {
+        Variant { flags: vec!["-buildvcs=false".into()], ldflags: self.ldflags(), layers: Vec::new(), dev: true }
+    }
+
     /// Compiles the dev binary of `pkg` for `platform`; its path.
     pub async fn compile(&self, pkg: &Package, requested: &str, platform: &Platform) -> Result<PathBuf, BuildError> {
-        self.inner.compile(pkg, requested, platform, &self.ldflags()).await
+        self.inner.compile(pkg, requested, platform, &self.variant()).await
     }
 }
 
@@ -132,7 +139,7 @@ impl Build for DevBuilder {
             prepare(self.inner.go(), &pkg.dir.join("kodata"), &platform, &self.tools, &self.inner.cache_root())
                 .await
                 .map_err(|e| BuildError::Variant(Box::new(e)))?;
-        let variant = Variant { ldflags: self.ldflags(), layers: vec![helper], dev: true };
+        let variant = Variant { layers: vec![helper], ..self.variant() };
         self.inner.build_variant(pkg, package, &variant).await
     }
 }
@@ -159,7 +166,29 @@ pub async fn prepare(
     let data = std::fs::read(&helper).map_err(|source| DevImageError::Io { path: helper.clone(), source })?;
     let mut entries = layer::with_parents("var/run/gohot", 0o755);
     entries.push(Entry::file(crate::layout::HELPER_PATH.trim_start_matches('/'), 0o755, Bytes::from(data)));
+    entries.extend(personality_links());
     Ok(entries)
+}
+
+/// `tar` and `rm` in [`crate::layout::DEV_BIN_DIR`], relative symlinks to
+/// the helper, which answers under those names: Skaffold's and Tilt's file
+/// syncs (`tar xmf - -C / --no-same-owner`, `tar -C / -x -f -`, `rm -rf`)
+/// then work on a base with no shell and no tar, for any uid, and write
+/// each file atomically.
+pub fn personality_links() -> Vec<Entry> {
+    let dir = crate::layout::DEV_BIN_DIR.trim_start_matches('/');
+    let helper = crate::layout::HELPER_PATH.rsplit('/').next().unwrap_or("helper");
+    let mut entries = vec![Entry::dir(dir, 0o755)];
+    for name in crate::layout::DEV_BIN_NAMES {
+        entries.push(Entry {
+            path: format!("{dir}/{name}"),
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+            kind: layer::EntryKind::Symlink(format!("../{helper}")),
+        });
+    }
+    entries
 }
 
 /// The helper for a platform, built once per helper source and cached.

@@ -16,6 +16,11 @@ pub struct Timings {
     pub build: f64,
     /// Encoding and sending the binary, up to the atomic rename.
     pub sync: f64,
+    /// Of `sync`: waiting for the payload to be encoded after the build.
+    pub encode: f64,
+    /// Of `sync`: the helper receiving, decoding and writing the binary up to
+    /// its rename (the slowest replica); the rest of `sync` is the transport.
+    pub write: f64,
     /// Rename until watchexec has started the new process.
     pub restart: f64,
     /// New process started until it answered the probe.

@@ -36,6 +36,7 @@
 pub mod docker;
 pub mod events;
 pub mod kube;
+mod sessions;
 pub mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -57,6 +58,7 @@ use crate::sync::rules::{CompiledRules, InferPatterns};
 use crate::target::{Replica, Target, TargetError};
 use crate::wayin::{self, PutStatus};
 use events::{DevEvent, EventSink, Timings};
+use sessions::Sessions;
 use std::sync::Arc;
 use watch::{Change, Scope, SourceWatcher};
 
@@ -167,7 +169,9 @@ impl std::fmt::Debug for IgnoreFn {
 impl Default for LoopOptions {
     fn default() -> Self {
         LoopOptions {
-            debounce: Duration::from_millis(15),
+            // Build on the first change: a newer one cancels and restarts
+            // the build, which costs less than waiting for a quiet window.
+            debounce: Duration::ZERO,
             restart_bound: DEFAULT_RESTART_BOUND,
             probe: Probe::Started,
             restart_timeout: Duration::from_secs(20),
@@ -200,6 +204,8 @@ struct SyncState {
 struct Pushed {
     bytes_sent: u64,
     sync: Duration,
+    /// The helper's own part of `sync`.
+    write: Duration,
     restart: Option<Duration>,
 }
 
@@ -339,6 +345,9 @@ pub async fn run(
     // kodata may have been created by the first (dev) build since watching began.
     watcher.rewatch()?;
     let mut state = SyncState { current_sha: sha256_hex(&initial), current: initial, known: HashMap::new() };
+    // A put waits up to restart_timeout for the restart; past that and a
+    // margin for the transfer, a replica is hung and its session closed.
+    let sessions = Sessions::new(opts.restart_timeout + Duration::from_secs(10));
     let mut pending = Pending::default();
     let mut running: Option<Running> = None;
     let mut build: Option<BuildFuture<'_>> = None;
@@ -403,13 +412,13 @@ pub async fn run(
                 if !pending.rules.is_empty() {
                     let files: Vec<String> = std::mem::take(&mut pending.rules).into_iter().collect();
                     if let Some(rules) = &opts.rules {
-                        sync_rule_files(target, &app, rules, &files, &events).await;
+                        sync_rule_files(target, &sessions, &app, rules, &files, &events).await;
                     }
                 }
                 if !pending.infer.is_empty() {
                     let files: Vec<String> = std::mem::take(&mut pending.infer).into_iter().collect();
                     if let Some(infer) = &opts.infer {
-                        let deleted = sync_infer(target, infer, &mut infer_map, &files, &events).await;
+                        let deleted = sync_infer(target, &sessions, infer, &mut infer_map, &files, &events).await;
                         if !deleted.is_empty() {
                             // The Skaffold proposal's rule: a deleted file under infer rebuilds.
                             pending.build = true;
@@ -430,7 +439,7 @@ pub async fn run(
                 }
                 if !pending.kodata.is_empty() && !pending.build && running.is_none() {
                     let files: Vec<String> = std::mem::take(&mut pending.kodata).into_iter().collect();
-                    sync_kodata(target, &app, &files, &events).await;
+                    sync_kodata(target, &sessions, &app, &files, &events).await;
                 }
                 if pending.build && running.is_none() {
                     let files = std::mem::take(&mut pending.sources);
@@ -458,15 +467,20 @@ pub async fn run(
                         events(DevEvent::BuildFailed { output: stderr });
                     }
                     Err(e) => events(DevEvent::BuildFailed { output: format!("{e}\n") }),
-                    Ok(binary) if sha256_hex(&binary) == state.current_sha => events(DevEvent::Unchanged),
                     Ok(binary) => {
-                        let detect = r.started.duration_since(r.first_change);
-                        reload(target, &app, &mut state, binary, &opts, &events, &r.files, detect, build_time, r.first_change).await;
+                        let sha = sha256_hex(&binary);
+                        if sha == state.current_sha {
+                            events(DevEvent::Unchanged);
+                        } else {
+                            let detect = r.started.duration_since(r.first_change);
+                            let built = Built { binary, sha, detect, build: build_time, first_change: r.first_change };
+                            reload(target, &sessions, &app, &mut state, built, &opts, &events, &r.files).await;
+                        }
                     }
                 }
                 if !pending.kodata.is_empty() {
                     let files: Vec<String> = std::mem::take(&mut pending.kodata).into_iter().collect();
-                    sync_kodata(target, &app, &files, &events).await;
+                    sync_kodata(target, &sessions, &app, &files, &events).await;
                 }
                 // If the set of build inputs may have changed (imports, embeds,
                 // a new or deleted file, go.mod), list it again off the loop; a
@@ -514,7 +528,7 @@ pub async fn run(
                 }
             }
             _ = health.tick() => {
-                reconcile(target, &app, &mut state, &opts, &events).await;
+                reconcile(target, &sessions, &app, &mut state, &opts, &events).await;
             }
         }
     }
@@ -552,34 +566,48 @@ async fn build_inputs(builder: &dyn Rebuild, app: &DevApp) -> Result<BuildInputs
     Ok(builder.inputs(app).await?)
 }
 
-/// Sends `binary` to every replica and confirms the new process answers.
-#[allow(clippy::too_many_arguments)]
-async fn reload(
-    target: &dyn Target,
-    app: &DevApp,
-    state: &mut SyncState,
+/// A new binary, and how long it took to have it.
+struct Built {
     binary: Bytes,
-    opts: &LoopOptions,
-    events: &EventSink,
-    files: &[String],
+    sha: String,
     detect: Duration,
     build: Duration,
     first_change: Instant,
+}
+
+/// Sends the new binary to every replica and confirms the new process answers.
+#[allow(clippy::too_many_arguments)]
+async fn reload(
+    target: &dyn Target,
+    sessions: &Sessions,
+    app: &DevApp,
+    state: &mut SyncState,
+    built: Built,
+    opts: &LoopOptions,
+    events: &EventSink,
+    files: &[String],
 ) {
     let sync_start = Instant::now();
-    let new_sha = sha256_hex(&binary);
+    let Built { binary, sha: new_sha, detect, build, first_change } = built;
     let old = state.current.clone();
     let old_sha = state.current_sha.clone();
     state.current = binary.clone();
     state.current_sha = new_sha.clone();
-    // Encoded once, on blocking threads, while the replicas are listed and
-    // each replica's exec is set up: a delta for replicas that hold the
-    // previous binary, else the whole file.
+    // Encoded once, on a blocking thread, while the replicas are listed: a
+    // delta for replicas that hold the previous binary. The whole file only
+    // for those that don't: on a small machine it would otherwise take CPU
+    // from the delta, the helpers and the app's start.
+    let encoded = Arc::new(std::sync::OnceLock::new());
     let delta = encode_shared({
-        let (old, new) = (old.clone(), binary.clone());
-        move || wayin::encode_delta(&old, &new)
+        let (old, new, encoded) = (old.clone(), binary.clone(), encoded.clone());
+        let (old_sha, new_sha) = (old_sha.clone(), new_sha.clone());
+        move || {
+            let payload = wayin::encode_delta_hashed(&old, &old_sha, &new, &new_sha);
+            let _ = encoded.set(Instant::now());
+            payload
+        }
     });
-    let full = encode_shared({
+    let full = encode_lazy({
         let new = binary.clone();
         move || wayin::encode_full(&new)
     });
@@ -606,11 +634,12 @@ async fn reload(
             Some(sha) if *sha == old_sha => delta.clone(),
             _ => full.clone(),
         };
-        push(target, app, r, payload, full.clone(), opts)
+        push(target, sessions, app, r, payload, full.clone(), opts)
     }))
     .await;
     let mut sent = 0;
     let mut sync = Duration::ZERO;
+    let mut write = Duration::ZERO;
     let mut restart = Duration::ZERO;
     let mut errors = Vec::new();
     let mut updated = Vec::new();
@@ -619,6 +648,7 @@ async fn reload(
             Ok(p) => {
                 sent += p.bytes_sent;
                 sync = sync.max(prepare + p.sync);
+                write = write.max(p.write);
                 match p.restart {
                     Some(d) => {
                         restart = restart.max(d);
@@ -650,6 +680,8 @@ async fn reload(
         detect: detect.as_secs_f64(),
         build: build.as_secs_f64(),
         sync: sync.as_secs_f64(),
+        encode: encoded.get().map_or(Duration::ZERO, |t| t.duration_since(sync_start)).as_secs_f64(),
+        write: write.as_secs_f64(),
         restart: restart.as_secs_f64(),
         answer: answer.as_secs_f64(),
         total: first_change.elapsed().as_secs_f64(),
@@ -665,6 +697,10 @@ async fn reload(
     });
 }
 
+fn empty() -> futures::future::BoxFuture<'static, Bytes> {
+    Box::pin(async { Bytes::new() })
+}
+
 /// A payload being encoded on a blocking thread, awaitable by many.
 type SharedPayload = futures::future::Shared<futures::future::BoxFuture<'static, Bytes>>;
 
@@ -676,10 +712,17 @@ fn encode_shared(encode: impl FnOnce() -> Vec<u8> + Send + 'static) -> SharedPay
     async move { task.await.map(Bytes::from).unwrap_or_default() }.boxed().shared()
 }
 
+/// Encodes only when first awaited (a payload that may not be needed).
+fn encode_lazy(encode: impl FnOnce() -> Vec<u8> + Send + 'static) -> SharedPayload {
+    use futures::FutureExt;
+    async move { tokio::task::spawn_blocking(encode).await.map(Bytes::from).unwrap_or_default() }.boxed().shared()
+}
+
 /// Puts a payload into one replica, falling back to `full` when the
 /// replica's copy is not the delta's base.
 async fn push(
     target: &dyn Target,
+    sessions: &Sessions,
     app: &DevApp,
     replica: &Replica,
     payload: SharedPayload,
@@ -692,30 +735,28 @@ async fn push(
     let mut payload = payload;
     let mut sent = 0;
     for attempt in 0..2 {
-        let out = target.exec_deferred(replica, &argv, payload.clone().boxed()).await.map_err(|e| e.to_string())?;
+        let out = sessions.call(target, replica, &argv, payload.clone().boxed()).await?;
         tracing::debug!(
             "put into {} took {:?}: {}",
             replica.name,
             start.elapsed(),
-            String::from_utf8_lossy(&out.stdout).trim()
+            String::from_utf8_lossy(&out).trim()
         );
         sent += payload.clone().await.len() as u64;
-        match wayin::parse_put_status(&out.stdout) {
-            Ok(PutStatus::Written { restart_ms, pid, .. }) => {
+        match wayin::parse_put_status(&out) {
+            Ok(PutStatus::Written { restart_ms, pid, write_ms, .. }) => {
                 let restart = restart_ms.map(Duration::from_millis).unwrap_or_default();
                 let total = start.elapsed();
                 return Ok(Pushed {
                     bytes_sent: sent,
                     sync: total.saturating_sub(restart),
+                    write: write_ms.map(Duration::from_millis).unwrap_or_default(),
                     restart: pid.map(|_| restart),
                 });
             }
             Ok(PutStatus::BaseMismatch { .. }) if attempt == 0 => payload = full.clone(),
             Ok(other) => return Err(format!("{}: unexpected helper answer {other:?}", replica.name)),
-            Err(e) => {
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                return Err(format!("{}: {e} {}", replica.name, stderr.trim()));
-            }
+            Err(e) => return Err(format!("{}: {e}", replica.name)),
         }
     }
     Err(format!("{}: the helper kept refusing the payload", replica.name))
@@ -724,7 +765,14 @@ async fn push(
 /// Checks that every live replica runs the current binary; restarted or new
 /// replicas whose binary differs get it again. A target with no replica left
 /// is asked to recover.
-async fn reconcile(target: &dyn Target, app: &DevApp, state: &mut SyncState, opts: &LoopOptions, events: &EventSink) {
+async fn reconcile(
+    target: &dyn Target,
+    sessions: &Sessions,
+    app: &DevApp,
+    state: &mut SyncState,
+    opts: &LoopOptions,
+    events: &EventSink,
+) {
     let replicas = match target.replicas().await {
         Ok(r) => r,
         Err(e) => {
@@ -743,6 +791,7 @@ async fn reconcile(target: &dyn Target, app: &DevApp, state: &mut SyncState, opt
         return;
     }
     state.known.retain(|instance, _| replicas.iter().any(|r| &r.instance == instance));
+    sessions.retain(&replicas);
     let unknown: Vec<&Replica> = replicas.iter().filter(|r| !state.known.contains_key(&r.instance)).collect();
     if unknown.is_empty() {
         return;
@@ -750,14 +799,14 @@ async fn reconcile(target: &dyn Target, app: &DevApp, state: &mut SyncState, opt
     let current_sha = state.current_sha.clone();
     let full = {
         let b = state.current.clone();
-        encode_shared(move || wayin::encode_full(&b))
+        encode_lazy(move || wayin::encode_full(&b))
     };
     // Every new or restarted replica at once: each is checked, and the
     // stale ones get the current binary, in parallel.
     let checks = unknown.into_iter().map(|r| {
         let (full, current_sha) = (full.clone(), current_sha.clone());
         async move {
-            let out = match target.exec(r, &wayin::hash_argv(&app.dest()), Bytes::new()).await {
+            let out = match sessions.call(target, r, &wayin::hash_argv(&app.dest()), empty()).await {
                 Ok(o) => o,
                 Err(e) => {
                     // The container may still be starting; try again next tick.
@@ -765,9 +814,9 @@ async fn reconcile(target: &dyn Target, app: &DevApp, state: &mut SyncState, opt
                     return None;
                 }
             };
-            match wayin::parse_hash_status(&out.stdout) {
+            match wayin::parse_hash_status(&out) {
                 Ok(wayin::RemoteFile::Present { sha256, .. }) if sha256 == current_sha => Some((r, Ok(None))),
-                Ok(_) => Some((r, push(target, app, r, full.clone(), full, opts).await.map(Some))),
+                Ok(_) => Some((r, push(target, sessions, app, r, full.clone(), full, opts).await.map(Some))),
                 Err(e) => {
                     tracing::debug!("hash check in {}: {e}", r.name);
                     None
@@ -798,6 +847,7 @@ async fn reconcile(target: &dyn Target, app: &DevApp, state: &mut SyncState, opt
 /// atomic way in.
 async fn sync_rule_files(
     target: &dyn Target,
+    sessions: &Sessions,
     app: &DevApp,
     rules: &CompiledRules,
     files: &[String],
@@ -808,7 +858,7 @@ async fn sync_rule_files(
         .iter()
         .map(|rel| (rel.clone(), root.join(rel), rules.destinations(rel, "/").unwrap_or_default()))
         .collect();
-    send_files(target, items, events).await;
+    send_files(target, sessions, items, events).await;
 }
 
 /// `sync.infer`: copies changed files to the destinations the Dockerfile
@@ -816,6 +866,7 @@ async fn sync_rule_files(
 /// (the map before), and returns the deleted files (they ask for a rebuild).
 async fn sync_infer(
     target: &dyn Target,
+    sessions: &Sessions,
     infer: &InferSync,
     map: &mut SyncMap,
     files: &[String],
@@ -839,14 +890,19 @@ async fn sync_infer(
         .map(|(rel, dests)| (rel.clone(), infer.context.join(&rel), dests))
         .collect();
     if !items.is_empty() {
-        send_files(target, items, events).await;
+        send_files(target, sessions, items, events).await;
     }
     deleted
 }
 
 /// Puts each local file (or removes it, when it no longer exists) at every
 /// destination in every replica, and reports one [`DevEvent::RulesSynced`].
-async fn send_files(target: &dyn Target, items: Vec<(String, PathBuf, Vec<String>)>, events: &EventSink) {
+async fn send_files(
+    target: &dyn Target,
+    sessions: &Sessions,
+    items: Vec<(String, PathBuf, Vec<String>)>,
+    events: &EventSink,
+) {
     let replicas = match target.replicas().await {
         Ok(r) => r,
         Err(e) => return events(DevEvent::SyncFailed { errors: vec![e.to_string()] }),
@@ -862,11 +918,12 @@ async fn send_files(target: &dyn Target, items: Vec<(String, PathBuf, Vec<String
                     Some(p) => (wayin::put_argv(dest, mode), p.clone()),
                     None => (wayin::rm_argv(dest), Bytes::new()),
                 };
-                let result = target.exec(r, &argv, stdin.clone()).await.map_err(|e| e.to_string()).and_then(|out| {
+                let input = stdin.clone();
+                let result = sessions.call(target, r, &argv, Box::pin(async move { input })).await.and_then(|out| {
                     if payload.is_some() {
-                        wayin::parse_put_status(&out.stdout).map(|_| ()).map_err(|e| e.to_string())
+                        wayin::parse_put_status(&out).map(|_| ()).map_err(|e| e.to_string())
                     } else {
-                        wayin::parse_rm_status(&out.stdout).map(|_| ()).map_err(|e| e.to_string())
+                        wayin::parse_rm_status(&out).map(|_| ()).map_err(|e| e.to_string())
                     }
                 });
                 match result {
@@ -894,7 +951,7 @@ fn file_mode(path: &Path) -> u32 {
 }
 
 /// Sends changed kodata files (no rebuild).
-async fn sync_kodata(target: &dyn Target, app: &DevApp, files: &[String], events: &EventSink) {
+async fn sync_kodata(target: &dyn Target, sessions: &Sessions, app: &DevApp, files: &[String], events: &EventSink) {
     let replicas = match target.replicas().await {
         Ok(r) => r,
         Err(e) => return events(DevEvent::SyncFailed { errors: vec![e.to_string()] }),
@@ -916,13 +973,14 @@ async fn sync_kodata(target: &dyn Target, app: &DevApp, files: &[String], events
         let payload = Bytes::from(wayin::encode_full(&data));
         let dest = format!("{}/{rel}", crate::layout::KODATA_PATH);
         for r in &replicas {
-            match target.exec(r, &wayin::put_argv(&dest, mode), payload.clone()).await {
-                Ok(out) => match wayin::parse_put_status(&out.stdout) {
+            let input = payload.clone();
+            match sessions.call(target, r, &wayin::put_argv(&dest, mode), Box::pin(async move { input })).await {
+                Ok(out) => match wayin::parse_put_status(&out) {
                     Ok(PutStatus::Written { .. }) => sent += payload.len() as u64,
                     Ok(other) => errors.push(format!("{}: {rel}: {other:?}", r.name)),
                     Err(e) => errors.push(format!("{}: {rel}: {e}", r.name)),
                 },
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => errors.push(e),
             }
         }
         synced.push(rel.clone());

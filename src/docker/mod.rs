@@ -200,3 +200,49 @@ pub async fn exec_stdin_deferred(
     }
     Ok(out)
 }
+
+/// Starts `argv` in `container` with stdin, stdout and stderr attached and
+/// hands back its stdin and its stdout as byte streams (stderr lines go to
+/// the debug log): a long-lived process such as the way-in helper's session.
+pub async fn exec_attached(
+    docker: &Docker,
+    container: &str,
+    argv: &[String],
+) -> Result<crate::target::Attached, String> {
+    let exec = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                attach_stdin: Some(true),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                cmd: Some(argv.to_vec()),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    match docker.start_exec(&exec.id, None).await.map_err(|e| e.to_string())? {
+        StartExecResults::Attached { output, input } => {
+            let container = container.to_string();
+            let stdout = output.filter_map(move |item| {
+                let chunk = match item {
+                    Ok(bollard::container::LogOutput::StdOut { message }) => Some(Ok(message)),
+                    Ok(bollard::container::LogOutput::StdErr { message }) => {
+                        tracing::debug!("{container}: {}", String::from_utf8_lossy(&message).trim_end());
+                        None
+                    }
+                    Ok(_) => None,
+                    Err(e) => Some(Err(std::io::Error::other(e))),
+                };
+                std::future::ready(chunk)
+            });
+            Ok(crate::target::Attached {
+                stdin: input,
+                stdout: Box::pin(tokio_util::io::StreamReader::new(stdout)),
+                keep: Box::new(()),
+            })
+        }
+        StartExecResults::Detached => Err("exec detached unexpectedly".into()),
+    }
+}

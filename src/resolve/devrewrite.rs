@@ -54,7 +54,7 @@ pub const SEED_CONTAINER_PREFIX: &str = "gohot-seed";
 
 /// How long watchexec waits after SIGTERM before SIGKILL (well under Kubernetes'
 /// default 30 s termination grace period, short enough to keep reloads quick).
-pub const STOP_TIMEOUT: &str = "5s";
+pub const STOP_TIMEOUT: &str = "2s";
 
 /// What to rewrite containers into.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,8 +145,11 @@ fn args_for(app_dir: &str, kodata: &str, name: &str) -> Vec<String> {
         format!("--stop-timeout={STOP_TIMEOUT}"),
         // Kill the app's whole process group on stop, so children it spawned go too.
         "--wrap-process=group".to_owned(),
-        // Batch the events of one sync into one restart (watchexec's default, pinned).
-        "--debounce=50ms".to_owned(),
+        // gohot's helper replaces the binary with one rename, a single event: no
+        // batching window is needed, and watchexec's default (50 ms) would be
+        // most of a reload's own cost. 5 ms still folds the events of one
+        // kodata sync together.
+        "--debounce=5ms".to_owned(),
         // Leave the app's environment and stdin alone, and write no temp event files
         // (which would fail under a read-only root).
         "--emit-events-to=none".to_owned(),

@@ -201,6 +201,12 @@ impl Target for DockerTarget {
             .map_err(|detail| TargetError::Exec { replica: replica.name.clone(), detail })
     }
 
+    async fn attach(&self, replica: &Replica, argv: &[String]) -> Result<super::Attached, TargetError> {
+        crate::docker::exec_attached(&self.docker, &replica.handle, argv)
+            .await
+            .map_err(|detail| TargetError::Exec { replica: replica.name.clone(), detail })
+    }
+
     async fn recover(&self) -> Result<bool, TargetError> {
         self.start().await?;
         Ok(true)

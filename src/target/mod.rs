@@ -10,8 +10,11 @@
 pub mod docker;
 pub mod kube;
 
+use std::pin::Pin;
+
 use async_trait::async_trait;
 use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// One running container of the app.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +52,17 @@ pub enum TargetError {
     },
 }
 
+/// A long-lived process started in a replica: its stdin and stdout (stderr
+/// goes to the debug log). Dropping it ends the process's stdin.
+pub struct Attached {
+    /// The process's stdin.
+    pub stdin: Pin<Box<dyn AsyncWrite + Send>>,
+    /// The process's stdout.
+    pub stdout: Pin<Box<dyn AsyncRead + Send>>,
+    /// Whatever the transport needs alive as long as the streams.
+    pub keep: Box<dyn std::any::Any + Send>,
+}
+
 /// A place where the app runs.
 #[async_trait]
 pub trait Target: Send + Sync {
@@ -69,6 +83,13 @@ pub trait Target: Send + Sync {
     ) -> Result<ExecOutput, TargetError> {
         let stdin = stdin.await;
         self.exec(replica, argv, stdin).await
+    }
+
+    /// Starts `argv` in the replica's container and keeps its stdin and
+    /// stdout open (the way-in helper's session). A target that cannot
+    /// answers with an error, and callers fall back to [`Target::exec`].
+    async fn attach(&self, replica: &Replica, _argv: &[String]) -> Result<Attached, TargetError> {
+        Err(TargetError::Exec { replica: replica.name.clone(), detail: "this target keeps no sessions".into() })
     }
 
     /// Called when the app has no live replica: bring it back if the target

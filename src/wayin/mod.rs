@@ -18,10 +18,13 @@
 //! bytes work over both transports.
 //!
 //! The helper writes atomically: a temporary file in the destination's own
-//! directory, `fsync`, `chmod`, `rename` over the destination, `fsync` of the
-//! directory. watchexec has no "file complete" detection, so it can only
-//! ever see the old binary or the whole new one, and renaming (rather than
-//! writing into a running executable) can never hit "text file busy".
+//! directory, `chmod`, `rename` over the destination. watchexec has no "file
+//! complete" detection, so it can only ever see the old binary or the whole
+//! new one, and renaming (rather than writing into a running executable) can
+//! never hit "text file busy". A put is not fsynced: atomicity is what
+//! readers need, and durability across a machine crash would cost 10–50 ms
+//! per reload on overlay filesystems for a file whose container a crash
+//! discards anyway (`atomic.go` says more).
 //!
 //! # Why a delta
 //!
@@ -42,8 +45,8 @@
 //! reload, and `real_go_binaries_delta_small_and_applied_by_the_helper` in
 //! tests/wayin.rs checks the sizes on real Go builds): a string edit that changes the string's
 //! length gives a delta of 0.6–1.1% of the binary, adding a small handler
-//! 4–4.5%, encoded in 25–90 ms; the helper applies it in 35–85 ms (fsync
-//! included). One exception: Go zlib-compresses DWARF by default, and any
+//! 4–4.5%, encoded in 25–90 ms; the helper applied it in 35–85 ms (fsync
+//! included then; `bench/reload` reports today's `encode` and `write`). One exception: Go zlib-compresses DWARF by default, and any
 //! change rewrites those compressed bytes wholesale, so a handler edit costs
 //! 33% of a default build. Dev builds should therefore link with
 //! `-ldflags=-compressdwarf=false` (still debuggable; 4.5%) or `-s -w`.
@@ -85,6 +88,7 @@ pub mod get;
 pub mod list;
 pub mod paths;
 pub mod put;
+pub mod session;
 
 use std::io;
 use std::path::PathBuf;

@@ -29,13 +29,6 @@ pub(crate) enum Builder {
 }
 
 impl Builder {
-    pub(crate) fn go(&self) -> &GoBuilder {
-        match self {
-            Builder::Prod(b) => b,
-            Builder::Dev(d) => d.inner(),
-        }
-    }
-
     pub(crate) fn build(&self) -> &dyn Build {
         match self {
             Builder::Prod(b) => b,

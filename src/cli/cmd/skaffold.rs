@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 
 use super::{builder_in, print_stdout, Builder};
 use crate::build::go::GoToolchain;
-use crate::cli::args::{SkaffoldBuildCmd, SkaffoldCmd, SkaffoldDepsCmd, SyncmapCmd};
+use crate::cli::args::{SkaffoldBuildCmd, SkaffoldCmd, SkaffoldDepsCmd, SkaffoldSyncCmd, SyncmapCmd};
 use crate::oci::client::Registry;
 
 /// The Go builder for `gohot skaffold build`: like [`make_builder`], but in
@@ -24,7 +24,58 @@ pub(crate) async fn run_skaffold(cmd: SkaffoldCmd) -> Result<()> {
     match cmd {
         SkaffoldCmd::Build(c) => run_skaffold_build(c).await,
         SkaffoldCmd::Deps(c) => run_skaffold_deps(c).await,
+        SkaffoldCmd::Sync(c) => run_skaffold_sync(c).await,
     }
+}
+
+/// `gohot skaffold sync`: Skaffold's hook variables → a dev builder in the
+/// build context and the cluster → [`crate::skaffold::hook::run_hook`] →
+/// one line on stderr. A compile error is printed and exits 0: Skaffold
+/// would otherwise retry the sync three times, compiling the same error.
+pub(crate) async fn run_skaffold_sync(cmd: SkaffoldSyncCmd) -> Result<()> {
+    use crate::skaffold::hook::{run_hook, HookOutcome, SyncHookEnv};
+    let env = SyncHookEnv::from_env(&|k| std::env::var(k).ok())?;
+    let mut flags = cmd.build.clone();
+    flags.dev = true;
+    let platforms = if flags.platform.is_empty() || flags.all_platforms() {
+        Vec::new()
+    } else {
+        crate::platform::parse_list(&flags.platform.join(","))?
+    };
+    let registry = Registry::new(false)?;
+    let Builder::Dev(builder) = builder_in(&flags, &registry, env.build_context.clone(), platforms)? else {
+        anyhow::bail!("internal: a dev build was asked for")
+    };
+    let mut kube = cmd.kube.clone();
+    if kube.context.is_none() {
+        kube.context = env.kube_context.clone();
+    }
+    let cluster = super::connect_cluster(&kube).await?;
+    let timeout = std::time::Duration::from_secs(cmd.restart_timeout);
+    match run_hook(&builder, cluster, &env, &cmd.package, timeout).await? {
+        HookOutcome::NothingToBuild => tracing::info!("only kodata changed: Skaffold copies it"),
+        HookOutcome::CompileFailed(out) => {
+            eprint!("{out}");
+            eprintln!("gohot: the build failed; the old binary keeps running");
+        }
+        HookOutcome::Reloaded { name, build, binary_bytes, report } => {
+            let total = report.updated.len() + report.unchanged.len();
+            if report.updated.is_empty() {
+                eprintln!("gohot: {name} unchanged · {total}/{total} containers already run it");
+            } else {
+                eprintln!(
+                    "gohot: reloaded {name} (build {:.2} · sync {:.2} · restart {:.2}) · {} sent of {} · {}/{total} containers",
+                    build.as_secs_f64(),
+                    report.sync.as_secs_f64(),
+                    report.restart.as_secs_f64(),
+                    crate::devloop::events::human_bytes(report.bytes_sent),
+                    crate::devloop::events::human_bytes(binary_bytes),
+                    total,
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) async fn run_skaffold_build(cmd: SkaffoldBuildCmd) -> Result<()> {
@@ -45,18 +96,6 @@ pub(crate) async fn run_skaffold_build(cmd: SkaffoldBuildCmd) -> Result<()> {
     let pkg = cmd.package.strip_prefix(crate::resolve::KO_PREFIX).unwrap_or(&cmd.package);
     let built = builder.build().build(pkg).await?;
     let reference = publisher.publish(&built).await?;
-    if let Some(dir) = &cmd.sync_binary {
-        let platforms = builder.go().platforms()?;
-        let platform = platforms
-            .iter()
-            .find(|p| p.os == host.os && p.arch == host.arch)
-            .or(platforms.first())
-            .context("no platform was built")?;
-        let binary = crate::cache::binary_path(&crate::cache::root(), &built.package.import_path, platform);
-        let dest = request.context.join(dir).join(built.package.binary_name());
-        crate::skaffold::copy_binary(&binary, &dest)?;
-        tracing::info!("copied the {platform} binary to {}", dest.display());
-    }
     print_stdout(&format!("{reference}\n"))?;
     Ok(())
 }
@@ -66,10 +105,7 @@ pub(crate) async fn run_skaffold_deps(cmd: SkaffoldDepsCmd) -> Result<()> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
     let dir = cwd.join(&cmd.context);
     let platform = crate::platform::Platform::host_linux();
-    let files = match &cmd.sync_binary {
-        None => crate::skaffold::dependencies(&go, &dir, &cmd.package, &platform).await?,
-        Some(bin) => crate::skaffold::binary_dependencies(&go, &dir, &cmd.package, bin).await?,
-    };
+    let files = crate::skaffold::dependencies(&go, &dir, &cmd.package, &platform).await?;
     print_stdout(&format!("{}\n", serde_json::to_string(&files)?))?;
     Ok(())
 }

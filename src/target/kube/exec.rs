@@ -25,7 +25,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cluster::{Cluster, KubeError};
-use crate::target::ExecOutput;
+use crate::target::{Attached, ExecOutput};
 
 /// What the status channel said.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,6 +130,48 @@ pub async fn exec(
         ExecStatus::Exited(exit_code) => Ok(ExecOutput { stdout: out, stderr: err, exit_code }),
         ExecStatus::Failed(detail) => Err(fail(detail)),
     }
+}
+
+/// Starts `argv` in `namespace/pod/container` with stdin kept open (a
+/// long-lived process: the way-in helper's session) and hands back its stdin
+/// and stdout; stderr lines go to the debug log. The exec's handle travels in
+/// [`Attached::keep`]: dropping it (with the streams) closes the WebSocket,
+/// which ends the process's stdin on every protocol version.
+pub async fn attach(
+    cluster: &Cluster,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    argv: &[String],
+) -> Result<Attached, KubeError> {
+    let replica = format!("{namespace}/{pod}/{container}");
+    let api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
+    let params = AttachParams::default()
+        .container(container)
+        .stdin(true)
+        .stdout(true)
+        .stderr(true)
+        .max_stdin_buf_size(256 * 1024)
+        .max_stdout_buf_size(64 * 1024)
+        .max_stderr_buf_size(64 * 1024);
+    let mut process = api
+        .exec(pod, argv.iter().map(String::as_str), &params)
+        .await
+        .map_err(|e| cluster.error(e, "create", "pods/exec", namespace))?;
+    let (Some(stdin), Some(stdout), Some(mut stderr)) = (process.stdin(), process.stdout(), process.stderr()) else {
+        return Err(KubeError::Exec { replica, detail: "the exec stream has no stdin/stdout/stderr".into() });
+    };
+    // Drained so that a chatty stderr can never stall stdout.
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            tracing::debug!("{replica}: {}", String::from_utf8_lossy(&buf[..n]).trim_end());
+        }
+    });
+    Ok(Attached { stdin: Box::pin(stdin), stdout: Box::pin(stdout), keep: Box::new(process) })
 }
 
 #[cfg(test)]

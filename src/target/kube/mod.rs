@@ -245,6 +245,16 @@ impl Target for KubeTarget {
         exec::exec(&self.cluster, ns, pod, container, argv, stdin).await.map_err(|e| target_error(&self.cluster, e))
     }
 
+    async fn attach(&self, replica: &Replica, argv: &[String]) -> Result<crate::target::Attached, TargetError> {
+        let Some((ns, pod, container)) = pods::parse_handle(&replica.handle) else {
+            return Err(TargetError::Exec {
+                replica: replica.name.clone(),
+                detail: format!("not a namespace/pod/container handle: {}", replica.handle),
+            });
+        };
+        exec::attach(&self.cluster, ns, pod, container, argv).await.map_err(|e| target_error(&self.cluster, e))
+    }
+
     async fn recover(&self) -> Result<bool, TargetError> {
         Ok(false)
     }

@@ -16,8 +16,9 @@
 //	put DEST [-mode 0755] [-max-size BYTES]
 //	    Reads a payload on stdin (format below), writes the new content to a
 //	    temporary file in DEST's directory (.NAME.gohot-XXXX), checks its
-//	    sha256, fsyncs, chmods, renames it over DEST and fsyncs the directory.
-//	    On any failure the temporary file is removed and DEST is untouched.
+//	    sha256, chmods and renames it over DEST: atomic, not durable (no
+//	    fsync: see atomic.go). On any failure the temporary file is removed
+//	    and DEST is untouched.
 //	    Prints {"ok":true,"kind":"full|delta","bytes":N,"sha256":"..."}.
 //	    A DELTA whose base is not DEST's current content fails with exit
 //	    code 3 and {"ok":false,"error":"base-mismatch",...}: resend as FULL.
@@ -58,6 +59,18 @@
 //	    a missing file is fine. Prints {"ok":true,"removed":true|false}.
 //	version
 //	    Prints {"name":"gohot-helper","protocol":2,"go":...,"os":...,"arch":...}.
+//	serve
+//	    A session: many requests over one exec stream, so that a reload
+//	    pays no exec setup. Each request is one line, then its payload:
+//	        {"args":["put","--","/ko-app/app"],"payload":N}\n  N bytes
+//	    and is answered with exactly one line, the status line the same
+//	    one-shot subcommand prints (put, hash, rm, seed and version; get
+//	    and list stream their answers and stay one-shot). The N bytes are
+//	    the subcommand's stdin; what it leaves unread is skipped. End of
+//	    stdin ends the session (exit 0); an unreadable request line ends it
+//	    with a usage status line (exit 2). Within a session, put remembers
+//	    what it wrote last to each DEST and takes a delta's base from memory
+//	    while the file is still that one (same inode, size and mtime).
 //
 // Put payload: one JSON header line (at most 4096 bytes), then exactly
 // "body" bytes holding one gzip member and nothing after it:
@@ -85,10 +98,22 @@
 //
 // Exit codes: 0 ok, 1 failure, 2 usage, 3 base-mismatch (put only).
 //
+// Personalities: run as "tar" or "rm" (dev images link both names to the
+// helper in /var/run/gohot/bin, first on PATH), it answers the file syncs of
+// Skaffold (tar xmf - -C / --no-same-owner; rm -rf -- PATHS) and Tilt
+// (tar -C / -x -f -; rm -rf PATHS) on bases with neither: tar stages every
+// member beside its destination and renames each into place only once the
+// whole archive has been read and checked, so a hostile or broken archive
+// writes nothing (exit 2, as GNU tar); members under /var/run/gohot/discard
+// are dropped. Anything but extraction is a usage error naming what works.
+//
 // Source layout (one concern a file): main.go dispatches and reports status
-// and exit codes; args.go parses flags; atomic.go is the temp+fsync+rename
-// writer every write goes through; put.go reads a payload and delta.go
-// decodes its delta records; hash.go, list.go, get.go, seed.go and rm.go
-// hold the other subcommands; mode.go converts permission bits.
+// and exit codes; args.go parses flags; atomic.go is the temp+rename writer
+// every write goes through; put.go reads a payload and delta.go decodes its
+// delta records; hash.go, list.go, get.go, seed.go and rm.go hold the other
+// subcommands; serve.go runs them as a session (written.go: what it
+// remembers); mode.go converts permission bits; personality.go picks tar or
+// rm by the name the helper runs under, and holds rm; tar.go parses tar's
+// command line and extracts.
 // The *_test.go files are not embedded in gohot: run them with go test.
 package main

@@ -50,6 +50,9 @@ func ioFail(err error) error {
 }
 
 func main() {
+	if as := personality(os.Args[0]); as != nil {
+		os.Exit(as(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
@@ -57,11 +60,13 @@ func main() {
 // returns its exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) < 1 {
-		return finish("", fail("usage", "usage: helper put|hash|list|get|seed|rm|version ..."), stdout, stderr)
+		return finish("", fail("usage", "usage: helper put|hash|list|get|seed|rm|serve|version ..."), stdout, stderr)
 	}
 	cmd, rest := args[0], args[1:]
 	var err error
 	switch cmd {
+	case "serve":
+		return cmdServe(rest, stdin, stdout, stderr)
 	case "put":
 		// put reports its own failure: the status line comes before the
 		// rest of the payload is drained.
@@ -82,7 +87,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			"go": runtime.Version(), "os": runtime.GOOS, "arch": runtime.GOARCH,
 		})
 	default:
-		err = fail("usage", "unknown subcommand %q (want put, hash, list, get, seed, rm or version)", cmd)
+		err = fail("usage", "unknown subcommand %q (want put, hash, list, get, seed, rm, serve or version)", cmd)
 	}
 	return finish(cmd, err, stdout, stderr)
 }

@@ -144,12 +144,18 @@ func put(dest string, mode uint32, maxSize int64, waitExec time.Duration, br *bu
 		}
 		base = bytes.NewReader(data)
 	}
-	out, err := newAtomicFile(dest)
+	out, err := newAtomicFile(dest, false)
 	if err != nil {
 		return err
 	}
 	defer out.abort()
-	w := &boundedWriter{w: out, limit: *h.Size}
+	var sink io.Writer = out
+	var kept *bytes.Buffer
+	if remembering {
+		kept = bytes.NewBuffer(make([]byte, 0, *h.Size))
+		sink = io.MultiWriter(out, kept)
+	}
+	w := &boundedWriter{w: sink, limit: *h.Size}
 
 	zr, err := gzip.NewReader(lb)
 	if err != nil {
@@ -183,6 +189,9 @@ func put(dest string, mode uint32, maxSize int64, waitExec time.Duration, br *bu
 	}
 	if err := out.commit(mode); err != nil {
 		return err
+	}
+	if kept != nil {
+		remember(dest, kept.Bytes(), h.SHA256)
 	}
 	status := map[string]interface{}{"ok": true, "kind": h.Kind, "bytes": w.n, "sha256": h.SHA256, "write_ms": time.Since(started).Milliseconds()}
 	if waitExec > 0 {
@@ -237,8 +246,12 @@ func payloadErr(err error) error {
 
 // openBase reads the file a delta applies to, in one go (a delta's many
 // small copies would otherwise each be a read, slow on FUSE-backed
-// overlays), and checks it is the delta's base.
+// overlays), and checks it is the delta's base. In a session, the content
+// put wrote last is taken from memory while the file is still that one.
 func openBase(dest string, size int64, sum string) ([]byte, error) {
+	if data, ok := recall(dest, size, sum); ok {
+		return data, nil
+	}
 	f, err := os.Open(dest)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fail("base-mismatch", "%s does not exist; send the full content", dest)
