@@ -35,7 +35,10 @@ Environment:
   KIND_CLUSTER_NAME     the KinD cluster for kind.local (default kind)
   MINIKUBE_PROFILE      the minikube profile for minikube.local (default minikube)
   IMAGE, PUSH_IMAGE, BUILD_CONTEXT, PLATFORMS
-                        Skaffold's custom-build contract (gohot skaffold build)";
+                        Skaffold's custom-build contract (gohot skaffold build)
+  SKAFFOLD_IMAGE, SKAFFOLD_BUILD_CONTEXT, SKAFFOLD_FILES_ADDED_OR_MODIFIED, SKAFFOLD_FILES_DELETED,
+  SKAFFOLD_KUBE_CONTEXT, SKAFFOLD_NAMESPACES
+                        Skaffold's sync hook variables (gohot skaffold sync)";
 
 /// gohot: build Go images the way ko does, and hot-reload them in dev mode.
 #[derive(Debug, Parser)]
