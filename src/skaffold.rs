@@ -207,11 +207,11 @@ impl BuildRequest {
 
     /// Where the image goes, for the one publisher factory
     /// ([`crate::publish::select::publisher`]): exactly `$IMAGE`.
-    pub fn destinations(&self, insecure: &[String]) -> Destinations {
+    pub fn destinations(&self, insecure: bool) -> Destinations {
         Destinations {
             exact: Some(self.image.clone()),
             push: self.destination == Destination::Registry,
-            insecure: insecure.to_vec(),
+            insecure,
             ..Default::default()
         }
     }

@@ -109,3 +109,60 @@ fn usage_errors_exit_2() {
     let out = run(sb.gohot(sb.path()).args(["build", "--no-such-flag"]));
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Credentials as `docker login` leaves them with a credential store: an
+/// empty `auths` entry and `credsStore`, the secret with the helper, which
+/// Docker asks with the registry's host. Then the same with `credHelpers`.
+#[test]
+fn credential_helpers_are_asked_under_dockers_keys() {
+    let reg = Registry::start_with(Some(("gohot", "s3cret")));
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let bin = sb.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let asked = sb.path().join("asked.txt");
+    // A helper as Docker's protocol has it: `get`, the server address on stdin, JSON out.
+    let script = format!(
+        "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\necho \"$server\" >> {asked}\n\
+         if [ \"$server\" = \"{host}\" ]; then\n  printf '{{\"ServerURL\":\"%s\",\"Username\":\"gohot\",\"Secret\":\"s3cret\"}}' \"$server\"\n\
+         else\n  echo 'credentials not found in native keychain'; exit 1\nfi\n",
+        asked = asked.display(),
+        host = reg.host()
+    );
+    let helper = bin.join("docker-credential-gohottest");
+    std::fs::write(&helper, script).expect("helper");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let repo = format!("{}/private", reg.host());
+    for config in [
+        serde_json::json!({"auths": {reg.host(): {}}, "credsStore": "gohottest"}),
+        serde_json::json!({"auths": {}, "credHelpers": {reg.host(): "gohottest"}}),
+    ] {
+        std::fs::write(sb.path().join("docker/config.json"), config.to_string()).expect("config");
+        let _ = std::fs::remove_file(&asked);
+        let reference = ok(sb.gohot(&app).args(["build", "."]).env("KO_DOCKER_REPO", &repo).env("PATH", &path));
+        assert!(reference.trim().starts_with(&format!("{repo}/hello-")), "{reference}");
+        let asked = std::fs::read_to_string(&asked).expect("the helper was asked");
+        assert!(asked.lines().all(|l| l == reg.host()), "asked with {asked:?}, Docker's key is {}", reg.host());
+    }
+}
+
+/// With `--json`, a fatal error is the last event on stdout (docs/events.md),
+/// in the envelope every event has; stderr still has the message.
+#[test]
+fn dev_json_ends_with_an_error_event() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let out = run(sb.gohot(&app).args(["dev", ".", "--json"]).env("GOHOT_GO", "/nonexistent/go"));
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().expect("an event on stdout");
+    let event: serde_json::Value = serde_json::from_str(last).expect("JSON");
+    assert_eq!(event["event"], "error", "{last}");
+    assert_eq!(event["version"], 1, "{last}");
+    assert!(event["time"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 24), "{last}");
+    let message = event["message"].as_str().expect("message");
+    assert!(message.contains("/nonexistent/go"), "{message}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/go"));
+}

@@ -363,7 +363,7 @@ impl Ctr {
 async fn syncback_from_a_real_container() {
     let Some(c) = Ctr::start() else { return };
     c.sh("/bin/busybox --install -s /bin");
-    let docker = bollard::Docker::connect_with_defaults().expect("docker").negotiate_version().await.expect("api");
+    let docker = gohot::docker::connect().await.expect("docker");
     let target = gohot::target::docker::ExistingContainer::new(docker, &c.id);
     let d = dirs();
     let state = d.state.clone();

@@ -69,7 +69,13 @@ impl Sandbox {
         let mut c = Command::new(env!("CARGO_BIN_EXE_gohot"));
         c.current_dir(cwd);
         for (k, _) in std::env::vars() {
-            if k.starts_with("KO_") || k.starts_with("GOHOT_") || k == "DOCKER_CONFIG" || k == "SOURCE_DATE_EPOCH" {
+            // DOCKER_HOST stays: it may be how this machine reaches its engine.
+            let docker = ["DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_TLS", "DOCKER_CERT_PATH"];
+            if k.starts_with("KO_")
+                || k.starts_with("GOHOT_")
+                || docker.contains(&k.as_str())
+                || k == "SOURCE_DATE_EPOCH"
+            {
                 c.env_remove(k);
             }
         }

@@ -19,6 +19,12 @@ use crate::oci::client::{classify, parse_reference, Registry, RegistryError};
 use crate::oci::{self, BlobData, Descriptor, Layer};
 use crate::platform::Platform;
 
+/// `--platform=all` on a built-in base (`static`, `scratch`): the Linux
+/// platforms Go builds static binaries for that container runtimes run —
+/// distroless static's set, plus riscv64 and 386.
+pub const BUILTIN_PLATFORMS: &[&str] =
+    &["linux/386", "linux/amd64", "linux/arm/v7", "linux/arm64", "linux/ppc64le", "linux/riscv64", "linux/s390x"];
+
 /// Errors getting a base image.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -123,6 +129,53 @@ impl BaseStore {
             return super::staticbase::image(platform)
                 .map_err(|e| BaseError::Invalid { reference: reference.into(), detail: e.to_string() });
         }
+        let bar = crate::progress::spinner(format!("base image {reference} ({platform})"));
+        let got = self.pull(reference, platform).await;
+        bar.finish_and_clear();
+        got
+    }
+
+    /// Every platform `reference` offers (`--platform=all`): the entries of
+    /// its index (attestations' `unknown/unknown` left out), the one image's
+    /// own platform, or for the built-in bases the Linux platforms Go builds
+    /// static binaries for that container runtimes run.
+    pub async fn platforms(&self, reference: &str) -> Result<Vec<Platform>, BaseError> {
+        if reference == "scratch" || reference == super::staticbase::NAME {
+            return Ok(BUILTIN_PLATFORMS.iter().map(|p| p.parse().expect("a valid platform")).collect());
+        }
+        let reg_err = |source| BaseError::Registry { reference: reference.into(), source };
+        let r = parse_reference(reference).map_err(reg_err)?;
+        let invalid = |detail: String| BaseError::Invalid { reference: reference.into(), detail };
+        let top_digest = self.resolve_top(&r, reference).await?;
+        let top = self.manifest(&r, &top_digest).await?;
+        let json: Value = serde_json::from_slice(&top).map_err(|e| invalid(format!("manifest is not JSON: {e}")))?;
+        if json.get("manifests").is_some() {
+            let index: oci::Index = serde_json::from_value(json).map_err(|e| invalid(format!("bad index: {e}")))?;
+            let mut out: Vec<Platform> = Vec::new();
+            for p in index.manifests.iter().filter_map(|d| d.platform.as_ref()) {
+                if p.os == "unknown" || p.architecture == "unknown" {
+                    continue;
+                }
+                let platform = Platform { os: p.os.clone(), arch: p.architecture.clone(), variant: p.variant.clone() };
+                if !out.contains(&platform) {
+                    out.push(platform);
+                }
+            }
+            return if out.is_empty() { Err(invalid("its index lists no platform".into())) } else { Ok(out) };
+        }
+        let manifest: oci::Manifest =
+            serde_json::from_slice(&top).map_err(|e| invalid(format!("bad manifest: {e}")))?;
+        let config = self.blob(&r, &manifest.config).await?.read().await.map_err(self.cache_err(&self.dir))?;
+        let config: Value = serde_json::from_slice(&config).map_err(|e| invalid(format!("config is not JSON: {e}")))?;
+        let (os, arch) = (config["os"].as_str().unwrap_or("linux"), config["architecture"].as_str().unwrap_or(""));
+        if arch.is_empty() {
+            return Err(invalid("its config names no architecture".into()));
+        }
+        Ok(vec![Platform { os: os.into(), arch: arch.into(), variant: config["variant"].as_str().map(String::from) }])
+    }
+
+    /// [`BaseStore::get`] for an image reference: from the cache, else the registry.
+    async fn pull(&self, reference: &str, platform: &Platform) -> Result<BaseImage, BaseError> {
         let reg_err = |source| BaseError::Registry { reference: reference.into(), source };
         let r = parse_reference(reference).map_err(reg_err)?;
         let invalid = |detail: String| BaseError::Invalid { reference: reference.into(), detail };
@@ -299,6 +352,18 @@ fn oci_layer_type(media_type: &str) -> Result<&'static str, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[tokio::test]
+    async fn builtin_bases_offer_every_platform_for_platform_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BaseStore::new(dir.path().to_path_buf(), Registry::new(false).unwrap(), false);
+        for base in ["static", "scratch"] {
+            let platforms = store.platforms(base).await.unwrap();
+            assert_eq!(platforms.len(), BUILTIN_PLATFORMS.len());
+            assert!(platforms.contains(&"linux/arm/v7".parse().unwrap()));
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -310,6 +310,20 @@ impl GoToolchain {
         Ok(out.stdout)
     }
 
+    /// `go version -m BINARY`: the build information Go embedded (module,
+    /// dependencies, settings), for SBOMs.
+    pub async fn version_m(&self, binary: &Path) -> Result<String, GoError> {
+        let dir = binary.parent().unwrap_or(Path::new("/"));
+        let out = self.command(dir).arg("version").arg("-m").arg(binary).output().await.map_err(|e| self.io(e))?;
+        if !out.status.success() {
+            return Err(GoError::Package {
+                package: binary.display().to_string(),
+                message: format!("go version -m: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Resolves `package` (a path like `./cmd/app` or an import path) in `dir`
     /// and checks that it is a main package.
     pub async fn main_package(&self, dir: &Path, package: &str) -> Result<Package, GoError> {

@@ -34,6 +34,10 @@ pub struct ImageInputs<'a> {
     pub dev: bool,
     /// The import path, for the image history.
     pub import_path: &'a str,
+    /// Labels added to the config's (a key the base has is replaced).
+    pub labels: &'a [(String, String)],
+    /// The user to run as, replacing the base's.
+    pub user: Option<&'a str>,
 }
 
 /// The creation time written into configs: `SOURCE_DATE_EPOCH` or the epoch.
@@ -146,6 +150,17 @@ pub fn assemble(inputs: ImageInputs<'_>) -> std::io::Result<Image> {
     env.retain(|e| !e.starts_with("KO_DATA_PATH="));
     env.push(format!("KO_DATA_PATH={KODATA_PATH}"));
     c["Env"] = json!(env);
+    if !inputs.labels.is_empty() {
+        if !c["Labels"].is_object() {
+            c["Labels"] = json!({});
+        }
+        for (k, v) in inputs.labels {
+            c["Labels"][k] = json!(v);
+        }
+    }
+    if let Some(user) = inputs.user {
+        c["User"] = json!(user);
+    }
 
     let config = Bytes::from(serde_json::to_vec(&config).unwrap_or_default());
     Ok(Image::new(inputs.platform.clone(), config, layers))
@@ -221,6 +236,8 @@ mod tests {
             extra_layers: vec![],
             dev: false,
             import_path: "example.com/hello",
+            labels: &[],
+            user: None,
         })
         .unwrap();
         let cfg: Value = serde_json::from_slice(&img.config).unwrap();
@@ -237,6 +254,8 @@ mod tests {
             extra_layers: vec![],
             dev: false,
             import_path: "example.com/hello",
+            labels: &[],
+            user: None,
         })
         .unwrap();
         assert_eq!(img.digest(), again.digest());

@@ -14,6 +14,7 @@ pub mod image;
 pub mod inputs;
 pub mod kodata;
 pub mod layer;
+pub mod sbom;
 pub mod staticbase;
 
 use std::path::{Path, PathBuf};
@@ -70,6 +71,8 @@ pub struct Built {
     pub package: Package,
     /// The image or index.
     pub artifact: Artifact,
+    /// `go version -m` of each platform's binary, for SBOMs ([`sbom`]).
+    pub build_info: Vec<(crate::platform::Platform, String)>,
 }
 
 /// Anything that turns a package into an image.
@@ -90,6 +93,12 @@ pub struct BuildOptions {
     pub base: Option<String>,
     /// Root of the cache (binaries, base images).
     pub cache_root: PathBuf,
+    /// Labels added to the image config (ko's `--image-label`).
+    pub labels: Vec<(String, String)>,
+    /// The user the image runs as, replacing the base's (ko's `--image-user`).
+    pub user: Option<String>,
+    /// `--platform=all`: every platform of each package's base.
+    pub all_platforms: bool,
 }
 
 /// What a variant of the image adds to the production build.
@@ -239,7 +248,9 @@ impl GoBuilder {
     pub async fn build_variant(&self, pkg: Package, requested: &str, variant: &Variant) -> Result<Built, BuildError> {
         let base_ref = self.base_for(&pkg);
         let kodata_dir = pkg.dir.join("kodata");
-        let platforms = self.platforms()?;
+        let mut build_info = Vec::new();
+        let platforms =
+            if self.opts.all_platforms { self.bases.platforms(&base_ref).await? } else { self.platforms()? };
         let kodata = kodata::read_kodata(&kodata_dir).map_err(io_err(&kodata_dir))?;
         // What gohot placed in kodata for dev images (watchexec, its record,
         // its .gitignore lines) never reaches a production image.
@@ -258,11 +269,14 @@ impl GoBuilder {
                 extra_layers: variant.layers.clone(),
                 dev: variant.dev,
                 import_path: &pkg.import_path,
+                labels: &self.opts.labels,
+                user: self.opts.user.as_deref(),
             })
             .map_err(io_err(&out))?;
+            build_info.push((platform.clone(), self.go.version_m(&out).await?));
             images.push(img);
         }
-        Ok(Built { package: pkg, artifact: Artifact::from_images(images) })
+        Ok(Built { package: pkg, artifact: Artifact::from_images(images), build_info })
     }
 }
 

@@ -13,13 +13,45 @@ use clap::{Args, Parser, Subcommand};
 use crate::publish::select::Destinations;
 use crate::publish::Naming;
 
+/// The environment variables gohot reads, for `--help`.
+pub const ENVIRONMENT: &str = "\
+Environment:
+  KO_DOCKER_REPO        where images go (a registry repository, ko.local, kind.local, minikube.local)
+  KO_DEFAULTBASEIMAGE   the base image when .ko.yaml names none for the package (default: built-in static)
+  KO_DEFAULTPLATFORMS   the default of --platform
+  KO_CONFIG_PATH        the .ko.yaml to read (a file or a directory)
+  KOCACHE               where binaries are cached (default ~/.cache/gohot)
+  SOURCE_DATE_EPOCH     the layers' timestamps (default: the epoch)
+  GOHOT_GO              the Go toolchain (default: go on PATH)
+  GOHOT_WATCHEXEC       a local watchexec binary for dev images (--watchexec)
+  GOHOT_WATCHEXEC_URL   a mirror of watchexec's release files (--watchexec-url)
+  GOHOT_LOG             a tracing filter for gohot's log (e.g. gohot=debug)
+  DOCKER_HOST           the Docker engine (unix:///path, tcp://HOST:PORT), after --docker-host
+  DOCKER_TLS_VERIFY     TLS to a tcp:// engine, its certificate checked (DOCKER_TLS: not checked)
+  DOCKER_CERT_PATH      ca.pem, cert.pem, key.pem for that TLS (default: the Docker config directory)
+  DOCKER_CONTEXT        the Docker context to use (after DOCKER_HOST; before config.json's currentContext)
+  DOCKER_CONFIG         the Docker config directory: config.json (credentials, currentContext), contexts/
+  KUBECONFIG            the kubeconfig files (default ~/.kube/config)
+  KIND_CLUSTER_NAME     the KinD cluster for kind.local (default kind)
+  MINIKUBE_PROFILE      the minikube profile for minikube.local (default minikube)
+  IMAGE, PUSH_IMAGE, BUILD_CONTEXT, PLATFORMS
+                        Skaffold's custom-build contract (gohot skaffold build)
+  SKAFFOLD_IMAGE, SKAFFOLD_BUILD_CONTEXT, SKAFFOLD_FILES_ADDED_OR_MODIFIED, SKAFFOLD_FILES_DELETED,
+  SKAFFOLD_KUBE_CONTEXT, SKAFFOLD_NAMESPACES
+                        Skaffold's sync hook variables (gohot skaffold sync)";
+
 /// gohot: build Go images the way ko does, and hot-reload them in dev mode.
 #[derive(Debug, Parser)]
-#[command(name = "gohot", version, about, propagate_version = true)]
+#[command(name = "gohot", version, about, propagate_version = true, after_help = ENVIRONMENT)]
 pub struct Cli {
     /// More logging (-v debug, -vv trace). GOHOT_LOG takes a tracing filter.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The Docker engine to use (unix:///path or tcp://HOST:PORT), as
+    /// Docker's -H: wins over DOCKER_HOST, DOCKER_CONTEXT and the current
+    /// context of $DOCKER_CONFIG/config.json.
+    #[arg(long, global = true, value_name = "HOST")]
+    pub docker_host: Option<String>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -52,6 +84,17 @@ pub enum Command {
     Apply(ApplyCmd),
     /// Delete what manifests name from the cluster (no build needed).
     Delete(DeleteCmd),
+    /// Print a shell completion script: `gohot completion bash > /etc/bash_completion.d/gohot`,
+    /// `gohot completion zsh > "${fpath[1]}/_gohot"`, `gohot completion fish > ~/.config/fish/completions/gohot.fish`.
+    Completion(CompletionCmd),
+}
+
+/// `gohot completion`.
+#[derive(Debug, Args)]
+pub struct CompletionCmd {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `gohot skaffold …`.
@@ -94,12 +137,14 @@ pub struct SkaffoldBuildCmd {
     /// Go main package, relative to $BUILD_CONTEXT.
     #[arg(long, default_value = ".")]
     pub package: String,
-    /// Build settings ($PLATFORMS wins over --platform).
+    /// Build settings (--platform is used when $PLATFORMS is unset or empty;
+    /// $PLATFORMS, which Skaffold sets, wins over it).
     #[command(flatten)]
     pub build: BuildFlags,
-    /// Registries to reach over plain HTTP (loopback ones always are).
-    #[arg(long = "insecure-registry")]
-    pub insecure_registry: Vec<String>,
+    /// Reach every registry over plain HTTP, as ko's --insecure-registry
+    /// (loopback registries always are).
+    #[arg(long = "insecure-registry", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", value_parser = parse_insecure)]
+    pub insecure_registry: Option<bool>,
 }
 
 /// `gohot skaffold deps`.
@@ -142,6 +187,9 @@ pub struct DevCmd {
     /// container must use `image: ko://<its import path>`.
     #[arg(short = 'f', long = "filename")]
     pub files: Vec<PathBuf>,
+    /// Read the directories given with -f recursively (as ko and kubectl).
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
     /// Where the app runs (default: kube with -f, else docker).
     #[arg(long, value_enum)]
     pub target: Option<TargetKind>,
@@ -196,8 +244,9 @@ pub enum TargetKind {
 #[derive(Debug, Args, Clone)]
 pub struct BuildFlags {
     /// Platforms to build, comma-separated (linux/amd64,linux/arm64); more
-    /// than one publishes an image index. Default: .ko.yaml defaultPlatforms, else the host's.
-    #[arg(long, value_delimiter = ',')]
+    /// than one publishes an image index; `all`: every platform of the base.
+    /// Default: $KO_DEFAULTPLATFORMS, then .ko.yaml defaultPlatforms, else the host's.
+    #[arg(long, value_delimiter = ',', env = "KO_DEFAULTPLATFORMS")]
     pub platform: Vec<String>,
     /// Base image (overrides .ko.yaml and KO_DEFAULTBASEIMAGE). Built in:
     /// `static` (the default: CA certificates, tzdata, runs as 65532) and
@@ -207,6 +256,13 @@ pub struct BuildFlags {
     /// Re-resolve base image tags against the registry instead of the cache.
     #[arg(long)]
     pub pull: bool,
+    /// Labels to add to the image, KEY=VALUE, comma-separated or repeated (ko's --image-label).
+    #[arg(long = "image-label", value_name = "KEY=VALUE", value_delimiter = ',', value_parser = parse_label)]
+    pub image_label: Vec<(String, String)>,
+    /// The user the image runs as (ko's --image-user), e.g. 65532 or 1000:1000;
+    /// default: the base's (65532 on the built-in static base).
+    #[arg(long, value_name = "USER")]
+    pub image_user: Option<String>,
     /// Build the dev-mode variant (watchexec and the way-in helper inside,
     /// writable /ko-app, linked with -s -w).
     #[arg(long)]
@@ -222,7 +278,19 @@ pub struct BuildFlags {
     pub watchexec_url: Option<String>,
     /// Dev mode: keep DWARF so a debugger can attach (bigger binaries, slower reloads).
     #[arg(long)]
-    pub debug: bool,
+    pub dwarf: bool,
+    /// Refused: ko's --debug puts a debugger (delve) into the image, which
+    /// gohot does not do; --dwarf keeps debug information for your own.
+    #[arg(long, hide = true, num_args = 0, default_missing_value = "true", value_parser = refuse_debug)]
+    pub debug: Option<bool>,
+}
+
+/// `--debug` always fails (a usage error, exit 2): in ko it means a
+/// debugger in the image, which gohot does not add.
+fn refuse_debug(_: &str) -> std::result::Result<bool, String> {
+    Err("ko's --debug adds the delve debugger to the image, which gohot does not do. To keep DWARF debug \
+         information in dev builds (for a debugger you attach yourself), use --dwarf"
+        .into())
 }
 
 /// Flags choosing where images go.
@@ -250,12 +318,34 @@ pub struct PublishFlags {
     /// Name repositories <repo>/<full import path>.
     #[arg(short = 'P', long)]
     pub preserve_import_paths: bool,
-    /// Tags to push (default: latest).
+    /// Tags to push, comma-separated or repeated (default: latest); on
+    /// ko.local, added beside the digest tag, as ko does.
     #[arg(short = 't', long = "tags", value_delimiter = ',')]
     pub tags: Vec<String>,
-    /// Registries to reach over plain HTTP (loopback ones always are).
-    #[arg(long = "insecure-registry")]
-    pub insecure_registry: Vec<String>,
+    /// Reach every registry over plain HTTP, as ko's --insecure-registry
+    /// (loopback registries always are).
+    #[arg(long = "insecure-registry", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", value_parser = parse_insecure)]
+    pub insecure_registry: Option<bool>,
+    /// Load into the local Docker engine (ko's -L: KO_DOCKER_REPO=ko.local).
+    #[arg(short = 'L', long, conflicts_with = "repo")]
+    pub local: bool,
+    /// Also write each published reference, one per line, to FILE (ko's --image-refs).
+    #[arg(long, value_name = "FILE")]
+    pub image_refs: Option<PathBuf>,
+    /// SBOM to push beside each image in a registry, as ko: `spdx` (an SPDX
+    /// 2.3 document from the binary's build information, under the tag
+    /// `sha256-<digest hex>.sbom`) or `none`.
+    #[arg(long, value_enum, default_value_t = Sbom::Spdx)]
+    pub sbom: Sbom,
+}
+
+/// `--sbom`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sbom {
+    /// No SBOM.
+    None,
+    /// An SPDX 2.3 JSON document.
+    Spdx,
 }
 
 impl PublishFlags {
@@ -270,14 +360,17 @@ impl PublishFlags {
         } else {
             Naming::Md5
         };
+        let repo = if self.local { Some("ko.local".to_string()) } else { self.repo.clone() };
         Destinations {
-            repo: self.repo.clone().filter(|r| !r.is_empty()),
+            repo: repo.filter(|r| !r.is_empty()),
             push: self.push,
             tarball: self.tarball.clone(),
             layout: self.oci_layout_path.clone(),
             naming,
             tags: self.tags.clone(),
-            insecure: self.insecure_registry.clone(),
+            insecure: self.insecure_registry.unwrap_or(false),
+            image_refs: self.image_refs.clone(),
+            sbom: self.sbom == Sbom::Spdx,
             kind_cluster: std::env::var("KIND_CLUSTER_NAME").ok().filter(|s| !s.is_empty()),
             minikube_profile: std::env::var("MINIKUBE_PROFILE").ok().filter(|s| !s.is_empty()),
             exact: None,
@@ -294,8 +387,9 @@ pub struct BuildCmd {
     /// Destination.
     #[command(flatten)]
     pub publish: PublishFlags,
-    /// Go main packages (./cmd/app or import paths; a ko:// prefix is accepted).
-    #[arg(required = true)]
+    /// Go main packages (./cmd/app or import paths; a ko:// prefix is
+    /// accepted). Default: `.`, as in ko.
+    #[arg(default_value = ".")]
     pub packages: Vec<String>,
 }
 
@@ -308,9 +402,12 @@ pub struct ResolveCmd {
     /// Destination.
     #[command(flatten)]
     pub publish: PublishFlags,
-    /// YAML files or directories (`-` for stdin); repeatable.
+    /// YAML or JSON files or directories (`-` for stdin); repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
+    /// Read the directories given with -f recursively (as ko and kubectl).
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
     /// Builds to run at once.
     #[arg(short = 'j', long, default_value_t = 2)]
     pub jobs: usize,
@@ -400,9 +497,12 @@ pub struct ApplyCmd {
     /// Cluster.
     #[command(flatten)]
     pub kube: KubeFlags,
-    /// YAML files or directories (`-` for stdin); repeatable.
+    /// YAML or JSON files or directories (`-` for stdin); repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
+    /// Read the directories given with -f recursively (as ko and kubectl).
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
     /// Builds to run at once.
     #[arg(short = 'j', long, default_value_t = 2)]
     pub jobs: usize,
@@ -420,9 +520,12 @@ pub struct DeleteCmd {
     /// Cluster.
     #[command(flatten)]
     pub kube: KubeFlags,
-    /// YAML files or directories (`-` for stdin); repeatable.
+    /// YAML or JSON files or directories (`-` for stdin); repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
+    /// Read the directories given with -f recursively (as ko and kubectl).
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
 }
 
 /// `500ms`, `2s`, `1.5m`, `1h` or plain seconds: one parser for every duration flag.
@@ -442,6 +545,35 @@ pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, Strin
         return Err(bad());
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+impl BuildFlags {
+    /// `--platform=all`: every platform the base offers, as in ko.
+    pub fn all_platforms(&self) -> bool {
+        self.platform.iter().any(|p| p == "all")
+    }
+}
+
+/// `KEY=VALUE` for `--image-label`.
+fn parse_label(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("--image-label {s:?}: write KEY=VALUE, e.g. org.opencontainers.image.source=https://…")),
+    }
+}
+
+/// `--insecure-registry[=BOOL]`: ko's switch. A host after it is the old
+/// gohot form (a list of hosts), refused with the way to write it now.
+fn parse_insecure(s: &str) -> std::result::Result<bool, String> {
+    match s {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(format!(
+            "--insecure-registry is a switch, as in ko (every registry over plain HTTP), and takes no registry: \
+             write `--insecure-registry` (or `--insecure-registry=true`) without {other:?}; loopback registries \
+             need no flag. To build a package right after it, write `--insecure-registry=true PKG`"
+        )),
+    }
 }
 
 /// A polling interval: a duration from 50ms to 24h.

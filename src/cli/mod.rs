@@ -136,6 +136,9 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose);
+    if let Some(host) = &cli.docker_host {
+        crate::docker::set_host_flag(host.clone());
+    }
     tune_allocator();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -186,5 +189,6 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Syncmap(c) => cmd::skaffold::run_syncmap(c).await,
         Command::Apply(c) => cmd::apply::run_apply(c).await,
         Command::Delete(c) => cmd::apply::run_delete(c).await,
+        Command::Completion(c) => cmd::completion(c),
     }
 }

@@ -172,6 +172,7 @@ mod tests {
                     Bytes::from_static(b"{}"),
                     vec![],
                 )]),
+                build_info: Vec::new(),
             })
         }
     }
@@ -198,7 +199,7 @@ mod tests {
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: hello}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: hello}}\n  template:\n    metadata: {labels: {app: hello}}\n    spec:\n      containers:\n      - {name: app, image: ko://example.com/hello}\n      - {name: side, image: busybox}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: hello}\nspec: {selector: {app: hello}, ports: [{port: 80}]}\n",
         )
         .unwrap();
-        let files = resolve::read_manifests(&path).unwrap();
+        let files = resolve::read_manifests(&path, false).unwrap();
         assert_eq!(ko_refs(&files), ["ko://example.com/hello"]);
         let (cluster, log) = mock::cluster(|s| {
             let path = s.uri.split('?').next().unwrap_or_default().to_string();

@@ -740,11 +740,8 @@ fn installed_matches(kodata: &Path, origin: &str, sha: Option<&str>) -> Result<b
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(source) => return Err(WatchexecError::Io { action: "inspect", path: bin, source }),
     }
-    let mut hasher = Sha256::new();
-    let mut file =
-        fs::File::open(&bin).map_err(|source| WatchexecError::Io { action: "read", path: bin.clone(), source })?;
-    io::copy(&mut file, &mut hasher).map_err(|source| WatchexecError::Io { action: "read", path: bin, source })?;
-    Ok(hex::encode(hasher.finalize()) == record.sha256)
+    let data = fs::read(&bin).map_err(|source| WatchexecError::Io { action: "read", path: bin, source })?;
+    Ok(hex::encode(Sha256::digest(&data)) == record.sha256)
 }
 
 #[cfg(unix)]

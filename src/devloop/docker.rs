@@ -104,7 +104,7 @@ struct Prepared {
 async fn prepare(builder: &DevBuilder, dev: &DockerDev, opts: &LoopOptions) -> Result<Prepared, DockerDevError> {
     let (app, watching) = super::begin(builder, &dev.package, opts).await?;
     let built = builder.build(&dev.package).await?;
-    let image = DaemonPublisher::new("ko.local".into(), Naming::Base).publish(&built).await?;
+    let image = DaemonPublisher::new("ko.local".into(), Naming::Base, Vec::new()).publish(&built).await?;
     let initial = super::built_binary(builder, &app)?;
     Ok(Prepared { app, watching, image, initial })
 }

@@ -1,6 +1,9 @@
 //! What the dev loop reports. The library never prints: it sends
 //! [`DevEvent`]s to a sink; the CLI renders them as one human line each on
-//! stderr, or as JSON lines on stdout with `--json` (for editors and tools).
+//! stderr, or as JSON lines on stdout with `--json` (for editors and tools),
+//! each in the envelope [`DevEvent::json_line`] writes: `version`, `time`,
+//! `event`, then the event's fields — the schema `docs/events.md` documents
+//! and a test here holds it to.
 
 use serde::Serialize;
 
@@ -125,6 +128,38 @@ pub enum DevEvent {
         /// Whether the app's container was kept.
         kept: bool,
     },
+    /// gohot stops on an error (the last event before a non-zero exit).
+    Error {
+        /// The error and its causes, as printed on stderr.
+        message: String,
+    },
+}
+
+/// The version of the `--json` event schema (docs/events.md): fields may be
+/// added within a version; a field removed, renamed or retyped changes it.
+pub const EVENTS_VERSION: u32 = 1;
+
+/// `2026-12-01T00:10:00.123Z` for a time since the Unix epoch.
+pub fn rfc3339_utc(since_epoch: std::time::Duration) -> String {
+    let secs = since_epoch.as_secs();
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since_epoch.subsec_millis()
+    )
 }
 
 /// Where events go.
@@ -136,6 +171,17 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 impl DevEvent {
+    /// The event as one line of JSON in its envelope (`version`, `time`,
+    /// `event`, then its fields), at `now`; no newline.
+    pub fn json_line(&self, now: std::time::SystemTime) -> String {
+        let since = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let mut line = format!(r#"{{"version":{EVENTS_VERSION},"time":"{}","#, rfc3339_utc(since));
+        // The event's own object, `event` first, without its opening brace.
+        let body = serde_json::to_string(self).unwrap_or_else(|_| r#"{"event":"error"}"#.into());
+        line.push_str(body.strip_prefix('{').unwrap_or(&body));
+        line
+    }
+
     /// The one line a person sees for this event (None: nothing to print).
     pub fn human(&self) -> Option<String> {
         Some(match self {
@@ -177,6 +223,8 @@ impl DevEvent {
                     "stopped; removed the container".into()
                 }
             }
+            // The CLI prints the error itself, with its causes.
+            DevEvent::Error { .. } => return None,
         })
     }
 }
@@ -186,5 +234,152 @@ fn short_list(files: &[String]) -> String {
         0 => "sources".into(),
         1..=3 => files.join(", "),
         n => format!("{}, … ({n} files)", files[..2].join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// One of every event, with every field filled in. The match below has
+    /// no wildcard: a new event does not compile until it is added here
+    /// (and so checked against the doc).
+    fn every_event() -> Vec<DevEvent> {
+        let s = || "x".to_string();
+        let all = vec![
+            DevEvent::Started { image: s(), replicas: vec![s()] },
+            DevEvent::BuildStarted { files: vec![s()] },
+            DevEvent::BuildCancelled,
+            DevEvent::BuildFailed { output: s() },
+            DevEvent::Unchanged,
+            DevEvent::Reloaded {
+                app: s(),
+                files: vec![s()],
+                timings: Timings::default(),
+                bytes_sent: 1,
+                binary_bytes: 2,
+                replicas: 1,
+                replicas_total: 1,
+            },
+            DevEvent::KodataSynced { files: vec![s()], bytes_sent: 1 },
+            DevEvent::RulesSynced { copied: vec![s()], deleted: vec![s()], bytes_sent: 1 },
+            DevEvent::Recovered { replica: s(), reason: s() },
+            DevEvent::SyncFailed { errors: vec![s()] },
+            DevEvent::Log { replica: s(), line: s() },
+            DevEvent::Warning { message: s() },
+            DevEvent::Forwarding { local: s(), remote: 8080, workloads: vec![s()] },
+            DevEvent::Stopped { kept: false },
+            DevEvent::Error { message: s() },
+        ];
+        for e in &all {
+            match e {
+                DevEvent::Started { .. }
+                | DevEvent::BuildStarted { .. }
+                | DevEvent::BuildCancelled
+                | DevEvent::BuildFailed { .. }
+                | DevEvent::Unchanged
+                | DevEvent::Reloaded { .. }
+                | DevEvent::KodataSynced { .. }
+                | DevEvent::RulesSynced { .. }
+                | DevEvent::Recovered { .. }
+                | DevEvent::SyncFailed { .. }
+                | DevEvent::Log { .. }
+                | DevEvent::Warning { .. }
+                | DevEvent::Forwarding { .. }
+                | DevEvent::Stopped { .. }
+                | DevEvent::Error { .. } => {}
+            }
+        }
+        all
+    }
+
+    /// docs/events.md: `### \`name\`` headings, each with a table of
+    /// `| \`field\` | type | meaning |` rows; the envelope's rows come
+    /// before the first heading. Nested fields are written `parent.child`.
+    fn documented() -> (BTreeMap<String, String>, BTreeMap<String, BTreeMap<String, String>>) {
+        let doc = include_str!("../../docs/events.md");
+        let mut envelope = BTreeMap::new();
+        let mut events: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        let mut current: Option<String> = None;
+        for line in doc.lines() {
+            if let Some(name) = line.strip_prefix("### `").and_then(|l| l.strip_suffix('`')) {
+                current = Some(name.to_string());
+                events.entry(name.to_string()).or_default();
+                continue;
+            }
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if cells.len() < 4 || !cells[1].starts_with('`') {
+                continue;
+            }
+            let (field, ty) = (cells[1].trim_matches('`').to_string(), cells[2].to_string());
+            match &current {
+                None => envelope.insert(field, ty),
+                Some(e) => events.get_mut(e).expect("event").insert(field, ty),
+            };
+        }
+        (envelope, events)
+    }
+
+    fn json_type(v: &serde_json::Value) -> &'static str {
+        match v {
+            serde_json::Value::String(_) => "string",
+            serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => "integer",
+            serde_json::Value::Number(_) => "number",
+            serde_json::Value::Bool(_) => "boolean",
+            serde_json::Value::Array(_) => "array of strings",
+            serde_json::Value::Object(_) => "object",
+            serde_json::Value::Null => "null",
+        }
+    }
+
+    /// Every event kind, parsed from the JSON gohot writes, matches the
+    /// documented schema field for field and type for type — and the doc
+    /// documents no event or field gohot does not write.
+    #[test]
+    fn every_event_matches_docs_events_md() {
+        let (envelope, events) = documented();
+        let mut seen = Vec::new();
+        for event in every_event() {
+            let line = event.json_line(std::time::SystemTime::now());
+            let value: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+            let object = value.as_object().expect("an object");
+            let name = object["event"].as_str().expect("event").to_string();
+            let fields = events.get(&name).unwrap_or_else(|| panic!("event {name} is not in docs/events.md"));
+            let mut written = BTreeMap::new();
+            for (key, v) in object {
+                if let serde_json::Value::Object(inner) = v {
+                    for (k, iv) in inner {
+                        written.insert(format!("{key}.{k}"), json_type(iv));
+                    }
+                }
+                written.insert(key.clone(), json_type(v));
+            }
+            for (key, ty) in &written {
+                let doc_ty = envelope.get(key).or(fields.get(key));
+                let doc_ty = doc_ty.unwrap_or_else(|| panic!("{name}.{key} is not in docs/events.md"));
+                // Integers are numbers too: a documented `number` may be written as 0.
+                let ok = doc_ty == ty || (doc_ty == "number" && *ty == "integer");
+                assert!(ok, "{name}.{key}: docs/events.md says {doc_ty}, gohot writes {ty}");
+            }
+            for key in envelope.keys().chain(fields.keys()) {
+                assert!(written.contains_key(key), "docs/events.md documents {name}.{key}, which gohot does not write");
+            }
+            seen.push(name);
+        }
+        let documented: Vec<&String> = events.keys().collect();
+        for name in documented {
+            assert!(seen.contains(name), "docs/events.md documents {name}, which gohot does not send");
+        }
+        assert_eq!(envelope.get("version").map(String::as_str), Some("integer"));
+    }
+
+    #[test]
+    fn envelope_version_and_time() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_764_547_800_123);
+        let line = DevEvent::Unchanged.json_line(t);
+        assert_eq!(line, r#"{"version":1,"time":"2025-12-01T00:10:00.123Z","event":"unchanged"}"#);
+        assert_eq!(rfc3339_utc(std::time::Duration::ZERO), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_utc(std::time::Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000Z");
     }
 }

@@ -129,7 +129,8 @@ async fn start(
         jobs: 2,
         wait: Some(rollout::WaitOptions { timeout: dev.rollout_timeout, ..Default::default() }),
     };
-    let progress = |m: &str| tracing::info!("waiting: {m}");
+    let status = crate::progress::Status::new();
+    let progress = |m: &str| status.update(m);
     let build: &dyn Build = builder;
     let deployed = deploy::deploy(cluster, &dev.files, build, publisher, &deploy_opts, &progress).await?;
     let image = deployed.app_image(&reference).ok_or_else(|| KubeDevError::NoAppContainer(reference.clone()))?;

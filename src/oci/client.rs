@@ -4,7 +4,7 @@
 //!
 //! Registries on loopback (`localhost`, `127.0.0.0/8`, `[::1]`) are spoken to
 //! over plain HTTP, as go-containerregistry (and so ko) does; others over
-//! HTTPS unless named in `--insecure-registry`.
+//! HTTPS unless `--insecure-registry` is given.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -92,17 +92,18 @@ pub fn parse_reference(s: &str) -> Result<Reference, RegistryError> {
 /// on any port, so one client is kept per registry host.
 #[derive(Clone)]
 pub struct Registry {
-    insecure: Vec<String>,
+    insecure: bool,
     clients: std::sync::Arc<std::sync::Mutex<HashMap<String, oci_client::Client>>>,
     creds: DockerCredentials,
 }
 
 impl Registry {
-    /// A factory; `insecure` lists extra registries to reach over plain HTTP.
-    pub fn new(insecure: &[String]) -> Result<Self, RegistryError> {
+    /// A factory; `insecure` reaches every registry over plain HTTP (ko's
+    /// `--insecure-registry`), else only loopback ones.
+    pub fn new(insecure: bool) -> Result<Self, RegistryError> {
         // rustls needs a process-wide crypto provider; installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        Ok(Registry { insecure: insecure.to_vec(), clients: Default::default(), creds: DockerCredentials::load()? })
+        Ok(Registry { insecure, clients: Default::default(), creds: DockerCredentials::load()? })
     }
 
     /// The client for the registry of `reference`.
@@ -112,7 +113,7 @@ impl Registry {
         clients
             .entry(host.clone())
             .or_insert_with(|| {
-                let http = is_loopback(&host) || self.insecure.iter().any(|i| i == &host);
+                let http = is_loopback(&host) || self.insecure;
                 oci_client::Client::new(ClientConfig {
                     protocol: if http { ClientProtocol::Http } else { ClientProtocol::Https },
                     connect_timeout: Some(std::time::Duration::from_secs(10)),
@@ -174,12 +175,16 @@ fn root_cause(e: &dyn std::error::Error) -> String {
     cur.to_string()
 }
 
-/// Credentials from `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`):
-/// `auths` entries (`auth` or `username`/`password`, `registrytoken`) and
-/// credential helpers (`credHelpers`, `credsStore`).
+/// Credentials from `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`),
+/// looked up under the keys Docker writes: `auths` entries (`auth` or
+/// `username`/`password`, `registrytoken`, `identitytoken`) keyed by the
+/// registry's host, Docker Hub's under `https://index.docker.io/v1/`; and
+/// credential helpers (`credHelpers` per registry, `credsStore` for the
+/// rest), asked `docker-credential-<helper> get` with the server address
+/// Docker itself stores them under (the host, or Hub's URL).
 #[derive(Clone, Debug, Default)]
 pub struct DockerCredentials {
-    auths: HashMap<String, RegistryAuth>,
+    auths: HashMap<String, Credential>,
     helpers: HashMap<String, String>,
     store: Option<String>,
 }
@@ -205,6 +210,30 @@ struct AuthEntry {
     password: Option<String>,
     #[serde(default)]
     registrytoken: Option<String>,
+    #[serde(default)]
+    identitytoken: Option<String>,
+}
+
+/// What the Docker config holds for a registry.
+#[derive(Clone, Debug)]
+enum Credential {
+    /// Usable as is.
+    Auth(RegistryAuth),
+    /// An OAuth2 refresh token (`identitytoken`, or a helper's `<token>`
+    /// user), which must be traded for an access token (not done yet).
+    Identity,
+}
+
+/// Docker Hub's key in `auths` and for credential helpers (Docker's `IndexServer`).
+pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
+
+/// The server address Docker stores a registry's credentials under: Hub's
+/// URL for Docker Hub, else the host (`127.0.0.1:5000`, `gcr.io`).
+pub fn docker_server_key(registry: &str) -> String {
+    match normalize_registry_key(registry).as_str() {
+        "docker.io" => DOCKER_HUB_KEY.into(),
+        host => host.to_string(),
+    }
 }
 
 /// `https://index.docker.io/v1/` → `index.docker.io`; `host:5000` stays.
@@ -240,17 +269,19 @@ impl DockerCredentials {
         let file: DockerConfigFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut auths = HashMap::new();
         for (key, entry) in file.auths {
-            let auth = if let Some(token) = entry.registrytoken {
-                RegistryAuth::Bearer(token)
+            let auth = if let Some(token) = entry.registrytoken.filter(|t| !t.is_empty()) {
+                Credential::Auth(RegistryAuth::Bearer(token))
+            } else if entry.identitytoken.is_some_and(|t| !t.is_empty()) {
+                Credential::Identity
             } else if let (Some(u), Some(p)) = (entry.username, entry.password) {
-                RegistryAuth::Basic(u, p)
+                Credential::Auth(RegistryAuth::Basic(u, p))
             } else if let Some(a) = entry.auth.filter(|a| !a.is_empty()) {
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(a.trim())
                     .map_err(|e| format!("auths[{key}].auth is not base64: {e}"))?;
                 let raw = String::from_utf8(raw).map_err(|_| format!("auths[{key}].auth is not UTF-8"))?;
                 let (u, p) = raw.split_once(':').ok_or_else(|| format!("auths[{key}].auth is not user:password"))?;
-                RegistryAuth::Basic(u.into(), p.into())
+                Credential::Auth(RegistryAuth::Basic(u.into(), p.into()))
             } else {
                 continue;
             };
@@ -260,21 +291,34 @@ impl DockerCredentials {
         Ok(DockerCredentials { auths, helpers, store: file.creds_store.filter(|s| !s.is_empty()) })
     }
 
-    /// Credentials for a registry host: helper first, then `auths`, else anonymous.
+    /// Credentials for a registry host: its helper (`credHelpers`, else
+    /// `credsStore` when `auths` has nothing for it) first, then `auths`,
+    /// else anonymous.
     pub fn auth_for(&self, registry: &str) -> RegistryAuth {
         let key = normalize_registry_key(registry);
-        if let Some(helper) = self.helpers.get(&key).or(self.store.as_ref().filter(|_| !self.auths.contains_key(&key)))
-        {
-            if let Some(auth) = run_credential_helper(helper, registry) {
-                return auth;
+        let found = self
+            .helpers
+            .get(&key)
+            .or(self.store.as_ref().filter(|_| !self.auths.contains_key(&key)))
+            .and_then(|helper| run_credential_helper(helper, &docker_server_key(registry)))
+            .or_else(|| self.auths.get(&key).cloned());
+        match found {
+            Some(Credential::Auth(auth)) => auth,
+            Some(Credential::Identity) => {
+                tracing::warn!(
+                    "the Docker config holds an identity token (OAuth2 refresh token) for {registry}, which gohot \
+                     cannot trade for access yet: trying anonymously; `docker login {registry}` with a user and \
+                     password (or an access token as password) gives credentials gohot can use"
+                );
+                RegistryAuth::Anonymous
             }
+            None => RegistryAuth::Anonymous,
         }
-        self.auths.get(&key).cloned().unwrap_or(RegistryAuth::Anonymous)
     }
 }
 
-/// `docker-credential-<helper> get` with the registry on stdin.
-fn run_credential_helper(helper: &str, registry: &str) -> Option<RegistryAuth> {
+/// `docker-credential-<helper> get` with the server address on stdin.
+fn run_credential_helper(helper: &str, server: &str) -> Option<Credential> {
     use std::io::Write;
     let mut child = std::process::Command::new(format!("docker-credential-{helper}"))
         .arg("get")
@@ -283,7 +327,7 @@ fn run_credential_helper(helper: &str, registry: &str) -> Option<RegistryAuth> {
         .stderr(std::process::Stdio::null())
         .spawn()
         .ok()?;
-    child.stdin.take()?.write_all(registry.as_bytes()).ok()?;
+    child.stdin.take()?.write_all(server.as_bytes()).ok()?;
     let out = child.wait_with_output().ok()?;
     if !out.status.success() {
         return None;
@@ -295,10 +339,11 @@ fn run_credential_helper(helper: &str, registry: &str) -> Option<RegistryAuth> {
         secret: String,
     }
     let h: HelperOut = serde_json::from_slice(&out.stdout).ok()?;
+    // Docker's helpers return an identity token under the user `<token>`.
     Some(if h.username == "<token>" {
-        RegistryAuth::Bearer(h.secret)
+        Credential::Identity
     } else {
-        RegistryAuth::Basic(h.username, h.secret)
+        Credential::Auth(RegistryAuth::Basic(h.username, h.secret))
     })
 }
 
@@ -326,5 +371,11 @@ mod tests {
         assert!(matches!(creds.auth_for("127.0.0.1:5000"), RegistryAuth::Basic(u, _) if u == "a"));
         assert!(matches!(creds.auth_for("other:1"), RegistryAuth::Anonymous));
         assert!(DockerCredentials::parse(r#"{"auths":{"x":{"auth":"!!"}}}"#).is_err());
+        assert_eq!(docker_server_key("docker.io"), DOCKER_HUB_KEY);
+        assert_eq!(docker_server_key("index.docker.io"), DOCKER_HUB_KEY);
+        assert_eq!(docker_server_key("127.0.0.1:5000"), "127.0.0.1:5000");
+        // An identity token is not sent as if it were an access token.
+        let creds = DockerCredentials::parse(r#"{"auths":{"r.io":{"identitytoken":"refresh"}}}"#).unwrap();
+        assert!(matches!(creds.auth_for("r.io"), RegistryAuth::Anonymous));
     }
 }

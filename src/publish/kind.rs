@@ -102,9 +102,11 @@ impl Publish for KindPublisher {
         }
         let archive = bytes::Bytes::from(archive);
         for node in &nodes {
-            let out = crate::docker::exec_stdin(&docker, node, &import_argv(), archive.clone())
-                .await
-                .map_err(|e| PublishError::Daemon { detail: format!("loading {tag} into KinD node {node}: {e}") })?;
+            let bar = crate::progress::spinner(format!("loading {tag} into KinD node {node}"));
+            let out = crate::docker::exec_stdin(&docker, node, &import_argv(), archive.clone()).await;
+            bar.finish_and_clear();
+            let out =
+                out.map_err(|e| PublishError::Daemon { detail: format!("loading {tag} into KinD node {node}: {e}") })?;
             if out.exit_code != 0 {
                 return Err(PublishError::Daemon {
                     detail: format!(

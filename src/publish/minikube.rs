@@ -69,12 +69,14 @@ impl Publish for MinikubePublisher {
         let path = file.path().to_path_buf();
         write_docker_archive(image, std::slice::from_ref(&tag), std::io::BufWriter::new(file.as_file_mut()))
             .map_err(io(path.clone()))?;
+        let bar = crate::progress::spinner(format!("loading {tag} into minikube profile {}", self.profile));
         let out = tokio::process::Command::new(&self.program)
             .args(load_args(&self.profile, &path))
             .stdin(std::process::Stdio::null())
             .output()
-            .await
-            .map_err(|e| PublishError::Destination(format!("cannot run {}: {e}", self.program.display())))?;
+            .await;
+        bar.finish_and_clear();
+        let out = out.map_err(|e| PublishError::Destination(format!("cannot run {}: {e}", self.program.display())))?;
         if !out.status.success() {
             return Err(PublishError::Destination(format!(
                 "`minikube -p {} image load` failed ({}): {}; is the cluster running (`minikube status -p {}`)?",

@@ -4,12 +4,14 @@
 //! tarball, OCI layout —
 //! each a small [`Publish`] implementation, chosen in one place
 //! ([`select::publisher`]). Fan-out to several destinations is a wrapper
-//! ([`Multi`]), not a flag inside each.
+//! ([`Multi`]), as is recording references for `--image-refs`
+//! ([`recorder::Recorder`]), not a flag inside each.
 
 pub mod daemon;
 pub mod kind;
 pub mod layout;
 pub mod minikube;
+pub mod recorder;
 pub mod registry;
 pub mod select;
 pub mod tarball;

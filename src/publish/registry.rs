@@ -2,7 +2,9 @@
 //!
 //! Blobs the registry already has (checked with a HEAD) are not sent again,
 //! so a rebuild that changed only the binary uploads only that layer, the
-//! config and the manifest.
+//! config and the manifest. With SBOMs on (`--sbom=spdx`, ko's default),
+//! each image's SPDX document goes beside it under cosign's tag
+//! `sha256-<digest hex>.sbom` ([`crate::build::sbom`]).
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
@@ -20,13 +22,15 @@ pub struct RegistryPublisher {
     repo: String,
     naming: Naming,
     tags: Vec<String>,
+    sbom: bool,
 }
 
 impl RegistryPublisher {
-    /// A publisher; `tags` are applied to every image (ko defaults to `latest`).
-    pub fn new(registry: Registry, repo: String, naming: Naming, tags: Vec<String>) -> Self {
+    /// A publisher; `tags` are applied to every image (ko defaults to
+    /// `latest`); `sbom` pushes an SPDX SBOM beside each image.
+    pub fn new(registry: Registry, repo: String, naming: Naming, tags: Vec<String>, sbom: bool) -> Self {
         let tags = if tags.is_empty() { vec!["latest".into()] } else { tags };
-        RegistryPublisher { registry, repo, naming, tags }
+        RegistryPublisher { registry, repo, naming, tags, sbom }
     }
 
     /// A publisher that pushes to exactly `reference` (`host/repo:tag`, as
@@ -35,7 +39,7 @@ impl RegistryPublisher {
     /// the digest is only known after the build.
     pub fn for_reference(registry: Registry, reference: &str) -> Result<Self, PublishError> {
         let (repo, tag) = split_tag(reference)?;
-        Ok(RegistryPublisher { registry, repo, naming: Naming::Bare, tags: vec![tag] })
+        Ok(RegistryPublisher { registry, repo, naming: Naming::Bare, tags: vec![tag], sbom: false })
     }
 }
 
@@ -141,6 +145,20 @@ impl Publish for RegistryPublisher {
                 .await
                 .map_err(|e| perr(classify(&r, e)))?;
         }
+        if self.sbom {
+            for img in built.artifact.images() {
+                let Some((_, info)) = built.build_info.iter().find(|(p, _)| *p == img.platform) else { continue };
+                let (manifest, blobs) = sbom_manifest(img, info);
+                for (digest, bytes) in blobs {
+                    client.push_blob(&first, bytes, &digest).await.map_err(|e| perr(classify(&first, e)))?;
+                }
+                let r = at_tag(&crate::build::sbom::sbom_tag(&img.digest()));
+                client
+                    .push_manifest_raw(&r, manifest, HeaderValue::from_static(oci::MEDIA_MANIFEST))
+                    .await
+                    .map_err(|e| perr(classify(&r, e)))?;
+            }
+        }
         tracing::info!(
             "published {repository}: {} blob(s) uploaded ({}), {} already in the registry",
             stats.uploaded,
@@ -149,6 +167,36 @@ impl Publish for RegistryPublisher {
         );
         Ok(format!("{repository}@{}", built.artifact.digest()))
     }
+}
+
+/// The SBOM attachment of `img` (cosign's shape: a config and one
+/// `text/spdx+json` layer): its manifest, and its blobs with their digests.
+fn sbom_manifest(img: &oci::Image, build_info: &str) -> (bytes::Bytes, Vec<(String, bytes::Bytes)>) {
+    use crate::build::sbom;
+    let config: serde_json::Value = serde_json::from_slice(&img.config).unwrap_or_default();
+    let created = config["created"].as_str().unwrap_or("1970-01-01T00:00:00Z");
+    let tool = concat!("gohot-", env!("CARGO_PKG_VERSION"));
+    let doc = bytes::Bytes::from(sbom::spdx(
+        &sbom::parse_version_m(build_info),
+        &img.digest(),
+        oci::MEDIA_MANIFEST,
+        created,
+        tool,
+    ));
+    let doc_digest = oci::sha256_digest(&doc);
+    let cfg = serde_json::json!({
+        "architecture": "", "os": "", "created": created, "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [doc_digest]},
+    });
+    let cfg = bytes::Bytes::from(oci::to_json(&cfg));
+    let cfg_digest = oci::sha256_digest(&cfg);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci::MEDIA_MANIFEST,
+        "config": {"mediaType": oci::MEDIA_CONFIG, "digest": cfg_digest, "size": cfg.len()},
+        "layers": [{"mediaType": sbom::SPDX_MEDIA_TYPE, "digest": doc_digest, "size": doc.len()}],
+    });
+    (bytes::Bytes::from(oci::to_json(&manifest)), vec![(cfg_digest, cfg), (doc_digest, doc)])
 }
 
 /// `1.9 MB`-style sizes for log lines.

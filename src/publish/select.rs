@@ -26,8 +26,12 @@ pub struct Destinations {
     pub naming: Naming,
     /// Extra tags for registry pushes.
     pub tags: Vec<String>,
-    /// Registries to reach over plain HTTP.
-    pub insecure: Vec<String>,
+    /// Every registry over plain HTTP (ko's `--insecure-registry`).
+    pub insecure: bool,
+    /// Also write each published reference to this file (ko's `--image-refs`).
+    pub image_refs: Option<PathBuf>,
+    /// Push an SPDX SBOM beside each image in a registry (ko's `--sbom=spdx`).
+    pub sbom: bool,
     /// The KinD cluster for `kind.local` (`KIND_CLUSTER_NAME`; default `kind`).
     pub kind_cluster: Option<String>,
     /// The Minikube profile for `minikube.local` (`MINIKUBE_PROFILE`; default `minikube`).
@@ -64,6 +68,9 @@ pub fn repo_kind(repo: &str) -> RepoKind {
 
 /// Builds the publisher for the destinations.
 pub fn publisher(dest: &Destinations, registry: &Registry) -> Result<Box<dyn Publish>, PublishError> {
+    if dest.exact.is_some() && dest.image_refs.is_some() {
+        return Err(PublishError::Destination("--image-refs does not apply to an exact image name".into()));
+    }
     if let Some(image) = &dest.exact {
         return Ok(if dest.push {
             Box::new(RegistryPublisher::for_reference(registry.clone(), image)?)
@@ -75,7 +82,9 @@ pub fn publisher(dest: &Destinations, registry: &Registry) -> Result<Box<dyn Pub
     if dest.push {
         match dest.repo.as_deref() {
             Some(repo) => match repo_kind(repo) {
-                RepoKind::Daemon => all.push(Box::new(DaemonPublisher::new(repo.into(), dest.naming))),
+                RepoKind::Daemon => {
+                    all.push(Box::new(DaemonPublisher::new(repo.into(), dest.naming, dest.tags.clone())))
+                }
                 RepoKind::Kind => all.push(Box::new(KindPublisher::new(
                     repo.into(),
                     dest.naming,
@@ -92,6 +101,7 @@ pub fn publisher(dest: &Destinations, registry: &Registry) -> Result<Box<dyn Pub
                     repo.into(),
                     dest.naming,
                     dest.tags.clone(),
+                    dest.sbom,
                 ))),
             },
             None if dest.tarball.is_none() && dest.layout.is_none() => {
@@ -113,7 +123,11 @@ pub fn publisher(dest: &Destinations, registry: &Registry) -> Result<Box<dyn Pub
             "nothing to publish to: --push=false needs --tarball or --oci-layout-path".into(),
         ));
     }
-    Ok(if all.len() == 1 { all.remove(0) } else { Box::new(Multi(all)) })
+    let one: Box<dyn Publish> = if all.len() == 1 { all.remove(0) } else { Box::new(Multi(all)) };
+    Ok(match &dest.image_refs {
+        Some(path) => Box::new(super::recorder::Recorder::create(one, path)?),
+        None => one,
+    })
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ pub enum ResolveError {
         source: std::io::Error,
     },
     /// No YAML files where some were expected.
-    #[error("{path}: no .yaml or .yml files found")]
+    #[error("{path}: no .yaml, .yml or .json files found (subdirectories are read with -R)")]
     NoFiles {
         /// The path.
         path: PathBuf,
@@ -104,7 +104,7 @@ pub struct ManifestFile {
 
 /// Reads `path` (a file, a directory of `.yaml`/`.yml` files searched
 /// recursively in name order, or `-` for stdin) and parses every document.
-pub fn read_manifests(path: &Path) -> Result<Vec<ManifestFile>, ResolveError> {
+pub fn read_manifests(path: &Path, recursive: bool) -> Result<Vec<ManifestFile>, ResolveError> {
     let read = |p: &Path| std::fs::read_to_string(p).map_err(|source| ResolveError::Read { path: p.into(), source });
     let files: Vec<(PathBuf, String)> = if path == Path::new("-") {
         let mut s = String::new();
@@ -113,7 +113,7 @@ pub fn read_manifests(path: &Path) -> Result<Vec<ManifestFile>, ResolveError> {
         vec![(path.into(), s)]
     } else if path.is_dir() {
         let mut found = Vec::new();
-        collect_yaml(path, &mut found)?;
+        collect_yaml(path, recursive, &mut found)?;
         if found.is_empty() {
             return Err(ResolveError::NoFiles { path: path.into() });
         }
@@ -141,7 +141,9 @@ pub fn read_manifests(path: &Path) -> Result<Vec<ManifestFile>, ResolveError> {
         .collect()
 }
 
-fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ResolveError> {
+/// The `.yaml`, `.yml` and `.json` files of `dir`, sorted, and with
+/// `recursive` those of its subdirectories (kubectl's and ko's `-R`).
+fn collect_yaml(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result<(), ResolveError> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|source| ResolveError::Read { path: dir.into(), source })?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -149,8 +151,10 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ResolveError> 
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            collect_yaml(&p, out)?;
-        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            if recursive {
+                collect_yaml(&p, recursive, out)?;
+            }
+        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
             out.push(p);
         }
     }

@@ -10,7 +10,7 @@ use crate::publish::select::publisher;
 pub(crate) async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
     use crate::cluster::nodes;
     use crate::deploy::{self, rollout};
-    let files = read_all_manifests(&cmd.files)?;
+    let files = read_all_manifests(&cmd.files, cmd.recursive)?;
     let refs = deploy::ko_refs(&files);
     if refs.is_empty() {
         tracing::warn!("no ko:// image references in the manifests: applying them as they are");
@@ -25,7 +25,7 @@ pub(crate) async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
         cmd.build.platform = found.iter().map(ToString::to_string).collect();
     }
     let dest = cluster_destinations(&cluster, cmd.publish.destinations());
-    let registry = Registry::new(&dest.insecure)?;
+    let registry = Registry::new(dest.insecure)?;
     let builder = make_builder(&cmd.build, &registry)?;
     let publisher = publisher(&dest, &registry)?;
     let opts = deploy::DeployOptions {
@@ -33,7 +33,8 @@ pub(crate) async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
         jobs: cmd.jobs,
         wait: cmd.wait.then_some(rollout::WaitOptions { timeout: cmd.timeout, ..Default::default() }),
     };
-    let progress = |m: &str| tracing::info!("waiting: {m}");
+    let status = crate::progress::Status::new();
+    let progress = |m: &str| status.update(m);
     let deployed = deploy::deploy(&cluster, &files, builder.build(), publisher.as_ref(), &opts, &progress).await?;
     for a in &deployed.applied {
         eprintln!("applied {}", a.object);
@@ -46,7 +47,7 @@ pub(crate) async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
 
 pub(crate) async fn run_delete(cmd: DeleteCmd) -> Result<()> {
     use crate::deploy::{self, apply};
-    let files = read_all_manifests(&cmd.files)?;
+    let files = read_all_manifests(&cmd.files, cmd.recursive)?;
     let docs = deploy::raw_docs(&files)?;
     let cluster = connect_cluster(&cmd.kube).await?;
     for d in apply::delete(&cluster, &docs).await? {

@@ -9,6 +9,20 @@ use crate::oci::client::Registry;
 use crate::publish::select::publisher;
 
 pub(crate) async fn run_dev(cmd: DevCmd) -> Result<()> {
+    let json = cmd.json;
+    if json {
+        crate::progress::hide_all();
+    }
+    let result = run_dev_events(cmd).await;
+    // With --json a fatal error is the last event, so a tool reading stdout sees why gohot stopped.
+    if let (true, Err(e)) = (json, &result) {
+        let event = crate::devloop::events::DevEvent::Error { message: format!("{e:#}") };
+        let _ = print_stdout(&format!("{}\n", event.json_line(std::time::SystemTime::now())));
+    }
+    result
+}
+
+async fn run_dev_events(cmd: DevCmd) -> Result<()> {
     use crate::devloop::{docker, events::DevEvent, LoopOptions, Probe};
     use crate::target::docker::PortMapping;
     let target = cmd.target.unwrap_or(if cmd.files.is_empty() { TargetKind::Docker } else { TargetKind::Kube });
@@ -33,7 +47,7 @@ pub(crate) async fn run_dev(cmd: DevCmd) -> Result<()> {
     let events = std::sync::Arc::new(move |e: DevEvent| {
         // With --json everything is an event, the app's log lines included.
         if json {
-            let _ = print_stdout(&format!("{}\n", serde_json::to_string(&e).unwrap_or_default()));
+            let _ = print_stdout(&format!("{}\n", e.json_line(std::time::SystemTime::now())));
         } else if let Some(line) = e.human() {
             eprintln!("{line}");
         }
@@ -74,7 +88,7 @@ pub(crate) async fn run_dev(cmd: DevCmd) -> Result<()> {
     if target == TargetKind::Kube {
         return run_dev_kube(cmd, opts, events, stop).await;
     }
-    let registry = Registry::new(&[])?;
+    let registry = Registry::new(cmd.publish.insecure_registry.unwrap_or(false))?;
     let builder = make_dev_builder(&cmd.build, &registry)?;
     let dev = docker::DockerDev {
         package: cmd.package.clone(),
@@ -97,7 +111,7 @@ pub(crate) async fn run_dev_kube(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     use crate::cluster::nodes;
-    let files = read_all_manifests(&cmd.files)?;
+    let files = read_all_manifests(&cmd.files, cmd.recursive)?;
     let port_forward = match &cmd.port_forward {
         Some(spec) => Some(
             spec.split_once(':')
@@ -120,7 +134,7 @@ pub(crate) async fn run_dev_kube(
         flags.platform = found.iter().map(ToString::to_string).collect();
     }
     let dest = cluster_destinations(&cluster, cmd.publish.destinations());
-    let registry = Registry::new(&dest.insecure)?;
+    let registry = Registry::new(dest.insecure)?;
     let builder = make_dev_builder(&flags, &registry)?;
     let publisher = publisher(&dest, &registry)?;
     let dev = crate::devloop::kube::KubeDev {

@@ -40,8 +40,11 @@ impl Builder {
 /// Builds the builder from flags: toolchain, `.ko.yaml`, base store.
 pub(crate) fn make_builder(flags: &BuildFlags, registry: &Registry) -> Result<Builder> {
     let workdir = std::env::current_dir().context("cannot determine the current directory")?;
-    let platforms =
-        if flags.platform.is_empty() { Vec::new() } else { crate::platform::parse_list(&flags.platform.join(","))? };
+    let platforms = if flags.platform.is_empty() || flags.all_platforms() {
+        Vec::new()
+    } else {
+        crate::platform::parse_list(&flags.platform.join(","))?
+    };
     builder_in(flags, registry, workdir, platforms)
 }
 
@@ -60,7 +63,7 @@ pub(crate) fn dev_tools(flags: &BuildFlags) -> crate::devimage::DevTools {
         watchexec: flags.watchexec.clone(),
         watchexec_version: flags.watchexec_version.clone(),
         watchexec_base_url: flags.watchexec_url.clone(),
-        debug: flags.debug,
+        debug: flags.dwarf,
     }
 }
 
@@ -76,16 +79,29 @@ pub(crate) fn builder_in(
     let config = KoConfig::load(&workdir)?;
     let cache_root = crate::cache::root();
     let bases = BaseStore::new(crate::cache::base_dir(&cache_root), registry.clone(), flags.pull);
-    let go =
-        GoBuilder::new(go, config, bases, BuildOptions { workdir, platforms, base: flags.base.clone(), cache_root });
+    let go = GoBuilder::new(
+        go,
+        config,
+        bases,
+        BuildOptions {
+            workdir,
+            platforms: platforms.clone(),
+            base: flags.base.clone(),
+            cache_root,
+            labels: flags.image_label.clone(),
+            user: flags.image_user.clone(),
+            // `all` applies unless the caller fixed the platforms ($PLATFORMS, the nodes').
+            all_platforms: flags.all_platforms() && platforms.is_empty(),
+        },
+    );
     Ok(if flags.dev { Builder::Dev(crate::devimage::DevBuilder::new(go, dev_tools(flags))) } else { Builder::Prod(go) })
 }
 
-/// Reads every -f path.
-pub(crate) fn read_all_manifests(paths: &[PathBuf]) -> Result<Vec<crate::resolve::ManifestFile>> {
+/// Reads every -f path (directories' subdirectories too with `recursive`, -R).
+pub(crate) fn read_all_manifests(paths: &[PathBuf], recursive: bool) -> Result<Vec<crate::resolve::ManifestFile>> {
     let mut files = Vec::new();
     for f in paths {
-        files.extend(crate::resolve::read_manifests(f)?);
+        files.extend(crate::resolve::read_manifests(f, recursive)?);
     }
     Ok(files)
 }
@@ -120,6 +136,14 @@ pub(crate) fn cluster_destinations(cluster: &crate::cluster::Cluster, mut dest: 
         }
     }
     dest
+}
+
+/// `gohot completion SHELL`: clap_complete's script for the command line as defined.
+pub(crate) fn completion(cmd: super::args::CompletionCmd) -> Result<()> {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(cmd.shell, &mut super::args::Cli::command(), "gohot", &mut script);
+    print_stdout(&String::from_utf8_lossy(&script))
 }
 
 /// Writes data to stdout; a closed pipe (`gohot build | head`) is not an error.

@@ -37,9 +37,12 @@ pub(crate) async fn run_skaffold_sync(cmd: SkaffoldSyncCmd) -> Result<()> {
     let env = SyncHookEnv::from_env(&|k| std::env::var(k).ok())?;
     let mut flags = cmd.build.clone();
     flags.dev = true;
-    let platforms =
-        if flags.platform.is_empty() { Vec::new() } else { crate::platform::parse_list(&flags.platform.join(","))? };
-    let registry = Registry::new(&[])?;
+    let platforms = if flags.platform.is_empty() || flags.all_platforms() {
+        Vec::new()
+    } else {
+        crate::platform::parse_list(&flags.platform.join(","))?
+    };
+    let registry = Registry::new(false)?;
     let Builder::Dev(builder) = builder_in(&flags, &registry, env.build_context.clone(), platforms)? else {
         anyhow::bail!("internal: a dev build was asked for")
     };
@@ -80,9 +83,16 @@ pub(crate) async fn run_skaffold_build(cmd: SkaffoldBuildCmd) -> Result<()> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
     let host = crate::platform::Platform::host_linux();
     let request = BuildRequest::from_env(&|k| std::env::var(k).ok(), &cwd, &host)?;
-    let registry = Registry::new(&cmd.insecure_registry)?;
-    let builder = make_builder_in(&cmd, &registry, request.context.clone(), request.platforms.clone())?;
-    let publisher = crate::publish::select::publisher(&request.destinations(&cmd.insecure_registry), &registry)?;
+    let insecure = cmd.insecure_registry.unwrap_or(false);
+    let registry = Registry::new(insecure)?;
+    // $PLATFORMS (set by Skaffold) wins; --platform applies when it is unset.
+    let platforms = if request.platforms.is_empty() && !cmd.build.platform.is_empty() && !cmd.build.all_platforms() {
+        crate::platform::parse_list(&cmd.build.platform.join(","))?
+    } else {
+        request.platforms.clone()
+    };
+    let builder = make_builder_in(&cmd, &registry, request.context.clone(), platforms)?;
+    let publisher = crate::publish::select::publisher(&request.destinations(insecure), &registry)?;
     let pkg = cmd.package.strip_prefix(crate::resolve::KO_PREFIX).unwrap_or(&cmd.package);
     let built = builder.build().build(pkg).await?;
     let reference = publisher.publish(&built).await?;

@@ -1,6 +1,14 @@
 //! The Docker engine, beneath everything that uses it (the `ko.local` and
 //! KinD publishers, the Docker target, syncback from a container): one way
-//! to connect, one way to run a command with input in a container.
+//! to connect ([`connect`], to the engine [`endpoint`] chooses as the Docker
+//! CLI would: `--docker-host`, `DOCKER_HOST` with or without TLS,
+//! `DOCKER_CONTEXT`, the current context of `config.json`), one way to run a
+//! command with input in a container.
+
+pub mod endpoint;
+mod tls;
+
+use std::sync::OnceLock;
 
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::Docker;
@@ -9,18 +17,119 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 pub use crate::exec::ExecOutput;
+pub use endpoint::{Endpoint, EndpointError, Route};
 
-/// The engine could not be reached or refused.
+/// The engine could not be chosen, set up or reached.
 #[derive(Debug, thiserror::Error)]
-#[error("Docker engine: {0}")]
-pub struct DockerError(pub String);
+#[non_exhaustive]
+pub enum DockerError {
+    /// The settings name no usable engine.
+    #[error("Docker engine: {0}")]
+    Endpoint(#[from] EndpointError),
+    /// The TLS material cannot be used.
+    #[error("Docker engine at {endpoint}: {detail}")]
+    Setup {
+        /// The engine and the route to it.
+        endpoint: String,
+        /// What is wrong, naming the file.
+        detail: String,
+    },
+    /// The engine did not answer, or the TLS handshake failed.
+    #[error("cannot reach the Docker engine at {endpoint}: {cause}; {hint}")]
+    Unreachable {
+        /// The engine and the route to it.
+        endpoint: String,
+        /// The underlying error.
+        cause: String,
+        /// What to check.
+        hint: String,
+    },
+}
 
-/// Connects to the engine named by `DOCKER_HOST` (default: the local socket)
-/// and agrees on an API version both sides speak.
+/// `--docker-host`, set once by the command line before anything connects.
+static HOST_FLAG: OnceLock<String> = OnceLock::new();
+
+/// Records `--docker-host` (Docker's `-H`): it wins over every other setting.
+pub fn set_host_flag(host: String) {
+    let _ = HOST_FLAG.set(host);
+}
+
+/// The engine the settings choose (see [`endpoint`]), from the process
+/// environment and `--docker-host`.
+pub fn current_endpoint() -> Result<Endpoint, DockerError> {
+    Ok(endpoint::resolve(HOST_FLAG.get().map(String::as_str), &|k| std::env::var(k).ok())?)
+}
+
+/// Connects to the engine the settings choose and agrees on an API version
+/// both sides speak.
 pub async fn connect() -> Result<Docker, DockerError> {
-    let hint = "is the Docker engine running and DOCKER_HOST right?";
-    let docker = Docker::connect_with_defaults().map_err(|e| DockerError(format!("cannot connect: {e}; {hint}")))?;
-    docker.negotiate_version().await.map_err(|e| DockerError(format!("cannot reach the engine: {e}; {hint}")))
+    connect_to(&current_endpoint()?).await
+}
+
+/// Connects to `endpoint` and agrees on an API version.
+pub async fn connect_to(endpoint: &Endpoint) -> Result<Docker, DockerError> {
+    const TIMEOUT_S: u64 = 120;
+    let version = bollard::API_DEFAULT_VERSION;
+    let setup = |detail: String| DockerError::Setup { endpoint: endpoint.to_string(), detail };
+    let docker = match (&endpoint.tls, endpoint.host.starts_with("unix://")) {
+        (_, true) => Docker::connect_with_unix(&endpoint.host, TIMEOUT_S, version).map_err(|e| {
+            let cause = causes(&e);
+            DockerError::Unreachable { endpoint: endpoint.to_string(), hint: hint(endpoint, &cause), cause }
+        })?,
+        (None, false) => {
+            Docker::connect_with_http(&endpoint.host, TIMEOUT_S, version).map_err(|e| setup(e.to_string()))?
+        }
+        (Some(t), false) => tls::connect(&endpoint.host, t, TIMEOUT_S).map_err(setup)?,
+    };
+    docker.negotiate_version().await.map_err(|e| DockerError::Unreachable {
+        endpoint: endpoint.to_string(),
+        cause: causes(&e),
+        hint: hint(endpoint, &causes(&e)),
+    })
+}
+
+/// An error and its sources, each once.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
+}
+
+/// What to check, by route and by what failed.
+fn hint(endpoint: &Endpoint, cause: &str) -> String {
+    let lower = cause.to_ascii_lowercase();
+    let how = match endpoint.route {
+        Route::Flag => "--docker-host",
+        Route::DockerHost => "DOCKER_HOST (and DOCKER_TLS_VERIFY, DOCKER_CERT_PATH)",
+        Route::EnvContext(_) => "DOCKER_CONTEXT, or the context itself (`docker context inspect`)",
+        Route::ConfigContext(..) => {
+            "the current context (`docker context ls`; `docker context use default` for the local socket)"
+        }
+        Route::Default => "--docker-host, DOCKER_HOST or `docker context use` to reach another engine",
+    };
+    match &endpoint.tls {
+        Some(tls) if ["certificate", "tls", "handshake", "alert", "cert"].iter().any(|w| lower.contains(w)) => format!(
+            "the TLS handshake failed: check that ca.pem in {dir} signed the engine's certificate and that \
+             cert.pem/key.pem there are a client certificate the engine trusts (minikube: run \
+             `eval $(minikube docker-env)` again); `docker version` with the same settings shows the same; set with {how}",
+            dir = tls.dir.display()
+        ),
+        None if endpoint.host.starts_with("tcp://") => format!(
+            "is an engine listening there without TLS? One on port 2376 speaks TLS: set DOCKER_TLS_VERIFY=1 and \
+             DOCKER_CERT_PATH (as `minikube docker-env` prints them); set with {how}"
+        ),
+        _ if endpoint.host.starts_with("unix://") => {
+            format!("is the Docker engine running, and may this user open its socket? Set with {how}")
+        }
+        _ => format!("is the engine running and listening there? Set with {how}"),
+    }
 }
 
 /// Runs `argv` in `container` with `stdin` as its input, collecting output

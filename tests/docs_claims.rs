@@ -1,0 +1,87 @@
+//! Claims in the docs that the code can check: what the docs say gohot
+//! needs or does, read against the source.
+
+use std::path::Path;
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// Every source file under `dir`, concatenated.
+fn sources(dir: &Path) -> String {
+    let mut all = String::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            all += &sources(&p);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            all += &std::fs::read_to_string(&p).expect("read");
+        }
+    }
+    all
+}
+
+/// docs/kubernetes.md's permission list names every pod subresource the
+/// Kubernetes code calls.
+#[test]
+fn kubernetes_permissions_cover_the_subresources_gohot_uses() {
+    let code = sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    let doc = read("docs/kubernetes.md");
+    let section = doc.split("## Permissions").nth(1).expect("a Permissions section");
+    let section = section.split("\n## ").next().unwrap_or(section).replace('\n', " ");
+    for (call, subresource) in
+        [(".exec(pod", "pods/exec"), (".log_stream(", "pods/log"), (".portforward(", "pods/portforward")]
+    {
+        assert!(code.contains(call), "the code no longer calls {call}: update this test and the doc");
+        assert!(section.contains(subresource), "docs/kubernetes.md's Permissions omit {subresource}");
+    }
+}
+
+/// The README documents every setting that chooses the Docker engine.
+#[test]
+fn docker_engine_settings_are_documented() {
+    let readme = read("README.md");
+    for var in
+        ["DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT", "currentContext", "--docker-host"]
+    {
+        assert!(readme.contains(var), "README does not mention {var}");
+    }
+}
+
+/// `gohot --help` lists every environment variable the source reads (test
+/// hooks and Go's own aside).
+#[test]
+fn help_lists_every_environment_variable_gohot_reads() {
+    let code = sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    let help = crate::util::ok(std::process::Command::new(env!("CARGO_BIN_EXE_gohot")).arg("--help"));
+    let mut read = std::collections::BTreeSet::new();
+    for pattern in ["env::var(\"", "env::var_os(\"", "env = \"", "lookup(\"", " env(\""] {
+        for piece in code.split(pattern).skip(1) {
+            let name: String = piece.chars().take_while(|c| c.is_ascii_uppercase() || *c == '_').collect();
+            if !name.is_empty() {
+                read.insert(name);
+            }
+        }
+    }
+    let not_for_users = ["GOHOT_TEST_WATCHEXEC", "GOHOT_TEST_WATCHEXEC_WAIT_SECS", "GOLDEN_BLESS", "USER", "GOWORK"];
+    for name in read.iter().filter(|n| !not_for_users.contains(&n.as_str())) {
+        assert!(help.contains(name.as_str()), "gohot --help does not list {name}, which the source reads");
+    }
+    assert!(read.contains("DOCKER_HOST") && read.contains("KO_DOCKER_REPO"), "the scan found {read:?}");
+}
+
+/// `gohot completion bash|zsh|fish` prints a script the shell accepts.
+#[test]
+fn completion_scripts_parse() {
+    let script = crate::util::ok(std::process::Command::new(env!("CARGO_BIN_EXE_gohot")).args(["completion", "bash"]));
+    assert!(script.contains("_gohot") && script.contains("--docker-host"), "{script}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("gohot.bash");
+    std::fs::write(&file, &script).expect("write");
+    crate::util::ok(std::process::Command::new("bash").arg("-n").arg(&file));
+    for shell in ["zsh", "fish"] {
+        let script =
+            crate::util::ok(std::process::Command::new(env!("CARGO_BIN_EXE_gohot")).args(["completion", shell]));
+        assert!(script.contains("gohot") && script.contains("docker-host"), "{shell}: {script}");
+    }
+}
