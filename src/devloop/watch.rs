@@ -20,11 +20,13 @@
 //! build inputs, so they are never named.
 //!
 //! notify delivers raw events on its own thread; this module classifies them
-//! there and sends [`Change`]s on a tokio channel.
+//! there and sends [`Change`]s on a tokio channel. Files in a directory that
+//! is new are found by a walk too ([`scan_new_dirs`]): they can land before
+//! the directory is watched.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
@@ -168,7 +170,7 @@ impl Scope {
 
 /// A live watcher; dropping it stops watching.
 pub struct SourceWatcher {
-    watcher: notify::RecommendedWatcher,
+    watcher: Arc<Mutex<notify::RecommendedWatcher>>,
     watched: BTreeMap<PathBuf, RecursiveMode>,
     scope: Arc<RwLock<Scope>>,
 }
@@ -177,8 +179,10 @@ impl SourceWatcher {
     /// Starts watching; changes arrive on the returned channel.
     pub fn start(scope: Scope) -> notify::Result<(Self, mpsc::UnboundedReceiver<Change>)> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (new_dirs, new_dirs_rx) = std::sync::mpsc::channel::<PathBuf>();
         let shared = Arc::new(RwLock::new(scope));
         let s = shared.clone();
+        let events = tx.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let Ok(event) = res else { return };
             if matches!(event.kind, notify::EventKind::Access(_)) {
@@ -187,10 +191,19 @@ impl SourceWatcher {
             let scope = s.read().unwrap_or_else(|p| p.into_inner());
             for p in &event.paths {
                 for c in scope.classify(p) {
-                    let _ = tx.send(c);
+                    let _ = events.send(c);
+                }
+                if matches!(event.kind, notify::EventKind::Create(_)) && p.is_dir() {
+                    let _ = new_dirs.send(p.clone());
                 }
             }
         })?;
+        let watcher = Arc::new(Mutex::new(watcher));
+        let (w, s) = (Arc::downgrade(&watcher), shared.clone());
+        std::thread::Builder::new()
+            .name("gohot-new-dirs".into())
+            .spawn(move || scan_new_dirs(new_dirs_rx, w, s, tx))
+            .map_err(notify::Error::io)?;
         let mut w = SourceWatcher { watcher, watched: BTreeMap::new(), scope: shared };
         w.rewatch()?;
         Ok((w, rx))
@@ -220,14 +233,15 @@ impl SourceWatcher {
         let gone: Vec<PathBuf> =
             self.watched.iter().filter(|(p, m)| want.get(*p) != Some(m)).map(|(p, _)| p.clone()).collect();
         for p in gone {
-            let _ = self.watcher.unwatch(&p);
+            let _ = self.watcher().unwatch(&p);
             self.watched.remove(&p);
         }
         for (p, mode) in want {
             if self.watched.contains_key(&p) {
                 continue;
             }
-            match self.watcher.watch(&p, mode) {
+            let watched = self.watcher().watch(&p, mode);
+            match watched {
                 Ok(()) => {
                     self.watched.insert(p, mode);
                 }
@@ -240,8 +254,40 @@ impl SourceWatcher {
         Ok(())
     }
 
+    fn watcher(&self) -> std::sync::MutexGuard<'_, notify::RecommendedWatcher> {
+        self.watcher.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn module_root(&self) -> PathBuf {
         self.scope.read().unwrap_or_else(|p| p.into_inner()).module_root.clone()
+    }
+}
+
+/// A directory new inside a recursive watch (`mkdir -p a && cp …`, a
+/// checkout) can be filled before notify watches it, so its files are
+/// classified from a walk — once notify has added that watch: notify (on
+/// inotify) adds watches for new directories only after handing their
+/// events to the handler, so a request through its event loop (the removal
+/// of a watch that does not exist: a no-op) returns only after that. Runs
+/// until the watcher, and with it the sender, is gone.
+fn scan_new_dirs(
+    dirs: std::sync::mpsc::Receiver<PathBuf>,
+    watcher: std::sync::Weak<Mutex<notify::RecommendedWatcher>>,
+    scope: Arc<RwLock<Scope>>,
+    tx: mpsc::UnboundedSender<Change>,
+) {
+    for dir in dirs {
+        let Some(w) = watcher.upgrade() else { return };
+        let _ = w.lock().unwrap_or_else(|p| p.into_inner()).unwatch(&dir.join("\0gohot-barrier"));
+        drop(w);
+        let mut files = Vec::new();
+        let _ = crate::sync::infer::walk_files(&dir, &dir, &mut files);
+        let scope = scope.read().unwrap_or_else(|p| p.into_inner());
+        for c in files.iter().flat_map(|f| scope.classify(&dir.join(f))) {
+            if tx.send(c).is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -368,5 +414,39 @@ mod tests {
         let w = s.watches();
         assert_eq!(w.len(), 1, "{w:?}");
         assert_eq!(w.get(&root), Some(&RecursiveMode::Recursive));
+    }
+
+    /// Files written into a directory the instant it is made (`mkdir -p`
+    /// then a write, `cp -r`, a checkout) are all seen, though they may land
+    /// before the new directory's own watch exists. Real inotify watcher.
+    #[tokio::test]
+    async fn files_in_new_directories_are_seen() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().canonicalize().unwrap();
+        let scope = Scope {
+            kodata: root.join("kodata"),
+            module_root: root.clone(),
+            inputs: BuildInputs::default(),
+            rules: Some(Arc::new(|rel: &str| rel.starts_with("static/"))),
+            infer: None,
+        };
+        let (_w, mut rx) = SourceWatcher::start(scope).unwrap();
+        let mut want = std::collections::BTreeSet::new();
+        for i in 0..20 {
+            let dir = root.join(format!("static/d{i}/deeper"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("a.css"), "x").unwrap();
+            want.insert(format!("static/d{i}/deeper/a.css"));
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !want.is_empty() {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(Change::Rule(rel))) => {
+                    want.remove(&rel);
+                }
+                Ok(Some(_)) => {}
+                _ => panic!("never seen: {want:?}"),
+            }
+        }
     }
 }
