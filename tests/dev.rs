@@ -381,7 +381,8 @@ fn thousand_atomic_writes_through_one_session_never_start_a_partial_binary() {
 /// `gohot.yaml` manual sync rules: covered files are copied into the running
 /// container (folder structure kept, strip applied) and deleted there when
 /// deleted locally — no rebuild. The destination is one the default base's
-/// user (65532) can write: its home.
+/// user (65532) can write: its home. A rule whose destination that user
+/// cannot write fails loudly, and its file is not reported as synced.
 #[test]
 fn sync_rules_copy_and_delete_without_rebuild() {
     let sb = Sandbox::new();
@@ -390,7 +391,7 @@ fn sync_rules_copy_and_delete_without_rebuild() {
     // allow list does not stop the Docker loop from reading its sync rules.
     std::fs::write(
         app.join("gohot.yaml"),
-        "allowContexts: [staging-eu]\nsync:\n  manual:\n  - src: 'static/**'\n    dest: /home/nonroot/www\n    strip: static/\n",
+        "allowContexts: [staging-eu]\nsync:\n  manual:\n  - src: 'static/**'\n    dest: /home/nonroot/www\n    strip: static/\n  - src: 'locked/**'\n    dest: /srv/locked\n    strip: locked/\n",
     )
     .expect("gohot.yaml");
     std::fs::create_dir_all(app.join("static/css")).expect("mkdir");
@@ -432,6 +433,21 @@ fn sync_rules_copy_and_delete_without_rebuild() {
     let e = next("rules_synced");
     assert_eq!(e["deleted"], serde_json::json!(["static/css/site.css"]));
     assert_eq!(remote_hash("/home/nonroot/www/css/site.css")["missing"], true);
+
+    // /srv belongs to root: user 65532 cannot create /srv/locked.
+    std::fs::create_dir_all(app.join("locked")).expect("mkdir");
+    std::fs::write(app.join("locked/app.conf"), "x=1\n").expect("write");
+    let failed = loop {
+        let e = events.recv_timeout(Duration::from_secs(180)).expect("no sync_failed event");
+        assert_ne!(e["event"], "rules_synced", "a failed write reported as synced: {e}");
+        if e["event"] == "sync_failed" {
+            break e;
+        }
+    };
+    let why = failed["errors"].to_string();
+    assert!(why.contains("/srv/locked/app.conf") && why.contains("permission denied"), "{why}");
+    assert!(why.contains("/home/nonroot"), "the error names a writable place: {why}");
+    assert_eq!(remote_hash("/srv/locked/app.conf")["missing"], true);
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
     let _ = child.wait();
 }

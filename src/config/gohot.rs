@@ -12,7 +12,7 @@
 //! sync:
 //!   manual:
 //!   - src: "static/**/*.html"
-//!     dest: /srv/www
+//!     dest: /home/nonroot/www  # writable by the container's user
 //!     strip: static/
 //!   infer: ["**/*.css"]       # destinations inferred from the Dockerfile
 //!   dockerfile: Dockerfile    # for infer; relative to gohot.yaml (default: Dockerfile)

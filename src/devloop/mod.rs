@@ -896,7 +896,7 @@ async fn sync_infer(
 }
 
 /// Puts each local file (or removes it, when it no longer exists) at every
-/// destination in every replica, and reports one [`DevEvent::RulesSynced`].
+/// destination in every replica, and reports what reached them all as one [`DevEvent::RulesSynced`].
 async fn send_files(
     target: &dyn Target,
     sessions: &Sessions,
@@ -912,6 +912,7 @@ async fn send_files(
         let content = std::fs::read(&local).ok();
         let mode = file_mode(&local);
         let payload = content.as_ref().map(|c| Bytes::from(wayin::encode_full(c)));
+        let errors_before = errors.len();
         for dest in &dests {
             for r in &replicas {
                 let (argv, stdin) = match &payload {
@@ -928,9 +929,13 @@ async fn send_files(
                 });
                 match result {
                     Ok(()) => sent += stdin.len() as u64,
-                    Err(e) => errors.push(format!("{}: {dest}: {e}", r.name)),
+                    Err(e) => errors.push(format!("{}: {dest}: {e}{}", r.name, unwritable_hint(&e))),
                 }
             }
+        }
+        // Reported as synced only where it reached every destination of every replica.
+        if errors.len() > errors_before {
+            continue;
         }
         if payload.is_some() {
             copied.push(rel)
@@ -941,7 +946,20 @@ async fn send_files(
     if !errors.is_empty() {
         events(DevEvent::SyncFailed { errors });
     }
-    events(DevEvent::RulesSynced { copied, deleted, bytes_sent: sent });
+    if !copied.is_empty() || !deleted.is_empty() {
+        events(DevEvent::RulesSynced { copied, deleted, bytes_sent: sent });
+    }
+}
+
+/// The fix for a sync rule whose destination the container's user cannot
+/// write: the usual mistake on the default (nonroot) base.
+fn unwritable_hint(error: &str) -> &'static str {
+    if error.contains("permission denied") || error.contains("read-only file system") {
+        " (the container's user cannot write there: point the rule's dest at a directory it owns, \
+         e.g. under /home/nonroot or /tmp on the default base, or an emptyDir/volume)"
+    } else {
+        ""
+    }
 }
 
 /// 0755 for an executable file, else 0644.
@@ -972,6 +990,7 @@ async fn sync_kodata(target: &dyn Target, sessions: &Sessions, app: &DevApp, fil
         let mode = file_mode(&local);
         let payload = Bytes::from(wayin::encode_full(&data));
         let dest = format!("{}/{rel}", crate::layout::KODATA_PATH);
+        let errors_before = errors.len();
         for r in &replicas {
             let input = payload.clone();
             match sessions.call(target, r, &wayin::put_argv(&dest, mode), Box::pin(async move { input })).await {
@@ -983,7 +1002,9 @@ async fn sync_kodata(target: &dyn Target, sessions: &Sessions, app: &DevApp, fil
                 Err(e) => errors.push(e),
             }
         }
-        synced.push(rel.clone());
+        if errors.len() == errors_before {
+            synced.push(rel.clone());
+        }
     }
     if !errors.is_empty() {
         events(DevEvent::SyncFailed { errors });
