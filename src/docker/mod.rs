@@ -148,50 +148,33 @@ pub async fn exec_stdin_deferred(
     stdin: futures::future::BoxFuture<'static, Bytes>,
 ) -> Result<ExecOutput, String> {
     let err = |e: bollard::errors::Error| e.to_string();
-    let exec = docker
-        .create_exec(
-            container,
-            CreateExecOptions {
-                attach_stdin: Some(true),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                cmd: Some(argv.to_vec()),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(err)?;
+    let (exec_id, mut output, mut input) = start_attached(docker, container, argv).await?;
     let mut out = ExecOutput { exit_code: -1, ..Default::default() };
-    match docker.start_exec(&exec.id, None).await.map_err(err)? {
-        StartExecResults::Attached { mut output, mut input } => {
-            // Feed stdin while reading output, so neither side can block the other.
-            let writer = async move {
-                let stdin = stdin.await;
-                input.write_all(&stdin).await?;
-                input.shutdown().await
-            };
-            let reader = async {
-                while let Some(item) = output.next().await {
-                    match item.map_err(err)? {
-                        bollard::container::LogOutput::StdOut { message } => out.stdout.extend_from_slice(&message),
-                        bollard::container::LogOutput::StdErr { message } => out.stderr.extend_from_slice(&message),
-                        _ => {}
-                    }
-                }
-                Ok::<(), String>(())
-            };
-            let (w, r) = tokio::join!(writer, reader);
-            r?;
-            // A process that exits before reading all of stdin closes the pipe: not an error here.
-            if let Err(e) = w {
-                tracing::debug!("exec stdin: {e}");
+    // Feed stdin while reading output, so neither side can block the other.
+    let writer = async move {
+        let stdin = stdin.await;
+        input.write_all(&stdin).await?;
+        input.shutdown().await
+    };
+    let reader = async {
+        while let Some(item) = output.next().await {
+            match item.map_err(err)? {
+                bollard::container::LogOutput::StdOut { message } => out.stdout.extend_from_slice(&message),
+                bollard::container::LogOutput::StdErr { message } => out.stderr.extend_from_slice(&message),
+                _ => {}
             }
         }
-        StartExecResults::Detached => return Err("exec detached unexpectedly".into()),
+        Ok::<(), String>(())
+    };
+    let (w, r) = tokio::join!(writer, reader);
+    r?;
+    // A process that exits before reading all of stdin closes the pipe: not an error here.
+    if let Err(e) = w {
+        tracing::debug!("exec stdin: {e}");
     }
     // The output stream ends when the process exits; its code may lag a moment.
     for _ in 0..200 {
-        let info = docker.inspect_exec(&exec.id).await.map_err(err)?;
+        let info = docker.inspect_exec(&exec_id).await.map_err(err)?;
         if info.running != Some(true) {
             out.exit_code = info.exit_code.unwrap_or(-1);
             break;
@@ -209,6 +192,40 @@ pub async fn exec_attached(
     container: &str,
     argv: &[String],
 ) -> Result<crate::target::Attached, String> {
+    let (_, output, input) = start_attached(docker, container, argv).await?;
+    let container = container.to_string();
+    let stdout = output.filter_map(move |item| {
+        let chunk = match item {
+            Ok(bollard::container::LogOutput::StdOut { message }) => Some(Ok(message)),
+            Ok(bollard::container::LogOutput::StdErr { message }) => {
+                tracing::debug!("{container}: {}", String::from_utf8_lossy(&message).trim_end());
+                None
+            }
+            Ok(_) => None,
+            Err(e) => Some(Err(std::io::Error::other(e))),
+        };
+        std::future::ready(chunk)
+    });
+    Ok(crate::target::Attached {
+        stdin: input,
+        stdout: Box::pin(tokio_util::io::StreamReader::new(stdout)),
+        keep: Box::new(()),
+    })
+}
+
+type ExecOutputStream = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + Send>,
+>;
+type ExecInput = std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
+
+/// Creates and starts an exec of `argv` with stdin, stdout and stderr
+/// attached: its id, its output stream and its stdin.
+async fn start_attached(
+    docker: &Docker,
+    container: &str,
+    argv: &[String],
+) -> Result<(String, ExecOutputStream, ExecInput), String> {
+    let err = |e: bollard::errors::Error| e.to_string();
     let exec = docker
         .create_exec(
             container,
@@ -221,28 +238,9 @@ pub async fn exec_attached(
             },
         )
         .await
-        .map_err(|e| e.to_string())?;
-    match docker.start_exec(&exec.id, None).await.map_err(|e| e.to_string())? {
-        StartExecResults::Attached { output, input } => {
-            let container = container.to_string();
-            let stdout = output.filter_map(move |item| {
-                let chunk = match item {
-                    Ok(bollard::container::LogOutput::StdOut { message }) => Some(Ok(message)),
-                    Ok(bollard::container::LogOutput::StdErr { message }) => {
-                        tracing::debug!("{container}: {}", String::from_utf8_lossy(&message).trim_end());
-                        None
-                    }
-                    Ok(_) => None,
-                    Err(e) => Some(Err(std::io::Error::other(e))),
-                };
-                std::future::ready(chunk)
-            });
-            Ok(crate::target::Attached {
-                stdin: input,
-                stdout: Box::pin(tokio_util::io::StreamReader::new(stdout)),
-                keep: Box::new(()),
-            })
-        }
+        .map_err(err)?;
+    match docker.start_exec(&exec.id, None).await.map_err(err)? {
+        StartExecResults::Attached { output, input } => Ok((exec.id, output, input)),
         StartExecResults::Detached => Err("exec detached unexpectedly".into()),
     }
 }
