@@ -199,14 +199,16 @@ fn platform_all_follows_the_base_index() {
 
 /// `--sbom=spdx` (the default, as in ko): an SPDX 2.3 document from the
 /// binary's build information beside the image, under cosign's tag, read
-/// back with skopeo; `--sbom=none` pushes none.
+/// back with skopeo, and the same document in `--sbom-dir`; `--sbom=none`
+/// pushes none.
 #[test]
 fn sbom_beside_the_image_as_ko_and_cosign_place_it() {
     let reg = Registry::start();
     let sb = Sandbox::new();
     let app = sb.copy_example("hello", "hello");
     let repo = format!("{}/sbom", reg.host());
-    let reference = ok(sb.gohot(&app).args(["build", "-B", "--repo", &repo]));
+    let sbom_dir = sb.path().join("sboms");
+    let reference = ok(sb.gohot(&app).args(["build", "-B", "--repo", &repo, "--sbom-dir"]).arg(&sbom_dir));
     let digest = reference.trim().rsplit_once('@').expect("digest").1.to_string();
     let tag = format!("{repo}/hello:{}.sbom", digest.replace(':', "-"));
     let manifest = skopeo_inspect(&tag, "--raw");
@@ -222,6 +224,8 @@ fn sbom_beside_the_image_as_ko_and_cosign_place_it() {
         doc["packages"].as_array().expect("packages").iter().filter_map(|p| p["name"].as_str()).collect();
     assert!(names.contains(&"example.com/hello"), "{names:?}");
     assert!(doc["creationInfo"]["comment"].as_str().is_some_and(|c| c.starts_with("go1.")), "{doc}");
+    let written = std::fs::read_to_string(sbom_dir.join("hello.spdx.json")).expect("--sbom-dir wrote hello.spdx.json");
+    assert_eq!(written, body, "--sbom-dir holds the pushed document");
 
     let none = format!("{}/nosbom", reg.host());
     let reference = ok(sb.gohot(&app).args(["build", "-B", "--sbom=none", "--repo", &none]));
@@ -230,4 +234,40 @@ fn sbom_beside_the_image_as_ko_and_cosign_place_it() {
         .args(["inspect", "--tls-verify=false", "--raw"])
         .arg(format!("docker://{none}/hello:{digest}.sbom")));
     assert!(!out.status.success(), "--sbom=none pushed an SBOM");
+}
+
+/// `--sbom-dir` without a registry (an OCI layout): one SBOM per platform,
+/// each describing that platform's image in the layout.
+#[test]
+fn sbom_dir_writes_one_document_per_platform_whatever_the_destination() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let layout = sb.path().join("layout");
+    let sbom_dir = sb.path().join("out/sboms");
+    ok(sb
+        .gohot(&app)
+        .args(["build", "--base", "scratch", "--platform", "linux/amd64,linux/arm64", "--push=false"])
+        .arg("--oci-layout-path")
+        .arg(&layout)
+        .arg("--sbom-dir")
+        .arg(&sbom_dir));
+    let mut names: Vec<String> = std::fs::read_dir(&sbom_dir)
+        .expect("sbom dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["hello-linux-amd64.spdx.json", "hello-linux-arm64.spdx.json"], "no temporary file left");
+    let top = layout_digest(&layout);
+    let index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(layout.join("blobs/sha256").join(top.trim_start_matches("sha256:"))).expect("index blob"),
+    )
+    .expect("json");
+    for m in index["manifests"].as_array().expect("an image index") {
+        let arch = m["platform"]["architecture"].as_str().expect("arch");
+        let doc: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(sbom_dir.join(format!("hello-linux-{arch}.spdx.json"))).expect("sbom"),
+        )
+        .expect("SPDX JSON");
+        assert_eq!(doc["packages"][0]["name"], m["digest"], "{arch}: the document describes its own image");
+    }
 }

@@ -13,6 +13,7 @@ mod errors;
 mod exit_codes;
 mod fuzz_seeds;
 mod helper_files;
+mod identity_token;
 mod kind;
 mod koflags;
 mod kube;

@@ -192,16 +192,24 @@ impl Registry {
 
     /// With `htpasswd` = (user, password): the registry demands basic auth.
     pub fn start_with(htpasswd: Option<(&str, &str)>) -> Self {
+        Self::start_with_auth(|dir| match htpasswd {
+            Some((user, pass)) => {
+                let hash = bcrypt::hash(pass, 4).expect("bcrypt");
+                let file = dir.join("htpasswd");
+                std::fs::write(&file, format!("{user}:{hash}\n")).expect("htpasswd");
+                format!("auth:\n  htpasswd:\n    realm: gohot-test\n    path: {}\n", file.display())
+            }
+            None => String::new(),
+        })
+    }
+
+    /// With the `auth:` section of its config that `auth` writes, given the
+    /// registry's own directory.
+    pub fn start_with_auth(auth: impl FnOnce(&Path) -> String) -> Self {
         let bin = require("docker-registry");
         let dir = tempfile::Builder::new().prefix("gohot-registry").tempdir().expect("tempdir");
         let port = free_port();
-        let mut auth = String::new();
-        if let Some((user, pass)) = htpasswd {
-            let hash = bcrypt::hash(pass, 4).expect("bcrypt");
-            let file = dir.path().join("htpasswd");
-            std::fs::write(&file, format!("{user}:{hash}\n")).expect("htpasswd");
-            auth = format!("auth:\n  htpasswd:\n    realm: gohot-test\n    path: {}\n", file.display());
-        }
+        let auth = auth(dir.path());
         let config = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
             dir.path().join("data").display()

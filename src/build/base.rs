@@ -264,14 +264,23 @@ impl BaseStore {
         }
         tracing::info!("pulling base image {reference}");
         let client = self.registry.client(r);
+        let auth = self.auth(r, reference).await?;
         let (bytes, _) = client
-            .pull_manifest_raw(r, &self.registry.auth_for(r), MANIFEST_TYPES)
+            .pull_manifest_raw(r, &auth, MANIFEST_TYPES)
             .await
             .map_err(|e| BaseError::Registry { reference: reference.into(), source: classify(r, e) })?;
         let digest = oci::sha256_digest(&bytes);
         self.store(&digest, &bytes)?;
         crate::atomic::write(&ref_file, digest.as_bytes(), None).map_err(self.cache_err(&ref_file))?;
         Ok(digest)
+    }
+
+    /// Pull credentials for `r` (`reference` as the user wrote it, for errors).
+    async fn auth(&self, r: &Reference, reference: &str) -> Result<oci_client::secrets::RegistryAuth, BaseError> {
+        self.registry
+            .auth_for(r, oci_client::RegistryOperation::Pull)
+            .await
+            .map_err(|source| BaseError::Registry { reference: reference.into(), source })
     }
 
     fn store(&self, digest: &str, bytes: &[u8]) -> Result<(), BaseError> {
@@ -292,10 +301,11 @@ impl BaseStore {
             }
         }
         let by_digest = Reference::with_digest(r.registry().into(), r.repository().into(), digest.into());
+        let auth = self.auth(r, &r.whole()).await?;
         let (bytes, _) = self
             .registry
             .client(r)
-            .pull_manifest_raw(&by_digest, &self.registry.auth_for(r), MANIFEST_TYPES)
+            .pull_manifest_raw(&by_digest, &auth, MANIFEST_TYPES)
             .await
             .map_err(|e| BaseError::Registry { reference: r.whole(), source: classify(r, e) })?;
         if oci::sha256_digest(&bytes) != digest {

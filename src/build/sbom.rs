@@ -3,7 +3,8 @@
 //! the image, the main module it contains, and every module dependency with
 //! its version and `go.sum` hash. The registry publisher pushes it beside
 //! the image under cosign's tag, `sha256-<image digest hex>.sbom`, with
-//! media type `text/spdx+json` — where `cosign download sbom` finds it.
+//! media type `text/spdx+json` — where `cosign download sbom` finds it;
+//! `--sbom-dir` also writes it to a directory (`crate::publish::sbom_dir`).
 //!
 //! Pure: text in, bytes out. The document's time is the image config's
 //! `created`, so the same image always gets the same SBOM.
@@ -153,6 +154,19 @@ pub fn spdx(info: &BuildInfo, image_digest: &str, media_type: &str, created: &st
         "relationships": relationships,
     });
     serde_json::to_vec_pretty(&doc).unwrap_or_default()
+}
+
+/// The SPDX document of a built image whose binary's `go version -m` is
+/// `build_info`, dated by the image config's `created`.
+pub fn image_spdx(img: &crate::oci::Image, build_info: &str) -> Vec<u8> {
+    let tool = concat!("gohot-", env!("CARGO_PKG_VERSION"));
+    spdx(&parse_version_m(build_info), &img.digest(), crate::oci::MEDIA_MANIFEST, &image_created(img), tool)
+}
+
+/// The image config's `created` (the epoch when it has none).
+pub fn image_created(img: &crate::oci::Image) -> String {
+    let config: Value = serde_json::from_slice(&img.config).unwrap_or_default();
+    config["created"].as_str().unwrap_or("1970-01-01T00:00:00Z").to_string()
 }
 
 /// Cosign's tag for an attachment of the image with `digest`.

@@ -337,6 +337,11 @@ pub struct PublishFlags {
     /// `sha256-<digest hex>.sbom`) or `none`.
     #[arg(long, value_enum, default_value_t = Sbom::Spdx)]
     pub sbom: Sbom,
+    /// Also write each image's SBOM to DIR as `<app>.spdx.json` (one per
+    /// platform, `<app>-<os>-<arch>.spdx.json`, when there are several), as
+    /// ko's --sbom-dir; whatever the destination.
+    #[arg(long, value_name = "DIR")]
+    pub sbom_dir: Option<PathBuf>,
 }
 
 /// `--sbom`.
@@ -371,6 +376,7 @@ impl PublishFlags {
             insecure: self.insecure_registry.unwrap_or(false),
             image_refs: self.image_refs.clone(),
             sbom: self.sbom == Sbom::Spdx,
+            sbom_dir: self.sbom_dir.clone().filter(|_| self.sbom == Sbom::Spdx),
             kind_cluster: std::env::var("KIND_CLUSTER_NAME").ok().filter(|s| !s.is_empty()),
             minikube_profile: std::env::var("MINIKUBE_PROFILE").ok().filter(|s| !s.is_empty()),
             exact: None,

@@ -13,7 +13,9 @@ use base64::Engine as _;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
-use oci_client::Reference;
+use oci_client::{Reference, RegistryOperation};
+
+use super::identity::AccessTokens;
 
 /// Errors talking to a registry, classified by what the user can do about them.
 #[derive(Debug, thiserror::Error)]
@@ -88,13 +90,18 @@ pub fn parse_reference(s: &str) -> Result<Reference, RegistryError> {
 
 /// A registry client factory with credentials resolved per registry.
 ///
-/// oci-client fixes HTTP-vs-HTTPS per client, and loopback registries can be
-/// on any port, so one client is kept per registry host.
+/// oci-client fixes HTTP-vs-HTTPS per client, and keeps the first
+/// credentials it is given per registry host for every repository there; an
+/// access token traded for an identity token is good for one repository
+/// only, so one client is kept per repository.
 #[derive(Clone)]
 pub struct Registry {
     insecure: bool,
     clients: std::sync::Arc<std::sync::Mutex<HashMap<String, oci_client::Client>>>,
     creds: DockerCredentials,
+    /// For trading identity tokens ([`super::identity`]).
+    http: reqwest::Client,
+    access_tokens: std::sync::Arc<AccessTokens>,
 }
 
 impl Registry {
@@ -103,19 +110,30 @@ impl Registry {
     pub fn new(insecure: bool) -> Result<Self, RegistryError> {
         // rustls needs a process-wide crypto provider; installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        Ok(Registry { insecure, clients: Default::default(), creds: DockerCredentials::load()? })
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| RegistryError::Other { registry: "(token client)".into(), detail: e.to_string() })?;
+        Ok(Registry {
+            insecure,
+            clients: Default::default(),
+            creds: DockerCredentials::load()?,
+            http,
+            access_tokens: Default::default(),
+        })
     }
 
-    /// The client for the registry of `reference`.
+    /// The client for the repository of `reference`.
     pub fn client(&self, reference: &Reference) -> oci_client::Client {
-        let host = reference.resolve_registry().to_string();
+        let host = reference.resolve_registry();
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         clients
-            .entry(host.clone())
+            .entry(format!("{host}/{}", reference.repository()))
             .or_insert_with(|| {
-                let http = is_loopback(&host) || self.insecure;
                 oci_client::Client::new(ClientConfig {
-                    protocol: if http { ClientProtocol::Http } else { ClientProtocol::Https },
+                    protocol: if self.plain_http(host) { ClientProtocol::Http } else { ClientProtocol::Https },
                     connect_timeout: Some(std::time::Duration::from_secs(10)),
                     ..Default::default()
                 })
@@ -123,9 +141,35 @@ impl Registry {
             .clone()
     }
 
-    /// Credentials for the registry of `reference`.
-    pub fn auth_for(&self, reference: &Reference) -> RegistryAuth {
-        self.creds.auth_for(reference.resolve_registry())
+    fn plain_http(&self, host: &str) -> bool {
+        is_loopback(host) || self.insecure
+    }
+
+    /// Credentials for `operation` on the repository of `reference`: what
+    /// the Docker config holds for its registry, an identity token traded
+    /// for an access token first.
+    pub async fn auth_for(
+        &self,
+        reference: &Reference,
+        operation: RegistryOperation,
+    ) -> Result<RegistryAuth, RegistryError> {
+        let registry = reference.resolve_registry();
+        match self.creds.lookup(registry) {
+            Some(Credential::Auth(auth)) => Ok(auth),
+            Some(Credential::Identity(refresh)) => {
+                let scope = match operation {
+                    RegistryOperation::Pull => format!("repository:{}:pull", reference.repository()),
+                    RegistryOperation::Push => format!("repository:{}:pull,push", reference.repository()),
+                };
+                let base_url = format!("{}://{registry}", if self.plain_http(registry) { "http" } else { "https" });
+                self.access_tokens
+                    .get(&self.http, &base_url, registry, &scope, &refresh)
+                    .await
+                    .map(RegistryAuth::Bearer)
+                    .map_err(|detail| RegistryError::Unauthorized { registry: registry.to_string(), detail })
+            }
+            None => Ok(RegistryAuth::Anonymous),
+        }
     }
 }
 
@@ -216,12 +260,13 @@ struct AuthEntry {
 
 /// What the Docker config holds for a registry.
 #[derive(Clone, Debug)]
-enum Credential {
+pub enum Credential {
     /// Usable as is.
     Auth(RegistryAuth),
-    /// An OAuth2 refresh token (`identitytoken`, or a helper's `<token>`
-    /// user), which must be traded for an access token (not done yet).
-    Identity,
+    /// An OAuth2 refresh token (`identitytoken`, or a helper's secret under
+    /// the user `<token>`), traded for an access token per repository
+    /// ([`super::identity`]).
+    Identity(String),
 }
 
 /// Docker Hub's key in `auths` and for credential helpers (Docker's `IndexServer`).
@@ -271,8 +316,8 @@ impl DockerCredentials {
         for (key, entry) in file.auths {
             let auth = if let Some(token) = entry.registrytoken.filter(|t| !t.is_empty()) {
                 Credential::Auth(RegistryAuth::Bearer(token))
-            } else if entry.identitytoken.is_some_and(|t| !t.is_empty()) {
-                Credential::Identity
+            } else if let Some(token) = entry.identitytoken.filter(|t| !t.is_empty()) {
+                Credential::Identity(token)
             } else if let (Some(u), Some(p)) = (entry.username, entry.password) {
                 Credential::Auth(RegistryAuth::Basic(u, p))
             } else if let Some(a) = entry.auth.filter(|a| !a.is_empty()) {
@@ -292,28 +337,15 @@ impl DockerCredentials {
     }
 
     /// Credentials for a registry host: its helper (`credHelpers`, else
-    /// `credsStore` when `auths` has nothing for it) first, then `auths`,
-    /// else anonymous.
-    pub fn auth_for(&self, registry: &str) -> RegistryAuth {
+    /// `credsStore` when `auths` has nothing for it) first, then `auths`;
+    /// `None` means anonymous.
+    pub fn lookup(&self, registry: &str) -> Option<Credential> {
         let key = normalize_registry_key(registry);
-        let found = self
-            .helpers
+        self.helpers
             .get(&key)
             .or(self.store.as_ref().filter(|_| !self.auths.contains_key(&key)))
             .and_then(|helper| run_credential_helper(helper, &docker_server_key(registry)))
-            .or_else(|| self.auths.get(&key).cloned());
-        match found {
-            Some(Credential::Auth(auth)) => auth,
-            Some(Credential::Identity) => {
-                tracing::warn!(
-                    "the Docker config holds an identity token (OAuth2 refresh token) for {registry}, which gohot \
-                     cannot trade for access yet: trying anonymously; `docker login {registry}` with a user and \
-                     password (or an access token as password) gives credentials gohot can use"
-                );
-                RegistryAuth::Anonymous
-            }
-            None => RegistryAuth::Anonymous,
-        }
+            .or_else(|| self.auths.get(&key).cloned())
     }
 }
 
@@ -341,7 +373,7 @@ fn run_credential_helper(helper: &str, server: &str) -> Option<Credential> {
     let h: HelperOut = serde_json::from_slice(&out.stdout).ok()?;
     // Docker's helpers return an identity token under the user `<token>`.
     Some(if h.username == "<token>" {
-        Credential::Identity
+        Credential::Identity(h.secret)
     } else {
         Credential::Auth(RegistryAuth::Basic(h.username, h.secret))
     })
@@ -367,15 +399,19 @@ mod tests {
             r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"},"127.0.0.1:5000":{"username":"a","password":"b"}}}"#,
         )
         .unwrap();
-        assert!(matches!(creds.auth_for("docker.io"), RegistryAuth::Basic(u, p) if u == "u" && p == "p"));
-        assert!(matches!(creds.auth_for("127.0.0.1:5000"), RegistryAuth::Basic(u, _) if u == "a"));
-        assert!(matches!(creds.auth_for("other:1"), RegistryAuth::Anonymous));
+        let basic = |registry: &str| match creds.lookup(registry) {
+            Some(Credential::Auth(RegistryAuth::Basic(u, p))) => Some((u, p)),
+            _ => None,
+        };
+        assert_eq!(basic("docker.io"), Some(("u".into(), "p".into())));
+        assert_eq!(basic("127.0.0.1:5000").map(|(u, _)| u), Some("a".into()));
+        assert!(creds.lookup("other:1").is_none());
         assert!(DockerCredentials::parse(r#"{"auths":{"x":{"auth":"!!"}}}"#).is_err());
         assert_eq!(docker_server_key("docker.io"), DOCKER_HUB_KEY);
         assert_eq!(docker_server_key("index.docker.io"), DOCKER_HUB_KEY);
         assert_eq!(docker_server_key("127.0.0.1:5000"), "127.0.0.1:5000");
-        // An identity token is not sent as if it were an access token.
+        // An identity token is kept apart, to be traded, never sent as an access token.
         let creds = DockerCredentials::parse(r#"{"auths":{"r.io":{"identitytoken":"refresh"}}}"#).unwrap();
-        assert!(matches!(creds.auth_for("r.io"), RegistryAuth::Anonymous));
+        assert!(matches!(creds.lookup("r.io"), Some(Credential::Identity(t)) if t == "refresh"));
     }
 }

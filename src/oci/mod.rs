@@ -16,6 +16,7 @@ use sha2::{Digest as _, Sha256};
 use crate::platform::Platform;
 
 pub mod client;
+mod identity;
 
 /// OCI image manifest media type.
 pub const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

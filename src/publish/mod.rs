@@ -4,8 +4,9 @@
 //! tarball, OCI layout —
 //! each a small [`Publish`] implementation, chosen in one place
 //! ([`select::publisher`]). Fan-out to several destinations is a wrapper
-//! ([`Multi`]), as is recording references for `--image-refs`
-//! ([`recorder::Recorder`]), not a flag inside each.
+//! ([`Multi`]), as are recording references for `--image-refs`
+//! ([`recorder::Recorder`]) and writing SBOMs for `--sbom-dir`
+//! ([`sbom_dir::SbomDir`]), not a flag inside each.
 
 pub mod daemon;
 pub mod kind;
@@ -13,6 +14,7 @@ pub mod layout;
 pub mod minikube;
 pub mod recorder;
 pub mod registry;
+pub mod sbom_dir;
 pub mod select;
 pub mod tarball;
 

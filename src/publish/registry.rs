@@ -80,7 +80,7 @@ impl Publish for RegistryPublisher {
         let at_digest =
             |digest: &str| Reference::with_digest(base.registry().into(), base.repository().into(), digest.into());
         let client = self.registry.client(&base);
-        let auth = self.registry.auth_for(&base);
+        let auth = self.registry.auth_for(&base, oci_client::RegistryOperation::Push).await.map_err(&perr)?;
         let first = at_tag(&self.tags[0]);
         // Authenticate once for push (bearer token exchange where the registry asks for it).
         client.auth(&first, &auth, oci_client::RegistryOperation::Push).await.map_err(|e| perr(classify(&first, e)))?;
@@ -173,16 +173,8 @@ impl Publish for RegistryPublisher {
 /// `text/spdx+json` layer): its manifest, and its blobs with their digests.
 fn sbom_manifest(img: &oci::Image, build_info: &str) -> (bytes::Bytes, Vec<(String, bytes::Bytes)>) {
     use crate::build::sbom;
-    let config: serde_json::Value = serde_json::from_slice(&img.config).unwrap_or_default();
-    let created = config["created"].as_str().unwrap_or("1970-01-01T00:00:00Z");
-    let tool = concat!("gohot-", env!("CARGO_PKG_VERSION"));
-    let doc = bytes::Bytes::from(sbom::spdx(
-        &sbom::parse_version_m(build_info),
-        &img.digest(),
-        oci::MEDIA_MANIFEST,
-        created,
-        tool,
-    ));
+    let created = sbom::image_created(img);
+    let doc = bytes::Bytes::from(sbom::image_spdx(img, build_info));
     let doc_digest = oci::sha256_digest(&doc);
     let cfg = serde_json::json!({
         "architecture": "", "os": "", "created": created, "config": {},

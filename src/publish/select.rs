@@ -32,6 +32,8 @@ pub struct Destinations {
     pub image_refs: Option<PathBuf>,
     /// Push an SPDX SBOM beside each image in a registry (ko's `--sbom=spdx`).
     pub sbom: bool,
+    /// Also write each image's SPDX SBOM to this directory (ko's `--sbom-dir`).
+    pub sbom_dir: Option<PathBuf>,
     /// The KinD cluster for `kind.local` (`KIND_CLUSTER_NAME`; default `kind`).
     pub kind_cluster: Option<String>,
     /// The Minikube profile for `minikube.local` (`MINIKUBE_PROFILE`; default `minikube`).
@@ -123,7 +125,10 @@ pub fn publisher(dest: &Destinations, registry: &Registry) -> Result<Box<dyn Pub
             "nothing to publish to: --push=false needs --tarball or --oci-layout-path".into(),
         ));
     }
-    let one: Box<dyn Publish> = if all.len() == 1 { all.remove(0) } else { Box::new(Multi(all)) };
+    let mut one: Box<dyn Publish> = if all.len() == 1 { all.remove(0) } else { Box::new(Multi(all)) };
+    if let Some(dir) = &dest.sbom_dir {
+        one = Box::new(super::sbom_dir::SbomDir::create(one, dir)?);
+    }
     Ok(match &dest.image_refs {
         Some(path) => Box::new(super::recorder::Recorder::create(one, path)?),
         None => one,

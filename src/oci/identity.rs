@@ -1,0 +1,128 @@
+//! Docker's `identitytoken`: an OAuth2 refresh token (what `docker login`
+//! stores for registries with OAuth logins, such as `az acr login`), traded
+//! for a short-lived access token the way Docker's own client does it: ask
+//! the registry's `/v2/` for its Bearer challenge, then POST the refresh
+//! token to the challenge's realm (`grant_type=refresh_token`, with the
+//! service and the repository scope), and use the `access_token` it answers
+//! as the Bearer token.
+//!
+//! The exchange goes to whatever realm the registry names, so it happens
+//! only for the registry the identity token was stored under.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use http_auth::parser::ChallengeParser;
+
+/// A registry's Bearer challenge (`WWW-Authenticate: Bearer realm=…,service=…`).
+#[derive(Debug, PartialEq, Eq)]
+struct Challenge {
+    realm: String,
+    service: Option<String>,
+}
+
+/// The Bearer challenge in a `WWW-Authenticate` header, if there is one.
+fn bearer_challenge(header: &str) -> Option<Challenge> {
+    ChallengeParser::new(header).filter_map(Result::ok).find(|c| c.scheme.eq_ignore_ascii_case("Bearer")).and_then(
+        |c| {
+            let param =
+                |name: &str| c.params.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.to_unescaped());
+            Some(Challenge { realm: param("realm")?, service: param("service") })
+        },
+    )
+}
+
+/// What a token server answers (`token` is the older name of `access_token`).
+#[derive(serde::Deserialize)]
+struct TokenResponse {
+    access_token: Option<String>,
+    token: Option<String>,
+    expires_in: Option<u64>,
+}
+
+/// Access tokens already traded for, per registry and scope, until they expire.
+#[derive(Default)]
+pub(crate) struct AccessTokens {
+    cache: Mutex<HashMap<(String, String), (String, Instant)>>,
+}
+
+impl AccessTokens {
+    /// An access token for `scope` (`repository:NAME:pull[,push]`) at
+    /// `registry` (reached at `base_url`, `http[s]://host`), from the
+    /// refresh token `refresh`.
+    pub(crate) async fn get(
+        &self,
+        http: &reqwest::Client,
+        base_url: &str,
+        registry: &str,
+        scope: &str,
+        refresh: &str,
+    ) -> Result<String, String> {
+        let key = (registry.to_string(), scope.to_string());
+        if let Some((token, until)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            if Instant::now() < *until {
+                return Ok(token.clone());
+            }
+        }
+        let probe = http.get(format!("{base_url}/v2/")).send().await.map_err(|e| e.to_string())?;
+        let challenge = probe
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|h| h.to_str().ok())
+            .and_then(bearer_challenge)
+            .ok_or_else(|| {
+                format!(
+                    "the Docker config holds an identity token for {registry}, but the registry asks for no Bearer \
+                     token (HTTP {} from /v2/) to trade it for",
+                    probe.status().as_u16()
+                )
+            })?;
+        let mut form =
+            vec![("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", "gohot"), ("scope", scope)];
+        if let Some(service) = &challenge.service {
+            form.push(("service", service));
+        }
+        let answer = http.post(&challenge.realm).form(&form).send().await.map_err(|e| e.to_string())?;
+        let status = answer.status();
+        let body = answer.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!(
+                "the token server {} refused the identity token for {scope} (HTTP {}: {})",
+                challenge.realm,
+                status.as_u16(),
+                body.trim().chars().take(200).collect::<String>()
+            ));
+        }
+        let parsed: TokenResponse = serde_json::from_str(&body)
+            .map_err(|e| format!("the token server {} answered no token: {e}", challenge.realm))?;
+        let token = parsed
+            .access_token
+            .or(parsed.token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| format!("the token server {} answered no access_token", challenge.realm))?;
+        // Distribution's default lifetime is 60 s; renew a little early.
+        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).max(10) - 5);
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (token.clone(), Instant::now() + lifetime));
+        Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_challenges() {
+        assert_eq!(
+            bearer_challenge(r#"Bearer realm="https://auth.example/token",service="registry.example",scope="x""#),
+            Some(Challenge { realm: "https://auth.example/token".into(), service: Some("registry.example".into()) })
+        );
+        assert_eq!(
+            bearer_challenge(r#"Basic realm="r", Bearer realm="https://a/t""#),
+            Some(Challenge { realm: "https://a/t".into(), service: None })
+        );
+        assert_eq!(bearer_challenge(r#"Basic realm="registry""#), None);
+        assert_eq!(bearer_challenge(r#"Bearer service="no realm""#), None);
+    }
+}
