@@ -309,21 +309,7 @@ fn thousand_atomic_writes_through_one_session_never_start_a_partial_binary() {
     .to_string();
     let _image = DockerImage(image.clone());
     // Two versions to alternate between.
-    let build = |greeting: &str| -> Vec<u8> {
-        let out = sb.path().join(format!("bin-{greeting}"));
-        ok(Command::new(go_binary())
-            .current_dir(&app)
-            .env("CGO_ENABLED", "0")
-            .env("GOTOOLCHAIN", "local")
-            .env("GOPROXY", "off")
-            .arg("build")
-            .arg("-trimpath")
-            .arg(format!("-ldflags=-s -w -X main.greeting={greeting}"))
-            .arg("-o")
-            .arg(&out)
-            .arg("."));
-        std::fs::read(out).expect("binary")
-    };
+    let build = |greeting: &str| std::fs::read(sb.build_greeting(&app, greeting)).expect("binary");
     let versions = [build("a"), build("b")];
     let hashes: Vec<String> = versions.iter().map(|v| sha256(v)).collect();
 

@@ -195,23 +195,6 @@ impl DevContainer {
     }
 }
 
-/// The app built locally with this greeting (`-s -w`, as dev builds link).
-fn build_version(sb: &Sandbox, app: &Path, greeting: &str) -> PathBuf {
-    let out = sb.path().join(format!("bin-{greeting}"));
-    ok(Command::new(go_binary())
-        .current_dir(app)
-        .env("CGO_ENABLED", "0")
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .arg("build")
-        .arg("-trimpath")
-        .arg(format!("-ldflags=-s -w -X main.greeting={greeting}"))
-        .arg("-o")
-        .arg(&out)
-        .arg("."));
-    out
-}
-
 const SKAFFOLD_TAR: &[&str] = &["tar", "xmf", "-", "-C", "/", "--no-same-owner"];
 const TILT_TAR: &[&str] = &["tar", "-C", "/", "-x", "-f", "-"];
 
@@ -225,7 +208,7 @@ const TILT_TAR: &[&str] = &["tar", "-C", "/", "-x", "-f", "-"];
 fn skaffold_and_tilt_sync_into_a_shell_less_dev_image() {
     let sb = Sandbox::new();
     let c = DevContainer::start(&sb, "tarsync");
-    let bin = build_version(&sb, &c.app, "synced-by-skaffold");
+    let bin = sb.build_greeting(&c.app, "synced-by-skaffold");
     let bin_sha = sha256(&std::fs::read(&bin).expect("bin"));
     let page = sb.path().join("page.html");
     std::fs::write(&page, "<p>from skaffold</p>").expect("page");
@@ -339,7 +322,7 @@ fn skaffold_and_tilt_sync_into_a_shell_less_dev_image() {
 fn hundred_tar_writes_under_watchexec_never_start_a_partial_binary() {
     let sb = Sandbox::new();
     let c = DevContainer::start(&sb, "tar100");
-    let versions: Vec<PathBuf> = ["a", "b", "last"].iter().map(|g| build_version(&sb, &c.app, g)).collect();
+    let versions: Vec<PathBuf> = ["a", "b", "last"].iter().map(|g| sb.build_greeting(&c.app, g)).collect();
     let hashes: Vec<String> = versions.iter().map(|v| sha256(&std::fs::read(v).expect("bin"))).collect();
     for i in 0..101 {
         let v = if i == 100 { &versions[2] } else { &versions[i % 2] };

@@ -54,6 +54,24 @@ impl Sandbox {
         self.path().join("kocache")
     }
 
+    /// The app at `app` built locally with this greeting, linked as dev
+    /// builds link (`-s -w`): the path of the binary, in the sandbox.
+    pub fn build_greeting(&self, app: &Path, greeting: &str) -> PathBuf {
+        let out = self.path().join(format!("bin-{greeting}"));
+        ok(Command::new(go_binary())
+            .current_dir(app)
+            .env("CGO_ENABLED", "0")
+            .env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .arg("build")
+            .arg("-trimpath")
+            .arg(format!("-ldflags=-s -w -X main.greeting={greeting}"))
+            .arg("-o")
+            .arg(&out)
+            .arg("."));
+        out
+    }
+
     /// Copies the files git tracks under `examples/<name>` into the sandbox
     /// (at `rel`) and returns its path. Only tracked files: what an earlier
     /// run left in the checkout (`kodata/watchexec`, `.gohot/…`) must not be

@@ -21,7 +21,7 @@
 //!
 //! notify delivers raw events on its own thread; this module classifies them
 //! there and sends [`Change`]s on a tokio channel. Files in a directory that
-//! is new are found by a walk too ([`scan_new_dirs`]): they can land before
+//! is new are found by a walk too (`scan_new_dirs`): they can land before
 //! the directory is watched.
 
 use std::collections::BTreeMap;

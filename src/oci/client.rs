@@ -99,7 +99,7 @@ pub struct Registry {
     insecure: bool,
     clients: std::sync::Arc<std::sync::Mutex<HashMap<String, oci_client::Client>>>,
     creds: DockerCredentials,
-    /// For trading identity tokens ([`super::identity`]).
+    /// For trading identity tokens (`oci::identity`).
     http: reqwest::Client,
     access_tokens: std::sync::Arc<AccessTokens>,
 }
@@ -265,7 +265,7 @@ pub enum Credential {
     Auth(RegistryAuth),
     /// An OAuth2 refresh token (`identitytoken`, or a helper's secret under
     /// the user `<token>`), traded for an access token per repository
-    /// ([`super::identity`]).
+    /// (`oci::identity`).
     Identity(String),
 }
 
