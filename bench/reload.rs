@@ -43,12 +43,21 @@ struct Args {
     skaffold: bool,
 }
 
+const USAGE: &str =
+    "usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N] [--skaffold]]";
+
+/// A usage error: the problem and the usage, exit 2.
+fn usage_error(problem: &str) -> ! {
+    eprintln!("reload: {problem}\n{USAGE}");
+    std::process::exit(2)
+}
+
 fn parse_args() -> Args {
     let mut a = Args { edits: 20, full_edits: 5, soak: 0, json: false, kube: false, replicas: 2, skaffold: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut num = |name: &str| -> usize {
-            it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} needs a number"))
+            it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage_error(&format!("{name} needs a number")))
         };
         match arg.as_str() {
             "--edits" => a.edits = num("--edits"),
@@ -58,9 +67,11 @@ fn parse_args() -> Args {
             "--kube" => a.kube = true,
             "--skaffold" => a.skaffold = true,
             "--replicas" => a.replicas = num("--replicas"),
-            other => {
-                panic!("unknown argument {other}: use --edits N --full-edits N --soak N --json --kube --replicas N --skaffold")
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0)
             }
+            other => usage_error(&format!("unknown argument {other}")),
         }
     }
     a
