@@ -16,7 +16,7 @@ use super::context::Context;
 use super::error::DockerfileError;
 use super::glob::compile_pattern;
 use super::lex::{heredoc_name, json_args, missing, split_blanks, strip_flags, LogicalLine};
-use super::stages::Stage;
+use super::stage::Stage;
 use crate::sync::rules::join_abs;
 
 /// Names that look like tar archives, which `ADD` unpacks.

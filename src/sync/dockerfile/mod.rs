@@ -67,9 +67,9 @@
 //!    caller's file list, giving the files and folders Docker would send.
 //!    Both match wildcards with the engine in `glob.rs`.
 //! 3. `stages.rs` follows the instructions in order, one stage per `FROM`,
-//!    keeping each stage's `WORKDIR`, `ENV`, `ARG`s and files; every word is
-//!    expanded by `expand.rs` with the variables in scope at that point.
-//!    `copy.rs` carries out `COPY`/`ADD` against the context.
+//!    keeping each stage's `WORKDIR`, `ENV`, `ARG`s and files (`stage.rs`);
+//!    every word is expanded by `expand.rs` with the variables in scope at
+//!    that point. `copy.rs` carries out `COPY`/`ADD` against the context.
 //! 4. [`sync_map_with`] inverts the last stage's container path → file
 //!    table into the [`SyncMap`]. [`classify_infer_change`] then answers,
 //!    for a batch of saved files, "sync these copies" or "rebuild".
@@ -98,6 +98,7 @@ mod expand;
 mod glob;
 mod ignore;
 mod lex;
+mod stage;
 mod stages;
 
 pub use error::DockerfileError;

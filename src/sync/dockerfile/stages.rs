@@ -11,15 +11,15 @@
 //! every other instruction (`RUN`, `CMD`, …) changes nothing that matters
 //! here. [`final_files`] returns the last stage's files, the image's.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::context::Context;
 use super::copy::copy;
 use super::error::DockerfileError;
 use super::expand::{expand_word, Vars};
 use super::lex::{missing, name_values, split_blanks, strip_flags, LogicalLine};
+use super::stage::Stage;
 use super::InferOptions;
-use crate::sync::rules::{clean_abs, join_abs};
 
 /// Follows `lines` (escape character `escape`) and returns the files of the
 /// last stage: container path → context file copied there.
@@ -44,58 +44,6 @@ pub(super) fn final_files(
     }
     let stage = builder.stages.pop().ok_or(DockerfileError::NoFromInstruction)?;
     Ok(stage.files)
-}
-
-#[derive(Debug, Clone, Default)]
-/// What is known about one stage's image so far.
-pub(super) struct Stage {
-    workdir: String,
-    env: BTreeMap<String, String>,
-    args: BTreeMap<String, Option<String>>,
-    /// Container path → context file copied there.
-    files: BTreeMap<String, String>,
-    /// Container folders known to exist.
-    pub(super) dirs: BTreeSet<String>,
-}
-
-impl Stage {
-    fn based_on(workdir: &str) -> Self {
-        let mut stage = Stage { workdir: clean_abs(workdir), ..Stage::default() };
-        stage.add_dir(&stage.workdir.clone());
-        stage
-    }
-
-    /// Records `dir` and its ancestors as folders.
-    pub(super) fn add_dir(&mut self, dir: &str) {
-        let mut current = dir.to_owned();
-        loop {
-            if !self.dirs.insert(current.clone()) {
-                return;
-            }
-            match current.rfind('/') {
-                Some(0) if current.len() > 1 => current.truncate(1),
-                Some(i) if i > 0 => current.truncate(i),
-                _ => return,
-            }
-        }
-    }
-
-    /// Records that context file `src` is copied to container path `dest`.
-    pub(super) fn put(&mut self, dest: String, src: &str) {
-        if let Some(i) = dest.rfind('/') {
-            self.add_dir(if i == 0 { "/" } else { &dest[..i] });
-        }
-        self.files.insert(dest, src.to_owned());
-    }
-
-    /// `dest` as an absolute, clean path (relative to `WORKDIR`).
-    pub(super) fn resolve(&self, dest: &str) -> String {
-        if dest.starts_with('/') {
-            clean_abs(dest)
-        } else {
-            join_abs(&[&self.workdir, dest])
-        }
-    }
 }
 
 /// Follows instructions one by one; see the module documentation.
