@@ -6,8 +6,9 @@
 //! service and the repository scope), and use the `access_token` it answers
 //! as the Bearer token.
 //!
-//! The exchange goes to whatever realm the registry names, so it happens
-//! only for the registry the identity token was stored under.
+//! The exchange goes to the realm the registry names, and happens only for
+//! the registry the identity token was stored under; never over plain HTTP
+//! to a registry reached over HTTPS.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,6 +32,17 @@ fn bearer_challenge(header: &str) -> Option<Challenge> {
             Some(Challenge { realm: param("realm")?, service: param("service") })
         },
     )
+}
+
+/// Whether the refresh token, a long-lived secret, may go to `realm`: over
+/// HTTPS, or over plain HTTP only when the registry itself (`base_url`) is
+/// spoken to that way (loopback, `--insecure-registry`).
+fn may_send_to(base_url: &str, realm: &str) -> Result<(), String> {
+    if realm.starts_with("https://") || (realm.starts_with("http://") && base_url.starts_with("http://")) {
+        Ok(())
+    } else {
+        Err(format!("the token server it names, {realm}, is not HTTPS: gohot does not send the identity token there"))
+    }
 }
 
 /// What a token server answers (`token` is the older name of `access_token`).
@@ -78,6 +90,7 @@ impl AccessTokens {
                     probe.status().as_u16()
                 )
             })?;
+        may_send_to(base_url, &challenge.realm).map_err(|why| format!("{registry}: {why}"))?;
         let mut form =
             vec![("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", "gohot"), ("scope", scope)];
         if let Some(service) = &challenge.service {
@@ -124,5 +137,15 @@ mod tests {
         );
         assert_eq!(bearer_challenge(r#"Basic realm="registry""#), None);
         assert_eq!(bearer_challenge(r#"Bearer service="no realm""#), None);
+    }
+
+    #[test]
+    fn refresh_tokens_never_leave_https_for_plain_http() {
+        assert!(may_send_to("https://r.example", "https://auth.example/token").is_ok());
+        assert!(may_send_to("http://127.0.0.1:5000", "http://127.0.0.1:5001/token").is_ok());
+        assert!(may_send_to("http://127.0.0.1:5000", "https://auth.example/token").is_ok());
+        let refused = may_send_to("https://r.example", "http://auth.example/token").unwrap_err();
+        assert!(refused.contains("http://auth.example/token") && refused.contains("not HTTPS"), "{refused}");
+        assert!(may_send_to("https://r.example", "ftp://auth.example/token").is_err());
     }
 }
