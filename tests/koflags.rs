@@ -257,6 +257,9 @@ fn sbom_dir_writes_one_document_per_platform_whatever_the_destination() {
         .collect();
     names.sort();
     assert_eq!(names, ["hello-linux-amd64.spdx.json", "hello-linux-arm64.spdx.json"], "no temporary file left");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(sbom_dir.join(&names[0])).expect("sbom").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "readable by all, as ko writes it");
     let top = layout_digest(&layout);
     let index: serde_json::Value = serde_json::from_slice(
         &std::fs::read(layout.join("blobs/sha256").join(top.trim_start_matches("sha256:"))).expect("index blob"),

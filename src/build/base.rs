@@ -263,8 +263,8 @@ impl BaseStore {
             }
         }
         tracing::info!("pulling base image {reference}");
-        let client = self.registry.client(r);
         let auth = self.auth(r, reference).await?;
+        let client = self.registry.client(r);
         let (bytes, _) = client
             .pull_manifest_raw(r, &auth, MANIFEST_TYPES)
             .await

@@ -907,34 +907,57 @@ async fn send_files(
         Ok(r) => r,
         Err(e) => return events(DevEvent::SyncFailed { errors: vec![e.to_string()] }),
     };
+    if replicas.is_empty() {
+        let files: Vec<&str> = items.iter().map(|(rel, ..)| rel.as_str()).collect();
+        return events(DevEvent::Warning { message: format!("no running container: {} not synced", files.join(", ")) });
+    }
     let (mut sent, mut copied, mut deleted, mut errors) = (0, Vec::new(), Vec::new(), Vec::new());
     for (rel, local, dests) in items {
+        if dests.is_empty() {
+            errors.push(format!("{rel}: the sync rules give it no destination"));
+            continue;
+        }
         let content = std::fs::read(&local).ok();
+        let sha = content.as_deref().map(sha256_hex).unwrap_or_default();
         let mode = file_mode(&local);
         let payload = content.as_ref().map(|c| Bytes::from(wayin::encode_full(c)));
         let errors_before = errors.len();
+        let mut requests = 0;
         for dest in &dests {
             for r in &replicas {
+                if sessions.holds(r, dest, &sha) {
+                    continue;
+                }
+                requests += 1;
                 let (argv, stdin) = match &payload {
                     Some(p) => (wayin::put_argv(dest, mode), p.clone()),
                     None => (wayin::rm_argv(dest), Bytes::new()),
                 };
                 let input = stdin.clone();
                 let result = sessions.call(target, r, &argv, Box::pin(async move { input })).await.and_then(|out| {
+                    // The helper's own failure: where the hint for an unwritable destination applies.
+                    let helper_failed = |e: wayin::WayInError| {
+                        let e = e.to_string();
+                        format!("{e}{}", unwritable_hint(&e))
+                    };
                     if payload.is_some() {
-                        wayin::parse_put_status(&out).map(|_| ()).map_err(|e| e.to_string())
+                        wayin::parse_put_status(&out).map(|_| ()).map_err(helper_failed)
                     } else {
-                        wayin::parse_rm_status(&out).map(|_| ()).map_err(|e| e.to_string())
+                        wayin::parse_rm_status(&out).map(|_| ()).map_err(helper_failed)
                     }
                 });
                 match result {
-                    Ok(()) => sent += stdin.len() as u64,
-                    Err(e) => errors.push(format!("{}: {dest}: {e}{}", r.name, unwritable_hint(&e))),
+                    Ok(()) => {
+                        sent += stdin.len() as u64;
+                        sessions.wrote(r, dest, &sha);
+                    }
+                    Err(e) => errors.push(format!("{}: {dest}: {e}", r.name)),
                 }
             }
         }
-        // Reported as synced only where it reached every destination of every replica.
-        if errors.len() > errors_before {
+        // Reported as synced only where it reached every destination of
+        // every replica, and not when every one held it already.
+        if errors.len() > errors_before || requests == 0 {
             continue;
         }
         if payload.is_some() {
@@ -974,6 +997,11 @@ async fn sync_kodata(target: &dyn Target, sessions: &Sessions, app: &DevApp, fil
         Ok(r) => r,
         Err(e) => return events(DevEvent::SyncFailed { errors: vec![e.to_string()] }),
     };
+    if replicas.is_empty() {
+        return events(DevEvent::Warning {
+            message: format!("no running container: kodata {} not synced", files.join(", ")),
+        });
+    }
     let mut sent = 0;
     let mut synced = Vec::new();
     let mut errors = Vec::new();
@@ -988,21 +1016,30 @@ async fn sync_kodata(target: &dyn Target, sessions: &Sessions, app: &DevApp, fil
             continue;
         };
         let mode = file_mode(&local);
+        let sha = sha256_hex(&data);
         let payload = Bytes::from(wayin::encode_full(&data));
         let dest = format!("{}/{rel}", crate::layout::KODATA_PATH);
         let errors_before = errors.len();
+        let mut requests = 0;
         for r in &replicas {
+            if sessions.holds(r, &dest, &sha) {
+                continue;
+            }
+            requests += 1;
             let input = payload.clone();
             match sessions.call(target, r, &wayin::put_argv(&dest, mode), Box::pin(async move { input })).await {
                 Ok(out) => match wayin::parse_put_status(&out) {
-                    Ok(PutStatus::Written { .. }) => sent += payload.len() as u64,
+                    Ok(PutStatus::Written { .. }) => {
+                        sent += payload.len() as u64;
+                        sessions.wrote(r, &dest, &sha);
+                    }
                     Ok(other) => errors.push(format!("{}: {rel}: {other:?}", r.name)),
                     Err(e) => errors.push(format!("{}: {rel}: {e}", r.name)),
                 },
                 Err(e) => errors.push(e),
             }
         }
-        if errors.len() == errors_before {
+        if errors.len() == errors_before && requests > 0 {
             synced.push(rel.clone());
         }
     }

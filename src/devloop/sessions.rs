@@ -31,13 +31,16 @@ enum Slot {
 /// The sessions of the dev loop, by replica instance.
 pub(crate) struct Sessions {
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    /// What synced files hold in each replica instance: (instance, container
+    /// path) → sha256 of the content written there ("" once removed).
+    written: Mutex<HashMap<(String, String), String>>,
     deadline: Duration,
 }
 
 impl Sessions {
     /// Sessions whose requests must be answered within `deadline`.
     pub(crate) fn new(deadline: Duration) -> Self {
-        Sessions { slots: Mutex::new(HashMap::new()), deadline }
+        Sessions { slots: Mutex::new(HashMap::new()), written: Mutex::new(HashMap::new()), deadline }
     }
 
     /// Forgets the sessions of replicas that are gone (which closes them).
@@ -45,6 +48,24 @@ impl Sessions {
         if let Ok(mut slots) = self.slots.lock() {
             slots.retain(|instance, _| live.iter().any(|r| &r.instance == instance));
         }
+        if let Ok(mut written) = self.written.lock() {
+            written.retain(|(instance, _), _| live.iter().any(|r| &r.instance == instance));
+        }
+    }
+
+    /// Whether `path` in `replica` already holds the content with `sha256`
+    /// ("": removed), as written through these sessions: a second save of
+    /// the same content, or a file both an event and a walk reported, need
+    /// not be sent again. A restarted container is a new instance: nothing.
+    pub(crate) fn holds(&self, replica: &Replica, path: &str, sha256: &str) -> bool {
+        let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        written.get(&(replica.instance.clone(), path.to_string())).is_some_and(|s| s == sha256)
+    }
+
+    /// Records that `path` in `replica` now holds the content with `sha256`.
+    pub(crate) fn wrote(&self, replica: &Replica, path: &str, sha256: &str) {
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        written.insert((replica.instance.clone(), path.to_string()), sha256.to_string());
     }
 
     fn slot(&self, replica: &Replica) -> Arc<tokio::sync::Mutex<Slot>> {
@@ -308,5 +329,25 @@ mod tests {
         s.retain(&[]);
         s.call(&t, &replica(), &argv("hash"), input(b"")).await.expect("hash");
         assert_eq!(t.attaches.load(Ordering::SeqCst), 2, "the replica was forgotten, then seen again");
+    }
+
+    /// What was written is remembered per instance and per path, and
+    /// forgotten with the instance (a restarted container holds none of it).
+    #[test]
+    fn written_content_is_remembered_per_instance() {
+        let s = Sessions::new(Duration::from_secs(1));
+        let a = Replica { name: "a".into(), instance: "a/1".into(), handle: "a".into() };
+        let restarted = Replica { instance: "a/2".into(), ..a.clone() };
+        assert!(!s.holds(&a, "/srv/x", "s1"));
+        s.wrote(&a, "/srv/x", "s1");
+        assert!(s.holds(&a, "/srv/x", "s1"));
+        assert!(!s.holds(&a, "/srv/x", "s2"), "other content");
+        assert!(!s.holds(&a, "/srv/y", "s1"), "another path");
+        assert!(!s.holds(&restarted, "/srv/x", "s1"), "a new instance");
+        s.wrote(&a, "/srv/x", "");
+        assert!(s.holds(&a, "/srv/x", ""), "removed");
+        s.retain(std::slice::from_ref(&restarted));
+        s.wrote(&restarted, "/srv/x", "s1");
+        assert!(!s.holds(&a, "/srv/x", ""), "forgotten with its instance");
     }
 }

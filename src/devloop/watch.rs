@@ -193,7 +193,12 @@ impl SourceWatcher {
                 for c in scope.classify(p) {
                     let _ = events.send(c);
                 }
-                if matches!(event.kind, notify::EventKind::Create(_)) && p.is_dir() {
+                // A directory made or moved in (not a symlink to one: notify does not follow those).
+                let arrived = matches!(
+                    event.kind,
+                    notify::EventKind::Create(_) | notify::EventKind::Modify(notify::event::ModifyKind::Name(_))
+                );
+                if arrived && std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) {
                     let _ = new_dirs.send(p.clone());
                 }
             }
@@ -264,7 +269,7 @@ impl SourceWatcher {
 }
 
 /// A directory new inside a recursive watch (`mkdir -p a && cp …`, a
-/// checkout) can be filled before notify watches it, so its files are
+/// checkout, a `mv` into the tree) can be filled before notify watches it, so its files are
 /// classified from a walk — once notify has added that watch: notify (on
 /// inotify) adds watches for new directories only after handing their
 /// events to the handler, so a request through its event loop (the removal
@@ -278,7 +283,12 @@ fn scan_new_dirs(
 ) {
     for dir in dirs {
         let Some(w) = watcher.upgrade() else { return };
-        let _ = w.lock().unwrap_or_else(|p| p.into_inner()).unwatch(&dir.join("\0gohot-barrier"));
+        // Only inotify adds watches for new directories itself, after the
+        // handler; other backends watch recursively by nature (and on
+        // FSEvents an unwatch restarts the stream).
+        if notify::RecommendedWatcher::kind() == notify::WatcherKind::Inotify {
+            let _ = w.lock().unwrap_or_else(|p| p.into_inner()).unwatch(&dir.join("\0gohot-barrier"));
+        }
         drop(w);
         let mut files = Vec::new();
         let _ = crate::sync::infer::walk_files(&dir, &dir, &mut files);
@@ -417,8 +427,9 @@ mod tests {
     }
 
     /// Files written into a directory the instant it is made (`mkdir -p`
-    /// then a write, `cp -r`, a checkout) are all seen, though they may land
-    /// before the new directory's own watch exists. Real inotify watcher.
+    /// then a write, `cp -r`, a checkout), or in a directory moved in, are
+    /// all seen, though they may land before the new directory's own watch
+    /// exists. Real inotify watcher.
     #[tokio::test]
     async fn files_in_new_directories_are_seen() {
         let d = tempfile::tempdir().unwrap();
@@ -438,6 +449,12 @@ mod tests {
             std::fs::write(dir.join("a.css"), "x").unwrap();
             want.insert(format!("static/d{i}/deeper/a.css"));
         }
+        // A directory moved in, already full.
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(outside.path().join("moved/inner")).unwrap();
+        std::fs::write(outside.path().join("moved/inner/b.css"), "x").unwrap();
+        std::fs::rename(outside.path().join("moved"), root.join("static/moved")).unwrap();
+        want.insert("static/moved/inner/b.css".to_string());
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
         while !want.is_empty() {
             match tokio::time::timeout_at(deadline, rx.recv()).await {

@@ -15,7 +15,7 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Reference, RegistryOperation};
 
-use super::identity::AccessTokens;
+use super::identity::{AccessTokens, ExchangeError};
 
 /// Errors talking to a registry, classified by what the user can do about them.
 #[derive(Debug, thiserror::Error)]
@@ -91,13 +91,15 @@ pub fn parse_reference(s: &str) -> Result<Reference, RegistryError> {
 /// A registry client factory with credentials resolved per registry.
 ///
 /// oci-client fixes HTTP-vs-HTTPS per client, and keeps the first
-/// credentials it is given per registry host for every repository there; an
-/// access token traded for an identity token is good for one repository
-/// only, so one client is kept per repository.
+/// credentials it is given per registry host for every repository there,
+/// for good; an access token traded for an identity token is good for one
+/// repository and a few minutes only. So one client is kept per repository,
+/// replaced when [`Registry::auth_for`] trades for a new access token (ask
+/// for credentials first, then for the client).
 #[derive(Clone)]
 pub struct Registry {
     insecure: bool,
-    clients: std::sync::Arc<std::sync::Mutex<HashMap<String, oci_client::Client>>>,
+    clients: std::sync::Arc<std::sync::Mutex<HashMap<String, CachedClient>>>,
     creds: DockerCredentials,
     /// For trading identity tokens (`oci::identity`).
     http: reqwest::Client,
@@ -111,7 +113,6 @@ impl Registry {
         // rustls needs a process-wide crypto provider; installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
-            .no_proxy()
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(60))
             .build()
@@ -127,18 +128,17 @@ impl Registry {
 
     /// The client for the repository of `reference`.
     pub fn client(&self, reference: &Reference) -> oci_client::Client {
-        let host = reference.resolve_registry();
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        clients
-            .entry(format!("{host}/{}", reference.repository()))
-            .or_insert_with(|| {
-                oci_client::Client::new(ClientConfig {
-                    protocol: if self.plain_http(host) { ClientProtocol::Http } else { ClientProtocol::Https },
-                    connect_timeout: Some(std::time::Duration::from_secs(10)),
-                    ..Default::default()
-                })
-            })
-            .clone()
+        clients.entry(client_key(reference)).or_insert_with(|| (self.new_client(reference), None)).0.clone()
+    }
+
+    fn new_client(&self, reference: &Reference) -> oci_client::Client {
+        let http = self.plain_http(reference.resolve_registry());
+        oci_client::Client::new(ClientConfig {
+            protocol: if http { ClientProtocol::Http } else { ClientProtocol::Https },
+            connect_timeout: Some(std::time::Duration::from_secs(10)),
+            ..Default::default()
+        })
     }
 
     fn plain_http(&self, host: &str) -> bool {
@@ -162,15 +162,32 @@ impl Registry {
                     RegistryOperation::Push => format!("repository:{}:pull,push", reference.repository()),
                 };
                 let base_url = format!("{}://{registry}", if self.plain_http(registry) { "http" } else { "https" });
-                self.access_tokens
-                    .get(&self.http, &base_url, registry, &scope, &refresh)
-                    .await
-                    .map(RegistryAuth::Bearer)
-                    .map_err(|detail| RegistryError::Unauthorized { registry: registry.to_string(), detail })
+                let token =
+                    self.access_tokens.get(&self.http, &base_url, registry, &scope, &refresh).await.map_err(|e| {
+                        let registry = registry.to_string();
+                        match e {
+                            ExchangeError::Unreachable(detail) => RegistryError::Unreachable { registry, detail },
+                            ExchangeError::Refused(detail) => RegistryError::Unauthorized { registry, detail },
+                        }
+                    })?;
+                // A client that holds another (an expired, or a pull-only) token would keep using it.
+                let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+                let key = client_key(reference);
+                if clients.get(&key).and_then(|(_, t)| t.as_deref()) != Some(token.as_str()) {
+                    clients.insert(key, (self.new_client(reference), Some(token.clone())));
+                }
+                Ok(RegistryAuth::Bearer(token))
             }
             None => Ok(RegistryAuth::Anonymous),
         }
     }
+}
+
+/// Per `host/repository`: the client, and the access token it was made for.
+type CachedClient = (oci_client::Client, Option<String>);
+
+fn client_key(reference: &Reference) -> String {
+    format!("{}/{}", reference.resolve_registry(), reference.repository())
 }
 
 /// Maps a client error to what the user should do.

@@ -53,6 +53,23 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
+/// Why no access token came of an identity token.
+#[derive(Debug)]
+pub(crate) enum ExchangeError {
+    /// The registry or its token server did not answer.
+    Unreachable(String),
+    /// They answered, but gave no token.
+    Refused(String),
+}
+
+fn unreachable(e: reqwest::Error) -> ExchangeError {
+    let mut cause: &dyn std::error::Error = &e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    ExchangeError::Unreachable(format!("{e}: {cause}"))
+}
+
 /// Access tokens already traded for, per registry and scope, until they expire.
 #[derive(Default)]
 pub(crate) struct AccessTokens {
@@ -70,50 +87,49 @@ impl AccessTokens {
         registry: &str,
         scope: &str,
         refresh: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, ExchangeError> {
         let key = (registry.to_string(), scope.to_string());
         if let Some((token, until)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             if Instant::now() < *until {
                 return Ok(token.clone());
             }
         }
-        let probe = http.get(format!("{base_url}/v2/")).send().await.map_err(|e| e.to_string())?;
+        let probe = http.get(format!("{base_url}/v2/")).send().await.map_err(unreachable)?;
         let challenge = probe
             .headers()
             .get(reqwest::header::WWW_AUTHENTICATE)
             .and_then(|h| h.to_str().ok())
             .and_then(bearer_challenge)
             .ok_or_else(|| {
-                format!(
+                ExchangeError::Refused(format!(
                     "the Docker config holds an identity token for {registry}, but the registry asks for no Bearer \
                      token (HTTP {} from /v2/) to trade it for",
                     probe.status().as_u16()
-                )
+                ))
             })?;
-        may_send_to(base_url, &challenge.realm).map_err(|why| format!("{registry}: {why}"))?;
+        may_send_to(base_url, &challenge.realm).map_err(|why| ExchangeError::Refused(format!("{registry}: {why}")))?;
         let mut form =
             vec![("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", "gohot"), ("scope", scope)];
         if let Some(service) = &challenge.service {
             form.push(("service", service));
         }
-        let answer = http.post(&challenge.realm).form(&form).send().await.map_err(|e| e.to_string())?;
+        let answer = http.post(&challenge.realm).form(&form).send().await.map_err(unreachable)?;
         let status = answer.status();
-        let body = answer.text().await.map_err(|e| e.to_string())?;
+        let body = answer.text().await.map_err(unreachable)?;
         if !status.is_success() {
-            return Err(format!(
+            return Err(ExchangeError::Refused(format!(
                 "the token server {} refused the identity token for {scope} (HTTP {}: {})",
                 challenge.realm,
                 status.as_u16(),
                 body.trim().chars().take(200).collect::<String>()
-            ));
+            )));
         }
-        let parsed: TokenResponse = serde_json::from_str(&body)
-            .map_err(|e| format!("the token server {} answered no token: {e}", challenge.realm))?;
-        let token = parsed
-            .access_token
-            .or(parsed.token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| format!("the token server {} answered no access_token", challenge.realm))?;
+        let parsed: TokenResponse = serde_json::from_str(&body).map_err(|e| {
+            ExchangeError::Refused(format!("the token server {} answered no token: {e}", challenge.realm))
+        })?;
+        let token = parsed.access_token.or(parsed.token).filter(|t| !t.is_empty()).ok_or_else(|| {
+            ExchangeError::Refused(format!("the token server {} answered no access_token", challenge.realm))
+        })?;
         // Distribution's default lifetime is 60 s; renew a little early.
         let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).max(10) - 5);
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (token.clone(), Instant::now() + lifetime));

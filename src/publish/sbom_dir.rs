@@ -7,7 +7,6 @@
 //! (ko writes them all to the one name, each overwriting the last). Written
 //! through a temporary file and a rename: never half a document.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -30,10 +29,8 @@ impl SbomDir {
 
     fn write(&self, name: &str, doc: &[u8]) -> Result<(), PublishError> {
         let path = self.dir.join(name);
-        let io = |source| PublishError::Io { path: path.clone(), source };
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io)?;
-        tmp.write_all(doc).map_err(io)?;
-        tmp.persist(&path).map_err(|e| io(e.error))?;
+        crate::atomic::write(&path, doc, Some(0o644))
+            .map_err(|source| PublishError::Io { path: path.clone(), source })?;
         tracing::info!("wrote the SBOM {}", path.display());
         Ok(())
     }
