@@ -14,24 +14,7 @@ import (
 // temporary file may stay behind, and a refused archive leaves the
 // directory as it was.
 func FuzzTarExtract(f *testing.F) {
-	seed := func(ms ...member) []byte {
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		for _, m := range ms {
-			typ := m.typ
-			if typ == 0 {
-				typ = tar.TypeReg
-			}
-			h := &tar.Header{Name: m.name, Typeflag: typ, Mode: 0o644, Linkname: m.link}
-			if typ == tar.TypeReg {
-				h.Size = int64(len(m.body))
-			}
-			tw.WriteHeader(h)
-			tw.Write([]byte(m.body))
-		}
-		tw.Close()
-		return buf.Bytes()
-	}
+	seed := func(ms ...member) []byte { return archive(f, ms...) }
 	f.Add(seed(member{name: "/ko-app/hello", body: "bin"}))
 	f.Add(seed(member{name: "d", typ: tar.TypeDir}, member{name: "d/f", body: "x"}, member{name: "d/l", typ: tar.TypeSymlink, link: "f"}))
 	f.Add(seed(member{name: "l", typ: tar.TypeSymlink, link: ".."}, member{name: "l/x", body: "x"}))

@@ -60,7 +60,8 @@ type member struct {
 	mode             int64
 }
 
-func archive(t *testing.T, ms ...member) []byte {
+// archive is a tar stream of ms (regular files 0644 unless set).
+func archive(t testing.TB, ms ...member) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
