@@ -18,7 +18,7 @@
 //! itself (the put body's length, the get request's empty line), and a
 //! command without input runs with no stdin at all.
 
-use ::kube::api::{Api, AttachParams};
+use ::kube::api::{Api, AttachParams, AttachedProcess};
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
@@ -69,6 +69,31 @@ pub fn exit_code(status: Option<&Status>) -> ExecStatus {
     ExecStatus::Failed(message)
 }
 
+/// Starts `argv` in `namespace/pod/container` over the exec WebSocket, with
+/// stdout and stderr (and stdin when asked) attached.
+async fn start(
+    cluster: &Cluster,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    argv: &[String],
+    stdin: bool,
+    stdout_buf: usize,
+) -> Result<AttachedProcess, KubeError> {
+    let api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
+    let params = AttachParams::default()
+        .container(container)
+        .stdin(stdin)
+        .stdout(true)
+        .stderr(true)
+        .max_stdin_buf_size(256 * 1024)
+        .max_stdout_buf_size(stdout_buf)
+        .max_stderr_buf_size(64 * 1024);
+    api.exec(pod, argv.iter().map(String::as_str), &params)
+        .await
+        .map_err(|e| cluster.error(e, "create", "pods/exec", namespace))
+}
+
 /// Runs `argv` in `namespace/pod/container` with `stdin`, collecting output.
 pub async fn exec(
     cluster: &Cluster,
@@ -80,20 +105,8 @@ pub async fn exec(
 ) -> Result<ExecOutput, KubeError> {
     let replica = format!("{namespace}/{pod}/{container}");
     let fail = |detail: String| KubeError::Exec { replica: replica.clone(), detail };
-    let api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
     let with_stdin = !stdin.is_empty();
-    let params = AttachParams::default()
-        .container(container)
-        .stdin(with_stdin)
-        .stdout(true)
-        .stderr(true)
-        .max_stdin_buf_size(256 * 1024)
-        .max_stdout_buf_size(256 * 1024)
-        .max_stderr_buf_size(64 * 1024);
-    let mut process = api
-        .exec(pod, argv.iter().map(String::as_str), &params)
-        .await
-        .map_err(|e| cluster.error(e, "create", "pods/exec", namespace))?;
+    let mut process = start(cluster, namespace, pod, container, argv, with_stdin, 256 * 1024).await?;
     let (Some(mut stdout), Some(mut stderr), Some(status)) =
         (process.stdout(), process.stderr(), process.take_status())
     else {
@@ -145,19 +158,7 @@ pub async fn attach(
     argv: &[String],
 ) -> Result<Attached, KubeError> {
     let replica = format!("{namespace}/{pod}/{container}");
-    let api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
-    let params = AttachParams::default()
-        .container(container)
-        .stdin(true)
-        .stdout(true)
-        .stderr(true)
-        .max_stdin_buf_size(256 * 1024)
-        .max_stdout_buf_size(64 * 1024)
-        .max_stderr_buf_size(64 * 1024);
-    let mut process = api
-        .exec(pod, argv.iter().map(String::as_str), &params)
-        .await
-        .map_err(|e| cluster.error(e, "create", "pods/exec", namespace))?;
+    let mut process = start(cluster, namespace, pod, container, argv, true, 64 * 1024).await?;
     let (Some(stdin), Some(stdout), Some(mut stderr)) = (process.stdin(), process.stdout(), process.stderr()) else {
         return Err(KubeError::Exec { replica, detail: "the exec stream has no stdin/stdout/stderr".into() });
     };
