@@ -101,8 +101,7 @@ pub struct Registry {
     insecure: bool,
     clients: std::sync::Arc<std::sync::Mutex<HashMap<String, CachedClient>>>,
     creds: DockerCredentials,
-    /// For trading identity tokens (`oci::identity`).
-    http: reqwest::Client,
+    /// Identity tokens traded (`oci::identity`).
     access_tokens: std::sync::Arc<AccessTokens>,
 }
 
@@ -112,16 +111,10 @@ impl Registry {
     pub fn new(insecure: bool) -> Result<Self, RegistryError> {
         // rustls needs a process-wide crypto provider; installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .map_err(|e| RegistryError::Other { registry: "(token client)".into(), detail: e.to_string() })?;
         Ok(Registry {
             insecure,
             clients: Default::default(),
             creds: DockerCredentials::load()?,
-            http,
             access_tokens: Default::default(),
         })
     }
@@ -162,14 +155,13 @@ impl Registry {
                     RegistryOperation::Push => format!("repository:{}:pull,push", reference.repository()),
                 };
                 let base_url = format!("{}://{registry}", if self.plain_http(registry) { "http" } else { "https" });
-                let token =
-                    self.access_tokens.get(&self.http, &base_url, registry, &scope, &refresh).await.map_err(|e| {
-                        let registry = registry.to_string();
-                        match e {
-                            ExchangeError::Unreachable(detail) => RegistryError::Unreachable { registry, detail },
-                            ExchangeError::Refused(detail) => RegistryError::Unauthorized { registry, detail },
-                        }
-                    })?;
+                let token = self.access_tokens.get(&base_url, registry, &scope, &refresh).await.map_err(|e| {
+                    let registry = registry.to_string();
+                    match e {
+                        ExchangeError::Unreachable(detail) => RegistryError::Unreachable { registry, detail },
+                        ExchangeError::Refused(detail) => RegistryError::Unauthorized { registry, detail },
+                    }
+                })?;
                 // A client that holds another (an expired, or a pull-only) token would keep using it.
                 let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
                 let key = client_key(reference);

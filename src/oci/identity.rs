@@ -74,6 +74,8 @@ fn unreachable(e: reqwest::Error) -> ExchangeError {
 #[derive(Default)]
 pub(crate) struct AccessTokens {
     cache: Mutex<HashMap<(String, String), (String, Instant)>>,
+    /// Made on the first exchange: most runs have no identity token.
+    http: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl AccessTokens {
@@ -82,7 +84,6 @@ impl AccessTokens {
     /// refresh token `refresh`.
     pub(crate) async fn get(
         &self,
-        http: &reqwest::Client,
         base_url: &str,
         registry: &str,
         scope: &str,
@@ -94,6 +95,17 @@ impl AccessTokens {
                 return Ok(token.clone());
             }
         }
+        let http = match self.http.get() {
+            Some(http) => http,
+            None => {
+                let http = reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .timeout(Duration::from_secs(60))
+                    .build()
+                    .map_err(unreachable)?;
+                self.http.get_or_init(|| http)
+            }
+        };
         let probe = http.get(format!("{base_url}/v2/")).send().await.map_err(unreachable)?;
         let challenge = probe
             .headers()
