@@ -512,7 +512,7 @@ impl Cluster {
 
     /// `GET /` on the pod's port 8080 through a port-forward.
     fn answer(&self, pod: &str) -> Option<String> {
-        self.rt.block_on(gohot::target::kube::logs::get_from_pod(&self.cluster, &self.ns, pod, 8080, "/"))
+        self.rt.block_on(gohot::hosting::kube::logs::get_from_pod(&self.cluster, &self.ns, pod, 8080, "/"))
     }
 
     /// Polls every pod, all at once (each through its own port-forward),
@@ -523,7 +523,7 @@ impl Cluster {
         let deadline = Instant::now() + timeout;
         let polls = pods.iter().map(|pod| async move {
             while Instant::now() < deadline {
-                let answer = gohot::target::kube::logs::get_from_pod(&self.cluster, &self.ns, pod, 8080, "/").await;
+                let answer = gohot::hosting::kube::logs::get_from_pod(&self.cluster, &self.ns, pod, 8080, "/").await;
                 if answer.as_deref() == Some(text) {
                     return Some(Instant::now());
                 }

@@ -2,14 +2,14 @@
 //! binary into running containers.
 //!
 //! The pipeline follows ko's split, one module a stage, data flowing one way:
-//! [`build`] (go build → OCI image) → [`publish`] (registry, engine, disk) →
+//! [`builder`] (go build → OCI image) → [`publish`] (registry, engine, disk) →
 //! [`resolve`] (`ko://` references in manifests → digests).
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod atomic;
-pub mod build;
+pub mod builder;
 pub mod cache;
 pub mod cli;
 pub mod cluster;
@@ -19,6 +19,7 @@ pub mod devimage;
 pub mod devloop;
 pub mod docker;
 pub mod exec;
+pub mod hosting;
 pub mod layout;
 pub mod oci;
 pub mod platform;
@@ -28,5 +29,4 @@ pub mod resolve;
 pub mod skaffold;
 pub mod sync;
 pub mod syncback;
-pub mod target;
 pub mod wayin;

@@ -35,7 +35,7 @@ pub mod hook;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
-use crate::build::go::{GoError, GoToolchain};
+use crate::builder::go::{GoError, GoToolchain};
 use crate::platform::Platform;
 use crate::publish::registry::split_tag;
 use crate::publish::select::Destinations;
@@ -93,10 +93,10 @@ pub enum SkaffoldError {
     /// The dev build of the sync hook failed (other than a compile error,
     /// which the hook reports and survives).
     #[error(transparent)]
-    Build(#[from] crate::build::BuildError),
+    Build(#[from] crate::builder::BuildError),
     /// The cluster could not list or reach the artifact's containers.
     #[error(transparent)]
-    Target(#[from] crate::target::TargetError),
+    Target(#[from] crate::hosting::TargetError),
     /// No running container runs the image Skaffold named.
     #[error("no running container in namespace(s) {namespaces} runs {image} (is the deployment up?)")]
     NoReplica {
@@ -234,7 +234,7 @@ pub async fn dependencies(
     Ok(relative_sorted(files, &base))
 }
 
-fn module_and_kodata_files(pkg: &crate::build::go::Package) -> Result<Vec<PathBuf>, SkaffoldError> {
+fn module_and_kodata_files(pkg: &crate::builder::go::Package) -> Result<Vec<PathBuf>, SkaffoldError> {
     let mut files = Vec::new();
     if let Some(root) = pkg.module.as_ref().and_then(|m| m.dir.as_ref()) {
         for name in ["go.mod", "go.sum"] {
@@ -249,7 +249,7 @@ fn module_and_kodata_files(pkg: &crate::build::go::Package) -> Result<Vec<PathBu
         let mut rels = Vec::new();
         walk_files(&kodata, &kodata, &mut rels)?;
         // watchexec and its record are gohot's own, not inputs of the image.
-        rels.retain(|r| !crate::build::kodata::is_gohot_owned_kodata(r));
+        rels.retain(|r| !crate::builder::kodata::is_gohot_owned_kodata(r));
         files.extend(rels.into_iter().map(|r| kodata.join(r)));
     }
     Ok(files)

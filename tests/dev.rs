@@ -729,7 +729,7 @@ fn production_digest_is_unchanged_by_a_dev_session() {
     let manifest = skopeo_inspect(&after, "--raw");
     let layers = manifest["layers"].as_array().expect("layers");
     assert_eq!(layers.len(), 3, "static base + kodata + binary: {manifest}");
-    assert_eq!(layers[0]["digest"], gohot::build::staticbase::base_layer().expect("base").descriptor.digest);
+    assert_eq!(layers[0]["digest"], gohot::builder::staticbase::base_layer().expect("base").descriptor.digest);
     let kodata_size = layers[1]["size"].as_u64().expect("size");
     assert!(kodata_size < 4096, "the kodata layer is {kodata_size} bytes: watchexec (18 MB) inside? {manifest}");
 }

@@ -112,7 +112,7 @@ impl KubeEnv {
     /// What `GET /` on port 8080 of this pod answers, through a port-forward
     /// of this test's own (what a user sees from that pod), or None.
     pub fn pod_answer(&self, pod: &str) -> Option<String> {
-        self.rt.block_on(gohot::target::kube::logs::get_from_pod(&self.cluster, &self.ns, pod, 8080, "/"))
+        self.rt.block_on(gohot::hosting::kube::logs::get_from_pod(&self.cluster, &self.ns, pod, 8080, "/"))
     }
 
     /// Waits until exactly `replicas` pods of `app` run and every one answers `text`.
@@ -399,7 +399,7 @@ fn apply_syncback_delete_on_a_real_cluster() {
     // them: over one persistent session (a single exec kept open through
     // the API server and the kubelet, protocol v4 on this cluster).
     let session = std::cell::RefCell::new(env.rt.block_on(async {
-        let attached = gohot::target::kube::exec::attach(
+        let attached = gohot::hosting::kube::exec::attach(
             &env.cluster,
             &env.ns,
             &pod,
@@ -514,10 +514,10 @@ fn skaffold_build_and_deploy(
 }
 
 /// Runs `argv` in the pod's app container through the exec API; it must succeed.
-fn exec_ok(env: &KubeEnv, pod: &str, argv: &[String], stdin: bytes::Bytes) -> gohot::target::ExecOutput {
+fn exec_ok(env: &KubeEnv, pod: &str, argv: &[String], stdin: bytes::Bytes) -> gohot::hosting::ExecOutput {
     let out = env
         .rt
-        .block_on(gohot::target::kube::exec::exec(&env.cluster, &env.ns, pod, "hello", argv, stdin))
+        .block_on(gohot::hosting::kube::exec::exec(&env.cluster, &env.ns, pod, "hello", argv, stdin))
         .unwrap_or_else(|e| panic!("exec {argv:?} in {pod}: {e}"));
     assert_eq!(out.exit_code, 0, "{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
     out
@@ -634,7 +634,7 @@ fn skaffold_sync_hook_and_tar_on_a_real_cluster() {
     // (watchexec restarts the app on kodata changes: wait for it to answer.)
     let serves = |pod: &str, path: &str, text: &str| {
         wait_for(&format!("{pod} serving {text:?} at {path}"), Duration::from_secs(60), || {
-            let got = env.rt.block_on(gohot::target::kube::logs::get_from_pod(&env.cluster, &env.ns, pod, 8080, path));
+            let got = env.rt.block_on(gohot::hosting::kube::logs::get_from_pod(&env.cluster, &env.ns, pod, 8080, path));
             (got.as_deref() == Some(text)).then_some(())
         })
     };
@@ -694,7 +694,7 @@ fn skaffold_sync_hook_and_tar_on_a_real_cluster() {
     let stream = skaffold_mapped_tar(&[(&evil, "/var/run/ko/ok.txt"), (&evil, "/var/run/ko/../../../ko-app/hello")]);
     let out = env
         .rt
-        .block_on(gohot::target::kube::exec::exec(&env.cluster, &env.ns, &after[0], "hello", &tilt, stream.into()))
+        .block_on(gohot::hosting::kube::exec::exec(&env.cluster, &env.ns, &after[0], "hello", &tilt, stream.into()))
         .expect("exec");
     assert_eq!(out.exit_code, 2, "{}", String::from_utf8_lossy(&out.stderr));
     let ok_hash = exec_ok(&env, &after[0], &gohot::wayin::hash_argv("/var/run/ko/ok.txt"), bytes::Bytes::new());

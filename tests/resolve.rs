@@ -132,7 +132,7 @@ fn resolve_dev_rewrites_app_containers() {
     let manifest = skopeo_inspect(image, "--raw");
     let layers = manifest["layers"].as_array().expect("layers");
     assert_eq!(layers.len(), 4, "static base, kodata, helper, binary: {manifest}");
-    assert_eq!(layers[0]["digest"], gohot::build::staticbase::base_layer().expect("base").descriptor.digest);
+    assert_eq!(layers[0]["digest"], gohot::builder::staticbase::base_layer().expect("base").descriptor.digest);
     assert!(app.join("kodata/watchexec").is_file());
     assert!(std::fs::read_to_string(app.join("kodata/.gitignore"))
         .expect("gitignore")

@@ -54,7 +54,7 @@ fn build_contract_pushes_exactly_image() {
     let manifest = skopeo_inspect(&image, "--raw");
     let layers = manifest["layers"].as_array().expect("layers");
     assert_eq!(layers.len(), 3, "static base + kodata + binary: {manifest}");
-    assert_eq!(layers[0]["digest"], gohot::build::staticbase::base_layer().expect("base").descriptor.digest);
+    assert_eq!(layers[0]["digest"], gohot::builder::staticbase::base_layer().expect("base").descriptor.digest);
     let config = skopeo_inspect(&image, "--config");
     assert_eq!(config["config"]["User"], "65532", "the default base runs as nonroot");
     assert_eq!(config["architecture"], "amd64");

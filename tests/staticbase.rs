@@ -51,7 +51,7 @@ fn probe(image: &str) -> Value {
 
 /// The static base's own layer, as this gohot builds it.
 fn static_layer_digest() -> String {
-    gohot::build::staticbase::base_layer().expect("base layer").descriptor.digest
+    gohot::builder::staticbase::base_layer().expect("base layer").descriptor.digest
 }
 
 /// The layer digests of `<layout>:baseprobe`, read by skopeo.
@@ -142,7 +142,7 @@ fn static_base_image_is_deterministic_and_read_by_umoci_and_skopeo() {
     let rootfs = bundle.join("rootfs");
     assert_eq!(
         std::fs::read_to_string(rootfs.join("etc/ssl/certs/ca-certificates.crt")).expect("bundle"),
-        gohot::build::staticbase::ca_bundle()
+        gohot::builder::staticbase::ca_bundle()
     );
     for zone in ["Europe/Paris", "America/Argentina/Buenos_Aires", "UTC"] {
         let data = std::fs::read(rootfs.join("usr/share/zoneinfo").join(zone)).expect(zone);

@@ -13,9 +13,9 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use gohot::hosting::{ExecOutput, Replica, Target, TargetError};
 use gohot::syncback::plan::ConflictKind;
 use gohot::syncback::{Options, Report, Syncback, SyncbackError};
-use gohot::target::{ExecOutput, Replica, Target, TargetError};
 
 use crate::util::{sha256, Sandbox};
 
@@ -364,7 +364,7 @@ async fn syncback_from_a_real_container() {
     let Some(c) = Ctr::start() else { return };
     c.sh("/bin/busybox --install -s /bin");
     let docker = gohot::docker::connect().await.expect("docker");
-    let target = gohot::target::docker::ExistingContainer::new(docker, &c.id);
+    let target = gohot::hosting::docker::ExistingContainer::new(docker, &c.id);
     let d = dirs();
     let state = d.state.clone();
     let mut sb = Syncback::new(&target, "/data", &d.local, state.clone(), opts()).expect("syncback");

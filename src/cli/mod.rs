@@ -16,8 +16,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 
-use crate::build::go::GoError;
-use crate::build::BuildError;
+use crate::builder::go::GoError;
+use crate::builder::BuildError;
 pub use args::{Cli, Command};
 
 /// The signal that stopped gohot (0: none yet), for the exit code.

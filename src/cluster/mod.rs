@@ -1,7 +1,7 @@
 //! Kubernetes, the connection: which cluster and whether gohot may touch
 //! it, through kube-rs. What gohot does with it lives above: server-side
 //! apply and rollout waiting in [`crate::deploy`], the pods that get the
-//! binary, exec, logs and port-forwards in [`crate::target::kube`].
+//! binary, exec, logs and port-forwards in [`crate::hosting::kube`].
 //!
 //! * [`context`] — which cluster (kubeconfig, `--context`, `--namespace`) and
 //!   whether gohot may touch it (local contexts yes, others only by name);

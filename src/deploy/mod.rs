@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 pub mod apply;
 pub mod rollout;
 
-use crate::build::Build;
+use crate::builder::Build;
 use crate::cluster::workload::{AppImage, Workload};
 use crate::cluster::{Cluster, KubeError};
 use crate::oci::Artifact;
@@ -151,8 +151,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::build::go::Package;
-    use crate::build::{BuildError, Built};
+    use crate::builder::go::Package;
+    use crate::builder::{BuildError, Built};
     use crate::cluster::mock;
     use crate::cluster::mock::fixtures;
     use crate::deploy::apply::fixtures::{apps_v1, core_v1};

@@ -10,7 +10,7 @@
 //!   toolchain for the image's platform, goes into its own layer at
 //!   `/var/run/gohot/helper`;
 //! - `/ko-app` and kodata's directories are made writable for any uid (see
-//!   [`crate::build::image`]) so a non-root app (gohot's and ko's default
+//!   [`crate::builder::image`]) so a non-root app (gohot's and ko's default
 //!   base runs as 65532) can receive a new binary and kodata files.
 //!
 //! Dev builds also link without DWARF and symbol table (`-s -w`) unless
@@ -27,9 +27,9 @@ use sha2::Digest as _;
 
 use async_trait::async_trait;
 
-use crate::build::go::{GoToolchain, Package};
-use crate::build::layer::{self, Entry};
-use crate::build::{Build, BuildError, Built, GoBuilder, Variant};
+use crate::builder::go::{GoToolchain, Package};
+use crate::builder::layer::{self, Entry};
+use crate::builder::{Build, BuildError, Built, GoBuilder, Variant};
 use crate::platform::Platform;
 use crate::wayin::WayInError;
 use watchexec::{EnsureOptions, WatchexecError};

@@ -46,8 +46,8 @@ pub const DEFAULT_VERSION: &str = "2.8.0";
 /// Release download base URL; `{version}` is replaced by the version.
 pub const DEFAULT_BASE_URL: &str = "https://github.com/watchexec/watchexec/releases/download/v{version}/";
 
-use crate::build::kodata::{Record, GITIGNORE_LINES};
-use crate::build::kodata::{BINARY_NAME, RECORD_NAME};
+use crate::builder::kodata::{Record, GITIGNORE_LINES};
+use crate::builder::kodata::{BINARY_NAME, RECORD_NAME};
 
 /// Name of the checksum file in a release.
 pub const SUMS_NAME: &str = "SHA256SUMS";

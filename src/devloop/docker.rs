@@ -6,12 +6,12 @@ use bytes::Bytes;
 
 use super::events::{DevEvent, EventSink};
 use super::{DevApp, DevError, LoopOptions};
-use crate::build::{Build, BuildError};
+use crate::builder::{Build, BuildError};
 use crate::devimage::DevBuilder;
+use crate::hosting::docker::{ContainerSpec, DockerTarget, PortMapping};
 use crate::publish::daemon::DaemonPublisher;
 use crate::publish::{Naming, Publish, PublishError};
 use crate::resolve::devrewrite;
-use crate::target::docker::{ContainerSpec, DockerTarget, PortMapping};
 
 /// Errors starting dev mode on Docker.
 #[derive(Debug, thiserror::Error)]

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use super::events::{DevEvent, EventSink};
 use super::{DevError, LoopOptions, Probe};
-use crate::build::{Build, BuildError};
+use crate::builder::{Build, BuildError};
 use crate::cluster::{Cluster, KubeError};
 use crate::deploy::{self, rollout, DeployError};
 use crate::devimage::DevBuilder;
+use crate::hosting::kube::{logs, pods, KubeTarget};
 use crate::publish::Publish;
 use crate::resolve::ManifestFile;
-use crate::target::kube::{logs, pods, KubeTarget};
 
 /// Errors starting dev mode on a cluster.
 #[derive(Debug, thiserror::Error)]

@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use tokio::sync::{mpsc, Semaphore};
 
 use super::*;
-use crate::build::go::{Module, Package};
-use crate::target::ExecOutput;
+use crate::builder::go::{Module, Package};
+use crate::hosting::ExecOutput;
 
 /// The "binary" of a source: big enough for deltas to matter, and different
 /// for every source text.

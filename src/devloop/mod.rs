@@ -48,14 +48,14 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use sha2::Digest as _;
 
-use crate::build::go::Package;
-use crate::build::inputs::BuildInputs;
-use crate::build::BuildError;
+use crate::builder::go::Package;
+use crate::builder::inputs::BuildInputs;
+use crate::builder::BuildError;
 use crate::devimage::DevBuilder;
+use crate::hosting::{Replica, Target, TargetError};
 use crate::platform::Platform;
 use crate::sync::dockerfile::SyncMap;
 use crate::sync::rules::{CompiledRules, InferPatterns};
-use crate::target::{Replica, Target, TargetError};
 use crate::wayin::{self, PutStatus};
 use events::{DevEvent, EventSink, Timings};
 use sessions::Sessions;
@@ -247,7 +247,7 @@ impl Rebuild for DevBuilder {
     async fn inputs(&self, app: &DevApp) -> Result<BuildInputs, BuildError> {
         let listed = self.inner().list_deps(&app.package, &app.requested, &app.platform).await?;
         let gowork = std::env::var("GOWORK").ok();
-        let work = crate::build::inputs::work_file(&app.module_root(), gowork.as_deref());
+        let work = crate::builder::inputs::work_file(&app.module_root(), gowork.as_deref());
         Ok(BuildInputs::from_listing(&listed, work.as_deref()))
     }
 }
@@ -463,7 +463,7 @@ pub async fn run(
                 let Some(r) = running.take() else { continue };
                 let build_time = r.started.elapsed();
                 match result {
-                    Err(BuildError::Go(crate::build::go::GoError::Build { stderr, .. })) => {
+                    Err(BuildError::Go(crate::builder::go::GoError::Build { stderr, .. })) => {
                         events(DevEvent::BuildFailed { output: stderr });
                     }
                     Err(e) => events(DevEvent::BuildFailed { output: format!("{e}\n") }),

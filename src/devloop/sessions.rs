@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use crate::target::{Replica, Target};
+use crate::hosting::{Replica, Target};
 use crate::wayin::session::{serve_argv, Session};
 
 enum Slot {
@@ -170,7 +170,7 @@ mod tests {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
     use super::*;
-    use crate::target::{Attached, ExecOutput, TargetError};
+    use crate::hosting::{Attached, ExecOutput, TargetError};
 
     #[derive(Clone, Copy, PartialEq)]
     enum Behaviour {

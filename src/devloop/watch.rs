@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::build::inputs::BuildInputs;
+use crate::builder::inputs::BuildInputs;
 
 /// What a changed path means for the loop.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,7 +122,7 @@ impl Scope {
                 }
             }
             if let Some(rel) = rel_str(path, &self.kodata) {
-                if !crate::build::kodata::is_gohot_owned_kodata(&rel) {
+                if !crate::builder::kodata::is_gohot_owned_kodata(&rel) {
                     out.push(Change::Kodata(rel));
                 }
             }
@@ -304,7 +304,7 @@ fn scan_new_dirs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::go::{ListedModule, ListedPackage};
+    use crate::builder::go::{ListedModule, ListedPackage};
 
     fn scope(rules: Option<PathMatcher>) -> Scope {
         let main = ListedPackage {

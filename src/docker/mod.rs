@@ -187,11 +187,7 @@ pub async fn exec_stdin_deferred(
 /// Starts `argv` in `container` with stdin, stdout and stderr attached and
 /// hands back its stdin and its stdout as byte streams (stderr lines go to
 /// the debug log): a long-lived process such as the way-in helper's session.
-pub async fn exec_attached(
-    docker: &Docker,
-    container: &str,
-    argv: &[String],
-) -> Result<crate::target::Attached, String> {
+pub async fn exec_attached(docker: &Docker, container: &str, argv: &[String]) -> Result<crate::exec::Attached, String> {
     let (_, output, input) = start_attached(docker, container, argv).await?;
     let container = container.to_string();
     let stdout = output.filter_map(move |item| {
@@ -206,7 +202,7 @@ pub async fn exec_attached(
         };
         std::future::ready(chunk)
     });
-    Ok(crate::target::Attached {
+    Ok(crate::exec::Attached {
         stdin: input,
         stdout: Box::pin(tokio_util::io::StreamReader::new(stdout)),
         keep: Box::new(()),

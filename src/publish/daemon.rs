@@ -11,7 +11,7 @@ use futures::StreamExt;
 
 use super::tarball::{pick_image, write_docker_archive};
 use super::{Naming, Publish, PublishError};
-use crate::build::Built;
+use crate::builder::Built;
 use crate::oci;
 
 /// Loads images into the Docker engine.

@@ -19,7 +19,7 @@ use bollard::query_parameters::ListContainersOptions;
 
 use super::tarball::{pick_image, write_docker_archive};
 use super::{Naming, Publish, PublishError};
-use crate::build::Built;
+use crate::builder::Built;
 use crate::oci;
 
 /// The Docker label KinD puts on its node containers.

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::{Naming, Publish, PublishError};
-use crate::build::Built;
+use crate::builder::Built;
 use crate::oci::{self, Artifact, Descriptor};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";

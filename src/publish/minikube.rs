@@ -15,7 +15,7 @@ use async_trait::async_trait;
 
 use super::tarball::{pick_image, write_docker_archive};
 use super::{Naming, Publish, PublishError};
-use crate::build::Built;
+use crate::builder::Built;
 use crate::oci;
 
 /// The profile to load into: `MINIKUBE_PROFILE`, else `minikube`.

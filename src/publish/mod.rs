@@ -20,7 +20,7 @@ pub mod tarball;
 
 use async_trait::async_trait;
 
-use crate::build::Built;
+use crate::builder::Built;
 use crate::oci::client::RegistryError;
 
 /// Errors publishing an image.
@@ -84,7 +84,7 @@ impl Naming {
     pub fn repository(self, repo: &str, import_path: &str) -> String {
         use md5::Digest as _;
         let repo = repo.trim_end_matches('/');
-        let base = crate::build::go::binary_name(import_path).to_lowercase();
+        let base = crate::builder::go::binary_name(import_path).to_lowercase();
         match self {
             Naming::Md5 => format!("{repo}/{base}-{}", hex::encode(md5::Md5::digest(import_path.as_bytes()))),
             Naming::Base => format!("{repo}/{base}"),

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{Publish, PublishError};
-use crate::build::Built;
+use crate::builder::Built;
 
 /// Records references on the way out.
 pub struct Recorder {

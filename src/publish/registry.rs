@@ -4,7 +4,7 @@
 //! so a rebuild that changed only the binary uploads only that layer, the
 //! config and the manifest. With SBOMs on (`--sbom=spdx`, ko's default),
 //! each image's SPDX document goes beside it under cosign's tag
-//! `sha256-<digest hex>.sbom` ([`crate::build::sbom`]).
+//! `sha256-<digest hex>.sbom` ([`crate::builder::sbom`]).
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
@@ -12,7 +12,7 @@ use http::HeaderValue;
 use oci_client::Reference;
 
 use super::{Naming, Publish, PublishError};
-use crate::build::Built;
+use crate::builder::Built;
 use crate::oci::client::{classify, parse_reference, Registry};
 use crate::oci::{self, Artifact, BlobData};
 
@@ -152,7 +152,7 @@ impl Publish for RegistryPublisher {
                 for (digest, bytes) in blobs {
                     client.push_blob(&first, bytes, &digest).await.map_err(|e| perr(classify(&first, e)))?;
                 }
-                let r = at_tag(&crate::build::sbom::sbom_tag(&img.digest()));
+                let r = at_tag(&crate::builder::sbom::sbom_tag(&img.digest()));
                 client
                     .push_manifest_raw(&r, manifest, HeaderValue::from_static(oci::MEDIA_MANIFEST))
                     .await
@@ -172,7 +172,7 @@ impl Publish for RegistryPublisher {
 /// The SBOM attachment of `img` (cosign's shape: a config and one
 /// `text/spdx+json` layer): its manifest, and its blobs with their digests.
 fn sbom_manifest(img: &oci::Image, build_info: &str) -> (bytes::Bytes, Vec<(String, bytes::Bytes)>) {
-    use crate::build::sbom;
+    use crate::builder::sbom;
     let created = sbom::image_created(img);
     let doc = bytes::Bytes::from(sbom::image_spdx(img, build_info));
     let doc_digest = oci::sha256_digest(&doc);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 use super::{Publish, PublishError};
-use crate::build::{sbom, Built};
+use crate::builder::{sbom, Built};
 
 /// Writes SBOMs on the way in.
 pub struct SbomDir {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 
 use super::{Naming, Publish, PublishError};
-use crate::build::Built;
+use crate::builder::Built;
 use crate::oci::{self, Artifact, Image};
 use crate::platform::Platform;
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use futures::StreamExt;
 use serde_yaml_ng::Value;
 
-use crate::build::{Build, BuildError, Built};
+use crate::builder::{Build, BuildError, Built};
 use crate::publish::{Publish, PublishError};
 use yaml::Document;
 

@@ -38,8 +38,8 @@ use super::SkaffoldError;
 use crate::cluster::workload::{AppImage, PodSelector, Workload};
 use crate::cluster::Cluster;
 use crate::devimage::DevBuilder;
-use crate::target::kube::KubeTarget;
-use crate::target::{Replica, Target};
+use crate::hosting::kube::KubeTarget;
+use crate::hosting::{Replica, Target};
 use crate::wayin::{self, PutStatus, RemoteFile};
 
 /// What Skaffold tells a sync hook (`hooks.SyncEnvOpts`).
@@ -297,7 +297,7 @@ async fn put_one(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::{ExecOutput, TargetError};
+    use crate::hosting::{ExecOutput, TargetError};
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 

@@ -32,8 +32,8 @@
 //! let `gohot dev` ignore them instead of rebuilding.
 //!
 //! Sources: any [`Target`] — a Docker container by name
-//! ([`crate::target::docker::ExistingContainer`]), or one pod of a pod or
-//! deployment ([`crate::target::kube::KubeTarget::one_pod`], which picks a
+//! ([`crate::hosting::docker::ExistingContainer`]), or one pod of a pod or
+//! deployment ([`crate::hosting::kube::KubeTarget::one_pod`], which picks a
 //! running, ready pod that is not terminating).
 
 pub mod apply;
@@ -49,7 +49,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::target::{Replica, Target, TargetError};
+use crate::hosting::{Replica, Target, TargetError};
 use crate::wayin::{self, GetLimits, Listing, RelPath, WayInError};
 use exclude::Excludes;
 use plan::{Conflict, PlanOptions, Refusal, State};

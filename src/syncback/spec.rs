@@ -18,8 +18,8 @@ pub enum TargetRef {
 
 impl TargetRef {
     /// The pod or deployment it names on a cluster (None for a container).
-    pub fn named(&self) -> Option<crate::target::kube::Named> {
-        use crate::target::kube::Named;
+    pub fn named(&self) -> Option<crate::hosting::kube::Named> {
+        use crate::hosting::kube::Named;
         match self {
             TargetRef::Docker(_) => None,
             TargetRef::Pod(n) => Some(Named::Pod(n.clone())),

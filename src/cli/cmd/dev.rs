@@ -24,7 +24,7 @@ pub(crate) async fn run_dev(cmd: DevCmd) -> Result<()> {
 
 async fn run_dev_events(cmd: DevCmd) -> Result<()> {
     use crate::devloop::{docker, events::DevEvent, LoopOptions, Probe};
-    use crate::target::docker::PortMapping;
+    use crate::hosting::docker::PortMapping;
     let target = cmd.target.unwrap_or(if cmd.files.is_empty() { TargetKind::Docker } else { TargetKind::Kube });
     if target == TargetKind::Docker && !cmd.files.is_empty() {
         anyhow::bail!("-f manifests are for --target kube; the Docker target runs the package itself");

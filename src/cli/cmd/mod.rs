@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::args::{BuildFlags, KubeFlags};
-use crate::build::base::BaseStore;
-use crate::build::go::GoToolchain;
-use crate::build::{Build, BuildOptions, GoBuilder};
+use crate::builder::base::BaseStore;
+use crate::builder::go::GoToolchain;
+use crate::builder::{Build, BuildOptions, GoBuilder};
 use crate::config::ko::KoConfig;
 use crate::oci::client::Registry;
 use crate::publish::select::Destinations;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::{builder_in, print_stdout, Builder};
-use crate::build::go::GoToolchain;
+use crate::builder::go::GoToolchain;
 use crate::cli::args::{SkaffoldBuildCmd, SkaffoldCmd, SkaffoldDepsCmd, SkaffoldSyncCmd, SyncmapCmd};
 use crate::oci::client::Registry;
 

@@ -15,15 +15,15 @@ pub(crate) async fn run_syncback(cmd: SyncbackCmd) -> Result<()> {
         excludes.push("/.gohotignore".into());
         excludes.extend(text.lines().map(str::to_string));
     }
-    let target: Box<dyn crate::target::Target> = match (&spec.target, spec.target.named()) {
+    let target: Box<dyn crate::hosting::Target> = match (&spec.target, spec.target.named()) {
         (_, Some(named)) => {
             let cluster = connect_cluster(&cmd.kube).await?;
             let namespace = cmd.kube.namespace.clone().unwrap_or_else(|| cluster.context.namespace.clone());
-            Box::new(crate::target::kube::KubeTarget::one_pod(cluster, namespace, named, cmd.container.clone()))
+            Box::new(crate::hosting::kube::KubeTarget::one_pod(cluster, namespace, named, cmd.container.clone()))
         }
         (TargetRef::Docker(name), None) | (TargetRef::Pod(name) | TargetRef::Deployment(name), None) => {
             let docker = crate::docker::connect().await?;
-            Box::new(crate::target::docker::ExistingContainer::new(docker, name))
+            Box::new(crate::hosting::docker::ExistingContainer::new(docker, name))
         }
     };
     if !cmd.dry_run {

@@ -10,11 +10,8 @@
 pub mod docker;
 pub mod kube;
 
-use std::pin::Pin;
-
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 /// One running container of the app.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,7 +25,7 @@ pub struct Replica {
     pub handle: String,
 }
 
-pub use crate::exec::ExecOutput;
+pub use crate::exec::{Attached, ExecOutput};
 
 /// Errors from a target.
 #[derive(Debug, thiserror::Error)]
@@ -50,17 +47,6 @@ pub enum TargetError {
         /// What went wrong.
         detail: String,
     },
-}
-
-/// A long-lived process started in a replica: its stdin and stdout (stderr
-/// goes to the debug log). Dropping it ends the process's stdin.
-pub struct Attached {
-    /// The process's stdin.
-    pub stdin: Pin<Box<dyn AsyncWrite + Send>>,
-    /// The process's stdout.
-    pub stdout: Pin<Box<dyn AsyncRead + Send>>,
-    /// Whatever the transport needs alive as long as the streams.
-    pub keep: Box<dyn std::any::Any + Send>,
 }
 
 /// A place where the app runs.

@@ -42,7 +42,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::base::BaseImage;
+use super::image::BaseImage;
 use super::layer::{self, Entry, EntryKind};
 use crate::oci::Layer;
 use crate::platform::Platform;

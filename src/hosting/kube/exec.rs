@@ -25,7 +25,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cluster::{Cluster, KubeError};
-use crate::target::{Attached, ExecOutput};
+use crate::hosting::{Attached, ExecOutput};
 
 /// What the status channel said.
 #[derive(Clone, Debug, PartialEq, Eq)]

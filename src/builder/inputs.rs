@@ -224,7 +224,7 @@ pub fn work_file(module_root: &Path, gowork_env: Option<&str>) -> Option<PathBuf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::go::{ListedModule, ListedPackage};
+    use crate::builder::go::{ListedModule, ListedPackage};
 
     fn pkg(dir: &str, main: bool) -> ListedPackage {
         ListedPackage {

@@ -19,6 +19,8 @@ use crate::oci::client::{classify, parse_reference, Registry, RegistryError};
 use crate::oci::{self, BlobData, Descriptor, Layer};
 use crate::platform::Platform;
 
+use super::image::BaseImage;
+
 /// `--platform=all` on a built-in base (`static`, `scratch`): the Linux
 /// platforms Go builds static binaries for that container runtimes run —
 /// distroless static's set, plus riscv64 and 386.
@@ -65,33 +67,6 @@ pub enum BaseError {
         /// Why.
         source: std::io::Error,
     },
-}
-
-/// A resolved base image for one platform.
-#[derive(Clone, Debug)]
-pub struct BaseImage {
-    /// The reference it came from (`scratch` for the empty base).
-    pub reference: String,
-    /// Its config file, to be extended.
-    pub config: Value,
-    /// Its layers, in order.
-    pub layers: Vec<Layer>,
-}
-
-impl BaseImage {
-    /// The empty base: no layers, an empty config.
-    pub fn scratch(platform: &Platform) -> Self {
-        let mut config = serde_json::json!({
-            "architecture": platform.arch,
-            "os": platform.os,
-            "config": {},
-            "rootfs": {"type": "layers", "diff_ids": []},
-        });
-        if let Some(v) = &platform.variant {
-            config["variant"] = Value::String(v.clone());
-        }
-        BaseImage { reference: "scratch".into(), config, layers: Vec::new() }
-    }
 }
 
 /// The base-image store.

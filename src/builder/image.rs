@@ -7,12 +7,39 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::base::BaseImage;
 use super::layer::{self, Entry, EntryKind};
 use crate::oci::Image;
 use crate::platform::Platform;
 
 use crate::layout::{APP_DIR, KODATA_PATH};
+use crate::oci::Layer;
+
+/// A resolved base image for one platform.
+#[derive(Clone, Debug)]
+pub struct BaseImage {
+    /// The reference it came from (`scratch` for the empty base).
+    pub reference: String,
+    /// Its config file, to be extended.
+    pub config: Value,
+    /// Its layers, in order.
+    pub layers: Vec<Layer>,
+}
+
+impl BaseImage {
+    /// The empty base: no layers, an empty config.
+    pub fn scratch(platform: &Platform) -> Self {
+        let mut config = serde_json::json!({
+            "architecture": platform.arch,
+            "os": platform.os,
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        });
+        if let Some(v) = &platform.variant {
+            config["variant"] = Value::String(v.clone());
+        }
+        BaseImage { reference: "scratch".into(), config, layers: Vec::new() }
+    }
+}
 
 /// Everything that goes into one platform's image.
 pub struct ImageInputs<'a> {

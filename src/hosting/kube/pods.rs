@@ -33,7 +33,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::cluster::workload::{list_pods, AppImage, Workload};
 use crate::cluster::{Cluster, KubeError};
-use crate::target::Replica;
+use crate::hosting::Replica;
 
 /// One container running the app.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,7 +60,7 @@ impl AppContainer {
         format!("{}/{}/{}", self.uid, self.container, self.restart_count)
     }
 
-    /// `namespace/pod/container`: how [`crate::target::kube::KubeTarget`] reaches it.
+    /// `namespace/pod/container`: how [`crate::hosting::kube::KubeTarget`] reaches it.
     pub fn handle(&self) -> String {
         format!("{}/{}/{}", self.namespace, self.pod, self.container)
     }

@@ -245,7 +245,7 @@ impl Target for KubeTarget {
         exec::exec(&self.cluster, ns, pod, container, argv, stdin).await.map_err(|e| target_error(&self.cluster, e))
     }
 
-    async fn attach(&self, replica: &Replica, argv: &[String]) -> Result<crate::target::Attached, TargetError> {
+    async fn attach(&self, replica: &Replica, argv: &[String]) -> Result<crate::hosting::Attached, TargetError> {
         let Some((ns, pod, container)) = pods::parse_handle(&replica.handle) else {
             return Err(TargetError::Exec {
                 replica: replica.name.clone(),
