@@ -25,6 +25,7 @@ pub mod oci;
 pub mod platform;
 pub mod progress;
 pub mod publish;
+pub mod reload;
 pub mod resolve;
 pub mod skaffold;
 pub mod sync;

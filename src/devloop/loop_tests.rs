@@ -11,7 +11,8 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::*;
 use crate::builder::go::{Module, Package};
-use crate::hosting::ExecOutput;
+use crate::hosting::{ExecOutput, Replica};
+use crate::wayin::{self, sha256_hex};
 
 /// The "binary" of a source: big enough for deltas to matter, and different
 /// for every source text.

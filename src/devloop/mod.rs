@@ -26,40 +26,36 @@
 //! ends up running, and something newer than a change runs at most
 //! `restart_bound` + two builds (+ the sync) after it.
 //!
-//! A reload sends the binary to every replica in parallel through the
-//! way-in helper: a delta against what the replica is known to hold, or the
-//! whole file when that is unknown (the helper refuses a delta whose base
-//! does not match, and the full payload follows). The helper renames the new
-//! file into place atomically and waits until watchexec has started a
-//! process from it, so a "reloaded" line always means the new code runs.
+//! The reload itself — the binary into every replica, files beside it,
+//! replicas that restarted, the probe — is [`crate::reload`]'s; the loop
+//! decides when, and turns its reports into [`DevEvent`]s.
 
 pub mod docker;
 pub mod events;
+mod files;
 pub mod kube;
-mod sessions;
 pub mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use sha2::Digest as _;
 
 use crate::builder::go::Package;
 use crate::builder::inputs::BuildInputs;
 use crate::builder::BuildError;
 use crate::devimage::DevBuilder;
-use crate::hosting::{Replica, Target, TargetError};
+use crate::hosting::{Target, TargetError};
 use crate::platform::Platform;
+pub use crate::reload::Probe;
+use crate::reload::{Binary, PushReport, ReloadOptions, Reloader};
 use crate::sync::dockerfile::SyncMap;
 use crate::sync::rules::{CompiledRules, InferPatterns};
-use crate::wayin::{self, PutStatus};
 use events::{DevEvent, EventSink, Timings};
-use sessions::Sessions;
-use std::sync::Arc;
 use watch::{Change, Scope, SourceWatcher};
 
 /// Errors that end the loop (a failed build or sync does not).
@@ -75,17 +71,6 @@ pub enum DevError {
     /// Listing the package's dependencies failed.
     #[error(transparent)]
     Build(#[from] BuildError),
-}
-
-/// How gohot knows the new process is serving.
-#[derive(Clone, Debug)]
-pub enum Probe {
-    /// Any HTTP answer from this URL.
-    Http(String),
-    /// A TCP connection to this address.
-    Tcp(std::net::SocketAddr),
-    /// Only that watchexec started a process from the new binary.
-    Started,
 }
 
 /// The app being developed.
@@ -187,27 +172,6 @@ impl Default for LoopOptions {
 /// (an editor's save-all, a formatter, a `git checkout`) becomes one build,
 /// short enough that changes which never stop still reload every few seconds.
 pub const DEFAULT_RESTART_BOUND: Duration = Duration::from_secs(2);
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(data))
-}
-
-/// The binary every replica should run, and what each replica is known to hold.
-struct SyncState {
-    current: Bytes,
-    current_sha: String,
-    /// Replica instance → sha256 of the binary it holds.
-    known: HashMap<String, String>,
-}
-
-/// What sending the binary to one replica did.
-struct Pushed {
-    bytes_sent: u64,
-    sync: Duration,
-    /// The helper's own part of `sync`.
-    write: Duration,
-    restart: Option<Duration>,
-}
 
 type BuildFuture<'a> = Pin<Box<dyn Future<Output = Result<Bytes, BuildError>> + Send + 'a>>;
 type InputsFuture<'a> = Pin<Box<dyn Future<Output = Result<BuildInputs, DevError>> + Send + 'a>>;
@@ -344,10 +308,14 @@ pub async fn run(
     let Watching { mut watcher, mut changes } = watching;
     // kodata may have been created by the first (dev) build since watching began.
     watcher.rewatch()?;
-    let mut state = SyncState { current_sha: sha256_hex(&initial), current: initial, known: HashMap::new() };
-    // A put waits up to restart_timeout for the restart; past that and a
-    // margin for the transfer, a replica is hung and its session closed.
-    let sessions = Sessions::new(opts.restart_timeout + Duration::from_secs(10));
+    let reload_opts = ReloadOptions {
+        app: app.name(),
+        dest: app.dest(),
+        restart_timeout: opts.restart_timeout,
+        probe: opts.probe.clone(),
+        one_shot: false,
+    };
+    let mut reloader = Reloader::new(target, reload_opts, Some(Binary::new(initial)));
     let mut pending = Pending::default();
     let mut running: Option<Running> = None;
     let mut build: Option<BuildFuture<'_>> = None;
@@ -412,13 +380,13 @@ pub async fn run(
                 if !pending.rules.is_empty() {
                     let files: Vec<String> = std::mem::take(&mut pending.rules).into_iter().collect();
                     if let Some(rules) = &opts.rules {
-                        sync_rule_files(target, &sessions, &app, rules, &files, &events).await;
+                        files::sync_rule_files(&mut reloader, &app, rules, &files, &events).await;
                     }
                 }
                 if !pending.infer.is_empty() {
                     let files: Vec<String> = std::mem::take(&mut pending.infer).into_iter().collect();
                     if let Some(infer) = &opts.infer {
-                        let deleted = sync_infer(target, &sessions, infer, &mut infer_map, &files, &events).await;
+                        let deleted = files::sync_infer(&mut reloader, infer, &mut infer_map, &files, &events).await;
                         if !deleted.is_empty() {
                             // The Skaffold proposal's rule: a deleted file under infer rebuilds.
                             pending.build = true;
@@ -439,7 +407,7 @@ pub async fn run(
                 }
                 if !pending.kodata.is_empty() && !pending.build && running.is_none() {
                     let files: Vec<String> = std::mem::take(&mut pending.kodata).into_iter().collect();
-                    sync_kodata(target, &sessions, &app, &files, &events).await;
+                    files::sync_kodata(&mut reloader, &app, &files, &events).await;
                 }
                 if pending.build && running.is_none() {
                     let files = std::mem::take(&mut pending.sources);
@@ -468,19 +436,20 @@ pub async fn run(
                     }
                     Err(e) => events(DevEvent::BuildFailed { output: format!("{e}\n") }),
                     Ok(binary) => {
-                        let sha = sha256_hex(&binary);
-                        if sha == state.current_sha {
+                        let binary = Binary::new(binary);
+                        if reloader.current().is_some_and(|c| c.sha256 == binary.sha256) {
                             events(DevEvent::Unchanged);
                         } else {
+                            let binary_bytes = binary.bytes.len() as u64;
+                            let report = reloader.push_binary(binary).await;
                             let detect = r.started.duration_since(r.first_change);
-                            let built = Built { binary, sha, detect, build: build_time, first_change: r.first_change };
-                            reload(target, &sessions, &app, &mut state, built, &opts, &events, &r.files).await;
+                            report_push(&app, report, &r, detect, build_time, binary_bytes, &events);
                         }
                     }
                 }
                 if !pending.kodata.is_empty() {
                     let files: Vec<String> = std::mem::take(&mut pending.kodata).into_iter().collect();
-                    sync_kodata(target, &sessions, &app, &files, &events).await;
+                    files::sync_kodata(&mut reloader, &app, &files, &events).await;
                 }
                 // If the set of build inputs may have changed (imports, embeds,
                 // a new or deleted file, go.mod), list it again off the loop; a
@@ -528,7 +497,16 @@ pub async fn run(
                 }
             }
             _ = health.tick() => {
-                reconcile(target, &sessions, &app, &mut state, &opts, &events).await;
+                let report = reloader.check_replicas().await;
+                for (replica, reason) in report.recovered {
+                    events(DevEvent::Recovered { replica, reason });
+                }
+                for message in report.warnings {
+                    events(DevEvent::Warning { message });
+                }
+                if !report.errors.is_empty() {
+                    events(DevEvent::SyncFailed { errors: report.errors });
+                }
             }
         }
     }
@@ -566,522 +544,48 @@ async fn build_inputs(builder: &dyn Rebuild, app: &DevApp) -> Result<BuildInputs
     Ok(builder.inputs(app).await?)
 }
 
-/// A new binary, and how long it took to have it.
-struct Built {
-    binary: Bytes,
-    sha: String,
-    detect: Duration,
-    build: Duration,
-    first_change: Instant,
-}
-
-/// Sends the new binary to every replica and confirms the new process answers.
-#[allow(clippy::too_many_arguments)]
-async fn reload(
-    target: &dyn Target,
-    sessions: &Sessions,
+/// A binary reload's report as events: a failure where a replica or the
+/// probe failed, the status line where the new process answered.
+fn report_push(
     app: &DevApp,
-    state: &mut SyncState,
-    built: Built,
-    opts: &LoopOptions,
+    report: PushReport,
+    build: &Running,
+    detect: Duration,
+    build_time: Duration,
+    binary_bytes: u64,
     events: &EventSink,
-    files: &[String],
 ) {
-    let sync_start = Instant::now();
-    let Built { binary, sha: new_sha, detect, build, first_change } = built;
-    let old = state.current.clone();
-    let old_sha = state.current_sha.clone();
-    state.current = binary.clone();
-    state.current_sha = new_sha.clone();
-    // Encoded once, on a blocking thread, while the replicas are listed: a
-    // delta for replicas that hold the previous binary. The whole file only
-    // for those that don't: on a small machine it would otherwise take CPU
-    // from the delta, the helpers and the app's start.
-    let encoded = Arc::new(std::sync::OnceLock::new());
-    let delta = encode_shared({
-        let (old, new, encoded) = (old.clone(), binary.clone(), encoded.clone());
-        let (old_sha, new_sha) = (old_sha.clone(), new_sha.clone());
-        move || {
-            let payload = wayin::encode_delta_hashed(&old, &old_sha, &new, &new_sha);
-            let _ = encoded.set(Instant::now());
-            payload
-        }
-    });
-    let full = encode_lazy({
-        let new = binary.clone();
-        move || wayin::encode_full(&new)
-    });
-    // Listed afresh: a replica that appeared since the last health check
-    // (a replaced pod) is reloaded too, with the whole binary, before this
-    // reload is reported.
-    let replicas = match target.replicas().await {
-        Ok(r) => r,
-        Err(e) => {
-            events(DevEvent::SyncFailed { errors: vec![e.to_string()] });
-            return;
-        }
-    };
-    if replicas.is_empty() {
-        events(DevEvent::Warning {
+    if report.replicas.is_empty() && report.errors.is_empty() {
+        return events(DevEvent::Warning {
             message: "no running container to reload; it will get the new binary when it is back".into(),
         });
+    }
+    let failures = report.failures();
+    if !failures.is_empty() {
+        events(DevEvent::SyncFailed { errors: failures });
+    }
+    if !report.answered {
         return;
     }
-    // Sync time: from here (encoding included) to the last rename.
-    let prepare = sync_start.elapsed();
-    let results = futures::future::join_all(replicas.iter().map(|r| {
-        let payload = match state.known.get(&r.instance) {
-            Some(sha) if *sha == old_sha => delta.clone(),
-            _ => full.clone(),
-        };
-        push(target, sessions, app, r, payload, full.clone(), opts)
-    }))
-    .await;
-    let mut sent = 0;
-    let mut sync = Duration::ZERO;
-    let mut write = Duration::ZERO;
-    let mut restart = Duration::ZERO;
-    let mut errors = Vec::new();
-    let mut updated = Vec::new();
-    for (r, res) in replicas.iter().zip(results) {
-        match res {
-            Ok(p) => {
-                sent += p.bytes_sent;
-                sync = sync.max(prepare + p.sync);
-                write = write.max(p.write);
-                match p.restart {
-                    Some(d) => {
-                        restart = restart.max(d);
-                        updated.push(r.clone());
-                    }
-                    None => errors.push(format!(
-                        "{}: watchexec did not restart the app within {:?}",
-                        r.name, opts.restart_timeout
-                    )),
-                }
-                state.known.insert(r.instance.clone(), new_sha.clone());
-            }
-            Err(e) => errors.push(e),
-        }
-    }
-    if !errors.is_empty() {
-        events(DevEvent::SyncFailed { errors });
-        if updated.is_empty() {
-            return;
-        }
-    }
-    let probe_start = Instant::now();
-    if let Err(e) = probe(&opts.probe, opts.restart_timeout).await {
-        events(DevEvent::SyncFailed { errors: vec![e] });
-        return;
-    }
-    let answer = probe_start.elapsed();
     let timings = Timings {
         detect: detect.as_secs_f64(),
-        build: build.as_secs_f64(),
-        sync: sync.as_secs_f64(),
-        encode: encoded.get().map_or(Duration::ZERO, |t| t.duration_since(sync_start)).as_secs_f64(),
-        write: write.as_secs_f64(),
-        restart: restart.as_secs_f64(),
-        answer: answer.as_secs_f64(),
-        total: first_change.elapsed().as_secs_f64(),
+        build: build_time.as_secs_f64(),
+        sync: report.sync.as_secs_f64(),
+        encode: report.encode.as_secs_f64(),
+        write: report.write.as_secs_f64(),
+        restart: report.restart.as_secs_f64(),
+        answer: report.answer.as_secs_f64(),
+        total: build.first_change.elapsed().as_secs_f64(),
     };
     events(DevEvent::Reloaded {
         app: app.name(),
-        files: files.to_vec(),
+        files: build.files.clone(),
         timings,
-        bytes_sent: sent,
-        binary_bytes: binary.len() as u64,
-        replicas: updated.len(),
-        replicas_total: replicas.len(),
+        bytes_sent: report.bytes_sent,
+        binary_bytes,
+        replicas: report.current(),
+        replicas_total: report.replicas.len(),
     });
-}
-
-fn empty() -> futures::future::BoxFuture<'static, Bytes> {
-    Box::pin(async { Bytes::new() })
-}
-
-/// A payload being encoded on a blocking thread, awaitable by many.
-type SharedPayload = futures::future::Shared<futures::future::BoxFuture<'static, Bytes>>;
-
-/// Starts encoding now (not when first awaited), so that it overlaps
-/// whatever the caller does next.
-fn encode_shared(encode: impl FnOnce() -> Vec<u8> + Send + 'static) -> SharedPayload {
-    use futures::FutureExt;
-    let task = tokio::task::spawn_blocking(encode);
-    async move { task.await.map(Bytes::from).unwrap_or_default() }.boxed().shared()
-}
-
-/// Encodes only when first awaited (a payload that may not be needed).
-fn encode_lazy(encode: impl FnOnce() -> Vec<u8> + Send + 'static) -> SharedPayload {
-    use futures::FutureExt;
-    async move { tokio::task::spawn_blocking(encode).await.map(Bytes::from).unwrap_or_default() }.boxed().shared()
-}
-
-/// Puts a payload into one replica, falling back to `full` when the
-/// replica's copy is not the delta's base.
-async fn push(
-    target: &dyn Target,
-    sessions: &Sessions,
-    app: &DevApp,
-    replica: &Replica,
-    payload: SharedPayload,
-    full: SharedPayload,
-    opts: &LoopOptions,
-) -> Result<Pushed, String> {
-    use futures::FutureExt;
-    let argv = wayin::put_wait_argv(&app.dest(), 0o755, opts.restart_timeout);
-    let start = Instant::now();
-    let mut payload = payload;
-    let mut sent = 0;
-    for attempt in 0..2 {
-        let out = sessions.call(target, replica, &argv, payload.clone().boxed()).await?;
-        tracing::debug!(
-            "put into {} took {:?}: {}",
-            replica.name,
-            start.elapsed(),
-            String::from_utf8_lossy(&out).trim()
-        );
-        sent += payload.clone().await.len() as u64;
-        match wayin::parse_put_status(&out) {
-            Ok(PutStatus::Written { restart_ms, pid, write_ms, .. }) => {
-                let restart = restart_ms.map(Duration::from_millis).unwrap_or_default();
-                let total = start.elapsed();
-                return Ok(Pushed {
-                    bytes_sent: sent,
-                    sync: total.saturating_sub(restart),
-                    write: write_ms.map(Duration::from_millis).unwrap_or_default(),
-                    restart: pid.map(|_| restart),
-                });
-            }
-            Ok(PutStatus::BaseMismatch { .. }) if attempt == 0 => payload = full.clone(),
-            Ok(other) => return Err(format!("{}: unexpected helper answer {other:?}", replica.name)),
-            Err(e) => return Err(format!("{}: {e}", replica.name)),
-        }
-    }
-    Err(format!("{}: the helper kept refusing the payload", replica.name))
-}
-
-/// Checks that every live replica runs the current binary; restarted or new
-/// replicas whose binary differs get it again. A target with no replica left
-/// is asked to recover.
-async fn reconcile(
-    target: &dyn Target,
-    sessions: &Sessions,
-    app: &DevApp,
-    state: &mut SyncState,
-    opts: &LoopOptions,
-    events: &EventSink,
-) {
-    let replicas = match target.replicas().await {
-        Ok(r) => r,
-        Err(e) => {
-            events(DevEvent::Warning { message: e.to_string() });
-            return;
-        }
-    };
-    if replicas.is_empty() {
-        match target.recover().await {
-            Ok(true) => {
-                events(DevEvent::Recovered { replica: app.name(), reason: "container was gone: re-created it".into() })
-            }
-            Ok(false) => {}
-            Err(e) => events(DevEvent::Warning { message: format!("cannot bring the app back: {e}") }),
-        }
-        return;
-    }
-    state.known.retain(|instance, _| replicas.iter().any(|r| &r.instance == instance));
-    sessions.retain(&replicas);
-    let unknown: Vec<&Replica> = replicas.iter().filter(|r| !state.known.contains_key(&r.instance)).collect();
-    if unknown.is_empty() {
-        return;
-    }
-    let current_sha = state.current_sha.clone();
-    let full = {
-        let b = state.current.clone();
-        encode_lazy(move || wayin::encode_full(&b))
-    };
-    // Every new or restarted replica at once: each is checked, and the
-    // stale ones get the current binary, in parallel.
-    let checks = unknown.into_iter().map(|r| {
-        let (full, current_sha) = (full.clone(), current_sha.clone());
-        async move {
-            let out = match sessions.call(target, r, &wayin::hash_argv(&app.dest()), empty()).await {
-                Ok(o) => o,
-                Err(e) => {
-                    // The container may still be starting; try again next tick.
-                    tracing::debug!("hash check in {}: {e}", r.name);
-                    return None;
-                }
-            };
-            match wayin::parse_hash_status(&out) {
-                Ok(wayin::RemoteFile::Present { sha256, .. }) if sha256 == current_sha => Some((r, Ok(None))),
-                Ok(_) => Some((r, push(target, sessions, app, r, full.clone(), full, opts).await.map(Some))),
-                Err(e) => {
-                    tracing::debug!("hash check in {}: {e}", r.name);
-                    None
-                }
-            }
-        }
-    });
-    for (r, outcome) in futures::future::join_all(checks).await.into_iter().flatten() {
-        match outcome {
-            Ok(None) => {
-                state.known.insert(r.instance.clone(), current_sha.clone());
-            }
-            Ok(Some(p)) => {
-                state.known.insert(r.instance.clone(), current_sha.clone());
-                let how = if p.restart.is_some() { "restarted on it" } else { "restart not confirmed" };
-                events(DevEvent::Recovered {
-                    replica: r.name.clone(),
-                    reason: format!("new or restarted, with a stale binary: synced the current one ({how})"),
-                });
-            }
-            Err(e) => events(DevEvent::SyncFailed { errors: vec![e] }),
-        }
-    }
-}
-
-/// Copies (or deletes) files covered by `gohot.yaml` manual sync rules in
-/// every replica, at every destination the rules give, through the same
-/// atomic way in.
-async fn sync_rule_files(
-    target: &dyn Target,
-    sessions: &Sessions,
-    app: &DevApp,
-    rules: &CompiledRules,
-    files: &[String],
-    events: &EventSink,
-) {
-    let root = app.module_root();
-    let items: Vec<(String, PathBuf, Vec<String>)> = files
-        .iter()
-        .map(|rel| (rel.clone(), root.join(rel), rules.destinations(rel, "/").unwrap_or_default()))
-        .collect();
-    send_files(target, sessions, items, events).await;
-}
-
-/// `sync.infer`: copies changed files to the destinations the Dockerfile
-/// gives them now, removes deleted ones from where they had been copied
-/// (the map before), and returns the deleted files (they ask for a rebuild).
-async fn sync_infer(
-    target: &dyn Target,
-    sessions: &Sessions,
-    infer: &InferSync,
-    map: &mut SyncMap,
-    files: &[String],
-    events: &EventSink,
-) -> Vec<String> {
-    let (changed, deleted): (Vec<String>, Vec<String>) =
-        files.iter().cloned().partition(|f| infer.context.join(f).is_file());
-    let now = match crate::sync::infer::sync_map_of_dir(&infer.dockerfile, &infer.context, &infer.build_args) {
-        Ok(m) => m,
-        Err(e) => {
-            events(DevEvent::SyncFailed { errors: vec![format!("sync.infer: {e}")] });
-            return deleted;
-        }
-    };
-    let plan = crate::sync::infer::plan(map, &now, &changed, &deleted);
-    *map = now;
-    let items: Vec<(String, PathBuf, Vec<String>)> = plan
-        .copy
-        .into_iter()
-        .chain(plan.delete)
-        .map(|(rel, dests)| (rel.clone(), infer.context.join(&rel), dests))
-        .collect();
-    if !items.is_empty() {
-        send_files(target, sessions, items, events).await;
-    }
-    deleted
-}
-
-/// Puts each local file (or removes it, when it no longer exists) at every
-/// destination in every replica, and reports what reached them all as one [`DevEvent::RulesSynced`].
-async fn send_files(
-    target: &dyn Target,
-    sessions: &Sessions,
-    items: Vec<(String, PathBuf, Vec<String>)>,
-    events: &EventSink,
-) {
-    let replicas = match target.replicas().await {
-        Ok(r) => r,
-        Err(e) => return events(DevEvent::SyncFailed { errors: vec![e.to_string()] }),
-    };
-    if replicas.is_empty() {
-        let files: Vec<&str> = items.iter().map(|(rel, ..)| rel.as_str()).collect();
-        return events(DevEvent::Warning { message: format!("no running container: {} not synced", files.join(", ")) });
-    }
-    let (mut sent, mut copied, mut deleted, mut errors) = (0, Vec::new(), Vec::new(), Vec::new());
-    for (rel, local, dests) in items {
-        if dests.is_empty() {
-            errors.push(format!("{rel}: the sync rules give it no destination"));
-            continue;
-        }
-        let content = std::fs::read(&local).ok();
-        let sha = content.as_deref().map(sha256_hex).unwrap_or_default();
-        let mode = file_mode(&local);
-        let payload = content.as_ref().map(|c| Bytes::from(wayin::encode_full(c)));
-        let errors_before = errors.len();
-        let mut requests = 0;
-        for dest in &dests {
-            for r in &replicas {
-                if sessions.holds(r, dest, &sha) {
-                    continue;
-                }
-                requests += 1;
-                let (argv, stdin) = match &payload {
-                    Some(p) => (wayin::put_argv(dest, mode), p.clone()),
-                    None => (wayin::rm_argv(dest), Bytes::new()),
-                };
-                let input = stdin.clone();
-                let result = sessions.call(target, r, &argv, Box::pin(async move { input })).await.and_then(|out| {
-                    // The helper's own failure: where the hint for an unwritable destination applies.
-                    let helper_failed = |e: wayin::WayInError| {
-                        let e = e.to_string();
-                        format!("{e}{}", unwritable_hint(&e))
-                    };
-                    if payload.is_some() {
-                        wayin::parse_put_status(&out).map(|_| ()).map_err(helper_failed)
-                    } else {
-                        wayin::parse_rm_status(&out).map(|_| ()).map_err(helper_failed)
-                    }
-                });
-                match result {
-                    Ok(()) => {
-                        sent += stdin.len() as u64;
-                        sessions.wrote(r, dest, &sha);
-                    }
-                    Err(e) => errors.push(format!("{}: {dest}: {e}", r.name)),
-                }
-            }
-        }
-        // Reported as synced only where it reached every destination of
-        // every replica, and not when every one held it already.
-        if errors.len() > errors_before || requests == 0 {
-            continue;
-        }
-        if payload.is_some() {
-            copied.push(rel)
-        } else {
-            deleted.push(rel)
-        }
-    }
-    if !errors.is_empty() {
-        events(DevEvent::SyncFailed { errors });
-    }
-    if !copied.is_empty() || !deleted.is_empty() {
-        events(DevEvent::RulesSynced { copied, deleted, bytes_sent: sent });
-    }
-}
-
-/// The fix for a sync rule whose destination the container's user cannot
-/// write: the usual mistake on the default (nonroot) base.
-fn unwritable_hint(error: &str) -> &'static str {
-    if error.contains("permission denied") || error.contains("read-only file system") {
-        " (the container's user cannot write there: point the rule's dest at a directory it owns, \
-         e.g. under /home/nonroot or /tmp on the default base, or an emptyDir/volume)"
-    } else {
-        ""
-    }
-}
-
-/// 0755 for an executable file, else 0644.
-fn file_mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).map(|m| if m.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 }).unwrap_or(0o644)
-}
-
-/// Sends changed kodata files (no rebuild).
-async fn sync_kodata(target: &dyn Target, sessions: &Sessions, app: &DevApp, files: &[String], events: &EventSink) {
-    let replicas = match target.replicas().await {
-        Ok(r) => r,
-        Err(e) => return events(DevEvent::SyncFailed { errors: vec![e.to_string()] }),
-    };
-    if replicas.is_empty() {
-        return events(DevEvent::Warning {
-            message: format!("no running container: kodata {} not synced", files.join(", ")),
-        });
-    }
-    let mut sent = 0;
-    let mut synced = Vec::new();
-    let mut errors = Vec::new();
-    for rel in files {
-        let local = app.kodata().join(rel);
-        let Ok(data) = std::fs::read(&local) else {
-            events(DevEvent::Warning {
-                message: format!(
-                    "kodata/{rel} was removed locally; it stays in the container until the next image build"
-                ),
-            });
-            continue;
-        };
-        let mode = file_mode(&local);
-        let sha = sha256_hex(&data);
-        let payload = Bytes::from(wayin::encode_full(&data));
-        let dest = format!("{}/{rel}", crate::layout::KODATA_PATH);
-        let errors_before = errors.len();
-        let mut requests = 0;
-        for r in &replicas {
-            if sessions.holds(r, &dest, &sha) {
-                continue;
-            }
-            requests += 1;
-            let input = payload.clone();
-            match sessions.call(target, r, &wayin::put_argv(&dest, mode), Box::pin(async move { input })).await {
-                Ok(out) => match wayin::parse_put_status(&out) {
-                    Ok(PutStatus::Written { .. }) => {
-                        sent += payload.len() as u64;
-                        sessions.wrote(r, &dest, &sha);
-                    }
-                    Ok(other) => errors.push(format!("{}: {rel}: {other:?}", r.name)),
-                    Err(e) => errors.push(format!("{}: {rel}: {e}", r.name)),
-                },
-                Err(e) => errors.push(e),
-            }
-        }
-        if errors.len() == errors_before && requests > 0 {
-            synced.push(rel.clone());
-        }
-    }
-    if !errors.is_empty() {
-        events(DevEvent::SyncFailed { errors });
-    }
-    if !synced.is_empty() {
-        events(DevEvent::KodataSynced { files: synced, bytes_sent: sent });
-    }
-}
-
-/// Waits until the probe answers.
-async fn probe(probe: &Probe, timeout: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
-    match probe {
-        Probe::Started => Ok(()),
-        Probe::Tcp(addr) => loop {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!("the app did not accept connections on {addr} within {timeout:?}"));
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        },
-        Probe::Http(url) => {
-            let client = reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(2))
-                .build()
-                .map_err(|e| e.to_string())?;
-            loop {
-                if client.get(url).send().await.is_ok() {
-                    return Ok(());
-                }
-                if Instant::now() > deadline {
-                    return Err(format!("the app did not answer {url} within {timeout:?}"));
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -39,8 +39,8 @@ use crate::cluster::workload::{AppImage, PodSelector, Workload};
 use crate::cluster::Cluster;
 use crate::devimage::DevBuilder;
 use crate::hosting::kube::KubeTarget;
-use crate::hosting::{Replica, Target};
-use crate::wayin::{self, PutStatus, RemoteFile};
+use crate::hosting::Target;
+use crate::reload::{Binary, Probe, ReloadOptions, Reloader, ReplicaOutcome};
 
 /// What Skaffold tells a sync hook (`hooks.SyncEnvOpts`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,9 +194,10 @@ pub struct HookReport {
 }
 
 /// Sends `binary` (at `dest` in the container) to every replica of
-/// `target` in parallel; `previous` is the binary gohot built before, the
-/// base of a delta for replicas that hold it. Errors name the replica; no
-/// replica at all is an empty report.
+/// `target` in parallel, through the reload layer with one exec per
+/// request (a hook run is short-lived); `previous` is the binary gohot
+/// built before, the base of a delta for replicas that hold it. Errors name
+/// the replica; no replica at all is an empty report.
 pub async fn put_binary(
     target: &dyn Target,
     dest: &str,
@@ -204,183 +205,35 @@ pub async fn put_binary(
     previous: Option<Bytes>,
     restart_timeout: Duration,
 ) -> Result<HookReport, SkaffoldError> {
-    let replicas = target.replicas().await?;
-    if replicas.is_empty() {
-        return Ok(HookReport::default());
-    }
-    let new_sha = wayin::sha256_hex(&binary);
-    let old_sha = previous.as_ref().map(|p| wayin::sha256_hex(p));
-    let delta = match &previous {
-        Some(p) if old_sha.as_deref() != Some(new_sha.as_str()) => Some(Bytes::from(wayin::encode_delta(p, &binary))),
-        _ => None,
+    let opts = ReloadOptions {
+        app: dest.rsplit('/').next().unwrap_or(dest).to_string(),
+        dest: dest.to_string(),
+        restart_timeout,
+        probe: Probe::Started,
+        one_shot: true,
     };
-    let results = futures::future::join_all(replicas.iter().map(|r| {
-        let (binary, delta, new_sha) = (binary.clone(), delta.clone(), new_sha.clone());
-        async move { put_one(target, r, dest, &new_sha, &binary, delta, restart_timeout).await }
-    }))
-    .await;
-    let mut report = HookReport::default();
-    let mut errors = Vec::new();
-    for (r, res) in replicas.iter().zip(results) {
-        match res {
-            Ok(None) => report.unchanged.push(r.name.clone()),
-            Ok(Some((sent, sync, restart))) => {
-                report.updated.push(r.name.clone());
-                report.bytes_sent += sent;
-                report.sync = report.sync.max(sync);
-                report.restart = report.restart.max(restart);
-            }
-            Err(e) => errors.push(format!("{}: {e}", r.name)),
+    let mut reloader = Reloader::new(target, opts, previous.map(Binary::new));
+    let pushed = reloader.push_binary(Binary::new(binary)).await;
+    let failures = pushed.failures();
+    if !failures.is_empty() {
+        return Err(SkaffoldError::Put(failures));
+    }
+    let mut report =
+        HookReport { bytes_sent: pushed.bytes_sent, sync: pushed.sync, restart: pushed.restart, ..Default::default() };
+    for (r, outcome) in pushed.replicas {
+        match outcome {
+            ReplicaOutcome::Updated { .. } => report.updated.push(r.name),
+            ReplicaOutcome::Unchanged => report.unchanged.push(r.name),
+            ReplicaOutcome::Failed(_) => {}
         }
     }
-    if errors.is_empty() {
-        Ok(report)
-    } else {
-        Err(SkaffoldError::Put(errors))
-    }
-}
-
-/// One replica: `None` when it already holds the binary, else the bytes
-/// sent, the put's duration and the restart's.
-#[allow(clippy::too_many_arguments)]
-async fn put_one(
-    target: &dyn Target,
-    r: &Replica,
-    dest: &str,
-    new_sha: &str,
-    binary: &Bytes,
-    delta: Option<Bytes>,
-    restart_timeout: Duration,
-) -> Result<Option<(u64, Duration, Duration)>, String> {
-    let start = Instant::now();
-    // A delta goes straight out (the helper checks its base and answers a
-    // mismatch); without one — no earlier build, or the same binary again —
-    // the replica is asked what it holds first.
-    let mut payload = match delta {
-        Some(d) => d,
-        None => {
-            let out = target.exec(r, &wayin::hash_argv(dest), Bytes::new()).await.map_err(|e| e.to_string())?;
-            if let RemoteFile::Present { sha256, .. } =
-                wayin::parse_hash_status(&out.stdout).map_err(|e| e.to_string())?
-            {
-                if sha256 == new_sha {
-                    return Ok(None);
-                }
-            }
-            Bytes::from(wayin::encode_full(binary))
-        }
-    };
-    let argv = wayin::put_wait_argv(dest, 0o755, restart_timeout);
-    let mut sent = 0;
-    for attempt in 0..2 {
-        sent += payload.len() as u64;
-        let out = target.exec(r, &argv, payload.clone()).await.map_err(|e| e.to_string())?;
-        match wayin::parse_put_status(&out.stdout) {
-            Ok(PutStatus::Written { pid: Some(_), restart_ms, .. }) => {
-                let restart = Duration::from_millis(restart_ms.unwrap_or_default());
-                return Ok(Some((sent, start.elapsed().saturating_sub(restart), restart)));
-            }
-            Ok(PutStatus::Written { .. }) => {
-                return Err(format!(
-                    "the binary is in place, but watchexec did not start it within {restart_timeout:?} \
-                     (is the container's command watchexec? see examples/skaffold/k8s)"
-                ))
-            }
-            Ok(PutStatus::BaseMismatch { .. }) if attempt == 0 => payload = Bytes::from(wayin::encode_full(binary)),
-            Ok(other) => return Err(format!("unexpected helper answer {other:?}")),
-            Err(e) => return Err(format!("{e} {}", String::from_utf8_lossy(&out.stderr).trim())),
-        }
-    }
-    Err("the helper kept refusing the payload".into())
+    Ok(report)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hosting::{ExecOutput, TargetError};
     use std::collections::BTreeMap;
-    use std::sync::Mutex;
-
-    /// Replicas holding files, answering `hash` and `put` as the helper does
-    /// (payloads applied by the reference decoder).
-    struct FakeReplicas(Mutex<BTreeMap<String, Vec<u8>>>, Mutex<Vec<String>>);
-
-    #[async_trait::async_trait]
-    impl Target for FakeReplicas {
-        async fn replicas(&self) -> Result<Vec<Replica>, TargetError> {
-            let held = self.0.lock().unwrap();
-            Ok(held.keys().map(|k| Replica { name: k.clone(), instance: k.clone(), handle: k.clone() }).collect())
-        }
-        async fn exec(&self, r: &Replica, argv: &[String], stdin: Bytes) -> Result<ExecOutput, TargetError> {
-            let mut held = self.0.lock().unwrap();
-            let current = held.get(&r.handle).cloned().unwrap_or_default();
-            self.1.lock().unwrap().push(format!("{} {}", r.name, argv[1]));
-            let line = match argv[1].as_str() {
-                "hash" => format!(r#"{{"sha256":"{}","size":{}}}"#, wayin::sha256_hex(&current), current.len()),
-                "put" => match wayin::decode_payload(Some(&current), &stdin, 1 << 30) {
-                    Ok(new) => {
-                        let line = format!(
-                            r#"{{"ok":true,"kind":"full","bytes":{},"sha256":"{}","pid":7,"restart_ms":5}}"#,
-                            new.len(),
-                            wayin::sha256_hex(&new)
-                        );
-                        held.insert(r.handle.clone(), new);
-                        line
-                    }
-                    Err(wayin::WayInError::BaseMismatch(m)) => {
-                        format!(r#"{{"ok":false,"error":"base-mismatch","message":"{m}"}}"#)
-                    }
-                    Err(e) => panic!("{e}"),
-                },
-                other => panic!("unexpected {other}"),
-            };
-            Ok(ExecOutput { stdout: line.into_bytes(), stderr: Vec::new(), exit_code: 0 })
-        }
-    }
-
-    /// Three replicas: one holds the previous build (a delta goes straight
-    /// out), one holds something else (the delta is refused, the whole
-    /// binary follows), one already holds the new build only after that.
-    #[tokio::test]
-    async fn puts_a_delta_where_the_base_is_held_and_the_whole_binary_elsewhere() {
-        let previous = crate::wayin::noise(200_000, 1);
-        let mut new = previous.clone();
-        new[1000..1010].copy_from_slice(b"0123456789");
-        let fake = FakeReplicas(
-            Mutex::new(BTreeMap::from([
-                ("a".to_string(), previous.clone()),
-                ("b".to_string(), b"the image's own binary".to_vec()),
-            ])),
-            Mutex::default(),
-        );
-        let report = put_binary(
-            &fake,
-            "/ko-app/hello",
-            Bytes::from(new.clone()),
-            Some(Bytes::from(previous.clone())),
-            Duration::from_secs(1),
-        )
-        .await
-        .unwrap();
-        assert_eq!(report.updated, ["a", "b"]);
-        assert!(fake.0.lock().unwrap().values().all(|held| *held == new));
-        // a: one put (the delta, small); b: the refused delta, then the whole file.
-        assert_eq!(*fake.1.lock().unwrap(), ["a put", "b put", "b put"]);
-        assert!(report.bytes_sent < new.len() as u64 + 10_000, "{report:?}");
-        // Again with the same binary: nothing to send, each replica is asked.
-        fake.1.lock().unwrap().clear();
-        let again = put_binary(
-            &fake,
-            "/ko-app/hello",
-            Bytes::from(new.clone()),
-            Some(Bytes::from(new)),
-            Duration::from_secs(1),
-        )
-        .await
-        .unwrap();
-        assert_eq!((again.updated.len(), again.unchanged.len(), again.bytes_sent), (0, 2, 0));
-        assert_eq!(*fake.1.lock().unwrap(), ["a hash", "b hash"]);
-    }
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

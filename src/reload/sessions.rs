@@ -1,4 +1,4 @@
-//! One way-in session per replica ([`crate::wayin::session`]), opened on
+//! One way-in session per replica (or one-shot execs, for short-lived callers) ([`crate::wayin::session`]), opened on
 //! first use, kept open across reloads, and reopened when it breaks — so a
 //! reload pays no exec setup. Requests to one replica go one at a time;
 //! replicas are independent.
@@ -35,12 +35,20 @@ pub(crate) struct Sessions {
     /// path) → sha256 of the content written there ("" once removed).
     written: Mutex<HashMap<(String, String), String>>,
     deadline: Duration,
+    /// Every request a one-shot exec (no session is tried).
+    one_shot: bool,
 }
 
 impl Sessions {
     /// Sessions whose requests must be answered within `deadline`.
     pub(crate) fn new(deadline: Duration) -> Self {
-        Sessions { slots: Mutex::new(HashMap::new()), written: Mutex::new(HashMap::new()), deadline }
+        Sessions { slots: Mutex::new(HashMap::new()), written: Mutex::new(HashMap::new()), deadline, one_shot: false }
+    }
+
+    /// Like [`Sessions::new`], but every request is a one-shot exec: for a
+    /// caller that makes one request per replica and exits.
+    pub(crate) fn one_shot(deadline: Duration) -> Self {
+        Sessions { one_shot: true, ..Sessions::new(deadline) }
     }
 
     /// Forgets the sessions of replicas that are gone (which closes them).
@@ -70,7 +78,8 @@ impl Sessions {
 
     fn slot(&self, replica: &Replica) -> Arc<tokio::sync::Mutex<Slot>> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.entry(replica.instance.clone()).or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Slot::Closed))).clone()
+        let first = if self.one_shot { Slot::OneShot } else { Slot::Closed };
+        slots.entry(replica.instance.clone()).or_insert_with(|| Arc::new(tokio::sync::Mutex::new(first))).clone()
     }
 
     /// Runs one helper request (`argv` as for a one-shot exec) in `replica`
