@@ -538,3 +538,76 @@ async fn a_session_whose_helper_died_is_an_error_not_a_hang() {
     let e = s.request(&hash_argv("/nothing"), &[]).await.unwrap_err();
     assert!(e.to_string().contains("session"), "{e}");
 }
+
+/// The helper shares the app's memory limit: a session carrying 300 MB of
+/// kodata into a container limited to 256 MiB (100 MiB of it already held,
+/// as an app would, in a tmpfs file) completes, the helper's peak resident
+/// memory stays small, and nothing in the container is OOM-killed.
+#[tokio::test]
+async fn a_session_carrying_300mb_of_kodata_stays_within_the_containers_memory_limit() {
+    let busybox = support::require_docker_and_busybox();
+    let work = tempfile::tempdir().expect("tempdir");
+    let rootfs = work.path().join("rootfs");
+    for d in ["bin", "kodata", "hold", "var/run/gohot"] {
+        std::fs::create_dir_all(rootfs.join(d)).expect("mkdir");
+    }
+    std::fs::copy(busybox, rootfs.join("bin/busybox")).expect("copy busybox");
+    std::fs::copy(support::helper(), rootfs.join("var/run/gohot/helper")).expect("copy helper");
+    let tag = format!("gohot-wayin-memory:{}", std::process::id());
+    let tar = Command::new("tar").args(["-C", rootfs.to_str().expect("utf8"), "-cf", "-", "."]).output().expect("tar");
+    let imp = run_cmd(Command::new("docker").args(["import", "-", &tag]), &tar.stdout);
+    assert!(imp.status.success(), "docker import: {}", String::from_utf8_lossy(&imp.stderr));
+    let name = format!("gohot-wayin-memory-{}", std::process::id());
+    struct Cleanup(String, String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+            let _ = Command::new("docker").args(["rmi", "-f", &self.1]).output();
+        }
+    }
+    let _cleanup = Cleanup(name.clone(), tag.clone());
+    let app = "/bin/busybox head -c 100000000 /dev/zero > /hold/app-memory && exec /bin/busybox sleep 600";
+    let run_out = Command::new("docker")
+        .args(["run", "-d", "--network", "none", "--memory", "256m", "--memory-swap", "256m"])
+        .args(["--tmpfs", "/hold:size=128m", "--name", &name, &tag, "/bin/busybox", "sh", "-c", app])
+        .output()
+        .expect("docker run");
+    assert!(run_out.status.success(), "docker run: {}", String::from_utf8_lossy(&run_out.stderr));
+    let sh = |script: &str| {
+        let out = Command::new("docker")
+            .args(["exec", &name, "/bin/busybox", "sh", "-c", script])
+            .output()
+            .expect("docker exec");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // The app holds its memory before the sync starts.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while sh("/bin/busybox stat -c %s /hold/app-memory") != "100000000" {
+        assert!(std::time::Instant::now() < deadline, "the app never took its memory");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let docker = gohot::docker::connect().await.expect("docker");
+    let attached = gohot::docker::exec_attached(&docker, &name, &session::serve_argv()).await.expect("serve");
+    let mut s = session::Session::open(attached.stdin, attached.stdout, attached.keep).await.expect("session");
+    const FILES: u64 = 300;
+    for i in 0..FILES {
+        let content = noise(1_000_000, i + 1);
+        let dest = format!("/kodata/f{i:03}");
+        let reply = s.request(&put_argv(&dest, 0o644), &encode_full(&content)).await.expect("put");
+        match parse_put_status(&reply) {
+            Ok(PutStatus::Written { bytes, .. }) => assert_eq!(bytes, 1_000_000),
+            other => panic!("put {i}: {other:?}"),
+        }
+    }
+    let hwm = sh("for p in $(/bin/busybox pidof helper); do /bin/busybox grep VmHWM /proc/$p/status; done");
+    let kib: u64 = hwm.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{hwm:?}"));
+    assert!(kib < 64 * 1024, "the helper peaked at {} MiB after {FILES} MB of kodata", kib / 1024);
+    drop(s);
+    let state = Command::new("docker")
+        .args(["inspect", "-f", "{{.State.Running}} {{.State.OOMKilled}}", &name])
+        .output()
+        .expect("inspect");
+    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "true false", "the app's container");
+    assert_eq!(sh("/bin/busybox ls /kodata | /bin/busybox wc -l"), FILES.to_string());
+}

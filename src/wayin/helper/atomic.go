@@ -83,6 +83,8 @@ func (a *atomicFile) prepare(mode uint32) error {
 	if err := a.buf.Flush(); err != nil {
 		return ioFail(err)
 	}
+	// A staged tar member waits for the whole archive: its buffer must not.
+	a.buf = nil
 	if err := a.f.Chmod(goMode(mode)); err != nil {
 		return ioFail(err)
 	}

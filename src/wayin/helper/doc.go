@@ -69,8 +69,12 @@
 //	    the subcommand's stdin; what it leaves unread is skipped. End of
 //	    stdin ends the session (exit 0); an unreadable request line ends it
 //	    with a usage status line (exit 2). Within a session, put remembers
-//	    what it wrote last to each DEST and takes a delta's base from memory
-//	    while the file is still that one (same inode, size and mtime).
+//	    the hash of what it wrote to each DEST (the last 4096 of them) and
+//	    trusts it while the file is still that one (same inode, size and
+//	    mtime); it keeps the content itself only of the two files written
+//	    last that took a delta (the app's binary), to apply the next delta
+//	    without reading the base. A session carrying hundreds of megabytes
+//	    of kodata thus holds no more memory than one carrying a binary.
 //
 // Put payload: one JSON header line (at most 4096 bytes), then exactly
 // "body" bytes holding one gzip member and nothing after it:

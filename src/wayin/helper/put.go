@@ -151,7 +151,7 @@ func put(dest string, mode uint32, maxSize int64, waitExec time.Duration, br *bu
 	defer out.abort()
 	var sink io.Writer = out
 	var kept *bytes.Buffer
-	if remembering {
+	if keepsContent(dest, h.Kind) {
 		kept = bytes.NewBuffer(make([]byte, 0, *h.Size))
 		sink = io.MultiWriter(out, kept)
 	}
@@ -190,9 +190,11 @@ func put(dest string, mode uint32, maxSize int64, waitExec time.Duration, br *bu
 	if err := out.commit(mode); err != nil {
 		return err
 	}
+	var data []byte
 	if kept != nil {
-		remember(dest, kept.Bytes(), h.SHA256)
+		data = kept.Bytes()
 	}
+	remember(dest, *h.Size, h.SHA256, data, h.Kind == "delta")
 	status := map[string]interface{}{"ok": true, "kind": h.Kind, "bytes": w.n, "sha256": h.SHA256, "write_ms": time.Since(started).Milliseconds()}
 	if waitExec > 0 {
 		pid, took := waitForExec(dest, waitExec)
@@ -247,9 +249,11 @@ func payloadErr(err error) error {
 // openBase reads the file a delta applies to, in one go (a delta's many
 // small copies would otherwise each be a read, slow on FUSE-backed
 // overlays), and checks it is the delta's base. In a session, the content
-// put wrote last is taken from memory while the file is still that one.
+// put wrote last is taken from memory while the file is still that one
+// (or, when only its hash was kept, read without being hashed again).
 func openBase(dest string, size int64, sum string) ([]byte, error) {
-	if data, ok := recall(dest, size, sum); ok {
+	data, known := recall(dest, size, sum)
+	if data != nil {
 		return data, nil
 	}
 	f, err := os.Open(dest)
@@ -270,9 +274,12 @@ func openBase(dest string, size int64, sum string) ([]byte, error) {
 	if st.Size() != size {
 		return nil, fail("base-mismatch", "%s has %d bytes, the delta's base has %d", dest, st.Size(), size)
 	}
-	data := make([]byte, size)
+	data = make([]byte, size)
 	if _, err := io.ReadFull(f, data); err != nil {
 		return nil, ioFail(err)
+	}
+	if known {
+		return data, nil
 	}
 	if got := sha256.Sum256(data); hex.EncodeToString(got[:]) != sum {
 		return nil, fail("base-mismatch", "%s has sha256 %s, the delta's base is %s", dest, hex.EncodeToString(got[:]), sum)
