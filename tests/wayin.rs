@@ -1,6 +1,8 @@
 //! The way in, for real: the helper built from the embedded source by the
-//! real Go toolchain, run as a process (and inside a real container when the
-//! Docker engine is there), fed payloads made by the Rust encoder.
+//! real Go toolchain, run as a process and inside a real container on the
+//! Docker engine, fed payloads made by the Rust encoder. The container test
+//! needs the engine and a static busybox (`scripts/setup`) and fails without
+//! them.
 
 use crate::wayin_support as support;
 
@@ -392,7 +394,7 @@ fn seed_copies_files_and_trees_atomically() {
 
 /// The whole way in through a real container: an image holding only the
 /// static helper and a static busybox, `docker exec -i … put` with the payload
-/// on stdin. Skips (with a reason) when there is no Docker engine or busybox.
+/// on stdin. Fails, saying what is missing, without a Docker engine or busybox.
 #[test]
 fn docker_exec_put_into_a_real_container() {
     let busybox = support::require_docker_and_busybox();

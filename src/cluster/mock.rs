@@ -1,10 +1,14 @@
 //! A scripted API server for unit tests: kube-rs's mock service
 //! (`tower_test::mock::pair`) answered by a closure, every request recorded.
 //!
-//! No cluster can run where gohot's CI runs, so the kube code is tested
-//! against this: the requests kube-rs really builds (method, path, query,
-//! content type, body) are checked, and the answers are the JSON a real API
-//! server sends.
+//! CI runs a real cluster (Kubernetes 1.20, `tests/kube.rs`), and what it
+//! can show is tested there. This mock is for the rest: the exact requests
+//! kube-rs builds (method, path, query, content type, body), checked in unit
+//! tests, and answers the real cluster does not give on demand. Among those
+//! is exec's v5 protocol (`v5.channel.k8s.io`, Kubernetes 1.29+), which a 1.20
+//! server cannot speak; the fake WebSocket exec server beside the exec code
+//! (`hosting/kube/exec.rs`) speaks it for those tests. The answers are the
+//! JSON a real API server sends.
 
 use std::sync::{Arc, Mutex};
 

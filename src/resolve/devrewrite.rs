@@ -538,7 +538,13 @@ mod tests {
             .collect();
         inputs.sort();
         assert!(inputs.len() >= 10, "golden pairs missing in {}", dir.display());
+        // GOLDEN_BLESS rewrites the expectations from today's output (and
+        // passes): for a person reviewing the diff, never for CI.
         let bless = std::env::var_os("GOLDEN_BLESS").is_some();
+        assert!(
+            !(bless && std::env::var("CI").as_deref() == Ok("true")),
+            "GOLDEN_BLESS is set under CI=true: CI checks the goldens, it never rewrites them"
+        );
         let mut failures = Vec::new();
         for input in inputs {
             let out_path = PathBuf::from(input.to_string_lossy().replace(".in.yaml", ".out.yaml"));

@@ -11,11 +11,11 @@ func TestHash(t *testing.T) {
 	content := noise(100000, 11)
 	writeFile(t, filepath.Join(dir, "f"), content, 0o644)
 
-	s := runHelper(t, nil, "hash", filepath.Join(dir, "f")).ok(t)
+	s := runHelper(t, nil, "hash", filepath.Join(dir, "f")).answered(t)
 	if s["sha256"] != sha(content) || s["size"] != float64(len(content)) || len(s) != 2 {
 		t.Fatalf("status %v", s)
 	}
-	s = runHelper(t, nil, "hash", filepath.Join(dir, "missing")).ok(t)
+	s = runHelper(t, nil, "hash", filepath.Join(dir, "missing")).answered(t)
 	if s["missing"] != true || len(s) != 1 {
 		t.Fatalf("status %v", s)
 	}

@@ -51,13 +51,30 @@ func (r result) status(t *testing.T) map[string]interface{} {
 	return m
 }
 
-// ok checks a successful run and returns its status line.
+// ok checks a successful run of a subcommand that reports success in its
+// status line (put, seed, rm): exit 0, no stderr, {"ok":true,...}.
 func (r result) ok(t *testing.T) map[string]interface{} {
+	t.Helper()
+	s := r.answered(t)
+	if s["ok"] != true {
+		t.Fatalf(`want {"ok":true,...}, got %v`, s)
+	}
+	return s
+}
+
+// answered checks a successful run of hash or version, whose status lines
+// carry their answer and no "ok" field: exit 0, no stderr, one status line
+// that is not a failure's.
+func (r result) answered(t *testing.T) map[string]interface{} {
 	t.Helper()
 	if r.code != 0 || r.stderr != "" {
 		t.Fatalf("want exit 0 and no stderr, got exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
-	return r.status(t)
+	s := r.status(t)
+	if _, failed := s["error"]; failed {
+		t.Fatalf("exit 0 with a failure's status line %v", s)
+	}
+	return s
 }
 
 // failed checks a failed run: exit code, the status line's error code and

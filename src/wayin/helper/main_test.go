@@ -7,7 +7,7 @@ import (
 
 func TestVersionNamesTheProtocol(t *testing.T) {
 	for _, spelling := range []string{"version", "-version", "--version"} {
-		s := runHelper(t, nil, spelling).ok(t)
+		s := runHelper(t, nil, spelling).answered(t)
 		if s["name"] != "gohot-helper" || s["protocol"] != float64(protocol) || s["go"] != runtime.Version() ||
 			s["os"] != runtime.GOOS || s["arch"] != runtime.GOARCH {
 			t.Fatalf("%s: %v", spelling, s)
