@@ -162,9 +162,14 @@ fn oci_layout_and_tarball_are_readable_by_umoci_and_skopeo() {
 fn ko_yaml_build_settings_are_honoured() {
     let sb = Sandbox::new();
     let app = sb.copy_example("hello", "hello");
+    // Not Go's default (v1 and v8.0), so the build info shows whether the
+    // env reached the compiler.
+    let (level_var, level) = if host_goarch() == "arm64" { ("GOARM64", "v8.1") } else { ("GOAMD64", "v2") };
     std::fs::write(
         app.join(".ko.yaml"),
-        "defaultLdflags: ['-X main.greeting={{.Env.GREETING}}']\nbuilds:\n- main: .\n  env: [GOAMD64=v1]\n  flags: [-tags, gohottest]\n",
+        format!(
+            "defaultLdflags: ['-X main.greeting={{{{.Env.GREETING}}}}']\nbuilds:\n- main: .\n  env: [{level_var}={level}]\n  flags: [-tags, gohottest]\n"
+        ),
     )
     .expect("ko.yaml");
     std::fs::write(
@@ -176,11 +181,15 @@ fn ko_yaml_build_settings_are_honoured() {
         .gohot(&app)
         .args(["build", "--push=false", "--tarball", "out.tar", "."])
         .env("GREETING", "greeting-from-ko-yaml"));
-    let bin =
-        std::fs::read(sb.kocache().join(format!("bin/example.com/hello/linux/{}/out", host_goarch()))).expect("binary");
+    let bin_path = sb.kocache().join(format!("bin/example.com/hello/linux/{}/out", host_goarch()));
+    let bin = std::fs::read(&bin_path).expect("binary");
     let has = |needle: &str| bin.windows(needle.len()).any(|w| w == needle.as_bytes());
     assert!(has("greeting-from-ko-yaml"), "ldflags from .ko.yaml not applied");
     assert!(has("tag-seen-by-go"), "flags from builds[] not applied");
+    // The build info Go records in the binary: `build\tGOAMD64=v2`.
+    let info = ok(Command::new(go_binary()).args(["version", "-m"]).arg(&bin_path));
+    let setting = format!("build\t{level_var}={level}");
+    assert!(info.lines().any(|l| l.trim() == setting), "env from builds[] not applied ({setting} missing):\n{info}");
 }
 
 pub fn host_goarch() -> &'static str {
