@@ -649,6 +649,8 @@ while :; do sleep 0.05; done
     struct Supervised {
         child: std::process::Child,
         log: PathBuf,
+        /// watchexec's stderr, where `--print-events` names the events it acted on.
+        stderr: PathBuf,
     }
 
     impl Drop for Supervised {
@@ -663,22 +665,62 @@ while :; do sleep 0.05; done
             std::fs::read_to_string(&self.log).unwrap_or_default().lines().map(str::to_owned).collect()
         }
 
-        /// Wait until the log has `n` lines; panic after a deadline.
-        fn wait_lines(&self, n: usize) -> Vec<String> {
+        /// Wait until the log has a line for which `want` holds at index `from` or
+        /// later; panic after a deadline.
+        fn wait_line(&self, what: &str, from: usize, want: impl Fn(&str) -> bool) -> Vec<String> {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
             loop {
                 let log = self.log();
-                if log.len() >= n {
+                if log.iter().skip(from).any(|l| want(l)) {
                     return log;
                 }
-                assert!(std::time::Instant::now() < deadline, "waited for {n} log lines, have {log:?}");
+                assert!(std::time::Instant::now() < deadline, "waited for {what}; the app's log: {log:?}");
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
+        }
+
+        /// The file events watchexec acted on so far, as `--print-events` names them.
+        fn acted_on(&self) -> Vec<String> {
+            let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+            text.lines()
+                .filter(|l| l.starts_with("[EVENT") && l.contains("source=Filesystem"))
+                .map(str::to_owned)
+                .collect()
         }
 
         fn signal(&self, sig: &str) {
             let ok = std::process::Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
             assert!(ok.success());
+        }
+    }
+
+    /// Where a test is in the app's log and in watchexec's acted-on events.
+    struct Seen {
+        lines: usize,
+        acted: usize,
+    }
+
+    impl Seen {
+        /// The change `what` restarted the app exactly once, into a process
+        /// that logs `label`, and watchexec acted on renames onto `path` only.
+        fn restarted(&mut self, sup: &Supervised, what: &str, label: &str, path: &Path) {
+            let started = |l: &str| l.starts_with(&format!("{label} "));
+            let log = sup.wait_line(&format!("{label:?} to start after {what}"), self.lines + 1, started);
+            let new = &log[self.lines..];
+            assert!(
+                new.len() == 2 && new[0].starts_with("term ") && started(&new[1]),
+                "{what}: want exactly one restart (the old process stopped, {label:?} started), got {new:?}"
+            );
+            let acted = sup.acted_on();
+            let rename_onto = format!("path={} ", path.display());
+            let new_events = &acted[self.acted..];
+            assert!(
+                !new_events.is_empty()
+                    && new_events.iter().all(|e| e.contains("kind=Modify(Name(") && e.contains(&rename_onto)),
+                "{what}: watchexec acted on events other than renames onto {}: {new_events:#?}",
+                path.display()
+            );
+            *self = Seen { lines: log.len(), acted: acted.len() };
         }
     }
 
@@ -696,70 +738,65 @@ while :; do sleep 0.05; done
             std::fs::write(path, text).unwrap();
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
         };
-        let write_app = |path: &Path| write_app_text(path, APP);
         let bin = app_dir.join("app");
-        write_app(&bin);
+        write_app_text(&bin, APP);
         let log = root.path().join("log");
+        let stderr = root.path().join("watchexec.stderr");
 
         let mut cmd = std::process::Command::new(wx);
         cmd.args(args_for(app_dir.to_str().unwrap(), kodata.to_str().unwrap(), "app"))
+            // Only prints: the events each restart was for, read by Seen::restarted.
+            .arg("--print-events")
             .arg("--")
             .arg(&bin)
             .args(["two words", "$(NOT_EXPANDED)"])
             .env("LOG", &log)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let sup = Supervised { child: cmd.spawn().unwrap(), log };
-        // Changes that must not restart are kept apart from the next change that
-        // must, by well over the 50 ms debounce, so that a wrong restart would be
-        // a restart of its own (counted at the barrier below), not merged.
-        let settle = || std::thread::sleep(std::time::Duration::from_millis(400));
-
-        let l = sup.wait_lines(1);
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        let sup = Supervised { child: cmd.spawn().unwrap(), log, stderr };
+        let l = sup.wait_line("the app to start", 0, |_| true);
         assert!(l[0].ends_with("two words|$(NOT_EXPANDED)"), "argv passed verbatim, no shell: {l:?}");
-        settle();
+        let mut seen = Seen { lines: 1, acted: 0 };
 
-        // The helper's temp file appears (no restart), then is renamed over the binary
-        // (one restart: SIGTERM to the old process, then a new one).
+        // Each change that must not restart the app is followed by a new binary,
+        // written as the helper writes it (a temp file beside it, renamed over it),
+        // whose process logs a label of its own. watchexec handles events in
+        // order, so once that process has started, the earlier change has been
+        // handled: a wrong restart for it would be a restart more in the log, or,
+        // had it fallen into the rename's batch, an event watchexec acted on.
         let tmp = app_dir.join(".app.gohot-tmp");
-        write_app(&tmp);
-        settle();
-        std::fs::rename(&tmp, &bin).unwrap();
-        let l = sup.wait_lines(3);
-        assert!(l[1].starts_with("term ") && l[2].starts_with("start "), "{l:?}");
-        settle();
-
-        // Neither another file in /ko-app, a chmod of the binary, nor a hidden kodata
-        // temp file restarts; a kodata file renamed into place does (exactly once).
+        let new_binary = |label: &str| {
+            write_app_text(&tmp, &APP.replace("echo \"start", &format!("echo \"{label}")));
+            std::fs::rename(&tmp, &bin).unwrap();
+        };
+        // The helper's temp file appears (no restart), then is renamed over the
+        // binary (one restart: SIGTERM to the old process, then a new one).
+        new_binary("new-1");
+        seen.restarted(&sup, "a new binary", "new-1", &bin);
         std::fs::write(app_dir.join("other"), "x").unwrap();
+        new_binary("new-2");
+        seen.restarted(&sup, "another file in /ko-app", "new-2", &bin);
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o775)).unwrap();
-        std::fs::write(kodata.join(".index.html.tmp"), "v2").unwrap();
-        settle();
-        std::fs::rename(kodata.join(".index.html.tmp"), kodata.join("index.html")).unwrap();
-        sup.wait_lines(5);
-
-        // The barrier: a binary that logs "barrier" when it starts. watchexec handles
-        // events in order, so a restart that any earlier change caused is in the log
-        // before the barrier's: the 7th line is "barrier" only if there was exactly
-        // one restart for all of the above (no waiting out a quiet window).
-        write_app_text(&tmp, &APP.replace("echo \"start", "echo \"barrier"));
-        std::fs::rename(&tmp, &bin).unwrap();
-        let l = sup.wait_lines(7);
-        assert!(
-            l[3].starts_with("term ")
-                && l[4].starts_with("start ")
-                && l[5].starts_with("term ")
-                && l[6].starts_with("barrier "),
-            "exactly one restart before the barrier's: {l:?}"
-        );
+        new_binary("new-3");
+        seen.restarted(&sup, "a chmod of the binary", "new-3", &bin);
+        let hidden = kodata.join(".index.html.tmp");
+        std::fs::write(&hidden, "v2").unwrap();
+        new_binary("new-4");
+        seen.restarted(&sup, "a hidden kodata temp file", "new-4", &bin);
+        // A kodata file renamed into place restarts the app (the same binary)
+        // exactly once: a second restart would come before the next binary's.
+        std::fs::rename(&hidden, kodata.join("index.html")).unwrap();
+        seen.restarted(&sup, "a kodata file renamed into place", "new-4", &kodata.join("index.html"));
+        new_binary("new-5");
+        seen.restarted(&sup, "a new binary after kodata", "new-5", &bin);
 
         // Other signals reach the app; SIGTERM stops it (SIGTERM) and watchexec exits.
+        let n = seen.lines;
         sup.signal("-HUP");
-        let l = sup.wait_lines(8);
-        assert!(l[7].starts_with("hup "), "{l:?}");
+        let l = sup.wait_line("the app to get SIGHUP", n, |l| l.starts_with("hup "));
+        assert_eq!(l.len(), n + 1, "{l:?}");
         sup.signal("-TERM");
-        let l = sup.wait_lines(9);
-        assert!(l[8].starts_with("term "), "{l:?}");
+        sup.wait_line("the app to get SIGTERM", n + 1, |l| l.starts_with("term "));
         let mut sup = sup;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while sup.child.try_wait().unwrap().is_none() {
