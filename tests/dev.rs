@@ -1,7 +1,8 @@
 //! `gohot dev` end to end on the real Docker engine, with the real Go
 //! toolchain and a real static watchexec: edits reach the running container,
 //! compile errors keep the old process serving, lost containers come back
-//! with the current code, and a burst of saves ends on the last one. Only
+//! with the current code, a binary changed behind gohot's back gets the
+//! whole new one, and a burst of saves ends on the last one. Only
 //! build inputs build (issue 11): logs, editors' temporary files and notes
 //! never do, embedded files do, changes that never stop do not starve the
 //! build; sync rules (manual and infer) copy without building; production
@@ -239,15 +240,36 @@ fn edit_reloads_and_compile_error_keeps_the_old_process() {
     assert!(!container_exists(&dev.container), "container {} left behind", dev.container);
 }
 
+/// Copies the app's binary out of the dev container into `to` (`docker cp`).
+fn copy_binary_out(container: &str, to: &Path) {
+    ok(Command::new("docker").arg("cp").arg(format!("{container}:/ko-app/hello")).arg(to));
+}
+
+/// Puts `binary` into the dev container as its app binary (`docker cp`),
+/// behind gohot's back; watchexec starts it.
+fn copy_binary_in(container: &str, binary: &Path) {
+    ok(Command::new("docker").arg("cp").arg(binary).arg(format!("{container}:/ko-app/hello")));
+}
+
+/// A restarted container keeps its files, so before the restart it gets an
+/// old binary (the image's, as another session or a person could leave it):
+/// after the restart gohot must find it stale, sync the current one and say
+/// so. A removed container is re-created from the image (old code).
 #[test]
 fn restarted_or_removed_container_gets_the_current_binary() {
     let mut dev = DevSession::start("recover");
+    let sb = Sandbox::new();
+    let old = sb.path().join("hello-from-the-image");
+    copy_binary_out(&dev.container, &old);
     dev.set_greeting("synced code");
     dev.wait_answer("synced code");
     dev.wait_event("reloaded", Duration::from_secs(60));
 
-    // A restart keeps the container's files: the synced binary serves again.
+    copy_binary_in(&dev.container, &old);
+    dev.wait_answer("Hello from gohot!");
     ok(Command::new("docker").args(["restart", "-t", "1", &dev.container]));
+    let recovered = dev.wait_event("recovered", Duration::from_secs(60));
+    assert!(recovered["reason"].as_str().expect("reason").contains("stale binary"), "{recovered}");
     dev.wait_answer("synced code");
 
     // A removed container is re-created from the image (old code) and must be
@@ -258,6 +280,40 @@ fn restarted_or_removed_container_gets_the_current_binary() {
     let synced = dev.wait_event("recovered", Duration::from_secs(60));
     assert!(synced["reason"].as_str().expect("reason").contains("stale binary"), "{synced}");
     dev.wait_answer("synced code");
+}
+
+/// The loop sends a delta against the binary it last synced. A container
+/// whose binary changed behind its back (here: the image's, copied in)
+/// refuses that delta, as its copy is not the delta's base; the loop then
+/// sends the whole binary, and the save is served.
+#[test]
+fn a_refused_delta_falls_back_to_the_whole_binary() {
+    let mut dev = DevSession::start("fallback");
+    let sb = Sandbox::new();
+    let old = sb.path().join("hello-from-the-image");
+    copy_binary_out(&dev.container, &old);
+    dev.set_greeting("first edit");
+    dev.wait_answer("first edit");
+    let delta = dev.wait_event("reloaded", Duration::from_secs(60));
+
+    copy_binary_in(&dev.container, &old);
+    dev.wait_answer("Hello from gohot!");
+    dev.set_greeting("after a refused delta");
+    let events = dev.collect_until_reload_of("main.go", Duration::from_secs(90));
+    assert!(!events.iter().any(|e| e["event"] == "sync_failed"), "{events:#?}");
+    dev.wait_answer("after a refused delta");
+    let whole = events.last().expect("the reload");
+    let sent = |e: &serde_json::Value| e["bytes_sent"].as_u64().expect("bytes_sent");
+    eprintln!(
+        "a delta sent {} bytes; the reload after it was refused {} (binary {} bytes)",
+        sent(&delta),
+        sent(whole),
+        whole["binary_bytes"]
+    );
+    assert!(
+        sent(whole) > 10 * sent(&delta),
+        "the whole binary was sent after the delta: {whole} (a delta alone: {delta})"
+    );
 }
 
 #[test]
