@@ -1,6 +1,6 @@
 //! The cargo-fuzz targets' seeds, replayed on stable Rust: every file of
 //! `fuzz/seeds/<target>/` goes through the same function the target calls
-//! (`gohot::sync::fuzz::<target>`), which must not panic.
+//! (`gohot::sync::fuzz::<target>`, `gohot::oci::fuzz::<target>`), which must not panic.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +9,7 @@ fn harness(target: &str) -> fn(&[u8]) {
     match target {
         "dockerfile" => gohot::sync::fuzz::dockerfile,
         "glob_rules" => gohot::sync::fuzz::glob_rules,
+        "registry_auth" => gohot::oci::fuzz::registry_auth,
         other => panic!("fuzz/fuzz_targets/{other}.rs has no harness here: add it to tests/fuzz_seeds.rs"),
     }
 }
@@ -49,6 +50,11 @@ fn dockerfile_seeds() {
 #[test]
 fn glob_rules_seeds() {
     assert!(replay("glob_rules") > 0, "fuzz/seeds/glob_rules is empty");
+}
+
+#[test]
+fn registry_auth_seeds() {
+    assert!(replay("registry_auth") > 0, "fuzz/seeds/registry_auth is empty");
 }
 
 /// Every fuzz target has seeds and a harness here, so none is left unreplayed.

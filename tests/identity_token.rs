@@ -31,6 +31,11 @@ struct TokenServer {
 
 impl TokenServer {
     fn start(dir: &std::path::Path) -> TokenServer {
+        Self::start_answering(dir, serde_json::json!(300))
+    }
+
+    /// A token server whose answers say `expires_in`.
+    fn start_answering(dir: &std::path::Path, expires_in: serde_json::Value) -> TokenServer {
         let openssl = require("openssl");
         let key_der = dir.join("key.der");
         let key_pem = dir.join("key.pem");
@@ -71,7 +76,7 @@ impl TokenServer {
                         let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
                         if field("grant_type") == Some("refresh_token") && field("refresh_token") == Some(REFRESH) {
                             let jwt = jwt(&key, &rng, &x5c, field("scope").unwrap_or(""));
-                            (200, serde_json::json!({"access_token": jwt, "expires_in": 300}).to_string())
+                            (200, serde_json::json!({"access_token": jwt, "expires_in": expires_in}).to_string())
                         } else {
                             (401, r#"{"error":"invalid_grant"}"#.to_string())
                         }
@@ -191,4 +196,26 @@ fn identity_tokens_are_traded_for_access_tokens() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("refused the identity token") && stderr.contains("docker login"), "{stderr}");
+}
+
+/// A token server answering a lifetime no `Instant` can hold (`u64::MAX`
+/// seconds) does not crash gohot: the token is used, and reused for a
+/// bounded time.
+#[test]
+fn a_token_answer_with_a_huge_expires_in_does_not_crash_gohot() {
+    let sb = Sandbox::new();
+    let tokens = TokenServer::start_answering(sb.path(), serde_json::json!(u64::MAX));
+    let reg = Registry::start_with_auth(|_| tokens.registry_auth());
+    let app = sb.copy_example("hello", "hello");
+    std::fs::write(
+        sb.path().join("docker/config.json"),
+        serde_json::json!({"auths": {reg.host(): {"identitytoken": REFRESH}}}).to_string(),
+    )
+    .expect("config");
+    let repo = format!("{}/private", reg.host());
+    let out = run(sb.gohot(&app).args(["build", "--bare", "--repo", &repo, "--sbom=none"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).trim().starts_with(&format!("{repo}@sha256:")), "{stderr}");
+    assert!(!tokens.seen.lock().unwrap().is_empty(), "the token was traded at the server");
 }

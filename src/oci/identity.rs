@@ -18,13 +18,15 @@ use http_auth::parser::ChallengeParser;
 
 /// A registry's Bearer challenge (`WWW-Authenticate: Bearer realm=…,service=…`).
 #[derive(Debug, PartialEq, Eq)]
-struct Challenge {
-    realm: String,
-    service: Option<String>,
+pub(crate) struct Challenge {
+    /// Where tokens are asked for.
+    pub(crate) realm: String,
+    /// The `service` to ask them for.
+    pub(crate) service: Option<String>,
 }
 
 /// The Bearer challenge in a `WWW-Authenticate` header, if there is one.
-fn bearer_challenge(header: &str) -> Option<Challenge> {
+pub(crate) fn bearer_challenge(header: &str) -> Option<Challenge> {
     ChallengeParser::new(header).filter_map(Result::ok).find(|c| c.scheme.eq_ignore_ascii_case("Bearer")).and_then(
         |c| {
             let param =
@@ -37,7 +39,7 @@ fn bearer_challenge(header: &str) -> Option<Challenge> {
 /// Whether the refresh token, a long-lived secret, may go to `realm`: over
 /// HTTPS, or over plain HTTP only when the registry itself (`base_url`) is
 /// spoken to that way (loopback, `--insecure-registry`).
-fn may_send_to(base_url: &str, realm: &str) -> Result<(), String> {
+pub(crate) fn may_send_to(base_url: &str, realm: &str) -> Result<(), String> {
     if realm.starts_with("https://") || (realm.starts_with("http://") && base_url.starts_with("http://")) {
         Ok(())
     } else {
@@ -50,7 +52,28 @@ fn may_send_to(base_url: &str, realm: &str) -> Result<(), String> {
 struct TokenResponse {
     access_token: Option<String>,
     token: Option<String>,
-    expires_in: Option<u64>,
+    /// Seconds; read leniently (a float, a string or a negative number is
+    /// no lifetime), the server is not trusted to send a sane one.
+    expires_in: Option<serde_json::Value>,
+}
+
+/// Distribution's default token lifetime, for an answer that gives none.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
+/// The longest a traded token is reused, whatever the server says: a
+/// session outlives no token by more than this, and no `Instant` overflows.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The access token and how long to reuse it, from a token server's 2xx
+/// body: renewed 5 s early, at least 5 s, at most [`MAX_LIFETIME`]. Pure.
+pub(crate) fn parse_token_response(body: &str) -> Result<(String, Duration), String> {
+    let parsed: TokenResponse = serde_json::from_str(body).map_err(|e| format!("answered no token: {e}"))?;
+    let token = parsed.access_token.or(parsed.token).filter(|t| !t.is_empty()).ok_or("answered no access_token")?;
+    let lifetime = parsed
+        .expires_in
+        .as_ref()
+        .and_then(serde_json::Value::as_u64)
+        .map_or(DEFAULT_LIFETIME, |s| Duration::from_secs(s.clamp(10, MAX_LIFETIME.as_secs() + 5) - 5));
+    Ok((token, lifetime))
 }
 
 /// Why no access token came of an identity token.
@@ -136,14 +159,8 @@ impl AccessTokens {
                 body.trim().chars().take(200).collect::<String>()
             )));
         }
-        let parsed: TokenResponse = serde_json::from_str(&body).map_err(|e| {
-            ExchangeError::Refused(format!("the token server {} answered no token: {e}", challenge.realm))
-        })?;
-        let token = parsed.access_token.or(parsed.token).filter(|t| !t.is_empty()).ok_or_else(|| {
-            ExchangeError::Refused(format!("the token server {} answered no access_token", challenge.realm))
-        })?;
-        // Distribution's default lifetime is 60 s; renew a little early.
-        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).max(10) - 5);
+        let (token, lifetime) = parse_token_response(&body)
+            .map_err(|why| ExchangeError::Refused(format!("the token server {} {why}", challenge.realm)))?;
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (token.clone(), Instant::now() + lifetime));
         Ok(token)
     }
@@ -165,6 +182,27 @@ mod tests {
         );
         assert_eq!(bearer_challenge(r#"Basic realm="registry""#), None);
         assert_eq!(bearer_challenge(r#"Bearer service="no realm""#), None);
+    }
+
+    #[test]
+    fn token_answers_with_any_lifetime_are_bounded() {
+        let life = |body: &str| parse_token_response(body).map(|(_, l)| l);
+        assert_eq!(life(r#"{"access_token":"t","expires_in":300}"#), Ok(Duration::from_secs(295)));
+        assert_eq!(life(r#"{"token":"t"}"#), Ok(DEFAULT_LIFETIME));
+        assert_eq!(life(r#"{"token":"t","expires_in":0}"#), Ok(Duration::from_secs(5)));
+        // What would overflow an Instant (or ask to be trusted for centuries) is capped.
+        for huge in [u64::MAX.to_string(), (u64::MAX - 4).to_string(), "1e300".into(), "99999999999999999999999".into()]
+        {
+            let lifetime = life(&format!(r#"{{"token":"t","expires_in":{huge}}}"#));
+            assert!(lifetime.as_ref().is_ok_and(|l| *l <= MAX_LIFETIME), "{huge}: {lifetime:?}");
+            let _ = Instant::now() + lifetime.unwrap();
+        }
+        // Not a count of seconds: the default, not a refusal.
+        for odd in ["-1", "1.5", "\"60\"", "null", "[]"] {
+            assert_eq!(life(&format!(r#"{{"token":"t","expires_in":{odd}}}"#)), Ok(DEFAULT_LIFETIME), "{odd}");
+        }
+        assert!(life(r#"{"access_token":""}"#).is_err());
+        assert!(life("not json").is_err());
     }
 
     #[test]

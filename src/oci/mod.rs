@@ -16,6 +16,7 @@ use sha2::{Digest as _, Sha256};
 use crate::platform::Platform;
 
 pub mod client;
+pub mod fuzz;
 mod identity;
 
 /// OCI image manifest media type.
