@@ -17,6 +17,7 @@ mod identity_token;
 mod kind;
 mod koflags;
 mod kube;
+mod registry_transport;
 mod resolve;
 mod skaffold;
 mod skaffold_sync;

@@ -201,6 +201,17 @@ pub struct Registry {
     child: Child,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// The address it listens on.
+    pub ip: String,
+}
+
+/// Where and how a test registry listens, beyond the defaults.
+#[derive(Default)]
+pub struct RegistryListen<'a> {
+    /// The address (default 127.0.0.1).
+    pub ip: Option<&'a str>,
+    /// TLS with this certificate and key (PEM).
+    pub tls: Option<(&'a Path, &'a Path)>,
 }
 
 impl Registry {
@@ -224,12 +235,34 @@ impl Registry {
     /// With the `auth:` section of its config that `auth` writes, given the
     /// registry's own directory.
     pub fn start_with_auth(auth: impl FnOnce(&Path) -> String) -> Self {
+        Self::start_listening(RegistryListen::default(), auth)
+    }
+
+    /// With basic auth for (user, password), listening as `listen` says.
+    pub fn start_basic(listen: RegistryListen, user: &str, pass: &str) -> Self {
+        Self::start_listening(listen, |dir| {
+            let hash = bcrypt::hash(pass, 4).expect("bcrypt");
+            let file = dir.join("htpasswd");
+            std::fs::write(&file, format!("{user}:{hash}\n")).expect("htpasswd");
+            format!("auth:\n  htpasswd:\n    realm: gohot-test\n    path: {}\n", file.display())
+        })
+    }
+
+    /// Listening as `listen` says (its log at info level: every request,
+    /// with the user it authenticated, in `registry.log`).
+    pub fn start_listening(listen: RegistryListen, auth: impl FnOnce(&Path) -> String) -> Self {
         let bin = require("docker-registry");
         let dir = tempfile::Builder::new().prefix("gohot-registry").tempdir().expect("tempdir");
+        let ip = listen.ip.unwrap_or("127.0.0.1").to_string();
         let port = free_port();
         let auth = auth(dir.path());
+        let tls = match listen.tls {
+            Some((cert, key)) => format!("  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display()),
+            None => String::new(),
+        };
+        let level = if listen.ip.is_some() || listen.tls.is_some() { "info" } else { "warn" };
         let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+            "version: 0.1\nlog:\n  level: {level}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {ip}:{port}\n{tls}{auth}",
             dir.path().join("data").display()
         );
         let cfg = dir.path().join("config.yml");
@@ -242,15 +275,28 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("start docker-registry");
-        let reg = Registry { child, port, dir };
-        wait_for("docker-registry to answer /v2/", Duration::from_secs(20), || {
-            http_get(port, "/v2/").filter(|(s, _)| *s == 200 || *s == 401).map(|_| ())
-        });
+        let plain_loopback = listen.ip.is_none() && listen.tls.is_none();
+        let reg = Registry { child, port, dir, ip };
+        if plain_loopback {
+            wait_for("docker-registry to answer /v2/", Duration::from_secs(20), || {
+                http_get(port, "/v2/").filter(|(s, _)| *s == 200 || *s == 401).map(|_| ())
+            });
+        } else {
+            let addr: std::net::SocketAddr = reg.host().parse().expect("ip:port");
+            wait_for("docker-registry to listen", Duration::from_secs(20), || {
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok().map(|_| ())
+            });
+        }
         reg
     }
 
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 }
 
@@ -265,6 +311,11 @@ impl Drop for Registry {
 /// written here, independently of gohot) and pushes it with skopeo.
 /// Returns the reference.
 pub fn push_busybox_base(reg: &Registry, name: &str) -> String {
+    push_busybox_base_as(reg, name, None)
+}
+
+/// [`push_busybox_base`] with `user:password` for the registry.
+pub fn push_busybox_base_as(reg: &Registry, name: &str, creds: Option<&str>) -> String {
     let busybox = Path::new("/bin/busybox");
     assert!(busybox.is_file(), "/bin/busybox missing: run scripts/setup (installs busybox-static)");
     let work = tempfile::tempdir().expect("tempdir");
@@ -319,10 +370,12 @@ pub fn push_busybox_base(reg: &Registry, name: &str) -> String {
         "annotations": {"org.opencontainers.image.ref.name": "latest"}}]});
     std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).expect("json")).expect("index");
     let reference = format!("{}/{name}:latest", reg.host());
-    ok(Command::new(require("skopeo"))
-        .args(["copy", "--dest-tls-verify=false", "--insecure-policy"])
-        .arg(format!("oci:{}:latest", layout.display()))
-        .arg(format!("docker://{reference}")));
+    let mut copy = Command::new(require("skopeo"));
+    copy.args(["copy", "--dest-tls-verify=false", "--insecure-policy"]);
+    if let Some(creds) = creds {
+        copy.arg(format!("--dest-creds={creds}"));
+    }
+    ok(copy.arg(format!("oci:{}:latest", layout.display())).arg(format!("docker://{reference}")));
     reference
 }
 

@@ -239,7 +239,7 @@ impl BaseStore {
         }
         tracing::info!("pulling base image {reference}");
         let auth = self.auth(r, reference).await?;
-        let client = self.registry.client(r);
+        let client = self.client(r, reference).await?;
         let (bytes, _) = client
             .pull_manifest_raw(r, &auth, MANIFEST_TYPES)
             .await
@@ -256,6 +256,11 @@ impl BaseStore {
             .auth_for(r, oci_client::RegistryOperation::Pull)
             .await
             .map_err(|source| BaseError::Registry { reference: reference.into(), source })
+    }
+
+    /// The registry client for `r` (`reference` as the user wrote it, for errors).
+    async fn client(&self, r: &Reference, reference: &str) -> Result<oci_client::Client, BaseError> {
+        self.registry.client(r).await.map_err(|source| BaseError::Registry { reference: reference.into(), source })
     }
 
     fn store(&self, digest: &str, bytes: &[u8]) -> Result<(), BaseError> {
@@ -278,8 +283,8 @@ impl BaseStore {
         let by_digest = Reference::with_digest(r.registry().into(), r.repository().into(), digest.into());
         let auth = self.auth(r, &r.whole()).await?;
         let (bytes, _) = self
-            .registry
-            .client(r)
+            .client(r, &r.whole())
+            .await?
             .pull_manifest_raw(&by_digest, &auth, MANIFEST_TYPES)
             .await
             .map_err(|e| BaseError::Registry { reference: r.whole(), source: classify(r, e) })?;
@@ -313,8 +318,8 @@ impl BaseStore {
             ..Default::default()
         };
         // pull_blob verifies the bytes against the digest before returning Ok.
-        self.registry
-            .client(r)
+        self.client(r, &r.whole())
+            .await?
             .pull_blob(r, &od, file)
             .await
             .map_err(|e| BaseError::Registry { reference: r.whole(), source: classify(r, e) })?;
@@ -341,7 +346,7 @@ mod tests {
     #[tokio::test]
     async fn builtin_bases_offer_every_platform_for_platform_all() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BaseStore::new(dir.path().to_path_buf(), Registry::new(false).unwrap(), false);
+        let store = BaseStore::new(dir.path().to_path_buf(), Registry::new(None).unwrap(), false);
         for base in ["static", "scratch"] {
             let platforms = store.platforms(base).await.unwrap();
             assert_eq!(platforms.len(), BUILTIN_PLATFORMS.len());

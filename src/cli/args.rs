@@ -141,8 +141,11 @@ pub struct SkaffoldBuildCmd {
     /// $PLATFORMS, which Skaffold sets, wins over it).
     #[command(flatten)]
     pub build: BuildFlags,
-    /// Reach every registry over plain HTTP, as ko's --insecure-registry
-    /// (loopback registries always are).
+    /// The destination registry (KO_DOCKER_REPO's) may have a certificate
+    /// that is not verified, or speak plain HTTP: HTTPS without verification
+    /// is tried first, then HTTP, as ko's --insecure-registry. Other
+    /// registries (base images) are always verified HTTPS; loopback ones
+    /// fall back to HTTP without the flag.
     #[arg(long = "insecure-registry", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", value_parser = parse_insecure)]
     pub insecure_registry: Option<bool>,
 }
@@ -322,8 +325,11 @@ pub struct PublishFlags {
     /// ko.local, added beside the digest tag, as ko does.
     #[arg(short = 't', long = "tags", value_delimiter = ',')]
     pub tags: Vec<String>,
-    /// Reach every registry over plain HTTP, as ko's --insecure-registry
-    /// (loopback registries always are).
+    /// The destination registry (KO_DOCKER_REPO's) may have a certificate
+    /// that is not verified, or speak plain HTTP: HTTPS without verification
+    /// is tried first, then HTTP, as ko's --insecure-registry. Other
+    /// registries (base images) are always verified HTTPS; loopback ones
+    /// fall back to HTTP without the flag.
     #[arg(long = "insecure-registry", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", value_parser = parse_insecure)]
     pub insecure_registry: Option<bool>,
     /// Load into the local Docker engine (ko's -L: KO_DOCKER_REPO=ko.local).
@@ -575,7 +581,7 @@ fn parse_insecure(s: &str) -> std::result::Result<bool, String> {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
         other => Err(format!(
-            "--insecure-registry is a switch, as in ko (every registry over plain HTTP), and takes no registry: \
+            "--insecure-registry is a switch, as in ko (for the destination registry), and takes no registry: \
              write `--insecure-registry` (or `--insecure-registry=true`) without {other:?}; loopback registries \
              need no flag. To build a package right after it, write `--insecure-registry=true PKG`"
         )),

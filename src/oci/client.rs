@@ -2,9 +2,19 @@
 //! credentials from the Docker config, and errors turned into messages that
 //! say what to do.
 //!
-//! Registries on loopback (`localhost`, `127.0.0.0/8`, `[::1]`) are spoken to
-//! over plain HTTP, as go-containerregistry (and so ko) does; others over
-//! HTTPS unless `--insecure-registry` is given.
+//! How a registry is reached ([`Transport`]), as go-containerregistry (and so
+//! ko) does it, with one rule on top: credentials and identity tokens never
+//! go over plain HTTP to a host that was not named insecure, loopback aside.
+//!
+//! - Every registry is spoken to over HTTPS, its certificate verified.
+//! - A loopback registry (`localhost`, `127.0.0.0/8`, `[::1]`) is tried over
+//!   HTTPS first and reached over plain HTTP when that fails (nothing leaves
+//!   the machine).
+//! - The destination registry named insecure (`--insecure-registry`, which,
+//!   as ko's, applies to `KO_DOCKER_REPO`'s registry only) is tried over
+//!   HTTPS without verifying its certificate first, then over plain HTTP.
+//! - A Bearer challenge that sends Basic credentials to a plain-HTTP token
+//!   server while the registry itself is on HTTPS is refused.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -61,6 +71,40 @@ pub enum RegistryError {
         /// Why.
         detail: String,
     },
+    /// Reached over HTTPS, it answered something else (plain HTTP).
+    #[error(
+        "registry {registry} does not answer HTTPS ({detail}): gohot reaches it over HTTPS only, as it is neither \
+         on loopback nor the destination named --insecure-registry, so that credentials never cross the network \
+         in the clear. Serve it over HTTPS, or make it the destination (KO_DOCKER_REPO) with --insecure-registry"
+    )]
+    NotHttps {
+        /// `host[:port]`
+        registry: String,
+        /// The TLS failure.
+        detail: String,
+    },
+    /// The registry's certificate is not trusted here.
+    #[error(
+        "registry {registry} answers over HTTPS with a certificate this machine does not trust ({detail}): trust its CA \
+         (SSL_CERT_FILE), or, when it is the destination in KO_DOCKER_REPO/--repo, pass --insecure-registry"
+    )]
+    Untrusted {
+        /// `host[:port]`
+        registry: String,
+        /// The TLS failure.
+        detail: String,
+    },
+    /// The registry would have credentials sent somewhere over plain HTTP.
+    #[error(
+        "registry {registry} asks for credentials at {realm}, which is not HTTPS: gohot does not send them there. \
+         Configure the registry's token realm with https://"
+    )]
+    PlainHttpRealm {
+        /// `host[:port]`
+        registry: String,
+        /// The token server it named.
+        realm: String,
+    },
     /// The Docker config file is unreadable or malformed.
     #[error("cannot use Docker credentials from {path}: {detail}")]
     Credentials {
@@ -88,6 +132,27 @@ pub fn parse_reference(s: &str) -> Result<Reference, RegistryError> {
     s.parse::<Reference>().map_err(|e| RegistryError::BadReference { reference: s.into(), detail: e.to_string() })
 }
 
+/// How one registry host is reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTPS, certificate verified.
+    Https,
+    /// HTTPS, certificate not verified (the destination named insecure).
+    HttpsUnverified,
+    /// Plain HTTP (loopback, or the destination named insecure).
+    Http,
+}
+
+impl Transport {
+    /// The URL scheme.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Transport::Https | Transport::HttpsUnverified => "https",
+            Transport::Http => "http",
+        }
+    }
+}
+
 /// A registry client factory with credentials resolved per registry.
 ///
 /// oci-client fixes HTTP-vs-HTTPS per client, and keeps the first
@@ -98,7 +163,10 @@ pub fn parse_reference(s: &str) -> Result<Reference, RegistryError> {
 /// for credentials first, then for the client).
 #[derive(Clone)]
 pub struct Registry {
-    insecure: bool,
+    /// The destination registry named insecure (`host[:port]`).
+    insecure: Option<String>,
+    /// Per host, how it is reached (decided once, by [`Registry::transport`]).
+    transports: std::sync::Arc<std::sync::Mutex<HashMap<String, Transport>>>,
     clients: std::sync::Arc<std::sync::Mutex<HashMap<String, CachedClient>>>,
     creds: DockerCredentials,
     /// Identity tokens traded (`oci::identity`).
@@ -106,13 +174,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// A factory; `insecure` reaches every registry over plain HTTP (ko's
-    /// `--insecure-registry`), else only loopback ones.
-    pub fn new(insecure: bool) -> Result<Self, RegistryError> {
+    /// A factory; `insecure` is the destination registry (`host[:port]`)
+    /// named insecure (ko's `--insecure-registry`), if any.
+    pub fn new(insecure: Option<String>) -> Result<Self, RegistryError> {
         // rustls needs a process-wide crypto provider; installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(Registry {
-            insecure,
+            insecure: insecure.map(|h| normalize_registry_key(&h)),
+            transports: Default::default(),
             clients: Default::default(),
             creds: DockerCredentials::load()?,
             access_tokens: Default::default(),
@@ -120,22 +189,38 @@ impl Registry {
     }
 
     /// The client for the repository of `reference`.
-    pub fn client(&self, reference: &Reference) -> oci_client::Client {
+    pub async fn client(&self, reference: &Reference) -> Result<oci_client::Client, RegistryError> {
+        let transport = self.transport(reference.resolve_registry()).await?;
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        clients.entry(client_key(reference)).or_insert_with(|| (self.new_client(reference), None)).0.clone()
+        Ok(clients.entry(client_key(reference)).or_insert_with(|| (new_client(transport), None)).0.clone())
     }
 
-    fn new_client(&self, reference: &Reference) -> oci_client::Client {
-        let http = self.plain_http(reference.resolve_registry());
-        oci_client::Client::new(ClientConfig {
-            protocol: if http { ClientProtocol::Http } else { ClientProtocol::Https },
-            connect_timeout: Some(std::time::Duration::from_secs(10)),
-            ..Default::default()
-        })
-    }
-
-    fn plain_http(&self, host: &str) -> bool {
-        is_loopback(host) || self.insecure
+    /// How `registry` (`host[:port]`) is reached (module doc): decided on
+    /// the first use, by asking `/v2/` where a fallback is allowed.
+    pub async fn transport(&self, registry: &str) -> Result<Transport, RegistryError> {
+        let key = normalize_registry_key(registry);
+        if let Some(t) = self.transports.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(*t);
+        }
+        let transport = if self.insecure.as_deref() == Some(key.as_str()) {
+            match ping(registry, Transport::HttpsUnverified).await {
+                Ok(_) => Transport::HttpsUnverified,
+                Err(_) => Transport::Http,
+            }
+        } else if is_loopback(registry) {
+            match ping(registry, Transport::Https).await {
+                Ok(_) => Transport::Https,
+                Err(e) if is_certificate_error(&e) => {
+                    return Err(RegistryError::Untrusted { registry: registry.into(), detail: root_cause(&e) })
+                }
+                Err(_) => Transport::Http,
+            }
+        } else {
+            Transport::Https
+        };
+        tracing::debug!("registry {registry}: {transport:?}");
+        self.transports.lock().unwrap_or_else(|p| p.into_inner()).insert(key, transport);
+        Ok(transport)
     }
 
     /// Credentials for `operation` on the repository of `reference`: what
@@ -148,31 +233,111 @@ impl Registry {
     ) -> Result<RegistryAuth, RegistryError> {
         let registry = reference.resolve_registry();
         match self.creds.lookup(registry) {
-            Some(Credential::Auth(auth)) => Ok(auth),
+            Some(Credential::Auth(auth)) => {
+                if matches!(auth, RegistryAuth::Basic(..)) {
+                    self.check_realm(registry).await?;
+                }
+                Ok(auth)
+            }
             Some(Credential::Identity(refresh)) => {
                 let scope = match operation {
                     RegistryOperation::Pull => format!("repository:{}:pull", reference.repository()),
                     RegistryOperation::Push => format!("repository:{}:pull,push", reference.repository()),
                 };
-                let base_url = format!("{}://{registry}", if self.plain_http(registry) { "http" } else { "https" });
-                let token = self.access_tokens.get(&base_url, registry, &scope, &refresh).await.map_err(|e| {
-                    let registry = registry.to_string();
-                    match e {
-                        ExchangeError::Unreachable(detail) => RegistryError::Unreachable { registry, detail },
-                        ExchangeError::Refused(detail) => RegistryError::Unauthorized { registry, detail },
-                    }
-                })?;
+                let transport = self.transport(registry).await?;
+                let base_url = format!("{}://{registry}", transport.scheme());
+                let unverified = transport == Transport::HttpsUnverified;
+                let token =
+                    self.access_tokens.get(&base_url, unverified, registry, &scope, &refresh).await.map_err(|e| {
+                        let registry = registry.to_string();
+                        match e {
+                            ExchangeError::Unreachable(detail) => RegistryError::Unreachable { registry, detail },
+                            ExchangeError::Refused(detail) => RegistryError::Unauthorized { registry, detail },
+                        }
+                    })?;
                 // A client that holds another (an expired, or a pull-only) token would keep using it.
                 let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
                 let key = client_key(reference);
                 if clients.get(&key).and_then(|(_, t)| t.as_deref()) != Some(token.as_str()) {
-                    clients.insert(key, (self.new_client(reference), Some(token.clone())));
+                    clients.insert(key, (new_client(transport), Some(token.clone())));
                 }
                 Ok(RegistryAuth::Bearer(token))
             }
             None => Ok(RegistryAuth::Anonymous),
         }
     }
+
+    /// Refuses a registry reached over HTTPS whose Bearer challenge names a
+    /// plain-HTTP token server: oci-client would send Basic credentials there.
+    async fn check_realm(&self, registry: &str) -> Result<(), RegistryError> {
+        let transport = self.transport(registry).await?;
+        if transport == Transport::Http {
+            return Ok(());
+        }
+        let Ok(answer) = ping(registry, transport).await else {
+            return Ok(()); // unreachable: the pull or push says so
+        };
+        let challenge = answer
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|h| h.to_str().ok())
+            .and_then(super::identity::bearer_challenge);
+        match challenge {
+            Some(c) if super::identity::may_send_to(&format!("https://{registry}"), &c.realm).is_err() => {
+                Err(RegistryError::PlainHttpRealm { registry: registry.into(), realm: c.realm })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An oci-client client for one transport.
+fn new_client(transport: Transport) -> oci_client::Client {
+    oci_client::Client::new(ClientConfig {
+        protocol: if transport == Transport::Http { ClientProtocol::Http } else { ClientProtocol::Https },
+        accept_invalid_certificates: transport == Transport::HttpsUnverified,
+        connect_timeout: Some(std::time::Duration::from_secs(10)),
+        ..Default::default()
+    })
+}
+
+/// `GET /v2/` (no credentials): any HTTP answer means the transport works.
+async fn ping(registry: &str, transport: Transport) -> Result<reqwest::Response, reqwest::Error> {
+    let http = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(transport == Transport::HttpsUnverified)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    http.get(format!("{}://{registry}/v2/", transport.scheme())).send().await
+}
+
+/// The rustls error behind a failed request, if TLS failed.
+fn tls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // An io::Error's source() skips the error it wraps.
+        cur = match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &dyn std::error::Error),
+            None => err.source(),
+        };
+    }
+    None
+}
+
+/// Whether a failed HTTPS request got as far as a certificate it refused
+/// (a TLS server), rather than finding no TLS at all.
+fn is_certificate_error(e: &reqwest::Error) -> bool {
+    matches!(tls_error(e), Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented))
+}
+
+/// Whether the server answered an HTTPS request with something that is not
+/// TLS (a plain-HTTP server answers a ClientHello with an HTTP 400).
+fn is_not_tls(e: &reqwest::Error) -> bool {
+    matches!(tls_error(e), Some(rustls::Error::InvalidMessage(_)))
 }
 
 /// Per `host/repository`: the client, and the access token it was made for.
@@ -187,6 +352,12 @@ pub fn classify(reference: &Reference, err: OciDistributionError) -> RegistryErr
     let registry = reference.resolve_registry().to_string();
     let unauthorized = |detail: String| RegistryError::Unauthorized { registry: registry.clone(), detail };
     match err {
+        OciDistributionError::RequestError(e) if is_not_tls(&e) => {
+            RegistryError::NotHttps { registry, detail: root_cause(&e) }
+        }
+        OciDistributionError::RequestError(e) if is_certificate_error(&e) => {
+            RegistryError::Untrusted { registry, detail: root_cause(&e) }
+        }
         OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() => {
             RegistryError::Unreachable { registry, detail: root_cause(&e) }
         }

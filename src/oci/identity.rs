@@ -38,7 +38,7 @@ pub(crate) fn bearer_challenge(header: &str) -> Option<Challenge> {
 
 /// Whether the refresh token, a long-lived secret, may go to `realm`: over
 /// HTTPS, or over plain HTTP only when the registry itself (`base_url`) is
-/// spoken to that way (loopback, `--insecure-registry`).
+/// spoken to that way (loopback, or the destination named insecure).
 pub(crate) fn may_send_to(base_url: &str, realm: &str) -> Result<(), String> {
     if realm.starts_with("https://") || (realm.starts_with("http://") && base_url.starts_with("http://")) {
         Ok(())
@@ -97,17 +97,19 @@ fn unreachable(e: reqwest::Error) -> ExchangeError {
 #[derive(Default)]
 pub(crate) struct AccessTokens {
     cache: Mutex<HashMap<(String, String), (String, Instant)>>,
-    /// Made on the first exchange: most runs have no identity token.
-    http: std::sync::OnceLock<reqwest::Client>,
+    /// Made on the first exchange (most runs have no identity token); the
+    /// second skips certificate checks, for the destination named insecure.
+    http: [std::sync::OnceLock<reqwest::Client>; 2],
 }
 
 impl AccessTokens {
     /// An access token for `scope` (`repository:NAME:pull[,push]`) at
-    /// `registry` (reached at `base_url`, `http[s]://host`), from the
-    /// refresh token `refresh`.
+    /// `registry` (reached at `base_url`, `http[s]://host`, its certificate
+    /// not verified when `unverified`), from the refresh token `refresh`.
     pub(crate) async fn get(
         &self,
         base_url: &str,
+        unverified: bool,
         registry: &str,
         scope: &str,
         refresh: &str,
@@ -118,15 +120,17 @@ impl AccessTokens {
                 return Ok(token.clone());
             }
         }
-        let http = match self.http.get() {
+        let slot = &self.http[usize::from(unverified)];
+        let http = match slot.get() {
             Some(http) => http,
             None => {
                 let http = reqwest::Client::builder()
+                    .tls_danger_accept_invalid_certs(unverified)
                     .connect_timeout(Duration::from_secs(10))
                     .timeout(Duration::from_secs(60))
                     .build()
                     .map_err(unreachable)?;
-                self.http.get_or_init(|| http)
+                slot.get_or_init(|| http)
             }
         };
         let probe = http.get(format!("{base_url}/v2/")).send().await.map_err(unreachable)?;

@@ -80,7 +80,7 @@ impl Publish for RegistryPublisher {
         let at_digest =
             |digest: &str| Reference::with_digest(base.registry().into(), base.repository().into(), digest.into());
         let auth = self.registry.auth_for(&base, oci_client::RegistryOperation::Push).await.map_err(&perr)?;
-        let client = self.registry.client(&base);
+        let client = self.registry.client(&base).await.map_err(&perr)?;
         let first = at_tag(&self.tags[0]);
         // Authenticate once for push (bearer token exchange where the registry asks for it).
         client.auth(&first, &auth, oci_client::RegistryOperation::Push).await.map_err(|e| perr(classify(&first, e)))?;

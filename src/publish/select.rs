@@ -26,7 +26,9 @@ pub struct Destinations {
     pub naming: Naming,
     /// Extra tags for registry pushes.
     pub tags: Vec<String>,
-    /// Every registry over plain HTTP (ko's `--insecure-registry`).
+    /// The destination registry may be reached without verifying its
+    /// certificate, or over plain HTTP (ko's `--insecure-registry`; see
+    /// [`Destinations::insecure_registry`]).
     pub insecure: bool,
     /// Also write each published reference to this file (ko's `--image-refs`).
     pub image_refs: Option<PathBuf>,
@@ -42,6 +44,24 @@ pub struct Destinations {
     /// (Skaffold's `$IMAGE`): pushed to its registry with `push`, else
     /// loaded into the Docker engine under that tag.
     pub exact: Option<String>,
+}
+
+impl Destinations {
+    /// The registry (`host[:port]`) `--insecure-registry` names: the
+    /// destination's, when images are pushed to one (ko applies it to
+    /// `KO_DOCKER_REPO` only). Base images from other registries are never
+    /// reached insecurely ([`crate::oci::client`]).
+    pub fn insecure_registry(&self) -> Option<String> {
+        if !self.insecure || !self.push {
+            return None;
+        }
+        let to = match (&self.exact, &self.repo) {
+            (Some(image), _) => image,
+            (None, Some(repo)) if repo_kind(repo) == RepoKind::Registry => repo,
+            _ => return None,
+        };
+        crate::oci::client::parse_reference(to).ok().map(|r| r.resolve_registry().to_string())
+    }
 }
 
 /// What a `KO_DOCKER_REPO` value means.

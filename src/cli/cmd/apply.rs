@@ -25,7 +25,7 @@ pub(crate) async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
         cmd.build.platform = found.iter().map(ToString::to_string).collect();
     }
     let dest = cluster_destinations(&cluster, cmd.publish.destinations());
-    let registry = Registry::new(dest.insecure)?;
+    let registry = Registry::new(dest.insecure_registry())?;
     let builder = make_builder(&cmd.build, &registry)?;
     let publisher = publisher(&dest, &registry)?;
     let opts = deploy::DeployOptions {

@@ -11,7 +11,7 @@ use crate::publish::select::publisher;
 
 pub(crate) async fn run_build(cmd: BuildCmd) -> Result<()> {
     let dest = cmd.publish.destinations();
-    let registry = Registry::new(dest.insecure)?;
+    let registry = Registry::new(dest.insecure_registry())?;
     let builder = make_builder(&cmd.build, &registry)?;
     let publisher = publisher(&dest, &registry)?;
     for pkg in &cmd.packages {
@@ -26,7 +26,7 @@ pub(crate) async fn run_build(cmd: BuildCmd) -> Result<()> {
 pub(crate) async fn run_resolve(cmd: ResolveCmd) -> Result<()> {
     let files = super::read_all_manifests(&cmd.files, cmd.recursive)?;
     let dest = cmd.publish.destinations();
-    let registry = Registry::new(dest.insecure)?;
+    let registry = Registry::new(dest.insecure_registry())?;
     let builder = make_builder(&cmd.build, &registry)?;
     let publisher = publisher(&dest, &registry)?;
     let refs = crate::resolve::build_refs(&files, builder.build(), publisher.as_ref(), cmd.jobs).await?;

@@ -88,7 +88,7 @@ async fn run_dev_events(cmd: DevCmd) -> Result<()> {
     if target == TargetKind::Kube {
         return run_dev_kube(cmd, opts, events, stop).await;
     }
-    let registry = Registry::new(cmd.publish.insecure_registry.unwrap_or(false))?;
+    let registry = Registry::new(cmd.publish.destinations().insecure_registry())?;
     let builder = make_dev_builder(&cmd.build, &registry)?;
     let dev = docker::DockerDev {
         package: cmd.package.clone(),
@@ -134,7 +134,7 @@ pub(crate) async fn run_dev_kube(
         flags.platform = found.iter().map(ToString::to_string).collect();
     }
     let dest = cluster_destinations(&cluster, cmd.publish.destinations());
-    let registry = Registry::new(dest.insecure)?;
+    let registry = Registry::new(dest.insecure_registry())?;
     let builder = make_dev_builder(&flags, &registry)?;
     let publisher = publisher(&dest, &registry)?;
     let dev = crate::devloop::kube::KubeDev {

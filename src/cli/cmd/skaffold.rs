@@ -42,7 +42,7 @@ pub(crate) async fn run_skaffold_sync(cmd: SkaffoldSyncCmd) -> Result<()> {
     } else {
         crate::platform::parse_list(&flags.platform.join(","))?
     };
-    let registry = Registry::new(false)?;
+    let registry = Registry::new(None)?;
     let Builder::Dev(builder) = builder_in(&flags, &registry, env.build_context.clone(), platforms)? else {
         anyhow::bail!("internal: a dev build was asked for")
     };
@@ -83,8 +83,8 @@ pub(crate) async fn run_skaffold_build(cmd: SkaffoldBuildCmd) -> Result<()> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
     let host = crate::platform::Platform::host_linux();
     let request = BuildRequest::from_env(&|k| std::env::var(k).ok(), &cwd, &host)?;
-    let insecure = cmd.insecure_registry.unwrap_or(false);
-    let registry = Registry::new(insecure)?;
+    let destinations = request.destinations(cmd.insecure_registry.unwrap_or(false));
+    let registry = Registry::new(destinations.insecure_registry())?;
     // $PLATFORMS (set by Skaffold) wins; --platform applies when it is unset.
     let platforms = if request.platforms.is_empty() && !cmd.build.platform.is_empty() && !cmd.build.all_platforms() {
         crate::platform::parse_list(&cmd.build.platform.join(","))?
@@ -92,7 +92,7 @@ pub(crate) async fn run_skaffold_build(cmd: SkaffoldBuildCmd) -> Result<()> {
         request.platforms.clone()
     };
     let builder = make_builder_in(&cmd, &registry, request.context.clone(), platforms)?;
-    let publisher = crate::publish::select::publisher(&request.destinations(insecure), &registry)?;
+    let publisher = crate::publish::select::publisher(&destinations, &registry)?;
     let pkg = cmd.package.strip_prefix(crate::resolve::KO_PREFIX).unwrap_or(&cmd.package);
     let built = builder.build().build(pkg).await?;
     let reference = publisher.publish(&built).await?;
