@@ -23,14 +23,16 @@ type Seen = Arc<Mutex<Vec<Vec<(String, String)>>>>;
 
 /// A token server on loopback: POST with `grant_type=refresh_token` and the
 /// right refresh token gets a JWT for the requested scope; anything else 401.
-struct TokenServer {
+pub(crate) struct TokenServer {
     port: u16,
     seen: Seen,
+    /// Connections accepted, whatever they asked.
+    pub(crate) connections: Arc<std::sync::atomic::AtomicUsize>,
     cert_pem: std::path::PathBuf,
 }
 
 impl TokenServer {
-    fn start(dir: &std::path::Path) -> TokenServer {
+    pub(crate) fn start(dir: &std::path::Path) -> TokenServer {
         Self::start_answering(dir, serde_json::json!(300))
     }
 
@@ -67,9 +69,12 @@ impl TokenServer {
         let port = listener.local_addr().expect("addr").port();
         let seen: Seen = Arc::default();
         let log = seen.clone();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (status, body) = match read_form(&mut stream) {
                     Some(form) => {
                         log.lock().unwrap().push(form.clone());
@@ -90,11 +95,11 @@ impl TokenServer {
                 );
             }
         });
-        TokenServer { port, seen, cert_pem }
+        TokenServer { port, seen, connections, cert_pem }
     }
 
     /// The registry's `auth:` section for this server.
-    fn registry_auth(&self) -> String {
+    pub(crate) fn registry_auth(&self) -> String {
         format!(
             "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
             self.port,

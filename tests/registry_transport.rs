@@ -164,3 +164,26 @@ fn loopback_registries_over_tls_or_plain_http() {
     let out = run(cmd.arg("."));
     assert!(out.status.success(), "{}", stderr_of(&out));
 }
+
+/// An HTTPS registry whose challenge names a plain-HTTP token server: gohot
+/// refuses to send the user's password there (oci-client would), naming the
+/// realm; the token server is never contacted.
+#[test]
+fn basic_credentials_never_go_to_a_plain_http_token_realm() {
+    let sb = Sandbox::new();
+    let (_, cert, key) = certificates(&sb.path().join("tls"));
+    let tokens = crate::identity_token::TokenServer::start(sb.path());
+    let tls = Registry::start_listening(RegistryListen { tls: Some((&cert, &key)), ..Default::default() }, |_| {
+        tokens.registry_auth()
+    });
+    docker_config(&sb, &[(&tls, "user", "secret")]);
+    let app = sb.copy_example("hello", "hello");
+    let repo = format!("{}/app", tls.host());
+    let mut cmd = sb.gohot(&app);
+    cmd.args(["build", "--bare", "--sbom=none", "--insecure-registry=true", "--repo", &repo, "."]);
+    let out = run(&mut cmd);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(err.contains("http://127.0.0.1:") && err.contains("not HTTPS") && err.contains(&tls.host()), "{err}");
+    assert_eq!(tokens.connections.load(std::sync::atomic::Ordering::SeqCst), 0, "the token server was asked");
+}
