@@ -1,7 +1,8 @@
 //! End to end on a real Kubernetes cluster: `gohot dev -f` with two
 //! replicas (every edit served by every pod, what the user sees checked over
 //! port-forwards), pods deleted, killed and rolled — each brought up to date
-//! and reported; non-root and read-only-root pods; `gohot apply --dev`,
+//! and reported; non-root and read-only-root pods; `gohot apply`'s rollout
+//! wait through an image that cannot be pulled yet; `gohot apply --dev`,
 //! `gohot delete`, `gohot syncback pod/NAME` and `deploy/NAME`; the Skaffold
 //! example's manifests, and `skaffold dev`'s sync reproduced from Skaffold's
 //! source (the `gohot skaffold sync` hook, `kubectl exec … tar xmf -`,
@@ -28,7 +29,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 
-use crate::util::{run, wait_for, Sandbox};
+use crate::util::{ok, run, wait_for, Sandbox};
 
 /// A reachable cluster and a namespace of this test's own, deleted on drop.
 pub struct KubeEnv {
@@ -458,6 +459,95 @@ fn apply_syncback_delete_on_a_real_cluster() {
     wait_for("the pods to go away", Duration::from_secs(120), || env.running_pods("hello").is_empty().then_some(()));
 }
 
+/// The rollout wait on a real cluster, for an image the kubelet cannot pull
+/// (a tag not yet in the registry): with the pod in `ErrImagePull` or
+/// `ImagePullBackOff`, a wait that times out says so and names the image; a
+/// longer wait reports the pull failure while it lasts, and once the tag is
+/// pushed sees the rollout through.
+#[test]
+#[ignore = "needs a Kubernetes cluster: scripts/test runs it when KUBECONFIG names one"]
+fn rollout_waits_through_image_pull_backoff_on_a_real_cluster() {
+    let env = KubeEnv::new("rollout_image_pull");
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let repo = format!("{}/rollout-{}", registry_repo(), std::process::id());
+    // The image, built and pushed under another tag; `late` is pushed later.
+    let mut build = env.gohot(&sb, &app);
+    build.args(["build", "--bare", "-t", "staged", "."]).env("KO_DOCKER_REPO", &repo);
+    ok(&mut build);
+    let image = format!("{repo}:late");
+    let manifest = sb.path().join("late.yaml");
+    let text = std::fs::read_to_string(app.join("manifests/deployment.yaml"))
+        .expect("manifest")
+        .replace("ko://example.com/hello", &image);
+    assert!(text.contains(&image), "the example's manifest names ko://example.com/hello");
+    std::fs::write(&manifest, text).expect("manifest");
+    let apply = |extra: &[&str]| {
+        let mut c = env.gohot(&sb, &app);
+        c.args(["apply", "-n", &env.ns, "-f"]).arg(&manifest).args(extra);
+        c
+    };
+    let out = run(&mut apply(&["--wait", "false"]));
+    assert!(out.status.success(), "apply: {}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the pod to fail pulling the image", Duration::from_secs(120), || {
+        let pods = env.rt.block_on(env.pods_api().list(&ListParams::default().labels("app=hello"))).ok()?;
+        pods.items
+            .iter()
+            .any(|p| {
+                let statuses = p.status.as_ref().and_then(|s| s.container_statuses.as_ref());
+                statuses.into_iter().flatten().any(|cs| {
+                    let reason = cs.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref());
+                    matches!(reason, Some("ErrImagePull" | "ImagePullBackOff"))
+                })
+            })
+            .then_some(())
+    });
+
+    let out = run(&mut apply(&["--timeout", "3s"]));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("Deployment {}/hello is not ready after 3s", env.ns)), "{stderr}");
+    assert!(stderr.contains(&format!("cannot pull image {image}")), "the timeout names the image: {stderr}");
+
+    let mut waiting = apply(&["--timeout", "5m"]).stderr(Stdio::piped()).spawn().expect("gohot apply");
+    let (tx, lines) = mpsc::channel();
+    let stderr = waiting.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("gohot apply: {line}");
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut said = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !said.iter().any(|l: &String| l.contains(&format!("cannot pull image {image}"))) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        said.push(lines.recv_timeout(left).unwrap_or_else(|_| panic!("no pull failure reported: {said:#?}")));
+    }
+    ok(Command::new(crate::util::require("skopeo"))
+        .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
+        .arg(format!("docker://{repo}:staged"))
+        .arg(format!("docker://{image}")));
+    let status = wait_for("gohot apply to see the rollout through", Duration::from_secs(300), || {
+        waiting.try_wait().expect("wait").or_else(|| {
+            said.extend(lines.try_iter());
+            None
+        })
+    });
+    said.extend(lines.iter());
+    assert!(status.success(), "{said:#?}");
+    assert!(said.iter().any(|l| l.contains(&format!("ready: Deployment {}/hello", env.ns))), "{said:#?}");
+    for pair in said.windows(2) {
+        assert!(
+            !(pair[0].contains("waiting:") && pair[0] == pair[1]),
+            "a reason is reported once, not per poll: {said:#?}"
+        );
+    }
+    env.wait_all_serve("hello", 1, "Hello from gohot!");
+}
+
 /// KO_DOCKER_REPO, which must name a registry the cluster pulls from (the
 /// Skaffold tests push there, as Skaffold would).
 fn registry_repo() -> String {
@@ -499,7 +589,7 @@ fn skaffold_build_and_deploy(
         .env("IMAGE", format!("{image}:e2e-{}", std::process::id()))
         .env("PUSH_IMAGE", "true")
         .env("BUILD_CONTEXT", app);
-    let reference = crate::util::ok(&mut build).trim().to_string();
+    let reference = ok(&mut build).trim().to_string();
     assert!(reference.contains("@sha256:"), "{reference}");
     let manifest = std::fs::read_to_string(skaffold.join("k8s/deployment.yaml")).expect("manifest");
     let resolved = manifest

@@ -302,8 +302,10 @@ mod tests {
 
     use crate::cluster::mock::fixtures::workload;
 
-    /// Mock API server (no cluster here): first the rollout is stuck on
-    /// ImagePullBackOff (reported with the image), then it becomes ready.
+    /// Mock API server: first the rollout is stuck on ImagePullBackOff
+    /// (reported with the image, once, however many polls), then it becomes
+    /// ready. On the real cluster: tests/kube.rs,
+    /// `rollout_waits_through_image_pull_backoff_on_a_real_cluster`.
     #[tokio::test]
     async fn waits_through_image_pull_backoff_then_ready() {
         let polls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -334,7 +336,8 @@ mod tests {
         assert_eq!(polls.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
-    /// Mock API server: a rollout that never becomes ready times out with the reason.
+    /// Mock API server: a rollout that never becomes ready times out with
+    /// the reason (on the real cluster: the same test in tests/kube.rs).
     #[tokio::test]
     async fn timeout_carries_the_reason() {
         let (cluster, _) = mock::cluster(|s| {
