@@ -199,3 +199,67 @@ pub fn host_goarch() -> &'static str {
         other => other,
     }
 }
+
+/// kodata symlinks as ko treats them (ko#1619, ko#1699): a link into the
+/// module ships the file; one leading out of it (a file such as
+/// `~/.aws/credentials`, a directory such as `/etc`) is refused naming the
+/// link and its target, and so is a dangling one, with nothing written;
+/// KO_DATA_PATH_ALLOWED_ROOT widens the bounds.
+#[test]
+fn kodata_symlinks_stay_within_the_module() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let outside = sb.path().join("home/.aws");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    std::fs::write(outside.join("credentials"), "aws_secret_access_key=SECRET\n").expect("secret");
+    std::fs::write(app.join("LICENSE"), "the module's license\n").expect("license");
+    let kodata = app.join("kodata");
+    std::os::unix::fs::symlink("../LICENSE", kodata.join("LICENSE")).expect("link");
+    let layout = sb.path().join("layout");
+    let build = |extra: &[(&str, &std::path::Path)]| {
+        let mut cmd = sb.gohot(&app);
+        cmd.args(["build", "-B", "--push=false", "--oci-layout-path"]).arg(&layout).arg(".");
+        cmd.env_remove("KO_DATA_PATH_ALLOWED_ROOT");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        run(&mut cmd)
+    };
+    let unpacked = |name: &str| {
+        let bundle = sb.path().join(name);
+        ok(Command::new(require("umoci"))
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:hello", layout.display()))
+            .arg(&bundle));
+        bundle.join("rootfs/var/run/ko")
+    };
+
+    let out = build(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ko = unpacked("b1");
+    assert_eq!(std::fs::read_to_string(ko.join("LICENSE")).expect("LICENSE shipped"), "the module's license\n");
+    std::fs::remove_dir_all(&layout).expect("rm layout");
+
+    let leak = kodata.join("leak.txt");
+    let refused: [(&str, std::path::PathBuf, &str); 3] = [
+        ("leak.txt", outside.join("credentials"), "outside the module"),
+        ("etc", "/etc".into(), "outside the module"),
+        ("gone", sb.path().join("nowhere"), "dangling"),
+    ];
+    for (name, target, why) in refused {
+        let at = kodata.join(name);
+        std::os::unix::fs::symlink(&target, &at).expect("link");
+        let out = build(&[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains(&at.display().to_string()), "names the link: {stderr}");
+        assert!(stderr.contains(&target.display().to_string()) && stderr.contains(why), "{stderr}");
+        assert!(!layout.exists(), "{name}: nothing is written");
+        std::fs::remove_file(&at).expect("rm link");
+    }
+
+    std::os::unix::fs::symlink(outside.join("credentials"), &leak).expect("link");
+    let out = build(&[("KO_DATA_PATH_ALLOWED_ROOT", &sb.path().join("home"))]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read_to_string(unpacked("b2").join("leak.txt")).expect("allowed").contains("SECRET"));
+}

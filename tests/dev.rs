@@ -905,3 +905,24 @@ fn build_tags_from_ko_yaml_decide_the_inputs() {
     assert_builds_only_for(&events, &["local.go"]);
     dev.wait_path("/local", "local now built");
 }
+
+/// kodata synced in dev mode is held to the build's symlink rule: a link
+/// leading out of the module is refused by name (`sync_failed`) and never
+/// reaches the container; a link within the module is synced.
+#[test]
+fn kodata_links_out_of_the_module_are_not_synced() {
+    let mut dev = DevSession::start("kodata-links");
+    let secret = dev.app.parent().expect("sandbox").join("credentials");
+    std::fs::write(&secret, "SECRET\n").expect("secret");
+    std::os::unix::fs::symlink(&secret, dev.app.join("kodata/leak.txt")).expect("link");
+    let failed = dev.wait_event("sync_failed", Duration::from_secs(60));
+    let errors = failed["errors"].to_string();
+    assert!(errors.contains("kodata/leak.txt") && errors.contains(&secret.display().to_string()), "{failed}");
+
+    // A link within the module is synced; by then the refused one has been handled.
+    std::fs::write(dev.app.join("NOTICE"), "notice v1\n").expect("notice");
+    std::os::unix::fs::symlink("../NOTICE", dev.app.join("kodata/notice.txt")).expect("link");
+    dev.wait_path("/kodata/notice.txt", "notice v1");
+    let (status, _) = http_get(dev.port, "/kodata/leak.txt").expect("the app answers");
+    assert_eq!(status, 404, "the secret reached the container");
+}

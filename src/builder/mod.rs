@@ -44,7 +44,10 @@ pub enum BuildError {
     /// What an image variant adds (the dev image's tools) could not be prepared.
     #[error(transparent)]
     Variant(Box<dyn std::error::Error + Send + Sync>),
-    /// Reading the binary or kodata failed.
+    /// kodata could not be read, or a symlink in it is refused.
+    #[error(transparent)]
+    Kodata(#[from] kodata::KodataError),
+    /// Reading the binary failed.
     #[error("{path}: {source}")]
     Io {
         /// The file.
@@ -251,7 +254,8 @@ impl GoBuilder {
         let mut build_info = Vec::new();
         let platforms =
             if self.opts.all_platforms { self.bases.platforms(&base_ref).await? } else { self.platforms()? };
-        let kodata = kodata::read_kodata(&kodata_dir).map_err(io_err(&kodata_dir))?;
+        let module_root = pkg.module.as_ref().and_then(|m| m.dir.as_deref()).unwrap_or(&pkg.dir);
+        let kodata = kodata::read_kodata(&kodata_dir, &kodata::KodataBounds::from_env(module_root))?;
         // What gohot placed in kodata for dev images (watchexec, its record,
         // its .gitignore lines) never reaches a production image.
         let kodata = if variant.dev { kodata } else { kodata::production_kodata(kodata) };

@@ -22,6 +22,8 @@ Environment:
   KO_CONFIG_PATH        the .ko.yaml to read (a file or a directory)
   KOCACHE               where binaries are cached (default ~/.cache/gohot)
   SOURCE_DATE_EPOCH     the layers' timestamps (default: the epoch)
+  KO_DATA_PATH_ALLOWED_ROOT
+                        where kodata symlinks may also lead, besides the module's directory
   GOHOT_GO              the Go toolchain (default: go on PATH)
   GOHOT_WATCHEXEC       a local watchexec binary for dev images (--watchexec)
   GOHOT_WATCHEXEC_URL   a mirror of watchexec's release files (--watchexec-url)

@@ -70,18 +70,33 @@ pub(super) async fn sync_infer(
 /// Sends changed kodata files (no rebuild). A file removed locally stays in
 /// the containers (the image has it) until the next image build.
 pub(super) async fn sync_kodata(reloader: &mut Reloader<'_>, app: &DevApp, files: &[String], events: &EventSink) {
+    use crate::builder::kodata::{resolve_kodata_file, KodataBounds, KodataEntry};
+    let bounds = KodataBounds::from_env(&app.module_root());
     let mut items = Vec::new();
+    let mut refused = Vec::new();
     for rel in files {
-        let local: PathBuf = app.kodata().join(rel);
-        if !local.is_file() {
-            events(DevEvent::Warning {
-                message: format!(
-                    "kodata/{rel} was removed locally; it stays in the container until the next image build"
-                ),
-            });
-            continue;
-        }
+        // The resolved file (every link checked as a build checks it) is
+        // what is read, now and when a restarted replica gets it again.
+        let local: PathBuf = match resolve_kodata_file(&app.kodata(), rel, &bounds) {
+            Ok(KodataEntry::File { path, .. }) => path,
+            Ok(KodataEntry::NotAFile) => continue,
+            Ok(KodataEntry::Gone) => {
+                events(DevEvent::Warning {
+                    message: format!(
+                        "kodata/{rel} was removed locally; it stays in the container until the next image build"
+                    ),
+                });
+                continue;
+            }
+            Err(e) => {
+                refused.push(format!("kodata/{rel} not synced: {e}"));
+                continue;
+            }
+        };
         items.push(FileItem { rel: rel.clone(), local, dests: vec![format!("{}/{rel}", crate::layout::KODATA_PATH)] });
+    }
+    if !refused.is_empty() {
+        events(DevEvent::SyncFailed { errors: refused });
     }
     if items.is_empty() {
         return;
