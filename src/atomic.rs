@@ -30,8 +30,7 @@ impl AtomicFile {
             _ => Path::new("."),
         };
         std::fs::create_dir_all(dir)?;
-        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = tempfile::Builder::new().prefix(&format!("{TEMP_PREFIX}.{name}.")).tempfile_in(dir)?;
+        let tmp = tempfile::Builder::new().prefix(&temp_prefix(dest)).tempfile_in(dir)?;
         Ok(AtomicFile { tmp, dest: dest.to_path_buf() })
     }
 
@@ -62,6 +61,21 @@ impl AtomicFile {
         Ok(())
     }
 }
+
+/// `.gohot-tmp.<name>.`, the name cut to [`TEMP_NAME_PART`] bytes: a
+/// destination whose name is near the 255-byte limit must still get a
+/// temporary name that fits.
+fn temp_prefix(dest: &Path) -> String {
+    let mut name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if name.len() > TEMP_NAME_PART {
+        let cut = (0..=TEMP_NAME_PART).rev().find(|&i| name.is_char_boundary(i)).unwrap_or(0);
+        name.truncate(cut);
+    }
+    format!("{TEMP_PREFIX}.{name}.")
+}
+
+/// Most bytes of the destination's name in its temporary file's name.
+const TEMP_NAME_PART: usize = 100;
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -117,6 +131,18 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o7777, 0o751);
+        }
+    }
+
+    /// A name near the 255-byte limit still gets a temporary name that fits
+    /// (before, `.gohot-tmp.<name>.XXXXXX` failed from 238 bytes on).
+    #[test]
+    fn long_names_get_a_temporary_name_that_fits() {
+        let d = tempfile::tempdir().unwrap();
+        for n in [237, 238, 255] {
+            let f = d.path().join("é".repeat(n / 2) + &"x".repeat(n % 2));
+            write(&f, b"long", None).unwrap();
+            assert_eq!(std::fs::read(&f).unwrap(), b"long");
         }
     }
 

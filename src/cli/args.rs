@@ -433,7 +433,13 @@ pub struct ResolveCmd {
 /// refused entries aside); 1 an error, or conflicts were left (local
 /// changes kept; `--force` overwrites them).
 #[derive(Debug, Args)]
-#[command(after_help = "Exit codes: 0 in sync (excluded and refused entries aside); 1 error, or conflicts left \
+#[command(after_help = "Never synced back, in either direction: version-control metadata (.git, .hg, .svn, .jj, \
+at any depth, whatever their case), as Mutagen's VCS ignore does; no --exclude pattern re-includes it. A local file \
+changed while a round runs is a conflict, left alone. Names with a backslash or a control character are skipped and \
+reported. Caps (past them the round fails and writes nothing from the refused part): a listing of 250,000 entries or \
+64 MiB, a file of 1 GiB, 8 GiB of files per round.
+
+Exit codes: 0 in sync (excluded and refused entries aside); 1 error, or conflicts left \
 (local changes kept; --force overwrites them); 2 usage error.")]
 pub struct SyncbackCmd {
     /// TARGET:REMOTE_DIR — a Docker container (`NAME` or `docker:NAME`),
@@ -448,7 +454,8 @@ pub struct SyncbackCmd {
     #[command(flatten)]
     pub kube: KubeFlags,
     /// Delete local files the container no longer has (only files syncback
-    /// wrote and nobody changed since, unless --force).
+    /// wrote and nobody changed since, unless --force), and the directories
+    /// syncback created once they are empty.
     #[arg(long)]
     pub delete: bool,
     /// Overwrite (or delete) local changes instead of reporting conflicts.

@@ -209,6 +209,56 @@ pub async fn exec_attached(docker: &Docker, container: &str, argv: &[String]) ->
     })
 }
 
+/// Starts `argv` in `container` with `stdin` as its input and hands back
+/// its stdout as it comes (see [`crate::exec::ExecStream`]): a pump moves
+/// the engine's output through a small channel, so at most a few frames
+/// are held whatever the process prints; stderr goes to the tail.
+pub async fn exec_streaming(
+    docker: &Docker,
+    container: &str,
+    argv: &[String],
+    stdin: Bytes,
+) -> Result<crate::exec::ExecStream, String> {
+    let (_, mut output, mut input) = start_attached(docker, container, argv).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    let stderr = crate::exec::StderrTail::default();
+    let tail = stderr.clone();
+    let pump = tokio::spawn(async move {
+        let writer = async move {
+            input.write_all(&stdin).await?;
+            input.shutdown().await
+        };
+        let reader = async move {
+            while let Some(item) = output.next().await {
+                match item {
+                    Ok(bollard::container::LogOutput::StdOut { message }) => {
+                        if tx.send(Ok(message)).await.is_err() {
+                            return; // the reader is gone
+                        }
+                    }
+                    Ok(bollard::container::LogOutput::StdErr { message }) => tail.push(&message),
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(std::io::Error::other(e))).await;
+                        return;
+                    }
+                }
+            }
+        };
+        let (w, ()) = tokio::join!(writer, reader);
+        // A process that exits before reading all of stdin closes the pipe: not an error here.
+        if let Err(e) = w {
+            tracing::debug!("exec stdin: {e}");
+        }
+    });
+    let chunks = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    Ok(crate::exec::ExecStream {
+        stdout: Box::pin(tokio_util::io::StreamReader::new(chunks)),
+        stderr,
+        keep: Box::new(crate::exec::AbortOnDrop(pump)),
+    })
+}
+
 type ExecOutputStream = std::pin::Pin<
     Box<dyn futures::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + Send>,
 >;

@@ -201,6 +201,17 @@ impl Target for DockerTarget {
             .map_err(|detail| TargetError::Exec { replica: replica.name.clone(), detail })
     }
 
+    async fn exec_stream(
+        &self,
+        replica: &Replica,
+        argv: &[String],
+        stdin: Bytes,
+    ) -> Result<super::ExecStream, TargetError> {
+        crate::docker::exec_streaming(&self.docker, &replica.handle, argv, stdin)
+            .await
+            .map_err(|detail| TargetError::Exec { replica: replica.name.clone(), detail })
+    }
+
     async fn attach(&self, replica: &Replica, argv: &[String]) -> Result<super::Attached, TargetError> {
         crate::docker::exec_attached(&self.docker, &replica.handle, argv)
             .await
@@ -242,6 +253,15 @@ impl Target for ExistingContainer {
 
     async fn exec(&self, replica: &Replica, argv: &[String], stdin: Bytes) -> Result<ExecOutput, TargetError> {
         self.0.exec(replica, argv, stdin).await
+    }
+
+    async fn exec_stream(
+        &self,
+        replica: &Replica,
+        argv: &[String],
+        stdin: Bytes,
+    ) -> Result<super::ExecStream, TargetError> {
+        self.0.exec_stream(replica, argv, stdin).await
     }
 }
 

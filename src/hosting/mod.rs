@@ -25,7 +25,7 @@ pub struct Replica {
     pub handle: String,
 }
 
-pub use crate::exec::{Attached, ExecOutput};
+pub use crate::exec::{Attached, ExecOutput, ExecStream, StderrTail};
 
 /// Errors from a target.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +69,14 @@ pub trait Target: Send + Sync {
     ) -> Result<ExecOutput, TargetError> {
         let stdin = stdin.await;
         self.exec(replica, argv, stdin).await
+    }
+
+    /// Like [`Target::exec`], with stdout read as it comes instead of
+    /// collected: for answers of any size (syncback's listing and files).
+    /// The default collects the output whole; the Docker and Kubernetes
+    /// targets stream it.
+    async fn exec_stream(&self, replica: &Replica, argv: &[String], stdin: Bytes) -> Result<ExecStream, TargetError> {
+        Ok(ExecStream::from_output(self.exec(replica, argv, stdin).await?))
     }
 
     /// Starts `argv` in the replica's container and keeps its stdin and

@@ -18,6 +18,16 @@
 //! syncback; a local user who can swap directories under LOCAL_DIR while it
 //! runs can already write wherever syncback could.
 //!
+//! The plan was made from a scan of the local tree, and the developer may
+//! save a file while the round runs: so right before each replace or
+//! delete, the path is looked at again ([`Expected`]); one that is no
+//! longer what the scan saw is a conflict, left alone.
+//!
+//! A path that cannot be written here (a name the local file system
+//! refuses, a local symlink or file on its way) is refused by itself and
+//! the round goes on; only a failure of the local tree as a whole (disk
+//! full, read-only) stops it.
+//!
 //! Each file is written to a temporary file in its own directory, fsynced,
 //! given its mode, and renamed over the destination only once its sha256 is
 //! verified, so an interrupted syncback (a cut stream, a crash, Ctrl-C)
@@ -30,7 +40,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::plan::{mtime_ns, Fetch, FileRecord, Plan, Refusal, Reuse, State, Synced};
+use super::plan::{
+    hash_file, mtime_ns, Conflict, ConflictKind, Fetch, FileRecord, LocalEntry, LocalTree, Plan, Refusal, Reuse, State,
+    Synced,
+};
 use super::{Report, SyncbackError};
 use crate::atomic::AtomicFile;
 use crate::wayin::{BodyOutcome, GetItem, GetLimits, GetReader, RelPath};
@@ -109,21 +122,121 @@ fn not_a_dir(path: &RelPath, dest: &Path) -> Result<(), SyncbackError> {
     }
 }
 
+/// What the scan saw at each path the plan replaces or deletes, checked
+/// again right before it is (absent from the map: not checked).
+#[derive(Debug, Clone, Default)]
+pub struct Expected(HashMap<RelPath, Option<LocalEntry>>);
+
+impl Expected {
+    /// The scan's view of every path `plan` writes over or removes.
+    pub fn new(plan: &Plan, local: &LocalTree) -> Self {
+        let mut m = HashMap::new();
+        let paths = plan
+            .remove_first
+            .iter()
+            .chain(plan.fetch.iter().map(|f| &f.path))
+            .chain(plan.reuse.iter().map(|u| &u.to))
+            .chain(plan.links.iter().map(|(p, _)| p))
+            .chain(plan.delete.iter());
+        for p in paths {
+            m.insert(p.clone(), local.entries.get(p).cloned());
+        }
+        Expected(m)
+    }
+
+    /// The scan's view restricted to `paths` (what a fetch needs).
+    pub fn only(&self, paths: impl Iterator<Item = RelPath>) -> Self {
+        Expected(paths.filter_map(|p| self.0.get(&p).map(|e| (p, e.clone()))).collect())
+    }
+
+    /// Records that `path` was removed by the round itself.
+    fn removed(&mut self, path: &RelPath) {
+        if let Some(e) = self.0.get_mut(path) {
+            *e = None;
+        }
+    }
+
+    /// Whether the entry at `dest` (`path`) is still what the scan saw.
+    fn still(&self, path: &RelPath, dest: &Path) -> bool {
+        let Some(want) = self.0.get(path) else { return true };
+        let now = std::fs::symlink_metadata(dest);
+        match (want, now) {
+            (None, Err(e)) => e.kind() == std::io::ErrorKind::NotFound,
+            (None, Ok(_)) | (Some(_), Err(_)) => false,
+            (Some(LocalEntry::File { size, sha256, .. }), Ok(m)) => {
+                m.file_type().is_file() && m.len() == *size && hash_file(dest).ok().as_ref() == Some(sha256)
+            }
+            (Some(LocalEntry::Symlink { target }), Ok(m)) => {
+                m.file_type().is_symlink()
+                    && std::fs::read_link(dest).ok().and_then(|t| t.to_str().map(str::to_string)).as_ref()
+                        == Some(target)
+            }
+            (Some(LocalEntry::Dir), Ok(m)) => m.file_type().is_dir(),
+            (Some(LocalEntry::Other), Ok(_)) => false,
+        }
+    }
+}
+
+fn changed_during_round(path: &RelPath, report: &mut Report) {
+    report.conflicts.push(Conflict { path: path.clone(), kind: ConflictKind::ChangedDuringRound });
+}
+
+/// Whether `e` concerns one path only (its name, or what is on its way),
+/// not the local tree as a whole: that path is refused, the round goes on.
+fn only_this_path(e: &SyncbackError) -> bool {
+    match e {
+        SyncbackError::Unsafe { .. } => true,
+        SyncbackError::Io { source, .. } => {
+            matches!(source.kind(), std::io::ErrorKind::InvalidFilename | std::io::ErrorKind::InvalidInput)
+                || source.raw_os_error() == Some(libc::EILSEQ)
+        }
+        _ => false,
+    }
+}
+
+/// Runs `op` for `path`; an error that concerns only this path becomes a
+/// refusal in the report.
+fn per_path<T>(
+    path: &RelPath,
+    report: &mut Report,
+    op: impl FnOnce(&mut Report) -> Result<T, SyncbackError>,
+) -> Result<Option<T>, SyncbackError> {
+    match op(report) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if only_this_path(&e) => {
+            report.refused.push(Refusal { path: path.to_string(), reason: format!("cannot be written here: {e}") });
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn record(state: &mut State, path: &RelPath, dest: &Path, sha256: String) {
     let (size, mtime) = std::fs::symlink_metadata(dest).map(|m| (m.len(), mtime_ns(&m))).unwrap_or((0, 0));
     state.links.remove(path.as_str());
     state.files.insert(path.to_string(), FileRecord { sha256, size, mtime_ns: mtime });
 }
 
+/// How a [`land`] ended.
+enum Landed {
+    /// In place, with this hash.
+    Written(PathBuf, String),
+    /// `fill` discarded the content.
+    Discarded,
+    /// The destination changed since the scan: left alone.
+    Changed,
+}
+
 /// Writes what `fill` produces to a temporary file next to `path`, and
-/// renames it into place only if `fill` returns `Some(sha256)` equal to
-/// `want` (when given). Returns the hash written, or `None` if discarded.
+/// renames it into place only if `fill` returns `Some(sha256)` and the
+/// destination is still what the scan saw.
 fn land(
     root: &Path,
     path: &RelPath,
     mode: u32,
+    expected: &Expected,
     fill: impl FnOnce(&mut dyn Write) -> Result<Option<String>, SyncbackError>,
-) -> Result<Option<(PathBuf, String)>, SyncbackError> {
+) -> Result<Landed, SyncbackError> {
     let dest = entry_path(root, path, true)?;
     not_a_dir(path, &dest)?;
     let mut tmp = AtomicFile::create(&dest).map_err(io("cannot create a file beside", &dest))?;
@@ -133,26 +246,39 @@ fn land(
         w.flush().map_err(io("cannot write", &dest))?;
         done
     };
-    let Some(sha) = done else { return Ok(None) };
+    let Some(sha) = done else { return Ok(Landed::Discarded) };
+    if !expected.still(path, &dest) {
+        return Ok(Landed::Changed);
+    }
     tmp.commit(Some(mode)).map_err(io("cannot write", &dest))?;
-    Ok(Some((dest, sha)))
+    Ok(Landed::Written(dest, sha))
 }
 
 /// Reuses local content for `u`: verifies the source still has the
 /// expected hash, then moves or copies it. `Ok(false)`: the source changed
 /// meanwhile, fetch instead.
-fn reuse(root: &Path, u: &Reuse, state: &mut State, report: &mut Report) -> Result<bool, SyncbackError> {
+fn reuse(
+    root: &Path,
+    u: &Reuse,
+    expected: &Expected,
+    state: &mut State,
+    report: &mut Report,
+) -> Result<bool, SyncbackError> {
     let src = entry_path(root, &u.from, false)?;
     match std::fs::symlink_metadata(&src) {
         Ok(m) if m.file_type().is_file() => {}
         _ => return Ok(false),
     }
     if u.rename {
-        if super::plan::hash_file(&src).ok().as_deref() != Some(u.sha256.as_str()) {
+        if hash_file(&src).ok().as_deref() != Some(u.sha256.as_str()) {
             return Ok(false);
         }
         let dest = entry_path(root, &u.to, true)?;
         not_a_dir(&u.to, &dest)?;
+        if !expected.still(&u.to, &dest) {
+            changed_during_round(&u.to, report);
+            return Ok(true);
+        }
         let f = std::fs::File::open(&src).map_err(io("cannot open", &src))?;
         set_mode(&f, u.mode).map_err(io("cannot set the mode of", &src))?;
         std::fs::rename(&src, &dest).map_err(io("cannot rename into", &dest))?;
@@ -164,7 +290,7 @@ fn reuse(root: &Path, u: &Reuse, state: &mut State, report: &mut Report) -> Resu
         return Ok(true);
     }
     let mut input = std::fs::File::open(&src).map_err(io("cannot open", &src))?;
-    let landed = land(root, &u.to, u.mode, |w| {
+    let landed = land(root, &u.to, u.mode, expected, |w| {
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 64 << 10];
         loop {
@@ -179,13 +305,17 @@ fn reuse(root: &Path, u: &Reuse, state: &mut State, report: &mut Report) -> Resu
         Ok((got == u.sha256).then_some(got))
     })?;
     match landed {
-        Some((dest, sha)) => {
+        Landed::Written(dest, sha) => {
             record(state, &u.to, &dest, sha);
             report.copied.push((u.from.clone(), u.to.clone()));
             report.written.push(dest);
             Ok(true)
         }
-        None => Ok(false),
+        Landed::Changed => {
+            changed_during_round(&u.to, report);
+            Ok(true)
+        }
+        Landed::Discarded => Ok(false),
     }
 }
 
@@ -198,6 +328,7 @@ pub fn apply_stream<R: Read>(
     fetch: &[Fetch],
     stream: R,
     limits: GetLimits,
+    expected: &Expected,
     state: &mut State,
     report: &mut Report,
 ) -> Result<(), SyncbackError> {
@@ -217,21 +348,25 @@ pub fn apply_stream<R: Read>(
         };
         let mode = modes.get(&header.path).copied().unwrap_or(0o644);
         let mut changed = false;
-        let landed = land(root, &header.path, mode, |w| match reader.read_body(w)? {
-            BodyOutcome::Complete { sha256 } => Ok(Some(sha256)),
-            BodyOutcome::Changed { .. } => {
-                changed = true;
-                Ok(None)
-            }
+        // (A path refused here leaves its body unread: the reader skips it.)
+        let landed = per_path(&header.path, report, |_| {
+            land(root, &header.path, mode, expected, |w| match reader.read_body(w)? {
+                BodyOutcome::Complete { sha256 } => Ok(Some(sha256)),
+                BodyOutcome::Changed { .. } => {
+                    changed = true;
+                    Ok(None)
+                }
+            })
         })?;
         match landed {
-            Some((dest, sha)) => {
+            Some(Landed::Written(dest, sha)) => {
                 record(state, &header.path, &dest, sha);
                 report.fetched.push((header.path.clone(), header.size));
                 report.written.push(dest);
             }
-            None if changed => report.changed_while_read.push(header.path.clone()),
-            None => {}
+            Some(Landed::Changed) => changed_during_round(&header.path, report),
+            Some(Landed::Discarded) if changed => report.changed_while_read.push(header.path.clone()),
+            Some(Landed::Discarded) | None => {}
         }
     }
     Ok(())
@@ -243,25 +378,59 @@ pub fn apply_stream<R: Read>(
 pub fn apply_local(
     root: &Path,
     plan: &Plan,
+    expected: &mut Expected,
     state: &mut State,
     report: &mut Report,
 ) -> Result<Vec<Fetch>, SyncbackError> {
+    // Paths left alone from here on: what is planned for them is skipped.
+    let mut skip: std::collections::HashSet<RelPath> = std::collections::HashSet::new();
     for path in &plan.remove_first {
-        let p = entry_path(root, path, false)?;
-        match std::fs::symlink_metadata(&p) {
-            Ok(m) if !m.file_type().is_dir() => {
-                std::fs::remove_file(&p).map_err(io("cannot remove", &p))?;
-                state.files.remove(path.as_str());
-                state.links.remove(path.as_str());
-                report.written.push(p);
+        let removed = per_path(path, report, |report| {
+            let p = entry_path(root, path, false)?;
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if !m.file_type().is_dir() => {
+                    if !expected.still(path, &p) {
+                        changed_during_round(path, report);
+                        return Ok(false);
+                    }
+                    std::fs::remove_file(&p).map_err(io("cannot remove", &p))?;
+                    state.files.remove(path.as_str());
+                    state.links.remove(path.as_str());
+                    report.written.push(p);
+                    Ok(true)
+                }
+                _ => Ok(true),
             }
-            _ => {}
+        })?;
+        match removed {
+            Some(true) => expected.removed(path),
+            _ => {
+                skip.insert(path.clone());
+            }
         }
     }
     for d in &plan.mkdirs {
-        let p = real_dir(root, Some(d), true)?;
-        report.dirs_created.push(d.clone());
-        report.written.push(p);
+        if skip.contains(d) {
+            continue;
+        }
+        let made = per_path(d, report, |_| {
+            let p = entry_path(root, d, false)?;
+            let existed = std::fs::symlink_metadata(&p).is_ok();
+            let p = real_dir(root, Some(d), true)?;
+            Ok((p, existed))
+        })?;
+        match made {
+            Some((p, existed)) => {
+                if !existed {
+                    state.dirs.insert(d.to_string());
+                }
+                report.dirs_created.push(d.clone());
+                report.written.push(p);
+            }
+            None => {
+                skip.insert(d.clone());
+            }
+        }
     }
     for (path, synced) in &plan.adopt {
         match synced {
@@ -275,9 +444,10 @@ pub fn apply_local(
             }
         }
     }
-    let mut fetch = plan.fetch.clone();
-    for u in &plan.reuse {
-        if !reuse(root, u, state, report)? {
+    let mut fetch: Vec<Fetch> = plan.fetch.iter().filter(|f| !skip.contains(&f.path)).cloned().collect();
+    for u in plan.reuse.iter().filter(|u| !skip.contains(&u.to)) {
+        let done = per_path(&u.to, report, |report| reuse(root, u, expected, state, report))?;
+        if done == Some(false) {
             fetch.push(Fetch { path: u.to.clone(), size: u.size, mode: u.mode, sha256: u.sha256.clone() });
         }
     }
@@ -287,14 +457,27 @@ pub fn apply_local(
 }
 
 /// The rest of the plan, after the fetches: links, modes, deletions.
-pub fn finish(root: &Path, plan: &Plan, state: &mut State, report: &mut Report) -> Result<(), SyncbackError> {
+pub fn finish(
+    root: &Path,
+    plan: &Plan,
+    expected: &Expected,
+    state: &mut State,
+    report: &mut Report,
+) -> Result<(), SyncbackError> {
     for (path, target) in &plan.links {
-        let p = entry_path(root, path, true)?;
-        make_symlink(target, &p).map_err(io("cannot create symlink", &p))?;
-        state.files.remove(path.as_str());
-        state.links.insert(path.to_string(), target.clone());
-        report.links.push(path.clone());
-        report.written.push(p);
+        per_path(path, report, |report| {
+            let p = entry_path(root, path, true)?;
+            if !expected.still(path, &p) {
+                changed_during_round(path, report);
+                return Ok(());
+            }
+            make_symlink(target, &p).map_err(io("cannot create symlink", &p))?;
+            state.files.remove(path.as_str());
+            state.links.insert(path.to_string(), target.clone());
+            report.links.push(path.clone());
+            report.written.push(p);
+            Ok(())
+        })?;
     }
     for (path, mode) in &plan.chmod {
         let p = entry_path(root, path, false)?;
@@ -308,26 +491,40 @@ pub fn finish(root: &Path, plan: &Plan, state: &mut State, report: &mut Report) 
         }
     }
     for path in &plan.delete {
-        let p = entry_path(root, path, false)?;
-        match std::fs::symlink_metadata(&p) {
-            Ok(m) if !m.file_type().is_dir() => {
-                std::fs::remove_file(&p).map_err(io("cannot delete", &p))?;
-                report.deleted.push(path.clone());
-                report.written.push(p);
+        per_path(path, report, |report| {
+            let p = entry_path(root, path, false)?;
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if !m.file_type().is_dir() => {
+                    if !expected.still(path, &p) {
+                        changed_during_round(path, report);
+                        return Ok(());
+                    }
+                    std::fs::remove_file(&p).map_err(io("cannot delete", &p))?;
+                    report.deleted.push(path.clone());
+                    report.written.push(p);
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        state.files.remove(path.as_str());
-        state.links.remove(path.as_str());
+            state.files.remove(path.as_str());
+            state.links.remove(path.as_str());
+            Ok(())
+        })?;
     }
     for d in &plan.rmdirs {
         let Ok(p) = entry_path(root, d, false) else { continue };
-        // Only if empty: what is left in it (excluded, conflicts) stays.
-        if std::fs::symlink_metadata(&p).map(|m| m.file_type().is_dir()).unwrap_or(false)
-            && std::fs::remove_dir(&p).is_ok()
-        {
-            report.dirs_removed.push(d.clone());
-            report.written.push(p);
+        match std::fs::symlink_metadata(&p) {
+            // Only if empty: what is left in it (excluded, conflicts) stays.
+            Ok(m) if m.file_type().is_dir() => {
+                if std::fs::remove_dir(&p).is_ok() {
+                    state.dirs.remove(d.as_str());
+                    report.dirs_removed.push(d.clone());
+                    report.written.push(p);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                state.dirs.remove(d.as_str());
+            }
         }
     }
     Ok(())

@@ -7,6 +7,15 @@
 //! escapes, last match wins, an excluded directory excludes everything below
 //! it) is a few lines over `globset`, which gohot already depends on.
 //!
+//! Version-control metadata (`.git`, `.hg`, `.svn`, `.jj`, file or
+//! directory, at any depth) is always excluded, as Mutagen's VCS ignore
+//! does, and no `!` pattern re-includes it: a container's
+//! `.git/hooks/pre-commit` or `.git/config` landing in a checkout would run
+//! the container's code at the next `git commit`, and a local repository's
+//! metadata is never syncback's to replace or delete. The names match
+//! whatever their case and trailing dots or spaces, which case-insensitive
+//! and Windows file systems ignore.
+//!
 //! Patterns that the helper's `path.Match` reads the same way are also sent
 //! to it ([`Excludes::helper_patterns`]), so that an excluded tree such as
 //! `target` is pruned in the container instead of hashed and then dropped.
@@ -16,6 +25,16 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::SyncbackError;
 use crate::wayin::RelPath;
+
+/// Version-control metadata directories (or files: a worktree's `.git`),
+/// never synced back.
+pub const VCS_NAMES: [&str; 4] = [".git", ".hg", ".svn", ".jj"];
+
+/// Whether a path component names version-control metadata.
+pub fn is_vcs_name(component: &str) -> bool {
+    let name = component.trim_end_matches(['.', ' ']);
+    VCS_NAMES.iter().any(|v| name.eq_ignore_ascii_case(v))
+}
 
 #[derive(Debug, Clone)]
 struct Pattern {
@@ -33,8 +52,14 @@ pub struct Excludes {
 
 impl Default for Excludes {
     fn default() -> Self {
-        Excludes { set: GlobSet::empty(), patterns: Vec::new(), helper: Vec::new() }
+        Excludes { set: GlobSet::empty(), patterns: Vec::new(), helper: vcs_helper_patterns() }
     }
+}
+
+/// The VCS names as the helper prunes them (exact base names: the local
+/// side also catches other spellings).
+fn vcs_helper_patterns() -> Vec<String> {
+    VCS_NAMES.iter().map(|n| n.to_string()).collect()
 }
 
 impl Excludes {
@@ -85,19 +110,16 @@ impl Excludes {
         }
         let set =
             builder.build().map_err(|e| SyncbackError::BadExclude { pattern: String::new(), reason: e.to_string() })?;
-        // With a negation, pruning in the helper could hide a re-included file.
-        let helper = if any_negation { Vec::new() } else { helper };
+        // With a negation, pruning in the helper could hide a re-included
+        // file; VCS metadata can never be re-included.
+        let mut helper = if any_negation { Vec::new() } else { helper };
+        helper.splice(0..0, vcs_helper_patterns());
         Ok(Excludes { set, patterns, helper })
     }
 
     /// Patterns safe to pass to `helper list -exclude` (same meaning there).
     pub fn helper_patterns(&self) -> &[String] {
         &self.helper
-    }
-
-    /// Whether no pattern was given.
-    pub fn is_empty(&self) -> bool {
-        self.patterns.is_empty()
     }
 
     /// Last matching pattern's verdict for `path` itself.
@@ -110,9 +132,13 @@ impl Excludes {
             .map(|i| !self.patterns[i].negate)
     }
 
-    /// Whether `path` is excluded: an excluded parent directory excludes it
-    /// whatever later patterns say (as in git), else the last match decides.
+    /// Whether `path` is excluded: VCS metadata and what is below it always;
+    /// an excluded parent directory excludes it whatever later patterns say
+    /// (as in git), else the last match decides.
     pub fn is_excluded(&self, path: &RelPath, is_dir: bool) -> bool {
+        if path.components().any(is_vcs_name) {
+            return true;
+        }
         if self.patterns.is_empty() {
             return false;
         }
@@ -168,8 +194,34 @@ mod tests {
     #[test]
     fn helper_gets_only_patterns_it_reads_the_same_way() {
         let e = Excludes::new(&["*.log", "/build", "tmp/", "a/**/b", "x[0-9]", "docs/*.md"]).expect("patterns");
-        assert_eq!(e.helper_patterns(), ["*.log", "docs/*.md"]);
+        assert_eq!(e.helper_patterns(), [".git", ".hg", ".svn", ".jj", "*.log", "docs/*.md"]);
         let e = Excludes::new(&["*.log", "!keep.log"]).expect("patterns");
-        assert!(e.helper_patterns().is_empty());
+        assert_eq!(
+            e.helper_patterns(),
+            [".git", ".hg", ".svn", ".jj"],
+            "VCS metadata is pruned whatever the negations"
+        );
+    }
+
+    #[test]
+    fn vcs_metadata_is_always_excluded() {
+        for pats in [&[][..], &["!.git", "!.git/**", "!**"][..]] {
+            let e = Excludes::new(pats).expect("patterns");
+            for (path, dir) in [
+                (".git", true),
+                (".git", false),
+                (".git/hooks/pre-commit", false),
+                ("sub/.hg/hgrc", false),
+                ("a/b/.svn", true),
+                (".jj/repo", true),
+                (".GIT/config", false),
+                (".Git. /config", false),
+            ] {
+                assert!(e.is_excluded(&RelPath::new(path).expect("path"), dir), "{pats:?}: {path}");
+            }
+            for path in [".gitignore", ".github/workflows/ci.yml", "git/x", ".gitx", "a.git"] {
+                assert!(!e.is_excluded(&RelPath::new(path).expect("path"), false), "{pats:?}: {path}");
+            }
+        }
     }
 }

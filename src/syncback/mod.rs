@@ -49,8 +49,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::hosting::{Replica, Target, TargetError};
-use crate::wayin::{self, GetLimits, Listing, RelPath, WayInError};
+use crate::hosting::{ExecStream, Replica, Target, TargetError};
+use crate::wayin::{self, GetLimits, ListLimits, Listing, RelPath, WayInError};
+use apply::Expected;
 use exclude::Excludes;
 use plan::{Conflict, PlanOptions, Refusal, State};
 
@@ -145,8 +146,10 @@ pub struct Options {
     pub dry_run: bool,
     /// gitignore-style exclude patterns.
     pub excludes: Vec<String>,
-    /// Size limits on what the container may send.
+    /// Size limits on the files the container may send.
     pub limits: GetLimits,
+    /// Size limits on the container's listing.
+    pub list_limits: ListLimits,
     /// The source, for messages (`container web`, `deploy/web`).
     pub source: String,
 }
@@ -300,7 +303,8 @@ pub struct Syncback<'t> {
     opts: Options,
     excludes: Excludes,
     written: HashMap<PathBuf, Option<String>>,
-    last_listing: Option<Listing>,
+    /// A digest of the last listing synced, for `--watch` to compare.
+    last_listing: Option<[u8; 32]>,
 }
 
 impl<'t> Syncback<'t> {
@@ -348,34 +352,47 @@ impl<'t> Syncback<'t> {
         })
     }
 
-    /// Lists the remote directory through the helper.
+    /// Lists the remote directory through the helper, parsing the listing
+    /// as it streams in (bounded by [`Options::list_limits`]).
     pub async fn list(&self, replica: &Replica) -> Result<Listing, SyncbackError> {
         let patterns: Vec<&str> = self.excludes.helper_patterns().iter().map(String::as_str).collect();
-        let out = self.target.exec(replica, &wayin::list_argv(&self.remote_dir, &patterns), Bytes::new()).await?;
-        wayin::parse_listing(&out.stdout).map_err(|source| helper_error("list", replica, source, &out.stderr))
+        let argv = wayin::list_argv(&self.remote_dir, &patterns);
+        let ExecStream { stdout, stderr, keep } = self.target.exec_stream(replica, &argv, Bytes::new()).await?;
+        let limits = self.opts.list_limits;
+        let reader = tokio_util::io::SyncIoBridge::new(stdout);
+        let parsed = tokio::task::spawn_blocking(move || wayin::read_listing(reader, limits)).await.map_err(|e| {
+            SyncbackError::Target(TargetError::Exec { replica: replica.name.clone(), detail: e.to_string() })
+        })?;
+        drop(keep);
+        parsed.map_err(|source| helper_error("list", replica, source, &stderr.get()))
     }
 
     /// One round: list, compare, apply (or only report, in a dry run).
     pub async fn round(&mut self, replica: &Replica) -> Result<Report, SyncbackError> {
         let listing = self.list(replica).await?;
-        let report = self.sync_listing(replica, &listing).await;
+        let digest = listing.digest();
+        let report = self.sync_listing(replica, listing).await;
         if report.is_ok() {
-            self.last_listing = Some(listing);
+            self.last_listing = Some(digest);
         }
         report
     }
 
     /// Brings the local tree in line with `listing`, fetching from `replica`.
-    pub async fn sync_listing(&mut self, replica: &Replica, listing: &Listing) -> Result<Report, SyncbackError> {
+    pub async fn sync_listing(&mut self, replica: &Replica, listing: Listing) -> Result<Report, SyncbackError> {
         let mut state = State::load(&self.state_path)?;
         let local = plan::scan_local(&self.local_dir, &self.excludes, &state)?;
         let plan = plan::plan(
-            listing,
+            &listing,
             &local,
             &state,
             &self.excludes,
             PlanOptions { delete: self.opts.delete, force: self.opts.force },
         );
+        // The plan is all that is needed from here on: what it replaces or
+        // deletes is checked against the scan again right before.
+        let expected = Expected::new(&plan, &local);
+        drop((local, listing));
         let mut report = Report {
             replica: replica.name.clone(),
             conflicts: plan.conflicts.clone(),
@@ -409,7 +426,7 @@ impl<'t> Syncback<'t> {
             .chain(plan.reuse.iter().map(|r| (r.to.as_str().to_string(), r.sha256.clone())))
             .collect();
         state.save(&self.state_path)?;
-        let result = self.apply(replica, &plan, &mut state, &mut report).await;
+        let result = self.apply(replica, &plan, expected, &mut state, &mut report).await;
         state.pending.clear();
         // Whatever happened, remember what did land (so it is no conflict next time).
         let saved = state.save(&self.state_path);
@@ -426,24 +443,39 @@ impl<'t> Syncback<'t> {
         &self,
         replica: &Replica,
         plan: &plan::Plan,
+        mut expected: Expected,
         state: &mut State,
         report: &mut Report,
     ) -> Result<(), SyncbackError> {
-        let fetch = apply::apply_local(&self.local_dir, plan, state, report)?;
+        let fetch = apply::apply_local(&self.local_dir, plan, &mut expected, state, report)?;
         if !fetch.is_empty() {
             let paths: Vec<RelPath> = fetch.iter().map(|f| f.path.clone()).collect();
-            let out = self
-                .target
-                .exec(replica, &wayin::get_argv(&self.remote_dir), Bytes::from(wayin::get_request(&paths)))
-                .await?;
-            report.wire_bytes = out.stdout.len() as u64;
-            apply::apply_stream(&self.local_dir, &fetch, out.stdout.as_slice(), self.opts.limits, state, report)
-                .map_err(|e| match e {
-                    SyncbackError::WayIn(w) => helper_error("get", replica, *w, &out.stderr),
-                    other => other,
-                })?;
+            let request = Bytes::from(wayin::get_request(&paths));
+            let ExecStream { stdout, stderr, keep } =
+                self.target.exec_stream(replica, &wayin::get_argv(&self.remote_dir), request).await?;
+            // Each file goes from the stream to its temporary file as it
+            // comes; the blocking reads and writes run off the runtime.
+            let reader = CountingReader { inner: tokio_util::io::SyncIoBridge::new(stdout), count: 0 };
+            let (root, limits, only) = (self.local_dir.clone(), self.opts.limits, expected.only(paths.into_iter()));
+            let (mut st, mut rep) = (std::mem::take(state), std::mem::take(report));
+            let joined = tokio::task::spawn_blocking(move || {
+                let mut reader = reader;
+                let r = apply::apply_stream(&root, &fetch, &mut reader, limits, &only, &mut st, &mut rep);
+                rep.wire_bytes = reader.count;
+                (r, st, rep)
+            })
+            .await;
+            drop(keep);
+            let (result, st, rep) = joined.map_err(|e| {
+                SyncbackError::Target(TargetError::Exec { replica: replica.name.clone(), detail: e.to_string() })
+            })?;
+            (*state, *report) = (st, rep);
+            result.map_err(|e| match e {
+                SyncbackError::WayIn(w) => helper_error("get", replica, *w, &stderr.get()),
+                other => other,
+            })?;
         }
-        apply::finish(&self.local_dir, plan, state, report)
+        apply::finish(&self.local_dir, plan, &expected, state, report)
     }
 
     /// Repeats rounds every `interval` when the container's listing changed
@@ -472,13 +504,16 @@ impl<'t> Syncback<'t> {
     pub async fn watch_tick(&mut self) -> Result<Option<Report>, SyncbackError> {
         let replica = self.replica().await?;
         let listing = self.list(&replica).await?;
-        if self.last_listing.as_ref() == Some(&listing) {
+        let digest = listing.digest();
+        if self.last_listing == Some(digest) {
             return Ok(None);
         }
-        let report = self.sync_listing(&replica, &listing).await?;
-        // A round with files changing mid-read is retried even if the listing stays.
-        if report.changed_while_read.is_empty() {
-            self.last_listing = Some(listing);
+        let report = self.sync_listing(&replica, listing).await?;
+        // A round with files changing mid-read, or local edits it had to
+        // leave alone mid-round, is retried even if the listing stays.
+        let retry = report.conflicts.iter().any(|c| c.kind == plan::ConflictKind::ChangedDuringRound);
+        if report.changed_while_read.is_empty() && !retry {
+            self.last_listing = Some(digest);
         }
         Ok(Some(report))
     }
@@ -498,6 +533,20 @@ impl<'t> Syncback<'t> {
             None => false,
             Some(sha) => plan::hash_file(path).ok() == *sha,
         }
+    }
+}
+
+/// Counts the bytes that cross the exec stream (the report's `wire_bytes`).
+struct CountingReader<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
     }
 }
 

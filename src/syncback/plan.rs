@@ -16,7 +16,8 @@
 //! | otherwise, or no base | conflict: keep local (`--force` overwrites) |
 //!
 //! A path the container no longer has is deleted only with `--delete`, and
-//! only if the local copy is still what syncback wrote (else `--force`).
+//! only if the local copy is still what syncback wrote (else `--force`);
+//! a directory only if syncback created it, and only once empty.
 //! A wanted file whose content already exists locally under another path is
 //! copied from there, or moved when that path is going away (a rename in
 //! the container): its bytes do not travel again.
@@ -46,6 +47,9 @@ pub struct State {
     /// Symlinks: path → target.
     #[serde(default)]
     pub links: BTreeMap<String, String>,
+    /// Directories syncback created (the only ones `--delete` removes).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub dirs: BTreeSet<String>,
     /// Files a round is about to write (path → sha256), saved before any is
     /// written, so `gohot dev` can tell syncback's writes from edits the
     /// moment they appear. Cleared when the round ends; never used for
@@ -331,6 +335,8 @@ pub enum ConflictKind {
     DeleteLocalChanges,
     /// A local directory (or special file) stands where the container has something else.
     InTheWay,
+    /// Changed locally while the round ran (after the scan, before the write).
+    ChangedDuringRound,
 }
 
 /// A path left alone because the local copy has changes of its own.
@@ -350,6 +356,7 @@ impl Conflict {
             ConflictKind::NotFromSyncback => "local file differs and was not synced back before; --force to overwrite",
             ConflictKind::DeleteLocalChanges => "deleted in the container, local changes; --force to delete",
             ConflictKind::InTheWay => "a local directory or special file is in the way; remove it",
+            ConflictKind::ChangedDuringRound => "changed locally while syncback ran; kept, compared again next round",
         }
     }
 }
@@ -380,7 +387,7 @@ pub struct Plan {
     pub chmod: Vec<(RelPath, u32)>,
     /// Local files and links to delete (`--delete`).
     pub delete: Vec<RelPath>,
-    /// Local directories to remove if empty (`--delete`), deepest first.
+    /// Local directories syncback created, to remove if empty (`--delete`), deepest first.
     pub rmdirs: Vec<RelPath>,
     /// Entries already identical, to record as synced (no I/O).
     pub adopt: Vec<(RelPath, Synced)>,
@@ -574,7 +581,8 @@ pub fn plan(listing: &Listing, local: &LocalTree, state: &State, excludes: &Excl
                 continue;
             }
             match l {
-                LocalEntry::Dir => p.rmdirs.push(path.clone()),
+                LocalEntry::Dir if state.dirs.contains(path.as_str()) => p.rmdirs.push(path.clone()),
+                LocalEntry::Dir => {}
                 LocalEntry::File { .. } | LocalEntry::Symlink { .. } if clean(path) || opts.force => {
                     deletable.insert(path);
                 }

@@ -112,8 +112,10 @@ pub const DEFAULT_MAX_PAYLOAD_SIZE: u64 = 4 << 30;
 
 pub(crate) const MAX_HEADER_LINE: usize = 4096;
 pub(crate) const MAX_REL_PATH: usize = 4096;
-/// Most entries [`parse_listing`] accepts.
-pub(crate) const MAX_LIST_ENTRIES: usize = 4_000_000;
+/// Most entries a listing may have by default ([`ListLimits`]).
+pub const MAX_LIST_ENTRIES: usize = 250_000;
+/// Most bytes a listing may have by default ([`ListLimits`]).
+pub const MAX_LIST_BYTES: u64 = 64 << 20;
 
 /// Everything that can go wrong on the way in or out.
 #[derive(Debug, thiserror::Error)]

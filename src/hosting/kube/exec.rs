@@ -25,7 +25,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cluster::{Cluster, KubeError};
-use crate::hosting::{Attached, ExecOutput};
+use crate::exec::AbortOnDrop;
+use crate::hosting::{Attached, ExecOutput, ExecStream, StderrTail};
 
 /// What the status channel said.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,6 +144,55 @@ pub async fn exec(
         ExecStatus::Exited(exit_code) => Ok(ExecOutput { stdout: out, stderr: err, exit_code }),
         ExecStatus::Failed(detail) => Err(fail(detail)),
     }
+}
+
+/// Starts `argv` in `namespace/pod/container` with `stdin` and hands back
+/// its stdout as it comes (see [`ExecStream`]; kube-rs's bounded buffer
+/// gives backpressure); stderr goes to the tail. Stdin stays open until
+/// the exec has ended (see the module note).
+pub async fn exec_stream(
+    cluster: &Cluster,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    argv: &[String],
+    stdin: Bytes,
+) -> Result<ExecStream, KubeError> {
+    let replica = format!("{namespace}/{pod}/{container}");
+    let with_stdin = !stdin.is_empty();
+    let mut process = start(cluster, namespace, pod, container, argv, with_stdin, 256 * 1024).await?;
+    let (Some(stdout), Some(mut stderr)) = (process.stdout(), process.stderr()) else {
+        return Err(KubeError::Exec { replica, detail: "the exec stream has no stdout/stderr".into() });
+    };
+    let input = if with_stdin { process.stdin() } else { None };
+    let tail = StderrTail::default();
+    let filling = tail.clone();
+    let task = tokio::spawn(async move {
+        let writer = async move {
+            let mut input = input?;
+            let written = async {
+                input.write_all(&stdin).await?;
+                input.flush().await
+            };
+            if let Err(e) = written.await {
+                tracing::debug!("exec stdin in {replica}: {e}");
+            }
+            Some(input)
+        };
+        let drain = async {
+            let mut buf = vec![0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                filling.push(&buf[..n]);
+            }
+        };
+        let (input, ()) = tokio::join!(writer, drain);
+        let _ = process.join().await;
+        drop(input);
+    });
+    Ok(ExecStream { stdout: Box::pin(stdout), stderr: tail, keep: Box::new(AbortOnDrop(task)) })
 }
 
 /// Starts `argv` in `namespace/pod/container` with stdin kept open (a

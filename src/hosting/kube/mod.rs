@@ -245,6 +245,23 @@ impl Target for KubeTarget {
         exec::exec(&self.cluster, ns, pod, container, argv, stdin).await.map_err(|e| target_error(&self.cluster, e))
     }
 
+    async fn exec_stream(
+        &self,
+        replica: &Replica,
+        argv: &[String],
+        stdin: Bytes,
+    ) -> Result<crate::hosting::ExecStream, TargetError> {
+        let Some((ns, pod, container)) = pods::parse_handle(&replica.handle) else {
+            return Err(TargetError::Exec {
+                replica: replica.name.clone(),
+                detail: format!("not a namespace/pod/container handle: {}", replica.handle),
+            });
+        };
+        exec::exec_stream(&self.cluster, ns, pod, container, argv, stdin)
+            .await
+            .map_err(|e| target_error(&self.cluster, e))
+    }
+
     async fn attach(&self, replica: &Replica, argv: &[String]) -> Result<crate::hosting::Attached, TargetError> {
         let Some((ns, pod, container)) = pods::parse_handle(&replica.handle) else {
             return Err(TargetError::Exec {
