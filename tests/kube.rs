@@ -2,7 +2,8 @@
 //! replicas (every edit served by every pod, what the user sees checked over
 //! port-forwards), pods deleted, killed and rolled — each brought up to date
 //! and reported; non-root and read-only-root pods; `gohot apply`'s rollout
-//! wait through an image that cannot be pulled yet; `gohot apply --dev`,
+//! wait through an image that cannot be pulled yet, and its failures named
+//! (for a ServiceAccount that may only read, too); `gohot apply --dev`,
 //! `gohot delete`, `gohot syncback pod/NAME` and `deploy/NAME`; the Skaffold
 //! example's manifests, and `skaffold dev`'s sync reproduced from Skaffold's
 //! source (the `gohot skaffold sync` hook, `kubectl exec … tar xmf -`,
@@ -137,6 +138,47 @@ impl KubeEnv {
         let p = self.rt.block_on(self.pods_api().get(pod)).expect("get pod");
         let cs = p.status.and_then(|s| s.container_statuses).and_then(|c| c.into_iter().next()).expect("status");
         (cs.restart_count, cs.container_id.unwrap_or_default())
+    }
+
+    /// A kubeconfig (written in `dir`) of a new ServiceAccount `name` in this
+    /// test's namespace whose only permissions are `rules` (a Role's RBAC
+    /// rules, bound in the namespace): a user allowed just that, on this cluster.
+    pub fn service_account_kubeconfig(&self, dir: &Path, name: &str, rules: serde_json::Value) -> PathBuf {
+        use k8s_openapi::api::core::v1::Secret;
+        let ns = self.ns.as_str();
+        let rbac = "rbac.authorization.k8s.io";
+        let docs = [
+            serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}}),
+            // A token Secret asked for by name (Kubernetes 1.24+ no longer makes one by itself).
+            serde_json::json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+                "metadata": {"name": format!("{name}-token"), "namespace": ns,
+                    "annotations": {"kubernetes.io/service-account.name": name}}}),
+            serde_json::json!({"apiVersion": format!("{rbac}/v1"), "kind": "Role",
+                "metadata": {"name": name, "namespace": ns}, "rules": rules}),
+            serde_json::json!({"apiVersion": format!("{rbac}/v1"), "kind": "RoleBinding",
+                "metadata": {"name": name, "namespace": ns},
+                "roleRef": {"apiGroup": rbac, "kind": "Role", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]}),
+        ]
+        .map(|value| gohot::deploy::apply::Doc { origin: format!("ServiceAccount {name}"), value });
+        self.rt.block_on(gohot::deploy::apply::apply(&self.cluster, &docs)).expect("the ServiceAccount and its Role");
+        let secrets: Api<Secret> = Api::namespaced(self.cluster.client.clone(), ns);
+        let data = wait_for("the ServiceAccount's token", Duration::from_secs(60), || {
+            let secret = self.rt.block_on(secrets.get(&format!("{name}-token"))).ok()?;
+            secret.data.filter(|d| d.contains_key("token") && d.contains_key("ca.crt"))
+        });
+        let ca = dir.join(format!("{name}-ca.crt"));
+        std::fs::write(&ca, &data["ca.crt"].0).expect("write the CA");
+        let token = String::from_utf8(data["token"].0.clone()).expect("a UTF-8 token");
+        let config = serde_json::json!({
+            "apiVersion": "v1", "kind": "Config", "current-context": name,
+            "clusters": [{"name": name, "cluster": {"server": self.cluster.context.server, "certificate-authority": ca}}],
+            "users": [{"name": name, "user": {"token": token}}],
+            "contexts": [{"name": name, "context": {"cluster": name, "user": name, "namespace": ns}}],
+        });
+        let path = dir.join(format!("{name}.kubeconfig"));
+        std::fs::write(&path, serde_json::to_string_pretty(&config).expect("json")).expect("write the kubeconfig");
+        path
     }
 }
 
@@ -457,6 +499,52 @@ fn apply_syncback_delete_on_a_real_cluster() {
     assert!(out.status.success(), "gohot delete failed: {stderr}");
     assert!(stderr.contains("Deployment") && stderr.contains("hello"), "{stderr}");
     wait_for("the pods to go away", Duration::from_secs(120), || env.running_pods("hello").is_empty().then_some(()));
+}
+
+/// `gohot apply` failures against the real API server, each named: a kind
+/// the cluster does not serve; a document the server rejects (its file and
+/// document number, and the server's reason); RBAC refusing the patch (the
+/// verb, resource and namespace, for a ServiceAccount that may only read).
+#[test]
+#[ignore = "needs a Kubernetes cluster: scripts/test runs it when KUBECONFIG names one"]
+fn apply_failures_are_named_on_a_real_cluster() {
+    let env = KubeEnv::new("apply_failures");
+    let sb = Sandbox::new();
+    let dir = sb.path().to_path_buf();
+    let refused = |file: &str, text: &str, kubeconfig: Option<&Path>| -> String {
+        std::fs::write(dir.join(file), text).expect("manifest");
+        let mut apply = env.gohot(&sb, &dir);
+        apply.args(["apply", "--timeout", "1m", "-n", &env.ns, "-f", file]);
+        if let Some(k) = kubeconfig {
+            apply.env("KUBECONFIG", k);
+        }
+        let out = run(&mut apply);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "{file}: {stderr}");
+        stderr
+    };
+
+    let e = refused("widget.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n", None);
+    assert!(e.contains("the cluster does not serve Widget in example.com/v1"), "{e}");
+
+    let e = refused(
+        "two.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fine}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: {ports: [{port: 0}]}\n",
+        None,
+    );
+    assert!(e.contains("two.yaml (document 2): patch services in namespace"), "{e}");
+    assert!(e.contains("spec.ports[0].port") && e.contains("(422)"), "the server's reason: {e}");
+
+    let reader = env.service_account_kubeconfig(
+        &dir,
+        "reader",
+        serde_json::json!([{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]}]),
+    );
+    let deployment = std::fs::read_to_string(sb.copy_example("hello", "hello").join("manifests/deployment.yaml"))
+        .expect("manifest")
+        .replace("ko://example.com/hello", "127.0.0.1:5000/never-pulled:here");
+    let e = refused("deployment.yaml", &deployment, Some(&reader));
+    assert!(e.contains(&format!("cannot patch deployments.apps in namespace \"{}\"", env.ns)), "{e}");
 }
 
 /// The rollout wait on a real cluster, for an image the kubelet cannot pull

@@ -401,9 +401,10 @@ metadata: {name: web}
         }
     }
 
-    /// Mock API server (no cluster here): every document is server-side
-    /// applied with fieldManager=gohot and force=true, as apply-patch+yaml,
-    /// to the right (discovered) path; the Namespace goes first.
+    /// Mock API server, for the exact requests: every document is
+    /// server-side applied with fieldManager=gohot and force=true, as
+    /// apply-patch+yaml, to the right (discovered) path; the Namespace goes
+    /// first.
     #[tokio::test]
     async fn server_side_apply_requests() {
         let (cluster, log) = mock::cluster(api_server);
@@ -440,7 +441,9 @@ metadata: {name: web}
         );
     }
 
-    /// Mock API server: a kind the cluster does not serve, and RBAC refusing the patch.
+    /// Mock API server: a kind the cluster does not serve, and RBAC refusing
+    /// the patch (on the real cluster, through `gohot apply`: tests/kube.rs,
+    /// `apply_failures_are_named_on_a_real_cluster`).
     #[tokio::test]
     async fn apply_failures_are_named() {
         let (cluster, _) = mock::cluster(api_server);

@@ -83,21 +83,25 @@ pub async fn resolve_for_apply(
 ) -> Result<(BTreeMap<String, ResolvedRef>, String, Vec<Doc>), DeployError> {
     let refs = resolve::build_refs(files, builder, publisher, opts.jobs).await?;
     let images: HashMap<String, String> = refs.iter().map(|(k, v)| (k.clone(), v.image.clone())).collect();
-    let text = if opts.dev {
-        resolve::render(files, &images, &resolve::dev_edit(&refs))?
+    let rendered = if opts.dev {
+        resolve::render_documents(files, &images, &resolve::dev_edit(&refs))?
     } else {
-        resolve::render(files, &images, &|_| Ok(false))?
+        resolve::render_documents(files, &images, &|_| Ok(false))?
     };
+    // Each document keeps its file's name (and number), for messages.
     let mut docs = Vec::new();
-    for mut d in resolve::yaml::split(&text) {
-        d.parse().map_err(|(line, _, message)| KubeError::Manifest {
-            path: "<resolved manifests>".into(),
-            detail: format!("line {line}: {message}"),
-        })?;
-        if let Some(v) = d.value {
-            docs.extend(apply::docs_from_yaml("<resolved manifests>", &[v])?);
+    for r in &rendered {
+        for mut d in resolve::yaml::split(&r.text) {
+            d.parse().map_err(|(line, _, message)| KubeError::Manifest {
+                path: r.origin.clone(),
+                detail: format!("line {line} of the resolved document: {message}"),
+            })?;
+            if let Some(v) = d.value {
+                docs.extend(apply::docs_from_yaml(&r.origin, &[v])?);
+            }
         }
     }
+    let text = resolve::join(&rendered);
     Ok((refs, text, docs))
 }
 

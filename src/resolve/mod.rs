@@ -267,12 +267,35 @@ pub fn render(
     images: &HashMap<String, String>,
     edit: Edit<'_>,
 ) -> Result<String, ResolveError> {
-    let mut docs: Vec<String> = Vec::new();
+    Ok(join(&render_documents(files, images, edit)?))
+}
+
+/// One document as [`render_documents`] writes it, with where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rendered {
+    /// `path`, or `path (document N)` in a file of several documents, for messages.
+    pub origin: String,
+    /// The document's text.
+    pub text: String,
+}
+
+/// [`render`], one document at a time: documents with no content are left out.
+pub fn render_documents(
+    files: &[ManifestFile],
+    images: &HashMap<String, String>,
+    edit: Edit<'_>,
+) -> Result<Vec<Rendered>, ResolveError> {
+    let mut docs = Vec::new();
     for f in files {
-        for d in &f.documents {
+        for (i, d) in f.documents.iter().enumerate() {
+            let origin = if f.documents.len() > 1 {
+                format!("{} (document {})", f.path.display(), i + 1)
+            } else {
+                f.path.display().to_string()
+            };
             let Some(original) = &d.value else {
                 if !d.text.trim().is_empty() {
-                    docs.push(d.text.clone());
+                    docs.push(Rendered { origin, text: d.text.clone() });
                 }
                 continue;
             };
@@ -283,24 +306,30 @@ pub fn render(
                 line: d.start_line,
                 message,
             })?;
-            if value == *original {
-                docs.push(d.text.clone());
+            let text = if value == *original {
+                d.text.clone()
             } else if let Some(text) = (!edited).then(|| yaml::replace_in_text(&d.text, images, &value)).flatten() {
-                docs.push(text);
+                text
             } else {
-                docs.push(serde_yaml_ng::to_string(&value).unwrap_or_default());
-            }
+                serde_yaml_ng::to_string(&value).unwrap_or_default()
+            };
+            docs.push(Rendered { origin, text });
         }
     }
+    Ok(docs)
+}
+
+/// Rendered documents as one `---`-separated stream.
+pub fn join(docs: &[Rendered]) -> String {
     let mut out = String::new();
     for (i, d) in docs.iter().enumerate() {
         if i > 0 {
             out.push_str("---\n");
         }
-        out.push_str(d);
-        if !d.ends_with('\n') {
+        out.push_str(&d.text);
+        if !d.text.ends_with('\n') {
             out.push('\n');
         }
     }
-    Ok(out)
+    out
 }
