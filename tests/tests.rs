@@ -6,6 +6,7 @@ mod util;
 
 mod build;
 mod config;
+mod context_guard;
 mod dev;
 mod docs_claims;
 mod engines;

@@ -489,7 +489,9 @@ pub struct KubeFlags {
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
     /// Allow a context that is not a local cluster, by name; repeatable.
-    /// Local ones (kind-*, minikube, docker-desktop, k3d-*, loopback API servers) need no allowing.
+    /// Local ones need no allowing: a local tool's name (kind-*, k3d-*,
+    /// minikube, docker-desktop, rancher-desktop, orbstack, colima) and an
+    /// API server on this machine (loopback, its own addresses, its bridges).
     #[arg(long = "allow-context", value_name = "NAME")]
     pub allow_context: Vec<String>,
 }

@@ -62,13 +62,15 @@ pub enum KubeError {
     },
     /// The context is not local and was not allowed by name.
     #[error(
-        "refusing to hot-patch context {context:?} (API server {server}): it is not a local cluster. If you mean it, allow it by name with --allow-context {context} (or `allowContexts: [{context}]` in gohot.yaml)"
+        "refusing to hot-patch context {context:?} (API server {server}): it is not a local cluster: {rule}. If you mean it, allow it by name with --allow-context {context} (or `allowContexts: [{context}]` in gohot.yaml)"
     )]
     ContextNotAllowed {
         /// The context.
         context: String,
         /// Its API server.
         server: String,
+        /// The part of the rule (`cluster::context`) it fails.
+        rule: String,
     },
     /// The API server cannot be reached.
     #[error(
@@ -213,7 +215,7 @@ pub async fn connect_with(
 ) -> Result<Cluster, KubeError> {
     let config = context::read_kubeconfig(opts.kubeconfig.as_deref(), kubeconfig_env, home)?;
     let info = context::select_context(&config, opts.context.as_deref(), opts.namespace.as_deref())?;
-    context::check_allowed(&info, &opts.allow_contexts)?;
+    context::check_allowed(&info, &opts.allow_contexts, &context::LocalMachine::this())?;
     // kube-rs speaks TLS through rustls with the ring provider, as the registry client does.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let kube_opts = ::kube::config::KubeConfigOptions { context: Some(info.name.clone()), ..Default::default() };
