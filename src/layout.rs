@@ -12,6 +12,10 @@ pub const KODATA_PATH: &str = "/var/run/ko";
 pub const WATCHEXEC_PATH: &str = "/var/run/ko/watchexec";
 /// The way-in helper in the dev image.
 pub const HELPER_PATH: &str = "/var/run/gohot/helper";
+/// Debug dev images only (`--debug`): delve, which runs the app.
+pub const DELVE_PATH: &str = "/var/run/gohot/dlv";
+/// The port delve listens on in debug dev images (ko's).
+pub const DELVE_PORT: u16 = 40000;
 /// Dev images only: `tar` and `rm` here are links to the helper, which
 /// answers Skaffold's and Tilt's file syncs under those names (see
 /// `tar.go` in the helper); the directory comes first on the image's `PATH`.

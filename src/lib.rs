@@ -14,6 +14,7 @@ pub mod cache;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod debug;
 pub mod deploy;
 pub mod devimage;
 pub mod devloop;

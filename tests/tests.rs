@@ -7,6 +7,8 @@ mod util;
 mod build;
 mod config;
 mod context_guard;
+mod dap_client;
+mod debug;
 mod dev;
 mod docs_claims;
 mod engines;

@@ -147,6 +147,10 @@ pub struct ListedPackage {
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ListedModule {
+    /// Its module path.
+    pub path: String,
+    /// Its version (empty for the main module).
+    pub version: String,
     /// The main module (the one being built).
     pub main: bool,
     /// Its go.mod.

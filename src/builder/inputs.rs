@@ -229,7 +229,7 @@ mod tests {
     fn pkg(dir: &str, main: bool) -> ListedPackage {
         ListedPackage {
             dir: dir.into(),
-            module: Some(ListedModule { main, go_mod: Some("/m/go.mod".into()), replace: None }),
+            module: Some(ListedModule { main, go_mod: Some("/m/go.mod".into()), replace: None, ..Default::default() }),
             ..Default::default()
         }
     }

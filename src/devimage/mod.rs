@@ -14,9 +14,15 @@
 //!   base runs as 65532) can receive a new binary and kodata files.
 //!
 //! Dev builds also link without DWARF and symbol table (`-s -w`) unless
-//! `--debug`: smaller binaries build, delta and restart faster, and Go
-//! panics keep their stack traces (they use pclntab, not DWARF).
+//! `--dwarf` or `--debug`: smaller binaries build, delta and restart faster,
+//! and Go panics keep their stack traces (they use pclntab, not DWARF).
+//!
+//! `--debug` ([`DevTools::delve`]) adds delve at [`crate::layout::DELVE_PATH`]
+//! ([`delve`]: built for the image's platform) and builds the app as a
+//! debugger needs it: `-gcflags=all=-N -l` (no optimisation, no inlining)
+//! and DWARF kept, uncompressed so that deltas stay small.
 
+pub mod delve;
 pub mod helper;
 pub mod watchexec;
 
@@ -44,6 +50,9 @@ pub enum DevImageError {
     /// The helper could not be built.
     #[error("building the gohot helper: {0}")]
     Helper(#[from] WayInError),
+    /// Delve could not be had (`--debug`).
+    #[error(transparent)]
+    Delve(#[from] delve::DelveError),
     /// A dev image holds one watchexec, so one platform.
     #[error("a dev image is for one platform, got {0}: pass --platform with one value")]
     MultiPlatform(String),
@@ -68,17 +77,29 @@ pub struct DevTools {
     pub watchexec_base_url: Option<String>,
     /// Keep DWARF (for debuggers) instead of `-s -w`.
     pub debug: bool,
+    /// `--debug`: delve in the image, from here, and a build for debugging.
+    pub delve: Option<delve::DelveSource>,
 }
 
 impl DevTools {
     /// Linker flags dev builds add.
     pub fn ldflags(&self) -> &'static str {
         // Uncompressed DWARF keeps binaries debuggable and deltas small.
-        if self.debug {
+        if self.debug || self.delve.is_some() {
             "-compressdwarf=false"
         } else {
             "-s -w"
         }
+    }
+
+    /// `go build` flags dev builds add: under `--debug`, no optimisation
+    /// and no inlining anywhere, so that every line and variable is there.
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = vec!["-buildvcs=false".to_string()];
+        if self.delve.is_some() {
+            flags.push("-gcflags=all=-N -l".into());
+        }
+        flags
     }
 }
 
@@ -119,9 +140,14 @@ impl DevBuilder {
 
     /// What a dev build adds to the production one: no VCS stamping (a
     /// dev binary is never shipped, and stamping runs git on every build)
-    /// and the dev linker flags.
+    /// and the dev compiler and linker flags.
     fn variant(&self) -> Variant {
-        Variant { flags: vec!["-buildvcs=false".into()], ldflags: self.ldflags(), layers: Vec::new(), dev: true }
+        Variant { flags: self.tools.flags(), ldflags: self.ldflags(), layers: Vec::new(), dev: true }
+    }
+
+    /// Whether the image runs the app under delve (`--debug`).
+    pub fn debug(&self) -> bool {
+        self.tools.delve.is_some()
     }
 
     /// Compiles the dev binary of `pkg` for `platform`; its path.
@@ -167,6 +193,11 @@ pub async fn prepare(
     let mut entries = layer::with_parents("var/run/gohot", 0o755);
     entries.push(Entry::file(crate::layout::HELPER_PATH.trim_start_matches('/'), 0o755, Bytes::from(data)));
     entries.extend(personality_links());
+    if let Some(source) = &tools.delve {
+        let dlv = delve::ensure_delve(go, platform, source, cache_root).await?;
+        let data = std::fs::read(&dlv).map_err(|source| DevImageError::Io { path: dlv.clone(), source })?;
+        entries.push(Entry::file(crate::layout::DELVE_PATH.trim_start_matches('/'), 0o755, Bytes::from(data)));
+    }
     Ok(entries)
 }
 

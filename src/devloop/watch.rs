@@ -309,7 +309,12 @@ mod tests {
     fn scope(rules: Option<PathMatcher>) -> Scope {
         let main = ListedPackage {
             dir: "/m".into(),
-            module: Some(ListedModule { main: true, go_mod: Some("/m/go.mod".into()), replace: None }),
+            module: Some(ListedModule {
+                main: true,
+                go_mod: Some("/m/go.mod".into()),
+                replace: None,
+                ..Default::default()
+            }),
             go_files: vec!["main.go".into()],
             embed_patterns: vec!["static/banner.txt".into()],
             embed_files: vec!["static/banner.txt".into()],
@@ -404,7 +409,12 @@ mod tests {
         std::fs::create_dir_all(root.join("lib")).unwrap();
         let main = ListedPackage {
             dir: root.clone(),
-            module: Some(ListedModule { main: true, go_mod: Some(root.join("go.mod")), replace: None }),
+            module: Some(ListedModule {
+                main: true,
+                go_mod: Some(root.join("go.mod")),
+                replace: None,
+                ..Default::default()
+            }),
             go_files: vec!["main.go".into()],
             ..Default::default()
         };

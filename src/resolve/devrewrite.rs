@@ -14,6 +14,22 @@
 //! binary over `/ko-app/<name>`. The Docker target uses the same command
 //! ([`dev_command`]) as its entrypoint.
 //!
+//! Under `--debug` ([`DevRewrite::debug`], ko's meaning), watchexec runs delve,
+//! and delve runs the app ([`debug_command`]):
+//!
+//! ```text
+//! command: [/var/run/ko/watchexec, <flags>..., --, /var/run/gohot/dlv, exec, --headless,
+//!           --accept-multiclient, --continue, --api-version=2, --listen=:40000,
+//!           --only-same-user=false, /ko-app/<name>, --, <original command's arguments>]
+//! args:    <unchanged>
+//! ```
+//!
+//! The final `--` makes `args` (and the original command's own arguments) the
+//! app's, not delve's. A restart stops delve, which ends the process it runs.
+//! delve traces its own child, which needs no capability under Docker's and
+//! Kubernetes' default seccomp profiles; `--only-same-user=false` because a
+//! port-forward reaches the pod's loopback as another user than the app's.
+//!
 //! Decisions worth knowing:
 //!
 //! * **Dev image layout** (fixed): app binary `/ko-app/<name>` in a directory of mode
@@ -43,7 +59,7 @@
 
 use serde_yaml_ng::{Mapping, Value};
 
-use crate::layout::{APP_DIR, HELPER_PATH, KODATA_PATH as KODATA_DIR, WATCHEXEC_PATH};
+use crate::layout::{APP_DIR, DELVE_PATH, DELVE_PORT, HELPER_PATH, KODATA_PATH as KODATA_DIR, WATCHEXEC_PATH};
 
 /// Name of the `emptyDir` volume mounted at [`APP_DIR`] under a read-only root.
 pub const APP_VOLUME: &str = "gohot-app";
@@ -62,12 +78,20 @@ pub const STOP_TIMEOUT: &str = "2s";
 pub struct DevRewrite {
     /// The app binary's name: the image runs `/ko-app/<app_name>`.
     pub app_name: String,
+    /// `--debug`: the app runs under delve.
+    pub debug: bool,
 }
 
 impl DevRewrite {
     /// Rewrite for the app whose binary is `/ko-app/<app_name>`.
     pub fn new(app_name: impl Into<String>) -> Self {
-        DevRewrite { app_name: app_name.into() }
+        DevRewrite { app_name: app_name.into(), debug: false }
+    }
+
+    /// The same, with the app under delve (`--debug`) or not.
+    pub fn with_debug(mut self, debug: bool) -> Self {
+        self.debug = debug;
+        self
     }
 }
 
@@ -90,6 +114,21 @@ pub enum RewriteError {
         path: String,
         /// What the field should be.
         expected: &'static str,
+    },
+    /// `--debug` runs the app binary under delve; this container runs something else.
+    #[error(
+        "{resource}: {path} starts with {first:?}, but --debug runs the app binary {binary} under delve: \
+         make {binary} the command (or leave the command out) in dev mode"
+    )]
+    NotDebuggable {
+        /// `Kind/name` of the document.
+        resource: String,
+        /// Dotted path of the command.
+        path: String,
+        /// What the command starts with.
+        first: String,
+        /// The app binary.
+        binary: String,
     },
     /// The manifest already uses a name or path gohot needs.
     #[error(
@@ -124,6 +163,60 @@ pub fn dev_command(name: &str, original: &[String]) -> Vec<String> {
         cmd.push(format!("{APP_DIR}/{name}"));
     } else {
         cmd.extend(original.iter().cloned());
+    }
+    cmd
+}
+
+/// delve's command line for running `program` as ko's `--debug` does, up to
+/// the `--` after which the app's own arguments follow.
+pub fn delve_argv(program: &str) -> Vec<String> {
+    let listen = format!("--listen=:{DELVE_PORT}");
+    [DELVE_PATH, "exec", "--headless", "--accept-multiclient", "--continue", "--api-version=2", &listen]
+        .into_iter()
+        .chain(["--only-same-user=false", program, "--"])
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The dev-mode command under `--debug`: watchexec, its flags, `--`, delve
+/// running the app binary, `--`, the rest of `original`. `None` when
+/// `original` starts with something other than the app binary (delve
+/// debugs a Go program it starts itself, not a wrapper).
+pub fn debug_command(name: &str, original: &[String]) -> Option<Vec<String>> {
+    let binary = format!("{APP_DIR}/{name}");
+    let rest = match original.split_first() {
+        None => &[][..],
+        Some((first, rest)) if *first == binary || first == name => rest,
+        Some(_) => return None,
+    };
+    let mut cmd = vec![WATCHEXEC_PATH.to_owned()];
+    cmd.extend(watchexec_args(name));
+    cmd.push("--".to_owned());
+    cmd.extend(delve_argv(&binary));
+    cmd.extend(rest.iter().cloned());
+    Some(cmd)
+}
+
+/// A command as the user wrote it, from one gohot rewrote (for watchexec,
+/// and for delve under `--debug`): rewriting again, with or without
+/// `--debug`, starts from it.
+pub fn original_command(command: &[String]) -> Vec<String> {
+    let mut cmd = command.to_vec();
+    if cmd.first().is_some_and(|c| c == WATCHEXEC_PATH) {
+        if let Some(sep) = cmd.iter().position(|a| a == "--") {
+            cmd = cmd[sep + 1..].to_vec();
+        }
+    }
+    if cmd.first().is_some_and(|c| c == DELVE_PATH) {
+        // dlv exec [flags] PROGRAM -- ARGS
+        let program = cmd.iter().skip(2).position(|a| !a.starts_with('-')).map(|i| i + 2);
+        if let Some(p) = program {
+            let args = match cmd.get(p + 1) {
+                Some(sep) if sep == "--" => cmd[p + 2..].to_vec(),
+                _ => cmd[p + 1..].to_vec(),
+            };
+            cmd = std::iter::once(cmd[p].clone()).chain(args).collect();
+        }
     }
     cmd
 }
@@ -323,15 +416,19 @@ impl PodSpec<'_> {
                 .ok_or_else(|| self.invalid(&format!("{field}.command"), "a list of strings"))?,
             Some(_) => return Err(self.invalid(&format!("{field}.command"), "a list of strings")),
         };
-        let original = match original.first() {
-            // Already rewritten (by this or an older gohot): keep what followed `--`.
-            Some(first) if first == WATCHEXEC_PATH => match original.iter().position(|a| a == "--") {
-                Some(sep) => original[sep + 1..].to_vec(),
-                None => original,
-            },
-            _ => original,
+        // Already rewritten (by this or an older gohot, with or without --debug): start from the user's.
+        let original = original_command(&original);
+        let command = if self.opts.debug {
+            debug_command(name, &original).ok_or_else(|| RewriteError::NotDebuggable {
+                resource: self.resource.to_owned(),
+                path: format!("{}.{field}.command", self.prefix),
+                first: original.first().cloned().unwrap_or_default(),
+                binary: format!("{APP_DIR}/{name}"),
+            })?
+        } else {
+            dev_command(name, &original)
         };
-        let new = Value::Sequence(dev_command(name, &original).into_iter().map(Value::String).collect());
+        let new = Value::Sequence(command.into_iter().map(Value::String).collect());
         if c.get("command") == Some(&new) {
             return Ok(false);
         }
@@ -520,10 +617,10 @@ mod tests {
         docs.iter().map(|d| serde_yaml_ng::to_string(d).unwrap()).collect::<Vec<_>>().join("---\n")
     }
 
-    fn rewrite_all(docs: &mut [Value]) -> bool {
+    fn rewrite_all(docs: &mut [Value], opts: &DevRewrite) -> bool {
         let mut changed = false;
         for d in docs {
-            changed |= rewrite_document(d, &is_app, &opts()).unwrap();
+            changed |= rewrite_document(d, &is_app, opts).unwrap();
         }
         changed
     }
@@ -549,7 +646,10 @@ mod tests {
         for input in inputs {
             let out_path = PathBuf::from(input.to_string_lossy().replace(".in.yaml", ".out.yaml"));
             let mut got = docs(&std::fs::read_to_string(&input).unwrap());
-            let changed = rewrite_all(&mut got);
+            // `NN-debug-…` pairs are rewritten under --debug.
+            let name = input.file_name().unwrap().to_string_lossy().into_owned();
+            let opts = opts().with_debug(name.split('-').nth(1) == Some("debug"));
+            let changed = rewrite_all(&mut got, &opts);
             let rendered = render(&got);
             if bless {
                 std::fs::write(&out_path, &rendered).unwrap();
@@ -563,7 +663,7 @@ mod tests {
             assert_eq!(changed, !unchanged, "{}: changed flag", input.display());
             // Idempotent: rewriting the output changes nothing.
             let mut again = got.clone();
-            assert!(!rewrite_all(&mut again), "{}: second rewrite changed something", input.display());
+            assert!(!rewrite_all(&mut again, &opts), "{}: second rewrite changed something", input.display());
             assert_eq!(again, got, "{}", input.display());
         }
         assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -587,6 +687,46 @@ mod tests {
         }
         let cmd = dev_command("app", &["/ko-app/app".into(), "serve".into()]);
         assert_eq!(&cmd[cmd.len() - 3..], ["--", "/ko-app/app", "serve"]);
+    }
+
+    #[test]
+    fn debug_command_shape() {
+        let cmd = debug_command("app", &[]).unwrap();
+        let sep = cmd.iter().position(|a| a == "--").unwrap();
+        assert_eq!(&cmd[..sep], dev_command("app", &[]).split(|a| a == "--").next().unwrap());
+        assert_eq!(
+            &cmd[sep + 1..],
+            [
+                "/var/run/gohot/dlv",
+                "exec",
+                "--headless",
+                "--accept-multiclient",
+                "--continue",
+                "--api-version=2",
+                "--listen=:40000",
+                "--only-same-user=false",
+                "/ko-app/app",
+                "--"
+            ]
+        );
+        let cmd = debug_command("app", &["/ko-app/app".into(), "serve".into()]).unwrap();
+        assert_eq!(&cmd[cmd.len() - 3..], ["/ko-app/app", "--", "serve"]);
+        assert_eq!(original_command(&cmd), ["/ko-app/app", "serve"]);
+        assert_eq!(original_command(&dev_command("app", &[])), ["/ko-app/app"]);
+        assert!(debug_command("app", &["/bin/sh".into(), "-c".into(), "exec /ko-app/app".into()]).is_none());
+
+        let mut doc: Value = serde_yaml_ng::from_str(
+            "kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: registry.local/app@sha256:1\n    command: [/bin/sh, -c, exec /ko-app/app]\n",
+        )
+        .unwrap();
+        let before = doc.clone();
+        let err = rewrite_document(&mut doc, &is_app, &opts().with_debug(true)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Pod/p: spec.containers[0].command starts with \"/bin/sh\", but --debug runs the app binary /ko-app/app \
+             under delve: make /ko-app/app the command (or leave the command out) in dev mode"
+        );
+        assert_eq!(doc, before, "nothing changed");
     }
 
     #[test]

@@ -64,6 +64,7 @@ pub(crate) fn dev_tools(flags: &BuildFlags) -> crate::devimage::DevTools {
         watchexec_version: flags.watchexec_version.clone(),
         watchexec_base_url: flags.watchexec_url.clone(),
         debug: flags.dwarf,
+        delve: None,
     }
 }
 

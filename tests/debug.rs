@@ -1,0 +1,200 @@
+//! Issue 23, `--debug`: a debugger session that survives reloads. With the
+//! real Go toolchain, the real delve (built by `scripts/setup` from its
+//! vendored source) and a DAP client standing in for the editor
+//! (`dap_client.rs`). No timing assertions: `bench/reload --debug` measures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::dap_client::{line_of, DapClient};
+use crate::util::*;
+
+/// The static delve `scripts/setup` builds (GOHOT_TEST_DELVE).
+pub fn delve() -> PathBuf {
+    let p = std::env::var_os("GOHOT_TEST_DELVE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/gohot-delve/bin/dlv"));
+    assert!(p.is_file(), "{} missing: run scripts/setup (builds a static delve)", p.display());
+    p
+}
+
+/// Copies the debug fixture (an HTTP handler with a local) into the sandbox.
+pub fn debug_app(sb: &Sandbox) -> PathBuf {
+    let dst = sb.path().join("debugapp");
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/debugapp"), &dst);
+    dst
+}
+
+/// Sets the fixture's greeting (the breakpoint's line does not move), atomically.
+pub fn set_greeting(app: &Path, text: &str) {
+    let main = app.join("main.go");
+    let src = std::fs::read_to_string(&main).expect("main.go");
+    let start = src.find("var greeting = \"").expect("greeting") + "var greeting = \"".len();
+    let end = start + src[start..].find('"').expect("quote");
+    let tmp = app.join(".main.go.edit");
+    std::fs::write(&tmp, format!("{}{text}{}", &src[..start], &src[end..])).expect("write");
+    std::fs::rename(&tmp, &main).expect("rename");
+}
+
+/// Builds the fixture as `gohot dev --debug` does: no optimisation, no
+/// inlining, DWARF kept, `-trimpath`.
+fn build_for_debugging(app: &Path, out: &Path) {
+    ok(Command::new(go_binary())
+        .current_dir(app)
+        .env("CGO_ENABLED", "0")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .args(["build", "-trimpath", "-gcflags=all=-N -l", "-ldflags=-compressdwarf=false", "-o"])
+        .arg(out)
+        .arg("."));
+}
+
+/// A delve running a binary as the debug dev image runs it; stopped on drop.
+struct LocalDelve {
+    child: Child,
+    port: u16,
+}
+
+impl LocalDelve {
+    fn start(binary: &Path, app_port: u16) -> Self {
+        let port = free_port();
+        let child = Command::new(delve())
+            .args(["exec", "--headless", "--accept-multiclient", "--continue", "--api-version=2"])
+            .arg(format!("--listen=127.0.0.1:{port}"))
+            .arg(binary)
+            .arg("--")
+            .env("PORT", app_port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dlv");
+        LocalDelve { child, port }
+    }
+
+    /// As watchexec stops it on a reload: SIGTERM (delve ends the process it
+    /// runs, once gohot has let go of it).
+    fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        wait_for("delve to exit", Duration::from_secs(20), || self.child.try_wait().ok().flatten());
+    }
+}
+
+impl Drop for LocalDelve {
+    fn drop(&mut self) {
+        // A test that failed may leave delve unable to stop: SIGKILL, and the
+        // process it ran (left behind, traced no more) by its own pid.
+        let children: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", self.child.id()))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .flat_map(|c| c.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in children {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    }
+}
+
+/// GET / in the background: it waits as long as the handler is stopped
+/// at a breakpoint (a minute at most); the body.
+pub fn get_in_background(port: u16) -> std::thread::JoinHandle<Option<String>> {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        let mut s = wait_for("the app to accept connections", Duration::from_secs(60), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+        write!(s, "GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).ok()?;
+        buf.split_once("\r\n\r\n").map(|(_, body)| body.trim().to_string())
+    })
+}
+
+/// The server alone, against delves run locally (no container, no loop):
+/// an editor attaches once and sets a breakpoint with its local path; the
+/// process is replaced by a new build under a new delve and gohot
+/// reattaches; the breakpoint is hit again in the new code, with the new
+/// value, and the editor never reconnected nor sent its breakpoints again.
+#[test]
+fn the_session_survives_a_new_process_under_a_new_delve() {
+    let sb = Sandbox::new();
+    let app = debug_app(&sb);
+    let main_go = app.join("main.go");
+    let line = line_of(&main_go, "// BREAK");
+    let app_port = free_port();
+    build_for_debugging(&app, &sb.path().join("v1"));
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let sink: gohot::debug::DebugEvents = Arc::new(move |e| seen.lock().unwrap().push(e));
+    let server = rt
+        .block_on(gohot::debug::DebugServer::bind(([127, 0, 0, 1], 0).into(), sink, Default::default()))
+        .expect("bind");
+    let go = gohot::builder::go::GoToolchain::at(go_binary());
+    let listed = rt
+        .block_on(go.list_deps(&app, "example.com/debugapp", &gohot::platform::Platform::host_linux()))
+        .expect("go list");
+    rt.block_on(server.set_paths(gohot::debug::PathMap::from_listing(&listed)));
+
+    let first = LocalDelve::start(&sb.path().join("v1"), app_port);
+    let dial = |d: &LocalDelve, name: &str| -> Arc<dyn gohot::debug::Dial> {
+        Arc::new(gohot::debug::TcpDial { addr: ([127, 0, 0, 1], d.port).into(), replica: name.into() })
+    };
+    server.set_upstream(dial(&first, "first"));
+
+    // The editor attaches once, with its own path for main.go.
+    let mut editor = DapClient::connect(server.addr().port());
+    editor.attach();
+    let bps = editor.set_breakpoints(&main_go.to_string_lossy(), &[line]);
+    assert_eq!(bps[0]["verified"], true, "{bps:?}");
+    assert_eq!(bps[0]["source"]["path"], main_go.to_string_lossy().as_ref(), "the editor's own path back");
+    let id = bps[0]["id"].clone();
+    editor.call("configurationDone", json!({}));
+
+    let request = get_in_background(app_port);
+    let (stop, thread, frame) = editor.stopped(Duration::from_secs(60));
+    assert_eq!(stop["body"]["hitBreakpointIds"], json!([id]));
+    assert_eq!(frame["line"], line);
+    assert_eq!(frame["source"]["path"], main_go.to_string_lossy().as_ref(), "stack frames open the local file");
+    assert_eq!(editor.local(&frame, "answer"), "\"greeting one\"");
+    editor.call("continue", json!({"threadId": thread}));
+    assert_eq!(request.join().expect("request").as_deref(), Some("greeting one"));
+
+    // A reload: a new build, the old delve stopped, a new one started.
+    set_greeting(&app, "two");
+    build_for_debugging(&app, &sb.path().join("v2"));
+    rt.block_on(server.release());
+    first.stop();
+    let second = LocalDelve::start(&sb.path().join("v2"), app_port);
+    let replayed = rt.block_on(server.reattach(dial(&second, "second"))).expect("reattach").expect("a session");
+    assert_eq!(replayed, gohot::debug::Replayed { breakpoints: 1, verified: 1, errors: vec![] });
+    let changed = editor.event("breakpoint", Duration::from_secs(10));
+    assert_eq!(changed["body"]["breakpoint"]["id"], id, "the editor's id, not the new delve's");
+    assert_eq!(changed["body"]["breakpoint"]["verified"], true);
+
+    let request = get_in_background(app_port);
+    let (stop, thread, frame) = editor.stopped(Duration::from_secs(60));
+    assert_eq!(stop["body"]["hitBreakpointIds"], json!([id]));
+    assert_eq!(frame["line"], line);
+    assert_eq!(editor.local(&frame, "answer"), "\"greeting two\"", "the new code");
+    editor.call("continue", json!({"threadId": thread}));
+    assert_eq!(request.join().expect("request").as_deref(), Some("greeting two"));
+    assert_eq!(editor.count("response", "setBreakpoints"), 1, "the editor set its breakpoint once");
+    assert_eq!(editor.count("event", "terminated"), 0, "the session did not end with the old process");
+
+    // gohot stops: the editor's session ends cleanly.
+    rt.block_on(server.shutdown());
+    editor.event("terminated", Duration::from_secs(10));
+    let events = events.lock().unwrap().clone();
+    assert_eq!(events[0], gohot::debug::DebugEvent::Attached { replica: "first".into() }, "{events:?}");
+    drop(second);
+}
