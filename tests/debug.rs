@@ -198,3 +198,114 @@ fn the_session_survives_a_new_process_under_a_new_delve() {
     assert_eq!(events[0], gohot::debug::DebugEvent::Attached { replica: "first".into() }, "{events:?}");
     drop(second);
 }
+
+/// delve's vendored source (`../shared/vendor`, as CI and `scripts/setup` use it).
+fn delve_source() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vendor/delve-1.27.1-src.tar.gz");
+    assert!(p.is_file(), "{} missing: the --debug tests build delve from its vendored source", p.display());
+    p
+}
+
+/// `GOHOT_DELVE_SRC=FILE.tar.gz`: gohot builds delve from the source with
+/// the developer's Go, offline, for the container's platform (linux/arm64
+/// here, not the machine's), into its cache by version and platform; the
+/// second time it is the cached binary. A `--delve` binary for another
+/// platform, and a source without vendor/, are refused by name.
+#[test]
+fn delve_is_built_from_its_source_for_the_containers_platform_and_cached() {
+    use gohot::devimage::delve::{ensure_delve, DelveSource};
+    let sb = Sandbox::new();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let go = gohot::builder::go::GoToolchain::at(go_binary());
+    let arm64 = gohot::platform::Platform::linux("arm64");
+    let cache = sb.path().join("cache");
+    let source = DelveSource::Source(delve_source());
+    let dlv = rt.block_on(ensure_delve(&go, &arm64, &source, &cache)).expect("delve built");
+    let rel = dlv.strip_prefix(&cache).expect("in the cache").to_string_lossy().into_owned();
+    assert!(rel.starts_with("delve/v1.27.1-src-") && rel.ends_with("/linux/arm64/dlv"), "{rel}");
+    let info = ok(Command::new(go_binary()).args(["version", "-m"]).arg(&dlv));
+    for want in ["GOARCH=arm64", "GOOS=linux", "CGO_ENABLED=0", "-trimpath=true", "github.com/go-delve/delve/cmd/dlv"] {
+        assert!(info.contains(want), "{want} missing from go version -m:\n{info}");
+    }
+    let built = std::fs::metadata(&dlv).and_then(|m| m.modified()).expect("mtime");
+    let again = rt.block_on(ensure_delve(&go, &arm64, &source, &cache)).expect("cached");
+    assert_eq!(again, dlv);
+    assert_eq!(std::fs::metadata(&again).and_then(|m| m.modified()).expect("mtime"), built, "not built again");
+
+    // That arm64 delve given as --delve for an amd64 container.
+    let amd64 = gohot::platform::Platform::linux("amd64");
+    let e = rt.block_on(ensure_delve(&go, &amd64, &DelveSource::Binary(dlv.clone()), &cache)).unwrap_err();
+    assert!(e.to_string().contains("built for linux/arm64, the container runs linux/amd64"), "{e}");
+    // A source tree without vendor/.
+    let tree = sb.path().join("delve-no-vendor");
+    std::fs::create_dir_all(&tree).expect("mkdir");
+    std::fs::write(tree.join("go.mod"), "module github.com/go-delve/delve\n").expect("go.mod");
+    let e = rt.block_on(ensure_delve(&go, &amd64, &DelveSource::Source(tree.clone()), &cache)).unwrap_err();
+    assert!(e.to_string().contains("no vendor/ directory"), "{e}");
+    assert!(!cache.join("delve").read_dir().expect("cache").any(|e| e.expect("entry").path().ends_with("dlv")));
+}
+
+/// A Go newer than delve supports is refused before anything is built,
+/// naming both versions. There is no Go 1.28 on this machine: a stand-in
+/// `go` that answers `go env GOVERSION` with go1.28.0 (and fails anything else).
+#[test]
+fn a_go_version_delve_does_not_support_is_refused_naming_both() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let fake = sb.path().join("go");
+    std::fs::write(&fake, "#!/bin/sh\n[ \"$1 $2\" = \"env GOVERSION\" ] && echo go1.28.0 && exit 0\nexit 3\n")
+        .expect("write");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let go = gohot::builder::go::GoToolchain::at(fake);
+    let cache = sb.path().join("cache");
+    let amd64 = gohot::platform::Platform::linux("amd64");
+    for source in
+        [gohot::devimage::delve::DelveSource::Release, gohot::devimage::delve::DelveSource::Source(delve_source())]
+    {
+        let e = rt.block_on(gohot::devimage::delve::ensure_delve(&go, &amd64, &source, &cache)).unwrap_err();
+        assert!(e.to_string().contains("delve 1.27.1 supports Go 1.25–1.27, but the Go toolchain is go1.28.0"), "{e}");
+    }
+    assert!(!cache.exists(), "nothing built or cached");
+}
+
+/// gohot's port serves JSON-RPC clients (GoLand, `dlv connect`) too: their
+/// bytes go to the debugged replica's delve as they are. And one editor at
+/// a time: a second DAP client is told why it is refused.
+#[test]
+fn json_rpc_clients_are_relayed_and_a_second_editor_is_refused() {
+    use std::io::{BufRead, Write};
+    let sb = Sandbox::new();
+    let app = debug_app(&sb);
+    build_for_debugging(&app, &sb.path().join("v1"));
+    let dlv = LocalDelve::start(&sb.path().join("v1"), free_port());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let sink: gohot::debug::DebugEvents = Arc::new(|_| {});
+    let server = rt
+        .block_on(gohot::debug::DebugServer::bind(([127, 0, 0, 1], 0).into(), sink, Default::default()))
+        .expect("bind");
+    server
+        .set_upstream(Arc::new(gohot::debug::TcpDial { addr: ([127, 0, 0, 1], dlv.port).into(), replica: "r".into() }));
+
+    let mut rpc = std::net::TcpStream::connect(server.addr()).expect("connect");
+    rpc.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut answer = String::new();
+    let running = wait_for("delve to report the process running", Duration::from_secs(30), || {
+        rpc.write_all(b"{\"method\":\"RPCServer.State\",\"params\":[{\"NonBlocking\":true}],\"id\":1}\n").ok()?;
+        answer.clear();
+        std::io::BufReader::new(&rpc).read_line(&mut answer).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&answer).ok()?;
+        v["result"]["State"]["Running"].as_bool().filter(|r| *r)
+    });
+    assert!(running, "{answer}");
+
+    let mut first = DapClient::connect(server.addr().port());
+    first.attach();
+    let mut second = DapClient::connect(server.addr().port());
+    let seq = second.send("initialize", json!({"adapterID": "go", "pathFormat": "path"}));
+    let refused = second.response(seq, Duration::from_secs(30));
+    assert_eq!(refused["success"], false);
+    assert!(refused["message"].as_str().unwrap_or_default().contains("one debug session at a time"), "{refused}");
+    first.call("disconnect", json!({}));
+    drop(dlv);
+}

@@ -272,15 +272,22 @@ async fn refuse(mut conn: BufReader<TcpStream>, shared: &Shared) {
     }
 }
 
-/// A JSON-RPC client: bytes both ways to the debugged replica's delve.
+/// A JSON-RPC client: bytes both ways to the debugged replica's delve
+/// (waiting for it while a reload replaces it, as long as a reattach may take).
 async fn relay(mut conn: BufReader<TcpStream>, shared: &Shared) {
-    let Some(dial) = shared.upstream() else { return };
-    let mut upstream = match dial.dial().await {
-        Ok(u) => u,
-        Err(e) => {
-            return (shared.events)(DebugEvent::Problem {
-                message: format!("cannot reach delve in {}: {e}", dial.replica()),
-            })
+    let deadline = Instant::now() + shared.timeouts.reattach;
+    let mut upstream = loop {
+        let dialed = match shared.upstream() {
+            Some(dial) => dial.dial().await.map_err(|e| format!("cannot reach delve in {}: {e}", dial.replica())),
+            None => Err("no app to debug yet".into()),
+        };
+        match dialed {
+            Ok(u) => break u,
+            Err(message) if Instant::now() >= deadline => {
+                return (shared.events)(DebugEvent::Problem { message });
+            }
+            // A condition with a deadline: the new delve listening.
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     };
     let _ = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await;
