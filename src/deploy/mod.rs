@@ -37,6 +37,9 @@ pub enum DeployError {
 pub struct DeployOptions {
     /// Rewrite the app's containers for hot reload.
     pub dev: bool,
+    /// With `dev`: only the containers of these `ko://` references (None:
+    /// every one); the others run their image as built.
+    pub dev_only: Option<std::collections::BTreeSet<String>>,
     /// Builds to run at once.
     pub jobs: usize,
     /// Wait for the rollout (None: don't).
@@ -84,7 +87,13 @@ pub async fn resolve_for_apply(
     let refs = resolve::build_refs(files, builder, publisher, opts.jobs).await?;
     let images: HashMap<String, String> = refs.iter().map(|(k, v)| (k.clone(), v.image.clone())).collect();
     let rendered = if opts.dev {
-        resolve::render_documents(files, &images, &resolve::dev_edit(&refs))?
+        let developed: BTreeMap<String, ResolvedRef> = refs
+            .iter()
+            .filter(|(r, _)| opts.dev_only.as_ref().is_none_or(|only| only.contains(*r)))
+            .map(|(r, v)| (r.clone(), v.clone()))
+            .collect();
+        let edit = resolve::dev_edit(&developed);
+        resolve::render_documents(files, &images, &edit)?
     } else {
         resolve::render_documents(files, &images, &|_| Ok(false))?
     };
@@ -223,6 +232,7 @@ mod tests {
         });
         let opts = DeployOptions {
             dev: true,
+            dev_only: None,
             jobs: 1,
             wait: Some(WaitOptions {
                 timeout: std::time::Duration::from_secs(5),

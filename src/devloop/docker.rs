@@ -1,14 +1,17 @@
-//! `gohot dev` on the local Docker engine: build the dev image, load it, run
-//! one container with watchexec wrapping the app, then hand over to the loop.
-//! Ctrl-C removes the container unless `--keep`.
+//! `gohot dev` on the local Docker engine: build each service's dev image,
+//! load it, run one container per service with watchexec wrapping the app
+//! — several services on one network of the session's own, where each
+//! reaches the others by name — then hand over to the loop. Ctrl-C removes
+//! the containers and the network unless `--keep`.
 
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 
-use super::events::{DevEvent, EventSink};
-use super::{DevApp, DevError, LoopOptions};
+use super::events::{for_app, DevEvent, SessionSink};
+use super::{per_service, DevApp, DevError, ForService, LoopOptions, Probe, Service};
 use crate::builder::{Build, BuildError};
 use crate::devimage::DevBuilder;
-use crate::hosting::docker::{ContainerSpec, DockerTarget, PortMapping};
+use crate::hosting::docker::{ContainerSpec, DockerTarget, PortMapping, SessionNetwork};
 use crate::publish::daemon::DaemonPublisher;
 use crate::publish::{Naming, Publish, PublishError};
 use crate::resolve::devrewrite;
@@ -34,28 +37,31 @@ pub enum DockerDevError {
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct DockerDev {
-    /// The package (`./cmd/app`).
-    pub package: String,
-    /// Container name (default `gohot-<name>`).
+    /// The packages, one service each, in the order given.
+    pub packages: Vec<String>,
+    /// `-p [NAME=][IP:]HOST:CONTAINER`: published ports.
+    pub ports: Vec<ForService<PortMapping>>,
+    /// `--probe [NAME=]SPEC`: how to know a service serves (default: HTTP
+    /// on its first published port).
+    pub probes: Vec<ForService<Probe>>,
+    /// Container name for a session of one service (default `gohot-<name>`).
     pub name: Option<String>,
-    /// Published ports.
-    pub ports: Vec<PortMapping>,
-    /// Environment for the app.
+    /// Environment for every service.
     pub env: Vec<String>,
-    /// Arguments for the app.
+    /// Arguments for the app (a session of one service).
     pub args: Vec<String>,
-    /// Keep the container on exit.
+    /// Keep the containers (and the network) on exit.
     pub keep: bool,
 }
 
 /// Runs dev mode on Docker until `shutdown`. A `shutdown` during start-up
-/// (the first build, loading the image) stops there; once the container
-/// exists, it is removed on the way out (unless `keep`).
+/// (the first builds, loading the images) stops there; once containers
+/// exist, they are removed on the way out (unless `keep`).
 pub async fn run(
     builder: &DevBuilder,
     dev: DockerDev,
     opts: LoopOptions,
-    events: EventSink,
+    events: SessionSink,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DockerDevError> {
     let mut shutdown = std::pin::pin!(shutdown);
@@ -63,50 +69,114 @@ pub async fn run(
         p = prepare(builder, &dev, &opts) => p?,
         _ = &mut shutdown => return Ok(()),
     };
-    let Prepared { app, watching, image, initial } = prepared;
+    let Prepared { apps, watching, images, initial } = prepared;
+    let names: Vec<String> = apps.iter().map(DevApp::name).collect();
+    let ports = per_service("-p", &dev.ports, &names).map_err(DevError::from)?;
+    let probes = per_service("--probe", &dev.probes, &names).map_err(DevError::from)?;
     let docker = crate::docker::connect().await?;
-    let spec = ContainerSpec {
-        name: dev.name.clone().unwrap_or_else(|| format!("gohot-{}", app.name())),
-        image: image.clone(),
-        entrypoint: devrewrite::dev_command(&app.name(), &[app.dest()]),
-        args: dev.args.clone(),
-        env: dev.env.clone(),
-        ports: dev.ports.clone(),
+    let network = match apps.len() {
+        1 => None,
+        _ => {
+            let name = format!("gohot-{}", apps.iter().map(DevApp::name).collect::<Vec<_>>().join("-"));
+            Some(SessionNetwork::create(docker.clone(), &name).await.map_err(DevError::from)?)
+        }
     };
-    let target = DockerTarget::new(docker, spec);
-    target.start().await.map_err(DevError::from)?;
-    let log_events = events.clone();
-    let replica = target.spec().name.clone();
-    let logs =
-        target.follow_logs(move |line| log_events(DevEvent::Log { replica: replica.clone(), line: line.into() }));
-    events(DevEvent::Started { image, replicas: vec![target.spec().name.clone()] });
-
-    let result = super::run(builder, &target, app, watching, initial, opts, events.clone(), shutdown).await;
-    logs.abort();
-    if !dev.keep {
-        if let Err(e) = target.remove().await {
-            events(DevEvent::Warning { message: e.to_string() });
+    let mut targets = Vec::new();
+    for ((app, image), ports) in apps.iter().zip(&images).zip(&ports) {
+        let spec = ContainerSpec {
+            name: match (&dev.name, apps.len()) {
+                (Some(name), 1) => name.clone(),
+                _ => format!("gohot-{}", app.name()),
+            },
+            image: image.clone(),
+            entrypoint: devrewrite::dev_command(&app.name(), &[app.dest()]),
+            args: dev.args.clone(),
+            env: dev.env.clone(),
+            ports: ports.clone(),
+            network: network.as_ref().map(|n| (n.name().to_string(), vec![app.name()])),
+        };
+        targets.push(DockerTarget::new(docker.clone(), spec));
+    }
+    let mut started = Ok(());
+    for t in &targets {
+        started = t.start().await;
+        if started.is_err() {
+            break;
         }
     }
-    events(DevEvent::Stopped { kept: dev.keep });
+    let result =
+        match started {
+            Ok(()) => {
+                let mut logs = Vec::new();
+                let mut services = Vec::new();
+                let per = ports.iter().zip(probes).zip(initial);
+                for (((app, target), image), ((ports, probes), initial)) in
+                    apps.into_iter().zip(&targets).zip(images).zip(per)
+                {
+                    let sink = for_app(&events, &app.name());
+                    let (log_sink, replica) = (sink.clone(), target.spec().name.clone());
+                    logs.push(target.follow_logs(move |line| {
+                        log_sink(DevEvent::Log { replica: replica.clone(), line: line.into() })
+                    }));
+                    sink(DevEvent::Started { image, replicas: vec![target.spec().name.clone()] });
+                    let probe = probes.into_iter().next().unwrap_or_else(|| match ports.first() {
+                        Some(p) => Probe::Http(format!("http://127.0.0.1:{}/", p.host_port)),
+                        None => Probe::Started,
+                    });
+                    services.push(Service { app, target, initial, probe });
+                }
+                let result = super::run(builder, services, watching, opts, events.clone(), shutdown).await;
+                for l in logs {
+                    l.abort();
+                }
+                result
+            }
+            Err(e) => Err(DevError::from(e)),
+        };
+    if !dev.keep {
+        for t in &targets {
+            if let Err(e) = t.remove().await {
+                events(None, DevEvent::Warning { message: e.to_string() });
+            }
+        }
+        if let Some(n) = &network {
+            if let Err(e) = n.remove().await {
+                events(None, DevEvent::Warning { message: e.to_string() });
+            }
+        }
+    }
+    events(None, DevEvent::Stopped { kept: dev.keep });
     Ok(result?)
 }
 
-/// What start-up produced before the container exists.
+/// What start-up produced before the containers exist.
 struct Prepared {
-    app: DevApp,
+    apps: Vec<DevApp>,
     watching: super::Watching,
-    image: String,
-    initial: Bytes,
+    images: Vec<String>,
+    initial: Vec<Bytes>,
 }
 
-/// Resolves the package, starts watching, builds the dev image and loads it.
+/// Resolves the packages, starts watching, builds the dev images (two at
+/// once) and loads them.
 async fn prepare(builder: &DevBuilder, dev: &DockerDev, opts: &LoopOptions) -> Result<Prepared, DockerDevError> {
-    let (app, watching) = super::begin(builder, &dev.package, opts).await?;
-    let built = builder.build(&dev.package).await?;
-    let image = DaemonPublisher::new("ko.local".into(), Naming::Base, Vec::new()).publish(&built).await?;
-    let initial = super::built_binary(builder, &app)?;
-    Ok(Prepared { app, watching, image, initial })
+    let packages = &dev.packages;
+    let (apps, watching) = super::begin(builder, packages, opts).await?;
+    let publisher = DaemonPublisher::new("ko.local".into(), Naming::Base, Vec::new());
+    // Two at once, in order (a boxed future per package keeps the stream Send).
+    let builds: Vec<futures::future::BoxFuture<'_, Result<String, DockerDevError>>> = packages
+        .iter()
+        .map(|p| {
+            let publisher = &publisher;
+            Box::pin(async move {
+                let built = builder.build(p).await?;
+                Ok(publisher.publish(&built).await?)
+            }) as futures::future::BoxFuture<'_, _>
+        })
+        .collect();
+    let images: Vec<String> = futures::stream::iter(builds).buffered(2).try_collect().await?;
+    let initial = apps.iter().map(|a| super::built_binary(builder, a)).collect::<Result<_, _>>()?;
+    Ok(Prepared { apps, watching, images, initial })
 }
 
 impl DockerDevError {

@@ -29,6 +29,19 @@ pub struct Timings {
     pub total: f64,
 }
 
+/// How one service of a save ended ([`DevEvent::ReloadedAll`]).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ServiceResult {
+    /// The service (app name).
+    pub app: String,
+    /// `reloaded`, `unchanged` (the build made the binary it runs) or
+    /// `failed` (compile error, or a replica or the probe failed: it keeps
+    /// its old process).
+    pub outcome: String,
+    /// Seconds from the save until it answered or failed.
+    pub total: f64,
+}
+
 /// One thing that happened.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -123,6 +136,17 @@ pub enum DevEvent {
         /// The workloads whose pods it reaches (`namespace/name`).
         workloads: Vec<String>,
     },
+    /// One save reloaded several services: which, how each ended, and when
+    /// the last one answered. Sent once per save that touched two services
+    /// or more, after each of them has its own `reloaded` (or failure).
+    ReloadedAll {
+        /// The changed build inputs of the save.
+        files: Vec<String>,
+        /// First change until the last service answered (or failed).
+        total: f64,
+        /// Each service the save touched, in session order.
+        services: Vec<ServiceResult>,
+    },
     /// gohot is stopping.
     Stopped {
         /// Whether the app's container was kept.
@@ -146,8 +170,18 @@ pub fn rfc3339_utc(since_epoch: std::time::Duration) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Where events go.
+/// Where one service's events go (already tagged with its app).
 pub type EventSink = std::sync::Arc<dyn Fn(DevEvent) + Send + Sync>;
+
+/// Where a session's events go: with the app they concern, or None for
+/// the session as a whole.
+pub type SessionSink = std::sync::Arc<dyn Fn(Option<&str>, DevEvent) + Send + Sync>;
+
+/// The sink of one service: its events carry its app.
+pub fn for_app(sink: &SessionSink, app: &str) -> EventSink {
+    let (sink, app) = (sink.clone(), app.to_string());
+    std::sync::Arc::new(move |e| sink(Some(&app), e))
+}
 
 /// `1.9 MB`-style sizes.
 pub fn human_bytes(n: u64) -> String {
@@ -156,13 +190,26 @@ pub fn human_bytes(n: u64) -> String {
 
 impl DevEvent {
     /// The event as one line of JSON in its envelope (`version`, `time`,
-    /// `event`, then its fields), at `now`; no newline.
-    pub fn json_line(&self, now: std::time::SystemTime) -> String {
+    /// `event`, `app` when it concerns one service, then its fields), at
+    /// `now`; no newline.
+    pub fn json_line(&self, app: Option<&str>, now: std::time::SystemTime) -> String {
         let since = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let mut line = format!(r#"{{"version":{EVENTS_VERSION},"time":"{}","#, rfc3339_utc(since));
         // The event's own object, `event` first, without its opening brace.
         let body = serde_json::to_string(self).unwrap_or_else(|_| r#"{"event":"error"}"#.into());
-        line.push_str(body.strip_prefix('{').unwrap_or(&body));
+        let body = body.strip_prefix('{').unwrap_or(&body);
+        // `reloaded` names its app itself.
+        match app.filter(|_| !matches!(self, DevEvent::Reloaded { .. })) {
+            Some(app) => match body.split_once(',') {
+                Some((event, rest)) => {
+                    line.push_str(&format!("{event},\"app\":{},{rest}", serde_json::Value::from(app)))
+                }
+                None => {
+                    line.push_str(&format!("{},\"app\":{}}}", body.trim_end_matches('}'), serde_json::Value::from(app)))
+                }
+            },
+            None => line.push_str(body),
+        }
         line
     }
 
@@ -199,6 +246,23 @@ impl DevEvent {
             DevEvent::Warning { message } => format!("warning: {message}"),
             DevEvent::Forwarding { local, remote, workloads } => {
                 format!("forwarding http://{local} → port {remote} of {}", workloads.join(", "))
+            }
+            DevEvent::ReloadedAll { total, services, .. } => {
+                let reloaded = services.iter().filter(|s| s.outcome != "failed").count();
+                let each: Vec<String> = services
+                    .iter()
+                    .map(|s| match s.outcome.as_str() {
+                        "failed" => format!("{} failed", s.app),
+                        "unchanged" => format!("{} unchanged", s.app),
+                        _ => format!("{} {:.2}", s.app, s.total),
+                    })
+                    .collect();
+                let count = if reloaded == services.len() {
+                    format!("{} services", services.len())
+                } else {
+                    format!("{reloaded} of {} services", services.len())
+                };
+                format!("{count} reloaded in {total:.2}s ({})", each.join(" · "))
             }
             DevEvent::Stopped { kept } => {
                 if *kept {
@@ -253,6 +317,11 @@ mod tests {
             DevEvent::Log { replica: s(), line: s() },
             DevEvent::Warning { message: s() },
             DevEvent::Forwarding { local: s(), remote: 8080, workloads: vec![s()] },
+            DevEvent::ReloadedAll {
+                files: vec![s()],
+                total: 0.5,
+                services: vec![ServiceResult { app: s(), outcome: s(), total: 0.5 }],
+            },
             DevEvent::Stopped { kept: false },
             DevEvent::Error { message: s() },
         ];
@@ -271,6 +340,7 @@ mod tests {
                 | DevEvent::Log { .. }
                 | DevEvent::Warning { .. }
                 | DevEvent::Forwarding { .. }
+                | DevEvent::ReloadedAll { .. }
                 | DevEvent::Stopped { .. }
                 | DevEvent::Error { .. } => {}
             }
@@ -311,6 +381,7 @@ mod tests {
             serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => "integer",
             serde_json::Value::Number(_) => "number",
             serde_json::Value::Bool(_) => "boolean",
+            serde_json::Value::Array(a) if a.first().is_some_and(|v| v.is_object()) => "array of objects",
             serde_json::Value::Array(_) => "array of strings",
             serde_json::Value::Object(_) => "object",
             serde_json::Value::Null => "null",
@@ -325,7 +396,7 @@ mod tests {
         let (envelope, events) = documented();
         let mut seen = Vec::new();
         for event in every_event() {
-            let line = event.json_line(std::time::SystemTime::now());
+            let line = event.json_line(Some("api"), std::time::SystemTime::now());
             let value: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
             let object = value.as_object().expect("an object");
             let name = object["event"].as_str().expect("event").to_string();
@@ -335,6 +406,11 @@ mod tests {
                 if let serde_json::Value::Object(inner) = v {
                     for (k, iv) in inner {
                         written.insert(format!("{key}.{k}"), json_type(iv));
+                    }
+                }
+                if let Some(serde_json::Value::Object(inner)) = v.as_array().and_then(|a| a.first()) {
+                    for (k, iv) in inner {
+                        written.insert(format!("{key}[].{k}"), json_type(iv));
                     }
                 }
                 written.insert(key.clone(), json_type(v));
@@ -361,8 +437,24 @@ mod tests {
     #[test]
     fn envelope_version_and_time() {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_764_547_800_123);
-        let line = DevEvent::Unchanged.json_line(t);
+        let line = DevEvent::Unchanged.json_line(None, t);
         assert_eq!(line, r#"{"version":1,"time":"2025-12-01T00:10:00.123Z","event":"unchanged"}"#);
+        // The app a service's event concerns comes right after `event`; `reloaded` names it itself.
+        let line = DevEvent::Unchanged.json_line(Some("api"), t);
+        assert_eq!(line, r#"{"version":1,"time":"2025-12-01T00:10:00.123Z","event":"unchanged","app":"api"}"#);
+        let line = DevEvent::BuildStarted { files: vec!["a.go".into()] }.json_line(Some("a\"b"), t);
+        assert!(line.ends_with(r#""event":"build_started","app":"a\"b","files":["a.go"]}"#), "{line}");
+        let reloaded = DevEvent::Reloaded {
+            app: "api".into(),
+            files: vec![],
+            timings: Timings::default(),
+            bytes_sent: 0,
+            binary_bytes: 0,
+            replicas: 1,
+            replicas_total: 1,
+        };
+        let value: serde_json::Value = serde_json::from_str(&reloaded.json_line(Some("api"), t)).unwrap();
+        assert_eq!(value["app"], "api");
         assert_eq!(rfc3339_utc(std::time::Duration::ZERO), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_utc(std::time::Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000Z");
     }

@@ -8,26 +8,19 @@ use super::events::{DevEvent, EventSink};
 use super::{DevApp, InferSync};
 use crate::reload::{FileItem, FilesReport, Reloader};
 use crate::sync::dockerfile::SyncMap;
-use crate::sync::rules::CompiledRules;
 
 /// Copies (or deletes) files covered by `gohot.yaml` manual sync rules at
-/// every destination the rules give.
+/// every destination `dests` gives (the rules that apply to this service).
 pub(super) async fn sync_rule_files(
     reloader: &mut Reloader<'_>,
     app: &DevApp,
-    rules: &CompiledRules,
+    dests: &(dyn Fn(&str) -> Vec<String> + Sync),
     files: &[String],
     events: &EventSink,
 ) {
     let root = app.module_root();
-    let items = files
-        .iter()
-        .map(|rel| FileItem {
-            rel: rel.clone(),
-            local: root.join(rel),
-            dests: rules.destinations(rel, "/").unwrap_or_default(),
-        })
-        .collect();
+    let items =
+        files.iter().map(|rel| FileItem { rel: rel.clone(), local: root.join(rel), dests: dests(rel) }).collect();
     let report = reloader.sync_files(items).await;
     report_rules(report, files, events);
 }

@@ -1,21 +1,26 @@
-//! `gohot dev PKG -f manifests` on a cluster: deploy the dev image (resolve
-//! with the dev rewrite, server-side apply, wait for the rollout), then
-//! hot-reload into every pod that runs it. The app's logs and an optional
-//! port-forward follow the workloads as pods come and go. Nothing is
-//! deleted on the way out: the workloads stay, and the user is told how to
-//! remove them.
+//! `gohot dev [PKG…] -f manifests` on a cluster: deploy (resolve with the
+//! dev rewrite for the services developed, server-side apply, wait for the
+//! rollout), then hot-reload each service into every pod that runs its
+//! image. Without packages every `ko://` image of the manifests is
+//! developed; with some, only those — the others are deployed as production
+//! images. Each service's logs and port-forwards follow its pods as they
+//! come and go. Nothing is deleted on the way out: the workloads stay, and
+//! the user is told how to remove them.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::events::{DevEvent, EventSink};
-use super::{DevError, LoopOptions, Probe};
-use crate::builder::{Build, BuildError};
+use async_trait::async_trait;
+
+use super::events::{for_app, DevEvent, SessionSink};
+use super::{per_service, DevApp, DevError, ForService, LoopOptions, PortForward, Probe, Service};
+use crate::builder::{Build, BuildError, Built};
 use crate::cluster::{Cluster, KubeError};
 use crate::deploy::{self, rollout, DeployError};
 use crate::devimage::DevBuilder;
 use crate::hosting::kube::{logs, pods, KubeTarget};
 use crate::publish::Publish;
-use crate::resolve::ManifestFile;
+use crate::resolve::{ManifestFile, KO_PREFIX};
 
 /// Errors starting dev mode on a cluster.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +43,9 @@ pub enum KubeDevError {
         "no container in the manifests uses `image: {0}`: gohot dev reloads the containers that run the app's image (see examples/hello/manifests)"
     )]
     NoAppContainer(String),
+    /// The manifests name no `ko://` image at all.
+    #[error("the manifests name no `ko://` image: gohot dev develops the containers whose image is `ko://<import path>` (see examples/hello/manifests)")]
+    NoKoImage,
 }
 
 impl KubeDevError {
@@ -52,14 +60,16 @@ impl KubeDevError {
 
 /// What to run.
 pub struct KubeDev {
-    /// The package (`./cmd/app`).
-    pub package: String,
+    /// The packages to develop; empty: every `ko://` image of the manifests.
+    pub packages: Vec<String>,
     /// The manifests.
     pub files: Vec<ManifestFile>,
-    /// How the user named them (for the closing hint).
-    pub file_names: Vec<String>,
-    /// `--port-forward LOCAL:POD_PORT`.
-    pub port_forward: Option<(u16, u16)>,
+    /// How the user named them and the cluster (for the closing hint).
+    pub delete_hint: String,
+    /// `--port-forward [NAME=]LOCAL:POD_PORT`.
+    pub port_forwards: Vec<ForService<PortForward>>,
+    /// `--probe [NAME=]SPEC`.
+    pub probes: Vec<ForService<Probe>>,
     /// How long to wait for the rollout.
     pub rollout_timeout: Duration,
 }
@@ -71,8 +81,8 @@ pub async fn run(
     cluster: &Cluster,
     publisher: &dyn Publish,
     dev: KubeDev,
-    mut opts: LoopOptions,
-    events: EventSink,
+    opts: LoopOptions,
+    events: SessionSink,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), KubeDevError> {
     let mut shutdown = std::pin::pin!(shutdown);
@@ -80,35 +90,53 @@ pub async fn run(
         s = start(builder, cluster, publisher, &dev, &opts, &events) => s?,
         _ = &mut shutdown => return Ok(()),
     };
-    let Started { app, watching, initial, target, logs, forward } = started;
-    if let Some((addr, _)) = &forward {
-        if matches!(opts.probe, Probe::Started) {
-            opts.probe = Probe::Http(format!("http://{addr}/"));
-        }
-    }
-    let result = super::run(builder, &target, app, watching, initial, opts, events.clone(), shutdown).await;
-    logs.abort();
-    if let Some((_, task)) = forward {
-        task.abort();
+    let Started { services, watching, tasks } = started;
+    let services = services
+        .iter()
+        .map(|(app, target, initial, probe)| Service {
+            app: app.clone(),
+            target,
+            initial: initial.clone(),
+            probe: probe.clone(),
+        })
+        .collect();
+    let result = super::run(builder, services, watching, opts, events.clone(), shutdown).await;
+    for t in tasks {
+        t.abort();
     }
     result?;
-    events(DevEvent::Warning {
-        message: format!(
-            "the workloads stay deployed; remove them with `gohot delete -f {}`",
-            dev.file_names.join(" -f ")
-        ),
-    });
+    events(
+        None,
+        DevEvent::Warning { message: format!("the workloads stay deployed; remove them with `{}`", dev.delete_hint) },
+    );
     Ok(())
 }
 
-/// What start-up produced.
+/// What start-up produced: each service (app, target, initial binary,
+/// probe), the watch, and the log and port-forward tasks.
 struct Started {
-    app: super::DevApp,
+    services: Vec<(DevApp, KubeTarget, bytes::Bytes, Probe)>,
     watching: super::Watching,
-    initial: bytes::Bytes,
-    target: KubeTarget,
-    logs: tokio::task::JoinHandle<()>,
-    forward: Option<(std::net::SocketAddr, tokio::task::JoinHandle<()>)>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Builds the dev image for the packages developed and the production
+/// image for every other `ko://` reference.
+struct SelectedDev<'a> {
+    dev: &'a DevBuilder,
+    /// Import paths developed.
+    developed: BTreeSet<String>,
+}
+
+#[async_trait]
+impl Build for SelectedDev<'_> {
+    async fn build(&self, package: &str) -> Result<Built, BuildError> {
+        if self.developed.contains(package) {
+            self.dev.build(package).await
+        } else {
+            self.dev.inner().build(package).await
+        }
+    }
 }
 
 async fn start(
@@ -117,51 +145,74 @@ async fn start(
     publisher: &dyn Publish,
     dev: &KubeDev,
     opts: &LoopOptions,
-    events: &EventSink,
+    events: &SessionSink,
 ) -> Result<Started, KubeDevError> {
-    let (app, watching) = super::begin(builder, &dev.package, opts).await?;
-    let reference = format!("{}{}", crate::resolve::KO_PREFIX, app.package.import_path);
-    if !deploy::ko_refs(&dev.files).contains(&reference) {
-        return Err(KubeDevError::NoAppContainer(reference));
+    let refs = deploy::ko_refs(&dev.files);
+    let packages: Vec<String> = if dev.packages.is_empty() {
+        if refs.is_empty() {
+            return Err(KubeDevError::NoKoImage);
+        }
+        refs.iter().map(|r| r.trim_start_matches(KO_PREFIX).to_string()).collect()
+    } else {
+        dev.packages.clone()
+    };
+    let (apps, watching) = super::begin(builder, &packages, opts).await?;
+    for app in &apps {
+        let reference = format!("{KO_PREFIX}{}", app.package.import_path);
+        if !refs.contains(&reference) {
+            return Err(KubeDevError::NoAppContainer(reference));
+        }
     }
+    let names: Vec<String> = apps.iter().map(DevApp::name).collect();
+    let forwards = per_service("--port-forward", &dev.port_forwards, &names).map_err(DevError::from)?;
+    let probes = per_service("--probe", &dev.probes, &names).map_err(DevError::from)?;
+
+    let developed = apps.iter().map(|a| a.package.import_path.clone()).collect();
+    let selected = SelectedDev { dev: builder, developed };
     let deploy_opts = deploy::DeployOptions {
         dev: true,
+        dev_only: Some(apps.iter().map(|a| format!("{KO_PREFIX}{}", a.package.import_path)).collect()),
         jobs: 2,
         wait: Some(rollout::WaitOptions { timeout: dev.rollout_timeout, ..Default::default() }),
     };
     let status = crate::progress::Status::new();
     let progress = |m: &str| status.update(m);
-    let build: &dyn Build = builder;
-    let deployed = deploy::deploy(cluster, &dev.files, build, publisher, &deploy_opts, &progress).await?;
-    let image = deployed.app_image(&reference).ok_or_else(|| KubeDevError::NoAppContainer(reference.clone()))?;
-    let initial = super::built_binary(builder, &app)?;
-    let warn = events.clone();
-    let target = KubeTarget::new(
-        cluster.clone(),
-        deployed.workloads.clone(),
-        image.clone(),
-        vec![app.platform.clone()],
-        Box::new(move |m: &str| warn(DevEvent::Warning { message: m.to_string() })),
-    );
-    let found = pods::discover(cluster, &deployed.workloads, &image).await?;
-    let log_events = events.clone();
-    let line: logs::LineFn = std::sync::Arc::new(move |replica: &str, text: &str| {
-        log_events(DevEvent::Log { replica: replica.to_string(), line: text.to_string() })
-    });
-    let logs = logs::follow_logs(cluster, deployed.workloads.clone(), image.clone(), opts.health_interval, line);
-    let forward = match dev.port_forward {
-        Some((local, remote)) => {
+    let deployed = deploy::deploy(cluster, &dev.files, &selected, publisher, &deploy_opts, &progress).await?;
+    let mut services = Vec::new();
+    let mut tasks = Vec::new();
+    for ((app, forwards), probes) in apps.into_iter().zip(forwards).zip(probes) {
+        let reference = format!("{KO_PREFIX}{}", app.package.import_path);
+        let image = deployed.app_image(&reference).ok_or_else(|| KubeDevError::NoAppContainer(reference.clone()))?;
+        let initial = super::built_binary(builder, &app)?;
+        let sink = for_app(events, &app.name());
+        let warn = sink.clone();
+        let target = KubeTarget::new(
+            cluster.clone(),
+            deployed.workloads.clone(),
+            image.clone(),
+            vec![app.platform.clone()],
+            Box::new(move |m: &str| warn(DevEvent::Warning { message: m.to_string() })),
+        );
+        let found = pods::discover(cluster, &deployed.workloads, &image).await?;
+        let log_sink = sink.clone();
+        let line: logs::LineFn = std::sync::Arc::new(move |replica: &str, text: &str| {
+            log_sink(DevEvent::Log { replica: replica.to_string(), line: text.to_string() })
+        });
+        tasks.push(logs::follow_logs(cluster, deployed.workloads.clone(), image.clone(), opts.health_interval, line));
+        let mut probe = probes.into_iter().next();
+        for PortForward { local, remote } in forwards {
             let (addr, task) =
                 logs::port_forward(cluster, deployed.workloads.clone(), image.clone(), local, remote).await?;
+            tasks.push(task);
             let names: Vec<String> = deployed.workloads.iter().map(|w| format!("{}/{}", w.namespace, w.name)).collect();
-            events(DevEvent::Forwarding { local: addr.to_string(), remote, workloads: names });
-            Some((addr, task))
+            sink(DevEvent::Forwarding { local: addr.to_string(), remote, workloads: names });
+            probe.get_or_insert(Probe::Http(format!("http://{addr}/")));
         }
-        None => None,
-    };
-    events(DevEvent::Started {
-        image: deployed.refs.get(&reference).map(|r| r.image.clone()).unwrap_or_default(),
-        replicas: found.containers.iter().map(|c| format!("{}/{}", c.pod, c.container)).collect(),
-    });
-    Ok(Started { app, watching, initial, target, logs, forward })
+        sink(DevEvent::Started {
+            image: deployed.refs.get(&reference).map(|r| r.image.clone()).unwrap_or_default(),
+            replicas: found.containers.iter().map(|c| format!("{}/{}", c.pod, c.container)).collect(),
+        });
+        services.push((app, target, initial, probe.unwrap_or(Probe::Started)));
+    }
+    Ok(Started { services, watching, tasks })
 }

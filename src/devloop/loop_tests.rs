@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::*;
 use crate::builder::go::{Module, Package};
+use crate::devloop::events::SessionSink;
 use crate::hosting::{ExecOutput, Replica};
 use crate::wayin::{self, sha256_hex};
 
@@ -161,16 +162,17 @@ impl Harness {
             platform: crate::platform::Platform::linux("amd64"),
         };
         let opts = LoopOptions { health_interval: Duration::from_millis(50), ..Default::default() };
-        let watching = watch(builder.as_ref(), &app, &opts).await.unwrap();
+        let watching = watch(builder.as_ref(), std::slice::from_ref(&app), &opts).await.unwrap();
         let (tx, events) = mpsc::unbounded_channel();
-        let sink: EventSink = Arc::new(move |e| {
+        let sink: SessionSink = Arc::new(move |_, e| {
             let _ = tx.send(e);
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let initial = binary_of(source);
         let b = builder.clone();
         let task = tokio::spawn(async move {
-            run(b.as_ref(), target.as_ref(), app, watching, initial, opts, sink, async {
+            let service = Service { app, target: target.as_ref(), initial, probe: Probe::Started };
+            run(b.as_ref(), vec![service], watching, opts, sink, async {
                 let _ = stopped.await;
             })
             .await
@@ -221,7 +223,8 @@ async fn delta_then_base_mismatch_then_full() {
     target.add("a", &binary_of("v1"));
     target.add("b", &binary_of("v1"));
     let (mut h, _) = Harness::start(target.clone(), "v1", None).await;
-    // The first reload sends the whole file (nothing is known yet)...
+    // The first reload sends a delta against the image's binary (what a
+    // replica not yet checked most likely holds)...
     h.edit("v2");
     h.until("the first reload", is_reloaded).await;
     // ...after which both are known to hold v2. b is changed behind the

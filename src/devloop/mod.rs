@@ -1,13 +1,23 @@
-//! The inner loop: watch → build → sync → confirm, against any [`Target`].
+//! The inner loop: watch → which services → build → reload → events, for
+//! one or several services (each a main package with its own image,
+//! containers and probe) on any [`Target`].
 //!
 //! # Theory of operation
 //!
-//! One task owns all state, in a `select!` over: file changes (debounced),
-//! the running build (a future held here; dropping it kills `go build`, which
-//! is how a newer save cancels a stale build), a new listing of the build
-//! inputs (run off the loop when imports, embeds or the file set changed), a
-//! health tick (replicas that restarted or were replaced get the current
-//! binary before anything is reported as done), and shutdown.
+//! One watcher covers the union of every service's build inputs, kodata
+//! and sync-rule files, and routes each change to exactly the services it
+//! concerns ([`route`]: a package edit goes to the services whose
+//! `go list -deps` set holds it). Each service runs its own loop
+//! (`service.rs`), a `select!` over: its changes (debounced), its running
+//! build (a future held there; dropping it kills `go build`, which is how a
+//! newer save cancels a stale build), a new listing of its build inputs
+//! (when imports, embeds or the file set changed), a health tick (replicas
+//! that restarted or were replaced are brought current before anything is
+//! reported as done), and shutdown. Services build concurrently, at most one
+//! build per core; each reloads as soon as its own binary is ready, so one
+//! service's compile error or hung replica holds no other. A save that
+//! touched several services ends with one [`DevEvent::ReloadedAll`] once the
+//! last of them is done (`waves.rs`).
 //!
 //! Only build inputs start a build ([`mod@watch`] decides what a path is): a log
 //! file written next to `main.go`, an editor's swap file or a test binary
@@ -34,16 +44,20 @@ pub mod docker;
 pub mod events;
 mod files;
 pub mod kube;
+pub mod route;
+mod service;
 pub mod watch;
+mod waves;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::pin::Pin;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::FutureExt;
+use tokio::sync::mpsc;
 
 use crate::builder::go::Package;
 use crate::builder::inputs::BuildInputs;
@@ -52,11 +66,11 @@ use crate::devimage::DevBuilder;
 use crate::hosting::{Target, TargetError};
 use crate::platform::Platform;
 pub use crate::reload::Probe;
-use crate::reload::{Binary, PushReport, ReloadOptions, Reloader};
-use crate::sync::dockerfile::SyncMap;
 use crate::sync::rules::{CompiledRules, InferPatterns};
-use events::{DevEvent, EventSink, Timings};
-use watch::{Change, Scope, SourceWatcher};
+use events::{DevEvent, ServiceResult, SessionSink};
+use route::{Router, ServiceDirs, UnknownApp};
+use watch::{Change, Scope, ServiceScope, SourceWatcher};
+use waves::Waves;
 
 /// Errors that end the loop (a failed build or sync does not).
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +85,23 @@ pub enum DevError {
     /// Listing the package's dependencies failed.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// A sync rule names a service the session does not have.
+    #[error(transparent)]
+    UnknownApp(#[from] UnknownApp),
+    /// A flag for one service names none of the session's, or names none in
+    /// a session of several.
+    #[error(transparent)]
+    ServiceFlag(#[from] ServiceFlagError),
+    /// Two packages of the session build binaries of the same name.
+    #[error("{first} and {second} both build a binary named `{name}`: a session's services need distinct names (they name the containers, `-p NAME=…` and the events); develop one of them in another session")]
+    SameName {
+        /// The binary name.
+        name: String,
+        /// One package.
+        first: String,
+        /// The other.
+        second: String,
+    },
 }
 
 /// The app being developed.
@@ -125,14 +156,12 @@ pub struct LoopOptions {
     /// How long a chain of changes may keep cancelling (and debouncing) a
     /// build; past it the build runs to completion (see "No starvation").
     pub restart_bound: Duration,
-    /// Readiness check after a restart.
-    pub probe: Probe,
     /// How long to wait for watchexec to restart the app, and for it to answer.
     pub restart_timeout: Duration,
     /// How often to check that replicas are still the ones that got the binary.
     pub health_interval: Duration,
     /// `gohot.yaml` manual sync rules: covered files are copied (or deleted)
-    /// in the containers instead of rebuilding.
+    /// in the containers of the services they apply to instead of rebuilding.
     pub rules: Option<Arc<CompiledRules>>,
     /// `gohot.yaml` infer sync.
     pub infer: Option<Arc<InferSync>>,
@@ -158,7 +187,6 @@ impl Default for LoopOptions {
             // the build, which costs less than waiting for a quiet window.
             debounce: Duration::ZERO,
             restart_bound: DEFAULT_RESTART_BOUND,
-            probe: Probe::Started,
             restart_timeout: Duration::from_secs(20),
             health_interval: Duration::from_millis(500),
             rules: None,
@@ -168,26 +196,163 @@ impl Default for LoopOptions {
     }
 }
 
+/// Why `gohot.yaml`'s sync settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("gohot.yaml: sync.infer infers destinations from the Dockerfile (sync.dockerfile): {0}")]
+pub struct InferConfigError(#[from] crate::sync::infer::InferError);
+
+impl LoopOptions {
+    /// The loop's settings from `gohot.yaml` (sync rules, infer) and the
+    /// debounce; files syncback brought back (under `cache_root`'s record)
+    /// are not edits. A Dockerfile `infer` cannot read is reported now, not
+    /// at the first save.
+    pub fn from_config(
+        config: crate::config::gohot::GohotConfig,
+        debounce: Duration,
+        cache_root: PathBuf,
+    ) -> Result<Self, InferConfigError> {
+        let infer = match config.rules.infer {
+            Some(patterns) => {
+                let infer = InferSync {
+                    patterns,
+                    dockerfile: config.rules.dockerfile,
+                    context: config.dir.clone(),
+                    build_args: config.rules.build_args,
+                };
+                crate::sync::infer::sync_map_of_dir(&infer.dockerfile, &infer.context, &infer.build_args)?;
+                Some(Arc::new(infer))
+            }
+            None => None,
+        };
+        let rules = (!config.rules.manual.is_empty()).then(|| Arc::new(config.rules.manual));
+        let ignore =
+            IgnoreFn(Arc::new(move |p: &std::path::Path| crate::syncback::written_by_syncback(&cache_root, p)));
+        Ok(LoopOptions { debounce, rules, infer, ignore: Some(ignore), ..Default::default() })
+    }
+}
+
 /// See [`LoopOptions::restart_bound`]: long enough that a burst of saves
 /// (an editor's save-all, a formatter, a `git checkout`) becomes one build,
 /// short enough that changes which never stop still reload every few seconds.
 pub const DEFAULT_RESTART_BOUND: Duration = Duration::from_secs(2);
 
-type BuildFuture<'a> = Pin<Box<dyn Future<Output = Result<Bytes, BuildError>> + Send + 'a>>;
-type InputsFuture<'a> = Pin<Box<dyn Future<Output = Result<BuildInputs, DevError>> + Send + 'a>>;
+/// A setting given for one service (`NAME=…`), or without a name for the
+/// only service of a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForService<T> {
+    /// The service (its app name); None: the only one.
+    pub app: Option<String>,
+    /// The setting.
+    pub value: T,
+}
 
-async fn poll_opt<F: Future + Unpin>(f: &mut Option<F>) -> F::Output {
-    match f {
-        Some(f) => f.await,
-        None => std::future::pending().await,
+impl<T: std::str::FromStr> ForService<T> {
+    /// Parses `[NAME=]VALUE`: a leading `NAME=` whose name is a plain app
+    /// name (letters, digits, `-`, `_`, `.`) names the service; anything
+    /// else (a URL's query, say) is the value's.
+    pub fn parse(s: &str) -> Result<Self, T::Err> {
+        let named = s.split_once('=').filter(|(name, _)| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        });
+        match named {
+            Some((app, value)) => Ok(ForService { app: Some(app.to_string()), value: value.parse()? }),
+            None => Ok(ForService { app: None, value: s.parse()? }),
+        }
     }
+}
+
+/// `--port-forward LOCAL:POD_PORT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortForward {
+    /// The port on 127.0.0.1.
+    pub local: u16,
+    /// The port in the pod.
+    pub remote: u16,
+}
+
+impl std::str::FromStr for PortForward {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.split_once(':')
+            .and_then(|(l, r)| Some(PortForward { local: l.parse().ok()?, remote: r.parse().ok()? }))
+            .ok_or_else(|| format!("invalid --port-forward {s:?}: use [NAME=]LOCAL:POD_PORT, e.g. 8080:8080"))
+    }
+}
+
+impl std::fmt::Display for PortForward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.local, self.remote)
+    }
+}
+
+/// A per-service flag that does not fit the session.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceFlagError {
+    /// It names a service the session does not develop.
+    #[error("{flag} names `{app}`, which this session does not develop (its services: {known})")]
+    Unknown {
+        /// The flag.
+        flag: &'static str,
+        /// The name given.
+        app: String,
+        /// The session's services.
+        known: String,
+    },
+    /// It names none, and the session has several.
+    #[error(
+        "{flag} {value}: this session develops several services ({known}): say which, e.g. {flag} {example}={value}"
+    )]
+    Which {
+        /// The flag.
+        flag: &'static str,
+        /// Its value.
+        value: String,
+        /// The session's services.
+        known: String,
+        /// The first service's name.
+        example: String,
+    },
+}
+
+/// Sorts per-service settings by service (`names`, in session order): a
+/// name must be one of them; a setting without a name needs a session of
+/// one service.
+pub fn per_service<T: Clone + std::fmt::Display>(
+    flag: &'static str,
+    given: &[ForService<T>],
+    names: &[String],
+) -> Result<Vec<Vec<T>>, ServiceFlagError> {
+    let known = names.join(", ");
+    let mut out = vec![Vec::new(); names.len()];
+    for g in given {
+        let index = match &g.app {
+            Some(app) => names.iter().position(|n| n == app).ok_or_else(|| ServiceFlagError::Unknown {
+                flag,
+                app: app.clone(),
+                known: known.clone(),
+            })?,
+            None if names.len() == 1 => 0,
+            None => {
+                return Err(ServiceFlagError::Which {
+                    flag,
+                    value: g.value.to_string(),
+                    known,
+                    example: names.first().cloned().unwrap_or_default(),
+                })
+            }
+        };
+        out[index].push(g.value.clone());
+    }
+    Ok(out)
 }
 
 /// Sources being watched; start it before building the first image so no
 /// save is lost in between (changes queue up until the loop runs).
 pub struct Watching {
     watcher: SourceWatcher,
-    changes: tokio::sync::mpsc::UnboundedReceiver<Change>,
+    changes: mpsc::UnboundedReceiver<(usize, Change)>,
+    router: Router,
 }
 
 /// What the loop needs from a builder: the app's binary, and what it is
@@ -216,17 +381,34 @@ impl Rebuild for DevBuilder {
     }
 }
 
-/// Start-up shared by every target: the package resolved for the dev
-/// image's platform, and its sources watched before the first build, so
-/// that no save is lost between start-up and the loop.
-pub async fn begin(builder: &DevBuilder, package: &str, opts: &LoopOptions) -> Result<(DevApp, Watching), DevError> {
-    let app = DevApp {
-        package: builder.inner().package(package).await?,
-        requested: package.to_string(),
-        platform: builder.platform()?,
-    };
-    let watching = watch(builder, &app, opts).await?;
-    Ok((app, watching))
+/// Start-up shared by every target: each package resolved for the dev
+/// image's platform (one service each, in the order given), and their
+/// sources watched before the first build, so that no save is lost between
+/// start-up and the loop.
+pub async fn begin(
+    builder: &DevBuilder,
+    packages: &[String],
+    opts: &LoopOptions,
+) -> Result<(Vec<DevApp>, Watching), DevError> {
+    let platform = builder.platform()?;
+    let mut apps: Vec<DevApp> = Vec::new();
+    for requested in packages {
+        let app = DevApp {
+            package: builder.inner().package(requested).await?,
+            requested: requested.clone(),
+            platform: platform.clone(),
+        };
+        if let Some(other) = apps.iter().find(|a| a.name() == app.name()) {
+            return Err(DevError::SameName {
+                name: app.name(),
+                first: other.requested.clone(),
+                second: requested.clone(),
+            });
+        }
+        apps.push(app);
+    }
+    let watching = watch(builder, &apps, opts).await?;
+    Ok((apps, watching))
 }
 
 /// The binary the dev image was just built with: where the loop starts.
@@ -235,391 +417,111 @@ pub fn built_binary(builder: &DevBuilder, app: &DevApp) -> Result<Bytes, BuildEr
     std::fs::read(&path).map(Bytes::from).map_err(|source| BuildError::Io { path, source })
 }
 
-/// Starts watching what the app's binary is built from, kodata, and the
-/// files the sync rules cover.
-pub async fn watch(builder: &dyn Rebuild, app: &DevApp, opts: &LoopOptions) -> Result<Watching, DevError> {
-    let inputs = build_inputs(builder, app).await?;
-    let rules = opts.rules.clone().map(|r| -> watch::PathMatcher {
-        Arc::new(move |rel: &str| r.destinations(rel, "/").is_ok_and(|d| !d.is_empty()))
-    });
+/// Starts watching what the services' binaries are built from, their
+/// kodata, and the files the sync rules cover.
+pub async fn watch(builder: &dyn Rebuild, apps: &[DevApp], opts: &LoopOptions) -> Result<Watching, DevError> {
+    let listed = futures::future::try_join_all(apps.iter().map(|a| builder.inputs(a))).await?;
+    let dirs = apps
+        .iter()
+        .map(|a| ServiceDirs { name: a.name(), package_dir: a.package.dir.clone(), module_root: a.module_root() })
+        .collect();
+    let router = Router::new(dirs, opts.rules.clone())?;
+    let services = apps.iter().zip(listed).map(|(a, inputs)| ServiceScope { kodata: a.kodata(), inputs }).collect();
     let infer = opts.infer.clone().map(|i| -> (PathBuf, watch::PathMatcher) {
         let context = i.context.clone();
         (context, Arc::new(move |rel: &str| i.patterns.matches(rel)))
     });
-    let scope = Scope { kodata: app.kodata(), module_root: app.module_root(), inputs, rules, infer };
-    let (watcher, changes) = SourceWatcher::start(scope)?;
-    Ok(Watching { watcher, changes })
+    let (watcher, changes) = SourceWatcher::start(Scope { services, router: router.clone(), infer })?;
+    Ok(Watching { watcher, changes, router })
 }
 
-/// Changes waiting for the next build or sync.
-#[derive(Default)]
-struct Pending {
-    /// Build inputs that changed, as named in the status line.
-    sources: Vec<String>,
-    build: bool,
-    refresh: bool,
-    kodata: BTreeSet<String>,
-    rules: BTreeSet<String>,
-    infer: BTreeSet<String>,
-    /// Constraint-excluded `.go` files that changed, checked when settled.
-    excluded: BTreeSet<PathBuf>,
-    /// The oldest change not yet handled.
-    since: Option<Instant>,
+/// One service of a session, as the loop runs it.
+pub struct Service<'t> {
+    /// The app.
+    pub app: DevApp,
+    /// Where its containers run.
+    pub target: &'t dyn Target,
+    /// The binary its containers were started with.
+    pub initial: Bytes,
+    /// How gohot knows its new process serves.
+    pub probe: Probe,
 }
 
-impl Pending {
-    fn name(&mut self, name: String) {
-        if !self.sources.contains(&name) {
-            self.sources.push(name);
-        }
-    }
-    fn is_idle(&self) -> bool {
-        !self.build
-            && self.kodata.is_empty()
-            && self.rules.is_empty()
-            && self.infer.is_empty()
-            && self.excluded.is_empty()
-    }
-}
-
-/// The build in flight.
-struct Running {
-    files: Vec<String>,
-    refresh: bool,
-    /// The oldest change this build serves (for timings and the restart bound).
-    first_change: Instant,
-    started: Instant,
-    started_at: SystemTime,
-}
-
-/// Runs the loop until `shutdown` resolves. `initial` is the binary the
-/// target's containers were started with.
-#[allow(clippy::too_many_arguments)]
+/// Runs the loop for `services` (in the order [`begin`] returned their
+/// apps) until `shutdown` resolves; events about one service carry its app.
 pub async fn run(
     builder: &dyn Rebuild,
-    target: &dyn Target,
-    app: DevApp,
+    services: Vec<Service<'_>>,
     watching: Watching,
-    initial: Bytes,
     opts: LoopOptions,
-    events: EventSink,
+    events: SessionSink,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DevError> {
-    let Watching { mut watcher, mut changes } = watching;
+    let Watching { mut watcher, mut changes, router } = watching;
     // kodata may have been created by the first (dev) build since watching began.
     watcher.rewatch()?;
-    let reload_opts = ReloadOptions {
-        app: app.name(),
-        dest: app.dest(),
-        restart_timeout: opts.restart_timeout,
-        probe: opts.probe.clone(),
-        one_shot: false,
-    };
-    let mut reloader = Reloader::new(target, reload_opts, Some(Binary::new(initial)));
-    let mut pending = Pending::default();
-    let mut running: Option<Running> = None;
-    let mut build: Option<BuildFuture<'_>> = None;
-    let mut listing: Option<InputsFuture<'_>> = None;
-    // When the build whose inputs are being listed again started.
-    let mut listing_for = SystemTime::now();
-    let mut deadline: Option<tokio::time::Instant> = None;
-    let mut import_headers: HashMap<PathBuf, String> = HashMap::new();
-    let mut infer_map: SyncMap = match &opts.infer {
-        Some(i) => crate::sync::infer::sync_map_of_dir(&i.dockerfile, &i.context, &i.build_args).unwrap_or_else(|e| {
-            events(DevEvent::Warning { message: format!("sync.infer: {e}") });
-            SyncMap::new()
-        }),
-        None => SyncMap::new(),
-    };
-    let mut health = tokio::time::interval(opts.health_interval);
-    health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let root = app.module_root();
-    let name_of = |p: &Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
-    tokio::pin!(shutdown);
-
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            Some(change) = changes.recv() => {
-                let now = Instant::now();
-                match change {
-                    Change::Source { path, .. } if opts.ignore.as_ref().is_some_and(|ignore| (ignore.0)(&path)) => {
-                        tracing::debug!("{} is ignored (written by syncback): no rebuild", path.display());
-                        continue;
-                    }
-                    Change::Source { path, refresh } => {
-                        pending.build = true;
-                        pending.refresh |= refresh;
-                        pending.name(name_of(&path));
-                        pending.since.get_or_insert(now);
-                        // A newer save makes the running build stale, unless
-                        // the chain has been restarting for the bound already.
-                        if running.as_ref().is_some_and(|r| r.first_change.elapsed() < opts.restart_bound) {
-                            if let Some(r) = running.take() {
-                                build = None;
-                                events(DevEvent::BuildCancelled);
-                                for f in r.files {
-                                    pending.name(f);
-                                }
-                                pending.refresh |= r.refresh;
-                                pending.since = Some(pending.since.map_or(r.first_change, |s| s.min(r.first_change)));
-                            }
+    let watcher = std::sync::Mutex::new(watcher);
+    let shutdown = Box::pin(shutdown).shared();
+    let names: Vec<String> = services.iter().map(|s| s.app.name()).collect();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let builds = tokio::sync::Semaphore::new(cores);
+    let (ended_tx, mut ended) = mpsc::unbounded_channel();
+    let shared =
+        service::Shared { builder, watcher: &watcher, router: &router, opts: &opts, builds: &builds, ended: ended_tx };
+    let mut senders = Vec::new();
+    let mut loops = Vec::new();
+    for (index, s) in services.into_iter().enumerate() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        senders.push(tx);
+        let sink = events::for_app(&events, &s.app.name());
+        loops.push(service::run(index, &shared, s, rx, sink, shutdown.clone()));
+    }
+    let roots: Vec<PathBuf> = router.services().iter().map(|s| s.module_root.clone()).collect();
+    // Routes each change to its service, and tells when a save is done everywhere.
+    let dispatch = async {
+        let mut waves = Waves::default();
+        let mut shutdown = shutdown.clone();
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return Ok::<(), DevError>(()),
+                Some((index, change)) = changes.recv() => {
+                    let seq = match &change {
+                        Change::Source { path, .. } if opts.ignore.as_ref().is_some_and(|ignore| (ignore.0)(path)) => {
+                            tracing::debug!("{} is ignored (written by syncback): no rebuild", path.display());
+                            continue;
                         }
-                    }
-                    Change::Kodata(rel) => { pending.kodata.insert(rel); pending.since.get_or_insert(now); }
-                    Change::Rule(rel) => { pending.rules.insert(rel); pending.since.get_or_insert(now); }
-                    Change::Infer(rel) => { pending.infer.insert(rel); pending.since.get_or_insert(now); }
-                    Change::Excluded(path) => { pending.excluded.insert(path); pending.since.get_or_insert(now); }
-                }
-                let quiet = now + opts.debounce;
-                let latest = pending.since.map_or(quiet, |s| s + opts.restart_bound);
-                deadline = Some(tokio::time::Instant::from_std(quiet.min(latest)));
-            }
-            _ = async { if let Some(d) = deadline { tokio::time::sleep_until(d).await } else { std::future::pending::<()>().await } } => {
-                deadline = None;
-                if !pending.rules.is_empty() {
-                    let files: Vec<String> = std::mem::take(&mut pending.rules).into_iter().collect();
-                    if let Some(rules) = &opts.rules {
-                        files::sync_rule_files(&mut reloader, &app, rules, &files, &events).await;
-                    }
-                }
-                if !pending.infer.is_empty() {
-                    let files: Vec<String> = std::mem::take(&mut pending.infer).into_iter().collect();
-                    if let Some(infer) = &opts.infer {
-                        let deleted = files::sync_infer(&mut reloader, infer, &mut infer_map, &files, &events).await;
-                        if !deleted.is_empty() {
-                            // The Skaffold proposal's rule: a deleted file under infer rebuilds.
-                            pending.build = true;
-                            for f in deleted {
-                                pending.name(name_of(&infer.context.join(f)));
-                            }
+                        Change::Source { path, .. } => {
+                            let name = path.strip_prefix(&roots[index]).unwrap_or(path).display().to_string();
+                            waves.dispatched(Instant::now(), index, &name)
                         }
+                        _ => 0,
+                    };
+                    if let Some(tx) = senders.get(index) {
+                        let _ = tx.send((seq, change));
                     }
                 }
-                // Settled now: a constraint-excluded file counts only if its
-                // constraint changed (then the set of inputs changes too).
-                for path in std::mem::take(&mut pending.excluded) {
-                    if watcher.constraint_changed(&path) {
-                        pending.build = true;
-                        pending.refresh = true;
-                        pending.name(name_of(&path));
-                    }
-                }
-                if !pending.kodata.is_empty() && !pending.build && running.is_none() {
-                    let files: Vec<String> = std::mem::take(&mut pending.kodata).into_iter().collect();
-                    files::sync_kodata(&mut reloader, &app, &files, &events).await;
-                }
-                if pending.build && running.is_none() {
-                    let files = std::mem::take(&mut pending.sources);
-                    events(DevEvent::BuildStarted { files: files.clone() });
-                    running = Some(Running {
-                        files,
-                        refresh: std::mem::take(&mut pending.refresh),
-                        first_change: pending.since.take().unwrap_or_else(Instant::now),
-                        started: Instant::now(),
-                        started_at: SystemTime::now(),
-                    });
-                    pending.build = false;
-                    build = Some(builder.compile(&app));
-                }
-                if pending.is_idle() {
-                    pending.since = None;
-                }
-            }
-            result = poll_opt(&mut build) => {
-                build = None;
-                let Some(r) = running.take() else { continue };
-                let build_time = r.started.elapsed();
-                match result {
-                    Err(BuildError::Go(crate::builder::go::GoError::Build { stderr, .. })) => {
-                        events(DevEvent::BuildFailed { output: stderr });
-                    }
-                    Err(e) => events(DevEvent::BuildFailed { output: format!("{e}\n") }),
-                    Ok(binary) => {
-                        let binary = Binary::new(binary);
-                        if reloader.current().is_some_and(|c| c.sha256 == binary.sha256) {
-                            events(DevEvent::Unchanged);
-                        } else {
-                            let binary_bytes = binary.bytes.len() as u64;
-                            let report = reloader.push_binary(binary).await;
-                            let detect = r.started.duration_since(r.first_change);
-                            report_push(&app, report, &r, detect, build_time, binary_bytes, &events);
-                        }
-                    }
-                }
-                if !pending.kodata.is_empty() {
-                    let files: Vec<String> = std::mem::take(&mut pending.kodata).into_iter().collect();
-                    files::sync_kodata(&mut reloader, &app, &files, &events).await;
-                }
-                // If the set of build inputs may have changed (imports, embeds,
-                // a new or deleted file, go.mod), list it again off the loop; a
-                // plain edit needs no `go list`. Also after a failed build: the
-                // fix may need a file the current set does not know.
-                // Every file's header is recorded (no short circuit).
-                let headers_changed =
-                    r.files.iter().filter(|f| imports_changed(&root.join(f), &mut import_headers)).count() > 0;
-                if r.refresh || headers_changed {
-                    listing_for = r.started_at;
-                    listing = Some(Box::pin(build_inputs(builder, &app)));
-                }
-                // Changes that came in during the build: next build now.
-                if pending.build {
-                    deadline = Some(tokio::time::Instant::now() + opts.debounce);
-                }
-                if pending.is_idle() {
-                    pending.since = None;
-                }
-            }
-            result = poll_opt(&mut listing) => {
-                listing = None;
-                match result {
-                    Ok(inputs) => {
-                        let before = watcher.inputs();
-                        // A file that became an input while the listing ran may
-                        // have changed after the build read it: build again.
-                        let late: Vec<PathBuf> = inputs
-                            .files
-                            .difference(&before.files)
-                            .filter(|f| std::fs::metadata(f).and_then(|m| m.modified()).is_ok_and(|t| t >= listing_for))
-                            .cloned()
+                Some((index, seq, how)) = ended.recv() => {
+                    for done in waves.ended(Instant::now(), index, seq, how) {
+                        let services = done
+                            .services
+                            .iter()
+                            .map(|(i, how, total)| ServiceResult {
+                                app: names[*i].clone(),
+                                outcome: how.as_str().into(),
+                                total: total.as_secs_f64(),
+                            })
                             .collect();
-                        watcher.set_inputs(inputs)?;
-                        if !late.is_empty() {
-                            pending.build = true;
-                            pending.since.get_or_insert_with(Instant::now);
-                            for f in late {
-                                pending.name(name_of(&f));
-                            }
-                            deadline = Some(tokio::time::Instant::now() + opts.debounce);
-                        }
+                        events(None, DevEvent::ReloadedAll { files: done.files, total: done.total.as_secs_f64(), services });
                     }
-                    Err(e) => tracing::debug!("listing the build inputs again: {e}"),
-                }
-            }
-            _ = health.tick() => {
-                let report = reloader.check_replicas().await;
-                for (replica, reason) in report.recovered {
-                    events(DevEvent::Recovered { replica, reason });
-                }
-                for message in report.warnings {
-                    events(DevEvent::Warning { message });
-                }
-                if !report.errors.is_empty() {
-                    events(DevEvent::SyncFailed { errors: report.errors });
                 }
             }
         }
-    }
-}
-
-/// Whether a changed file may have changed the set of build inputs:
-/// go.mod/go.sum/go.work, or a Go file whose imports, build constraints or
-/// `//go:embed` lines differ from the last time it was seen (or that was not
-/// seen before, or is gone).
-fn imports_changed(path: &std::path::Path, seen: &mut HashMap<PathBuf, String>) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    if matches!(name, "go.mod" | "go.sum" | "go.work" | "go.work.sum") {
-        return true;
-    }
-    if !name.ends_with(".go") {
-        return false;
-    }
-    let Ok(text) = std::fs::read_to_string(path) else {
-        seen.remove(path);
-        return true;
     };
-    // The header up to the first declaration holds the imports; embed
-    // directives sit right above the variables they fill.
-    let mut header: Vec<&str> = text
-        .lines()
-        .take_while(|l| !["func ", "type ", "var ", "const "].iter().any(|k| l.starts_with(k)))
-        .filter(|l| l.contains('"') || l.trim_start().starts_with("//go:build"))
-        .collect();
-    header.extend(text.lines().filter(|l| l.trim_start().starts_with("//go:embed")));
-    let header = header.join("\n");
-    seen.insert(path.to_path_buf(), header.clone()).is_none_or(|old| old != header)
-}
-
-async fn build_inputs(builder: &dyn Rebuild, app: &DevApp) -> Result<BuildInputs, DevError> {
-    Ok(builder.inputs(app).await?)
-}
-
-/// A binary reload's report as events: a failure where a replica or the
-/// probe failed, the status line where the new process answered.
-fn report_push(
-    app: &DevApp,
-    report: PushReport,
-    build: &Running,
-    detect: Duration,
-    build_time: Duration,
-    binary_bytes: u64,
-    events: &EventSink,
-) {
-    if report.replicas.is_empty() && report.errors.is_empty() {
-        return events(DevEvent::Warning {
-            message: "no running container to reload; it will get the new binary when it is back".into(),
-        });
-    }
-    let failures = report.failures();
-    if !failures.is_empty() {
-        events(DevEvent::SyncFailed { errors: failures });
-    }
-    if !report.answered {
-        return;
-    }
-    let timings = Timings {
-        detect: detect.as_secs_f64(),
-        build: build_time.as_secs_f64(),
-        sync: report.sync.as_secs_f64(),
-        encode: report.encode.as_secs_f64(),
-        write: report.write.as_secs_f64(),
-        restart: report.restart.as_secs_f64(),
-        answer: report.answer.as_secs_f64(),
-        total: build.first_change.elapsed().as_secs_f64(),
-    };
-    events(DevEvent::Reloaded {
-        app: app.name(),
-        files: build.files.clone(),
-        timings,
-        bytes_sent: report.bytes_sent,
-        binary_bytes,
-        replicas: report.current(),
-        replicas_total: report.replicas.len(),
-    });
+    futures::future::try_join(dispatch, futures::future::try_join_all(loops)).await?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod loop_tests;
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_import_changes_refresh_dependencies() {
-        let d = tempfile::tempdir().unwrap();
-        let f = d.path().join("main.go");
-        let mut seen = HashMap::new();
-        std::fs::write(&f, "package main\n\nimport \"fmt\"\n\nvar g = \"a\"\n\nfunc main() { fmt.Println(g) }\n")
-            .unwrap();
-        assert!(imports_changed(&f, &mut seen), "first sight");
-        std::fs::write(&f, "package main\n\nimport \"fmt\"\n\nvar g = \"b\"\n\nfunc main() { fmt.Println(g) }\n")
-            .unwrap();
-        assert!(!imports_changed(&f, &mut seen), "a string edit");
-        std::fs::write(
-            &f,
-            "package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/m/lib\"\n)\n\nfunc main() { fmt.Println(lib.X) }\n",
-        )
-        .unwrap();
-        assert!(imports_changed(&f, &mut seen), "a new import");
-        let with_embed = "package main\n\nimport (\n\t\"fmt\"\n\t\"example.com/m/lib\"\n)\n\n//go:embed a.txt\nvar a string\n\nfunc main() { fmt.Println(lib.X, a) }\n";
-        std::fs::write(&f, with_embed).unwrap();
-        assert!(imports_changed(&f, &mut seen), "a new embed pattern");
-        std::fs::write(&f, with_embed.replace("a.txt", "b.txt")).unwrap();
-        assert!(imports_changed(&f, &mut seen), "another embed pattern");
-        assert!(imports_changed(&d.path().join("go.mod"), &mut seen));
-        assert!(!imports_changed(&d.path().join("README.md"), &mut seen));
-        std::fs::remove_file(&f).unwrap();
-        assert!(imports_changed(&f, &mut seen), "a deleted file");
-    }
-}
+mod multi_tests;

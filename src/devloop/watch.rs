@@ -24,13 +24,14 @@
 //! is new are found by a walk too (`scan_new_dirs`): they can land before
 //! the directory is watched.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
+use super::route::{rel_str, Router};
 use crate::builder::inputs::BuildInputs;
 
 /// What a changed path means for the loop.
@@ -56,7 +57,7 @@ pub enum Change {
     Excluded(PathBuf),
 }
 
-/// Decides whether a relative path is covered by sync rules.
+/// Decides whether a relative path is covered by `infer` globs.
 pub type PathMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Whether a file name is an editor's or tool's temporary file, never a
@@ -78,62 +79,69 @@ pub fn is_noise(name: &str) -> bool {
         || name.contains(".gohot-")
 }
 
-/// Everything the watcher needs to classify a path.
+/// What one service's binary is built from, and its kodata.
 #[derive(Clone)]
-pub struct Scope {
+pub struct ServiceScope {
     /// The package's kodata directory.
     pub kodata: PathBuf,
-    /// The module root (manual sync rules are relative to it).
-    pub module_root: PathBuf,
     /// What the binary is built from.
     pub inputs: BuildInputs,
-    /// Manual sync rules' matcher (module-relative paths).
-    pub rules: Option<PathMatcher>,
+}
+
+/// Everything the watcher needs to classify a path, for every service of
+/// the session.
+#[derive(Clone)]
+pub struct Scope {
+    /// The services, in session order (the router's order).
+    pub services: Vec<ServiceScope>,
+    /// Which services a sync-rule file goes to.
+    pub router: Router,
     /// Infer globs: the context directory and the matcher (context-relative paths).
     pub infer: Option<(PathBuf, PathMatcher)>,
 }
 
-fn rel_str(path: &Path, base: &Path) -> Option<String> {
-    let rel = path.strip_prefix(base).ok()?;
-    let parts: Vec<&str> = rel.iter().map(|c| c.to_str()).collect::<Option<_>>()?;
-    (!parts.is_empty()).then(|| parts.join("/"))
-}
-
 impl Scope {
-    /// What a change of `path` means: nothing, or one or two [`Change`]s (a
-    /// file both covered by a sync rule and a build input is synced and
-    /// rebuilt, so the binary never embeds a stale copy).
-    pub fn classify(&self, path: &Path) -> Vec<Change> {
+    /// What a change of `path` means, per service: nothing, or one or two
+    /// [`Change`]s for each service it concerns (a file both covered by a
+    /// sync rule and a build input is synced and rebuilt, so the binary
+    /// never embeds a stale copy).
+    pub fn classify(&self, path: &Path) -> Vec<(usize, Change)> {
         let mut out = Vec::new();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return out };
         if path.iter().any(|c| c == ".git") {
             return out;
         }
-        let noise = is_noise(name);
-        if !noise && !path.is_dir() {
-            if let (Some(rules), Some(rel)) = (&self.rules, rel_str(path, &self.module_root)) {
-                if rules(&rel) {
-                    out.push(Change::Rule(rel));
+        let syncable = !is_noise(name) && !path.is_dir();
+        let infer = match &self.infer {
+            Some((context, infer)) if syncable => rel_str(path, context).filter(|r| infer(r)),
+            _ => None,
+        };
+        let owners = if infer.is_some() { self.router.owners(path) } else { Vec::new() };
+        for (i, service) in self.services.iter().enumerate() {
+            if syncable {
+                if self.router.has_rules() && !self.router.rule_destinations(i, path).is_empty() {
+                    if let Some(rel) = rel_str(path, &self.router.services()[i].module_root) {
+                        out.push((i, Change::Rule(rel)));
+                    }
+                }
+                if let Some(rel) = infer.as_ref().filter(|_| owners.contains(&i)) {
+                    out.push((i, Change::Infer(rel.clone())));
+                }
+                if let Some(rel) = rel_str(path, &service.kodata) {
+                    if !crate::builder::kodata::is_gohot_owned_kodata(&rel) {
+                        out.push((i, Change::Kodata(rel)));
+                    }
                 }
             }
-            if let Some((context, infer)) = &self.infer {
-                if let Some(rel) = rel_str(path, context).filter(|r| infer(r)) {
-                    out.push(Change::Infer(rel));
-                }
+            let inputs = &service.inputs;
+            if inputs.contains(path) {
+                let refresh = inputs.module_files.contains(path) || !path.exists();
+                out.push((i, Change::Source { path: path.to_path_buf(), refresh }));
+            } else if inputs.is_excluded_go(path) {
+                out.push((i, Change::Excluded(path.to_path_buf())));
+            } else if inputs.may_become_input(path) {
+                out.push((i, Change::Source { path: path.to_path_buf(), refresh: true }));
             }
-            if let Some(rel) = rel_str(path, &self.kodata) {
-                if !crate::builder::kodata::is_gohot_owned_kodata(&rel) {
-                    out.push(Change::Kodata(rel));
-                }
-            }
-        }
-        if self.inputs.contains(path) {
-            let refresh = self.inputs.module_files.contains(path) || !path.exists();
-            out.push(Change::Source { path: path.to_path_buf(), refresh });
-        } else if self.inputs.is_excluded_go(path) {
-            out.push(Change::Excluded(path.to_path_buf()));
-        } else if self.inputs.may_become_input(path) {
-            out.push(Change::Source { path: path.to_path_buf(), refresh: true });
         }
         out
     }
@@ -142,21 +150,25 @@ impl Scope {
     /// embed roots, kodata, and the trees sync rules cover recursively.
     /// A directory inside a recursively watched one is not watched again.
     fn watches(&self) -> BTreeMap<PathBuf, RecursiveMode> {
-        let (mut flat, mut deep) = self.inputs.watch_dirs();
-        flat.insert(self.module_root.clone());
-        if self.kodata.is_dir() {
-            deep.insert(self.kodata.clone());
-        }
-        if self.rules.is_some() {
-            deep.insert(self.module_root.clone());
+        let mut flat = BTreeSet::new();
+        let mut deep = BTreeSet::new();
+        for (service, dirs) in self.services.iter().zip(self.router.services()) {
+            let (f, d) = service.inputs.watch_dirs();
+            flat.extend(f);
+            deep.extend(d);
+            flat.insert(dirs.module_root.clone());
+            if service.kodata.is_dir() {
+                deep.insert(service.kodata.clone());
+            }
+            if self.router.has_rules() {
+                deep.insert(dirs.module_root.clone());
+            }
         }
         if let Some((context, _)) = &self.infer {
             deep.insert(context.clone());
         }
-        let covered =
-            |d: &Path, deep: &std::collections::BTreeSet<PathBuf>| deep.iter().any(|r| r != d && d.starts_with(r));
-        let deep_kept: Vec<PathBuf> = deep.iter().filter(|d| !covered(d, &deep)).cloned().collect();
-        deep = deep_kept.into_iter().collect();
+        let covered = |d: &Path, deep: &BTreeSet<PathBuf>| deep.iter().any(|r| r != d && d.starts_with(r));
+        let deep: BTreeSet<PathBuf> = deep.iter().filter(|d| !covered(d, &deep)).cloned().collect();
         let mut out: BTreeMap<PathBuf, RecursiveMode> = BTreeMap::new();
         for d in flat.into_iter().filter(|d| !deep.iter().any(|r| d.starts_with(r))) {
             out.insert(d, RecursiveMode::NonRecursive);
@@ -177,7 +189,7 @@ pub struct SourceWatcher {
 
 impl SourceWatcher {
     /// Starts watching; changes arrive on the returned channel.
-    pub fn start(scope: Scope) -> notify::Result<(Self, mpsc::UnboundedReceiver<Change>)> {
+    pub fn start(scope: Scope) -> notify::Result<(Self, mpsc::UnboundedReceiver<(usize, Change)>)> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (new_dirs, new_dirs_rx) = std::sync::mpsc::channel::<PathBuf>();
         let shared = Arc::new(RwLock::new(scope));
@@ -214,20 +226,25 @@ impl SourceWatcher {
         Ok((w, rx))
     }
 
-    /// Whether a constraint-excluded `.go` file now counts (see [`Change::Excluded`]).
-    pub fn constraint_changed(&self, path: &Path) -> bool {
-        self.scope.read().unwrap_or_else(|p| p.into_inner()).inputs.constraint_changed(path)
+    /// Whether a constraint-excluded `.go` file now counts for `service`
+    /// (see [`Change::Excluded`]).
+    pub fn constraint_changed(&self, service: usize, path: &Path) -> bool {
+        let scope = self.scope.read().unwrap_or_else(|p| p.into_inner());
+        scope.services.get(service).is_some_and(|s| s.inputs.constraint_changed(path))
     }
 
-    /// The build inputs as last listed.
-    pub fn inputs(&self) -> BuildInputs {
-        self.scope.read().unwrap_or_else(|p| p.into_inner()).inputs.clone()
+    /// `service`'s build inputs as last listed.
+    pub fn inputs(&self, service: usize) -> BuildInputs {
+        let scope = self.scope.read().unwrap_or_else(|p| p.into_inner());
+        scope.services.get(service).map(|s| s.inputs.clone()).unwrap_or_default()
     }
 
-    /// Replaces the build inputs (after they were listed again) and watches
-    /// the directories they need.
-    pub fn set_inputs(&mut self, inputs: BuildInputs) -> notify::Result<()> {
-        self.scope.write().unwrap_or_else(|p| p.into_inner()).inputs = inputs;
+    /// Replaces `service`'s build inputs (after they were listed again) and
+    /// watches the directories they need.
+    pub fn set_inputs(&mut self, service: usize, inputs: BuildInputs) -> notify::Result<()> {
+        if let Some(s) = self.scope.write().unwrap_or_else(|p| p.into_inner()).services.get_mut(service) {
+            s.inputs = inputs;
+        }
         self.rewatch()
     }
 
@@ -252,7 +269,7 @@ impl SourceWatcher {
                 }
                 // The module root must be watchable; a directory that went
                 // away since it was listed is watched again at the next listing.
-                Err(e) if p != self.module_root() => tracing::debug!("cannot watch {}: {e}", p.display()),
+                Err(e) if !self.is_module_root(&p) => tracing::debug!("cannot watch {}: {e}", p.display()),
                 Err(e) => return Err(e),
             }
         }
@@ -263,8 +280,8 @@ impl SourceWatcher {
         self.watcher.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn module_root(&self) -> PathBuf {
-        self.scope.read().unwrap_or_else(|p| p.into_inner()).module_root.clone()
+    fn is_module_root(&self, dir: &Path) -> bool {
+        self.scope.read().unwrap_or_else(|p| p.into_inner()).router.services().iter().any(|s| s.module_root == dir)
     }
 }
 
@@ -279,7 +296,7 @@ fn scan_new_dirs(
     dirs: std::sync::mpsc::Receiver<PathBuf>,
     watcher: std::sync::Weak<Mutex<notify::RecommendedWatcher>>,
     scope: Arc<RwLock<Scope>>,
-    tx: mpsc::UnboundedSender<Change>,
+    tx: mpsc::UnboundedSender<(usize, Change)>,
 ) {
     for dir in dirs {
         let Some(w) = watcher.upgrade() else { return };
@@ -305,8 +322,24 @@ fn scan_new_dirs(
 mod tests {
     use super::*;
     use crate::builder::go::{ListedModule, ListedPackage};
+    use crate::devloop::route::ServiceDirs;
+    use crate::sync::rules::{CompiledRules, ManualRule};
 
-    fn scope(rules: Option<PathMatcher>) -> Scope {
+    /// A session of one service at `root` (package directory and module root).
+    fn one_service(root: &Path, inputs: BuildInputs, rules: Option<&str>) -> Scope {
+        let dirs = ServiceDirs { name: "app".into(), package_dir: root.into(), module_root: root.into() };
+        let rules = rules.map(|src| {
+            let rule = ManualRule { src: src.into(), dest: "/srv".into(), strip: None, apps: Vec::new() };
+            Arc::new(CompiledRules::new(vec![rule]).unwrap())
+        });
+        Scope {
+            services: vec![ServiceScope { kodata: root.join("kodata"), inputs }],
+            router: Router::new(vec![dirs], rules).unwrap(),
+            infer: None,
+        }
+    }
+
+    fn scope(rules: Option<&str>) -> Scope {
         let main = ListedPackage {
             dir: "/m".into(),
             module: Some(ListedModule {
@@ -324,13 +357,7 @@ mod tests {
         let lib = ListedPackage { dir: "/m/lib".into(), go_files: vec!["x.go".into()], ..main.clone() };
         let lib = ListedPackage { ignored_go_files: vec![], ..lib };
         let lib = ListedPackage { embed_patterns: vec![], embed_files: vec![], ..lib };
-        Scope {
-            kodata: "/m/kodata".into(),
-            module_root: "/m".into(),
-            inputs: BuildInputs::from_listing(&[main, lib], None),
-            rules,
-            infer: None,
-        }
+        one_service(Path::new("/m"), BuildInputs::from_listing(&[main, lib], None), rules)
     }
 
     fn source(p: &str, refresh: bool) -> Vec<Change> {
@@ -340,7 +367,7 @@ mod tests {
     #[test]
     fn classifies_paths() {
         let s = scope(None);
-        let c = |p: &str| s.classify(Path::new(p));
+        let c = |p: &str| s.classify(Path::new(p)).into_iter().map(|(_, c)| c).collect::<Vec<_>>();
         // Paths that do not exist here: inputs that are gone ask for a new listing.
         assert_eq!(c("/m/main.go"), source("/m/main.go", true));
         assert_eq!(c("/m/go.mod"), source("/m/go.mod", true));
@@ -369,9 +396,8 @@ mod tests {
         ] {
             assert_eq!(c(ignored), vec![], "{ignored}");
         }
-        let rules: PathMatcher = Arc::new(|rel: &str| rel.starts_with("static/"));
-        let s = scope(Some(rules));
-        let c = |p: &str| s.classify(Path::new(p));
+        let s = scope(Some("static/**"));
+        let c = |p: &str| s.classify(Path::new(p)).into_iter().map(|(_, c)| c).collect::<Vec<_>>();
         assert_eq!(c("/m/static/a.html"), vec![Change::Rule("static/a.html".into())]);
         assert_eq!(c("/m/static/.a.html.swp"), vec![]);
         assert_eq!(c("/m/docs/README.md"), vec![]);
@@ -419,18 +445,13 @@ mod tests {
             ..Default::default()
         };
         let lib = ListedPackage { dir: root.join("lib"), ..main.clone() };
-        let mut s = Scope {
-            kodata: root.join("kodata"),
-            module_root: root.clone(),
-            inputs: BuildInputs::from_listing(&[main, lib], None),
-            rules: None,
-            infer: None,
-        };
+        let inputs = BuildInputs::from_listing(&[main, lib], None);
+        let s = one_service(&root, inputs.clone(), None);
         let w = s.watches();
         assert_eq!(w.get(&root), Some(&RecursiveMode::NonRecursive));
         assert_eq!(w.get(&root.join("lib")), Some(&RecursiveMode::NonRecursive));
         assert_eq!(w.get(&root.join("kodata")), Some(&RecursiveMode::Recursive));
-        s.rules = Some(Arc::new(|_: &str| false));
+        let s = one_service(&root, inputs, Some("nothing/*"));
         let w = s.watches();
         assert_eq!(w.len(), 1, "{w:?}");
         assert_eq!(w.get(&root), Some(&RecursiveMode::Recursive));
@@ -444,13 +465,7 @@ mod tests {
     async fn files_in_new_directories_are_seen() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().canonicalize().unwrap();
-        let scope = Scope {
-            kodata: root.join("kodata"),
-            module_root: root.clone(),
-            inputs: BuildInputs::default(),
-            rules: Some(Arc::new(|rel: &str| rel.starts_with("static/"))),
-            infer: None,
-        };
+        let scope = one_service(&root, BuildInputs::default(), Some("static/**"));
         let (_w, mut rx) = SourceWatcher::start(scope).unwrap();
         let mut want = std::collections::BTreeSet::new();
         for i in 0..20 {
@@ -468,7 +483,7 @@ mod tests {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
         while !want.is_empty() {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(Change::Rule(rel))) => {
+                Ok(Some((_, Change::Rule(rel)))) => {
                     want.remove(&rel);
                 }
                 Ok(Some(_)) => {}

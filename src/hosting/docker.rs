@@ -1,10 +1,14 @@
-//! The app on the local Docker engine: one container gohot creates from the
-//! dev image, reaches with exec for syncs, and re-creates if it is removed.
+//! The app on the local Docker engine: one container per service, created
+//! from its dev image, reached with exec for syncs, and re-created if it is
+//! removed; the services of one session share a network of the session's
+//! own, where each reaches the others by name.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
+};
 use bollard::query_parameters::{CreateContainerOptions, LogsOptions, RemoveContainerOptions, StartContainerOptions};
 use bollard::Docker;
 use bytes::Bytes;
@@ -40,6 +44,12 @@ impl std::str::FromStr for PortMapping {
     }
 }
 
+impl std::fmt::Display for PortMapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.host_ip, self.host_port, self.container_port)
+    }
+}
+
 /// How to run the app's container.
 #[derive(Clone, Debug)]
 pub struct ContainerSpec {
@@ -55,6 +65,8 @@ pub struct ContainerSpec {
     pub env: Vec<String>,
     /// Published ports.
     pub ports: Vec<PortMapping>,
+    /// The session's network, and the names the container has on it.
+    pub network: Option<(String, Vec<String>)>,
 }
 
 /// The Docker target.
@@ -100,7 +112,14 @@ impl DockerTarget {
             labels: Some([("dev.gohot.app".to_string(), self.spec.name.clone())].into()),
             host_config: Some(HostConfig {
                 port_bindings: Some(bindings.into_iter().map(|(k, v)| (k, Some(v))).collect()),
+                network_mode: self.spec.network.as_ref().map(|(n, _)| n.clone()),
                 ..Default::default()
+            }),
+            networking_config: self.spec.network.as_ref().map(|(network, aliases)| NetworkingConfig {
+                endpoints_config: Some(
+                    [(network.clone(), EndpointSettings { aliases: Some(aliases.clone()), ..Default::default() })]
+                        .into(),
+                ),
             }),
             ..Default::default()
         };
@@ -224,6 +243,59 @@ impl Target for DockerTarget {
     }
 }
 
+/// The network of a session with several services: a user-defined bridge,
+/// so that the engine's DNS lets each container reach the others by name
+/// (as Docker Compose does). Labelled as gohot's; a leftover one of the same
+/// name from an earlier session is replaced.
+pub struct SessionNetwork {
+    docker: Docker,
+    name: String,
+}
+
+/// The label on every network gohot makes.
+const NETWORK_LABEL: &str = "dev.gohot.network";
+
+impl SessionNetwork {
+    /// Creates the network `name` (a leftover gohot network of that name is
+    /// removed first; a network gohot did not make is refused, named).
+    pub async fn create(docker: Docker, name: &str) -> Result<Self, TargetError> {
+        if let Ok(found) = docker.inspect_network(name, None::<bollard::query_parameters::InspectNetworkOptions>).await
+        {
+            let ours = found.labels.as_ref().is_some_and(|l| l.contains_key(NETWORK_LABEL));
+            if !ours {
+                return Err(api(format!(
+                    "a network named {name} exists and gohot did not make it: remove it (`docker network rm {name}`) \
+                     or develop these services from another directory"
+                )));
+            }
+            docker.remove_network(name).await.map_err(|e| {
+                api(format!("cannot remove the leftover network {name}: {e} (is a container still on it?)"))
+            })?;
+        }
+        let request = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some([(NETWORK_LABEL.to_string(), name.to_string())].into()),
+            ..Default::default()
+        };
+        docker.create_network(request).await.map_err(|e| api(format!("cannot create network {name}: {e}")))?;
+        Ok(SessionNetwork { docker, name: name.to_string() })
+    }
+
+    /// The network's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Removes the network (its containers must be gone).
+    pub async fn remove(&self) -> Result<(), TargetError> {
+        match self.docker.remove_network(&self.name).await {
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(api(format!("cannot remove network {}: {e}", self.name))),
+        }
+    }
+}
+
 /// A container that already runs, reached by name or id — e.g. the source
 /// of `gohot syncback`. gohot does not own its lifecycle, so
 /// [`Target::recover`] does nothing; replicas and exec are the
@@ -240,6 +312,7 @@ impl ExistingContainer {
             args: Vec::new(),
             env: Vec::new(),
             ports: Vec::new(),
+            network: None,
         };
         ExistingContainer(DockerTarget::new(docker, spec))
     }

@@ -7,7 +7,7 @@
 //! # Theory of operation
 //!
 //! A [`Reloader`] serves one app on one [`Target`]. It keeps one way-in
-//! session per replica ([`sessions`]: one exec, many requests), the binary
+//! session per replica (`sessions.rs`: one exec, many requests), the binary
 //! every replica should run, and what each replica instance is known to
 //! hold. [`Reloader::push_binary`] sends the binary to every replica in
 //! parallel: a delta against the binary a replica holds (or is likely to

@@ -13,6 +13,24 @@ pub enum Probe {
     Started,
 }
 
+impl std::fmt::Display for Probe {
+    /// As `--probe` takes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Probe::Http(url) => f.write_str(url),
+            Probe::Tcp(addr) => write!(f, "tcp:{}", addr.port()),
+            Probe::Started => f.write_str("none"),
+        }
+    }
+}
+
+impl std::str::FromStr for Probe {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Probe::parse(s)
+    }
+}
+
 impl Probe {
     /// Parses `--probe`: an `http://` or `https://` URL, `tcp:PORT` (on
     /// 127.0.0.1), or `none`.

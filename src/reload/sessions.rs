@@ -94,7 +94,7 @@ impl Sessions {
         let slot = self.slot(replica);
         let mut slot = slot.lock().await;
         if matches!(*slot, Slot::OneShot) {
-            return one_shot(target, replica, argv, stdin).await;
+            return self.exec_once(target, replica, argv, stdin).await;
         }
         let stdin = stdin.await;
         let attempt = tokio::time::timeout(self.deadline, async {
@@ -132,11 +132,28 @@ impl Sessions {
         match attempt {
             Ok(Some(result)) => result,
             // No session to be had now: this request goes one-shot.
-            Ok(None) => one_shot(target, replica, argv, Box::pin(async move { stdin })).await,
+            Ok(None) => self.exec_once(target, replica, argv, Box::pin(async move { stdin })).await,
             Err(_) => {
                 *slot = Slot::Closed;
                 Err(format!("{}: no answer from the gohot helper within {:?}", replica.name, self.deadline))
             }
+        }
+    }
+}
+
+impl Sessions {
+    /// One exec for one request, answered within the deadline too: a hung
+    /// replica fails for itself alone.
+    async fn exec_once(
+        &self,
+        target: &dyn Target,
+        replica: &Replica,
+        argv: &[String],
+        stdin: BoxFuture<'static, Bytes>,
+    ) -> Result<Vec<u8>, String> {
+        match tokio::time::timeout(self.deadline, one_shot(target, replica, argv, stdin)).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("{}: no answer from the gohot helper within {:?}", replica.name, self.deadline)),
         }
     }
 }

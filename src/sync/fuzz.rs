@@ -73,6 +73,7 @@ pub fn glob_rules(data: &[u8]) {
                 src: fields.next().unwrap_or("").to_owned(),
                 dest: fields.next().unwrap_or("").to_owned(),
                 strip: fields.next().map(str::to_owned),
+                apps: Vec::new(),
             }
         })
         .collect();

@@ -47,6 +47,11 @@ pub struct ManualRule {
     /// Leading folders of `src` that are not recreated at `dest`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strip: Option<String>,
+    /// gohot's addition: the services (app names) the rule applies to in a
+    /// session with several. Empty: the services whose package directory
+    /// holds the file, else every service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<String>,
 }
 
 /// Why a sync rule, an infer pattern or a path was refused.
@@ -140,6 +145,8 @@ struct CompiledRule {
     dest: String,
     /// How many leading components of a matching path `strip` removes.
     strip_components: usize,
+    /// The services it is for (empty: see [`ManualRule::apps`]).
+    apps: Vec<String>,
 }
 
 /// A validated, compiled list of manual rules.
@@ -165,6 +172,12 @@ impl CompiledRules {
         Ok(Self { rules: compiled })
     }
 
+    /// Every app name a rule's `apps` names, with the rule's index (to check
+    /// them against the session's services).
+    pub fn named_apps(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.rules.iter().enumerate().flat_map(|(i, r)| r.apps.iter().map(move |a| (i, a.as_str())))
+    }
+
     /// Number of rules.
     pub fn len(&self) -> usize {
         self.rules.len()
@@ -183,12 +196,23 @@ impl CompiledRules {
     /// An empty result means no rule matches. A path that is absolute or
     /// contains `..` is an error.
     pub fn destinations(&self, rel_path: &str, workdir: &str) -> Result<Vec<String>, RuleError> {
+        self.destinations_where(rel_path, workdir, |_| true)
+    }
+
+    /// [`CompiledRules::destinations`] from the rules `accept` takes, given
+    /// each rule's `apps` (a session with several services asks per service).
+    pub fn destinations_where(
+        &self,
+        rel_path: &str,
+        workdir: &str,
+        accept: impl Fn(&[String]) -> bool,
+    ) -> Result<Vec<String>, RuleError> {
         let path = normalize_rel_path(rel_path)
             .map_err(|reason| RuleError::InvalidPath { path: rel_path.to_owned(), reason })?;
         let workdir = clean_abs(workdir);
         let mut out: Vec<String> = Vec::new();
         for rule in &self.rules {
-            if !rule.matcher.is_match(&path) {
+            if !rule.matcher.is_match(&path) || !accept(&rule.apps) {
                 continue;
             }
             let sub = path.split('/').skip(rule.strip_components).collect::<Vec<_>>().join("/");
@@ -270,7 +294,7 @@ fn compile_rule(index: usize, rule: ManualRule) -> Result<CompiledRule, RuleErro
             parts.len()
         }
     };
-    Ok(CompiledRule { matcher, dest: rule.dest, strip_components })
+    Ok(CompiledRule { matcher, dest: rule.dest, strip_components, apps: rule.apps })
 }
 
 /// The user's `infer` list: globs saying which files may be synced to the
@@ -420,7 +444,7 @@ mod tests {
     use super::*;
 
     fn rule(src: &str, dest: &str, strip: Option<&str>) -> ManualRule {
-        ManualRule { src: src.into(), dest: dest.into(), strip: strip.map(Into::into) }
+        ManualRule { src: src.into(), dest: dest.into(), strip: strip.map(Into::into), apps: Vec::new() }
     }
 
     fn compiled(rules: &[ManualRule]) -> CompiledRules {

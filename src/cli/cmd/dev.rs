@@ -3,8 +3,10 @@
 use anyhow::{Context, Result};
 
 use super::{cluster_destinations, connect_cluster, make_dev_builder, print_stdout, read_all_manifests};
-use crate::cli::args::{DevCmd, TargetKind};
+use crate::cli::args::{DevCmd, DevSettings, TargetKind};
 use crate::cli::interrupted;
+use crate::devloop::events::{DevEvent, SessionSink};
+use crate::devloop::LoopOptions;
 use crate::oci::client::Registry;
 use crate::publish::select::publisher;
 
@@ -16,110 +18,73 @@ pub(crate) async fn run_dev(cmd: DevCmd) -> Result<()> {
     let result = run_dev_events(cmd).await;
     // With --json a fatal error is the last event, so a tool reading stdout sees why gohot stopped.
     if let (true, Err(e)) = (json, &result) {
-        let event = crate::devloop::events::DevEvent::Error { message: format!("{e:#}") };
-        let _ = print_stdout(&format!("{}\n", event.json_line(std::time::SystemTime::now())));
+        let event = DevEvent::Error { message: format!("{e:#}") };
+        let _ = print_stdout(&format!("{}\n", event.json_line(None, std::time::SystemTime::now())));
     }
     result
 }
 
-async fn run_dev_events(cmd: DevCmd) -> Result<()> {
-    use crate::devloop::{docker, events::DevEvent, LoopOptions, Probe};
-    use crate::hosting::docker::PortMapping;
-    let target = cmd.target.unwrap_or(if cmd.files.is_empty() { TargetKind::Docker } else { TargetKind::Kube });
-    if target == TargetKind::Docker && !cmd.files.is_empty() {
-        anyhow::bail!("-f manifests are for --target kube; the Docker target runs the package itself");
-    }
-    let ports: Vec<PortMapping> =
-        cmd.ports.iter().map(|p| p.parse::<PortMapping>().map_err(anyhow::Error::msg)).collect::<Result<_>>()?;
-    let probe = match cmd.probe.as_deref() {
-        Some("none") => Probe::Started,
-        Some(p) if p.starts_with("http://") || p.starts_with("https://") => Probe::Http(p.into()),
-        Some(p) => match p.strip_prefix("tcp:").and_then(|port| port.parse::<u16>().ok()) {
-            Some(port) => Probe::Tcp(([127, 0, 0, 1], port).into()),
-            None => anyhow::bail!("invalid --probe {p:?}: use an http:// URL, tcp:PORT or none"),
-        },
-        None => match ports.first() {
-            Some(p) if target == TargetKind::Docker => Probe::Http(format!("http://127.0.0.1:{}/", p.host_port)),
-            _ => Probe::Started,
-        },
-    };
-    let json = cmd.json;
-    let events = std::sync::Arc::new(move |e: DevEvent| {
+/// Where events go: JSON lines on stdout, or a line for people on stderr
+/// (named by service when there are several).
+fn sink(json: bool, several: bool) -> SessionSink {
+    std::sync::Arc::new(move |app: Option<&str>, e: DevEvent| {
         // With --json everything is an event, the app's log lines included.
         if json {
-            let _ = print_stdout(&format!("{}\n", e.json_line(std::time::SystemTime::now())));
-        } else if let Some(line) = e.human() {
-            eprintln!("{line}");
+            let _ = print_stdout(&format!("{}\n", e.json_line(app, std::time::SystemTime::now())));
+            return;
         }
-    });
+        let Some(line) = e.human() else { return };
+        match (&e, app) {
+            (DevEvent::Stopped { kept: false }, _) if several => {
+                eprintln!("stopped; removed the containers and the session's network")
+            }
+            // `reloaded …` names its app, a log line its container.
+            (DevEvent::Reloaded { .. } | DevEvent::Log { .. }, _) => eprintln!("{line}"),
+            (_, Some(app)) if several => eprintln!("{app}: {line}"),
+            _ => eprintln!("{line}"),
+        }
+    })
+}
+
+async fn run_dev_events(cmd: DevCmd) -> Result<()> {
+    let settings = cmd.normalise().map_err(anyhow::Error::msg)?;
+    let several = cmd.packages.len() != 1;
+    let events = sink(cmd.json, several);
     let workdir = std::env::current_dir().context("cannot determine the current directory")?;
     let config = crate::config::gohot::GohotConfig::load(&workdir)?;
-    let infer = match config.rules.infer {
-        Some(patterns) => {
-            let infer = crate::devloop::InferSync {
-                patterns,
-                dockerfile: config.rules.dockerfile,
-                context: config.dir.clone(),
-                build_args: config.rules.build_args,
-            };
-            // A Dockerfile that cannot be read is a mistake to report now, not at the first save.
-            crate::sync::infer::sync_map_of_dir(&infer.dockerfile, &infer.context, &infer.build_args)
-                .context("gohot.yaml: sync.infer infers destinations from the Dockerfile (sync.dockerfile)")?;
-            Some(std::sync::Arc::new(infer))
-        }
-        None => None,
-    };
-    let rules = (!config.rules.manual.is_empty()).then(|| std::sync::Arc::new(config.rules.manual));
-    // Files syncback brought back into the package are not edits.
-    let cache_root = crate::cache::root();
-    let ignore = crate::devloop::IgnoreFn(std::sync::Arc::new(move |p: &std::path::Path| {
-        crate::syncback::written_by_syncback(&cache_root, p)
-    }));
-    let opts = LoopOptions {
-        debounce: std::time::Duration::from_millis(cmd.debounce_ms),
-        probe,
-        rules,
-        infer,
-        ignore: Some(ignore),
-        ..Default::default()
-    };
+    let debounce = std::time::Duration::from_millis(cmd.debounce_ms);
+    let opts = LoopOptions::from_config(config, debounce, crate::cache::root())?;
     // Registered now, so Ctrl-C is honoured during start-up too.
     let stop = futures::FutureExt::shared(Box::pin(interrupted()));
-    if target == TargetKind::Kube {
-        return run_dev_kube(cmd, opts, events, stop).await;
+    if settings.target == TargetKind::Kube {
+        return run_dev_kube(cmd, settings, opts, events, stop).await;
     }
     let registry = Registry::new(cmd.publish.destinations().insecure_registry())?;
     let builder = make_dev_builder(&cmd.build, &registry)?;
-    let dev = docker::DockerDev {
-        package: cmd.package.clone(),
+    let dev = crate::devloop::docker::DockerDev {
+        packages: cmd.packages.clone(),
+        ports: settings.ports,
+        probes: settings.probes,
         name: cmd.name.clone(),
-        ports,
         env: cmd.env.clone(),
         args: cmd.args.clone(),
         keep: cmd.keep,
     };
-    docker::run(&builder, dev, opts, events, stop).await?;
+    crate::devloop::docker::run(&builder, dev, opts, events, stop).await?;
     Ok(())
 }
 
-/// `gohot dev PKG -f manifests`: the cluster, the dev image's platform
+/// `gohot dev [PKG…] -f manifests`: the cluster, the dev image's platform
 /// (the nodes'), where images go; then the loop on the cluster.
-pub(crate) async fn run_dev_kube(
+async fn run_dev_kube(
     cmd: DevCmd,
-    opts: crate::devloop::LoopOptions,
-    events: crate::devloop::events::EventSink,
+    settings: DevSettings,
+    opts: LoopOptions,
+    events: SessionSink,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     use crate::cluster::nodes;
     let files = read_all_manifests(&cmd.files, cmd.recursive)?;
-    let port_forward = match &cmd.port_forward {
-        Some(spec) => Some(
-            spec.split_once(':')
-                .and_then(|(l, r)| Some((l.parse::<u16>().ok()?, r.parse::<u16>().ok()?)))
-                .with_context(|| format!("invalid --port-forward {spec:?}: use LOCAL:POD_PORT, e.g. 8080:8080"))?,
-        ),
-        None => None,
-    };
     let cluster = connect_cluster(&cmd.kube).await?;
     let mut flags = cmd.build.clone();
     if flags.platform.is_empty() {
@@ -138,12 +103,46 @@ pub(crate) async fn run_dev_kube(
     let builder = make_dev_builder(&flags, &registry)?;
     let publisher = publisher(&dest, &registry)?;
     let dev = crate::devloop::kube::KubeDev {
-        package: cmd.package.clone(),
+        packages: cmd.packages.clone(),
         files,
-        file_names: cmd.files.iter().map(|f| f.display().to_string()).collect(),
-        port_forward,
+        delete_hint: delete_hint(&cmd),
+        port_forwards: settings.port_forwards,
+        probes: settings.probes,
         rollout_timeout: std::time::Duration::from_secs(180),
     };
     crate::devloop::kube::run(&builder, &cluster, publisher.as_ref(), dev, opts, events, shutdown).await?;
     Ok(())
+}
+
+/// The `gohot delete` that removes what this session deployed: the same
+/// files, kubeconfig, context and namespace.
+fn delete_hint(cmd: &DevCmd) -> String {
+    let mut words: Vec<(&str, String)> = cmd.files.iter().map(|f| ("-f", f.display().to_string())).collect();
+    if let Some(k) = &cmd.kube.kubeconfig {
+        words.push(("--kubeconfig", k.display().to_string()));
+    }
+    if let Some(c) = &cmd.kube.context {
+        words.push(("--context", c.clone()));
+    }
+    if let Some(n) = &cmd.kube.namespace {
+        words.push(("-n", n.clone()));
+    }
+    words.extend(cmd.kube.allow_context.iter().map(|a| ("--allow-context", a.clone())));
+    let mut hint = String::from("gohot delete");
+    for (flag, value) in words {
+        hint.push_str(&format!(" {flag} {}", shell_word(&value)));
+    }
+    if cmd.recursive {
+        hint.push_str(" -R");
+    }
+    hint
+}
+
+/// A word as a POSIX shell reads it back.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
 }
