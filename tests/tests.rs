@@ -20,6 +20,7 @@ mod identity_token;
 mod kind;
 mod koflags;
 mod kube;
+mod multi;
 mod registry_transport;
 mod resolve;
 mod skaffold;

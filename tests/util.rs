@@ -425,3 +425,61 @@ fn git_tracked_files_leaves_out_what_git_does_not_track() {
     got.sort();
     assert_eq!(got, ["ex/.gitignore", "ex/a", "ex/sub/b"].map(PathBuf::from));
 }
+
+/// `gohot dev --json`'s events, read on a thread from the process's stdout:
+/// the one reader every dev-loop test uses.
+pub struct EventStream {
+    events: std::sync::mpsc::Receiver<serde_json::Value>,
+    /// Every event seen so far, in order.
+    pub seen: Vec<serde_json::Value>,
+}
+
+impl EventStream {
+    /// Reads `stdout` line by line; a line that is not JSON fails the test.
+    pub fn read(stdout: std::process::ChildStdout) -> Self {
+        let (tx, events) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let v: serde_json::Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("--json printed a line that is not JSON ({e}): {line}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        EventStream { events, seen: Vec::new() }
+    }
+
+    /// Every event from now up to and including the first `want` accepts.
+    pub fn until(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        want: impl Fn(&serde_json::Value) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        let mut batch = Vec::new();
+        loop {
+            match self.events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(e) => {
+                    let done = want(&e);
+                    self.seen.push(e.clone());
+                    batch.push(e);
+                    if done {
+                        return batch;
+                    }
+                }
+                Err(_) => panic!("no {what} within {timeout:?}; events since the last wait: {batch:#?}"),
+            }
+        }
+    }
+
+    /// The next event of this kind (and, when given, for this app).
+    pub fn event(&mut self, kind: &str, app: Option<&str>, timeout: Duration) -> serde_json::Value {
+        let what = format!("{kind} event{}", app.map(|a| format!(" of {a}")).unwrap_or_default());
+        self.until(&what, timeout, |e| e["event"] == kind && app.is_none_or(|a| e["app"] == a))
+            .pop()
+            .expect("the event")
+    }
+}

@@ -44,7 +44,8 @@ pub struct DockerDev {
     /// `--probe [NAME=]SPEC`: how to know a service serves (default: HTTP
     /// on its first published port).
     pub probes: Vec<ForService<Probe>>,
-    /// Container name for a session of one service (default `gohot-<name>`).
+    /// The container's name (default `gohot-<name>`); with several
+    /// services, the prefix of each (`NAME-<name>`) and the network's name.
     pub name: Option<String>,
     /// Environment for every service.
     pub env: Vec<String>,
@@ -74,10 +75,11 @@ pub async fn run(
     let ports = per_service("-p", &dev.ports, &names).map_err(DevError::from)?;
     let probes = per_service("--probe", &dev.probes, &names).map_err(DevError::from)?;
     let docker = crate::docker::connect().await?;
-    let network = match apps.len() {
-        1 => None,
-        _ => {
-            let name = format!("gohot-{}", apps.iter().map(DevApp::name).collect::<Vec<_>>().join("-"));
+    let network = match (apps.len(), &dev.name) {
+        (1, _) => None,
+        (_, Some(name)) => Some(SessionNetwork::create(docker.clone(), name).await.map_err(DevError::from)?),
+        (_, None) => {
+            let name = format!("gohot-{}", names.join("-"));
             Some(SessionNetwork::create(docker.clone(), &name).await.map_err(DevError::from)?)
         }
     };
@@ -86,7 +88,8 @@ pub async fn run(
         let spec = ContainerSpec {
             name: match (&dev.name, apps.len()) {
                 (Some(name), 1) => name.clone(),
-                _ => format!("gohot-{}", app.name()),
+                (Some(prefix), _) => format!("{prefix}-{}", app.name()),
+                (None, _) => format!("gohot-{}", app.name()),
             },
             image: image.clone(),
             entrypoint: devrewrite::dev_command(&app.name(), &[app.dest()]),

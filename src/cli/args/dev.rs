@@ -41,7 +41,8 @@ pub struct DevCmd {
     /// Keep the containers (and the session's network) when gohot stops. Docker only.
     #[arg(long, help_heading = "Running")]
     pub keep: bool,
-    /// Container name, for a single service (default gohot-<name>). Docker only.
+    /// The container's name (default gohot-<name>); with several services,
+    /// the prefix of each container (NAME-<name>) and the network's name. Docker only.
     #[arg(long, help_heading = "Running")]
     pub name: Option<String>,
     /// Arguments for the app (after --), for a single service.
@@ -144,9 +145,6 @@ impl DevCmd {
             }
         }
         if self.packages.len() > 1 || (self.packages.is_empty() && target == TargetKind::Kube) {
-            if self.name.is_some() {
-                return Err("--name names one container; with several services each is gohot-<name>".into());
-            }
             if !self.args.is_empty() {
                 return Err("arguments after -- go to one app; with several services, set them in the manifests \
                             or develop that service alone"
@@ -204,8 +202,8 @@ mod tests {
         assert!(e.contains("gohot delete"), "{e}");
         let e = dev(&[]).unwrap_err();
         assert!(e.contains("./cmd/app") && e.contains("-f manifests/"), "{e}");
-        let e = dev(&["./a", "./b", "--name", "x"]).unwrap_err();
-        assert!(e.contains("gohot-<name>"), "{e}");
+        let e = dev(&["./a", "./b", "--", "-v"]).unwrap_err();
+        assert!(e.contains("several services"), "{e}");
         let e = dev(&["./a", "-p", "api=80"]).map(|_| ()).err();
         assert_eq!(e, None, "one service may still be named");
         let e = dev(&["./a", "--probe", "ftp://x"]).unwrap_err();

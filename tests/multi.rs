@@ -1,0 +1,170 @@
+//! Several services in one `gohot dev` session on the real Docker engine,
+//! with the real Go toolchain and watchexec: examples/shop's api, worker
+//! and gateway share `internal/price`. They reach each other by name on the
+//! session's network; an edit of the shared package reloads all three and
+//! ends with one `reloaded_all`; an edit of one service's own code builds
+//! that one only; a compile error in one leaves it on its old process while
+//! the others reload; Ctrl-C removes every container and the network. (The
+//! cluster side is in tests/kube.rs.) No timing assertions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::dev::watchexec;
+use crate::util::*;
+
+const SERVICES: [(&str, u16); 3] = [("api", 8080), ("worker", 9090), ("gateway", 8081)];
+const LONG: Duration = Duration::from_secs(240);
+
+/// A `gohot dev` of the shop's three services.
+struct Shop {
+    _sb: Sandbox,
+    dir: PathBuf,
+    child: Child,
+    events: EventStream,
+    ports: BTreeMap<&'static str, u16>,
+    prefix: String,
+}
+
+impl Shop {
+    fn start() -> Shop {
+        let sb = Sandbox::new();
+        let dir = sb.copy_example("shop", "shop");
+        let prefix = format!("gohot-test-shop-{}", std::process::id());
+        let ports: BTreeMap<&str, u16> = SERVICES.iter().map(|(n, _)| (*n, free_port())).collect();
+        let mut args = vec!["dev".to_string(), "./cmd/api".into(), "./cmd/worker".into(), "./cmd/gateway".into()];
+        args.extend(["--json".into(), "--name".into(), prefix.clone(), "--watchexec".into()]);
+        args.push(watchexec().display().to_string());
+        for (name, port) in SERVICES {
+            args.extend(["-p".into(), format!("{name}={}:{port}", ports[name])]);
+        }
+        let mut child =
+            sb.gohot(&dir).args(&args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("gohot dev");
+        let events = EventStream::read(child.stdout.take().expect("stdout"));
+        let mut shop = Shop { _sb: sb, dir, child, events, ports, prefix };
+        for (name, _) in SERVICES {
+            let started = shop.events.event("started", Some(name), LONG);
+            assert_eq!(started["replicas"][0], format!("{}-{name}", shop.prefix), "{started}");
+        }
+        shop
+    }
+
+    /// Waits until `service` answers `path` with a body containing `text`.
+    fn wait_answer(&self, service: &str, path: &str, text: &str) {
+        let port = self.ports[service];
+        wait_for(&format!("{service} to answer {text:?} on {path}"), Duration::from_secs(90), || {
+            http_get(port, path).filter(|(s, b)| *s == 200 && b.contains(text)).map(|_| ())
+        });
+    }
+
+    fn answer(&self, service: &str) -> String {
+        http_get(self.ports[service], "/").map(|(_, b)| b).unwrap_or_default()
+    }
+
+    fn containers(&self) -> Vec<String> {
+        SERVICES.iter().map(|(n, _)| format!("{}-{n}", self.prefix)).collect()
+    }
+}
+
+impl Drop for Shop {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for c in self.containers() {
+            let _ = Command::new("docker").args(["rm", "-f", &c]).output();
+        }
+        let _ = Command::new("docker").args(["network", "rm", &self.prefix]).output();
+    }
+}
+
+/// Replaces the first `"…"` string after `var NAME = ` in `file` (atomically, as editors save).
+fn set_var(dir: &Path, file: &str, var: &str, value: &str) {
+    let path = dir.join(file);
+    let src = std::fs::read_to_string(&path).expect("source");
+    let key = format!("var {var} = \"");
+    let start = src.find(&key).expect("the variable") + key.len();
+    let end = start + src[start..].find('"').expect("end quote");
+    let tmp = path.with_extension("go.tmp-edit");
+    std::fs::write(&tmp, format!("{}{value}{}", &src[..start], &src[end..])).expect("write");
+    std::fs::rename(&tmp, &path).expect("rename");
+}
+
+/// The apps of the `build_started` events among `events`.
+fn built(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "build_started")
+        .map(|e| e["app"].as_str().expect("build_started names its app").to_string())
+        .collect()
+}
+
+fn outcomes(all: &serde_json::Value) -> Vec<(String, String)> {
+    all["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .map(|s| (s["app"].as_str().unwrap_or_default().into(), s["outcome"].as_str().unwrap_or_default().into()))
+        .collect()
+}
+
+#[test]
+fn three_services_share_a_network_and_reload_exactly_what_an_edit_touches() {
+    let mut shop = Shop::start();
+    // The api reaches the worker by its name on the session's network.
+    shop.wait_answer("api", "/worker", "worker says: worker v1 (prices v1");
+
+    // The shared package: all three build and reload, one reloaded_all.
+    set_var(&shop.dir, "internal/price/price.go", "Label", "prices v2");
+    let events = shop.events.until("reloaded_all", LONG, |e| e["event"] == "reloaded_all");
+    let all = events.last().expect("reloaded_all");
+    assert_eq!(all["files"], serde_json::json!(["internal/price/price.go"]), "{all}");
+    let want: Vec<(String, String)> = SERVICES.iter().map(|(n, _)| (n.to_string(), "reloaded".to_string())).collect();
+    assert_eq!(outcomes(all), want);
+    let mut b = built(&events);
+    b.sort();
+    assert_eq!(b, ["api", "gateway", "worker"], "one build each");
+    for (name, _) in SERVICES {
+        shop.wait_answer(name, "/", "prices v2");
+    }
+    shop.wait_answer("api", "/worker", "prices v2");
+
+    // One service's own code: that one builds, no other (the gateway's
+    // edit after it closes the window in which a stray build would show).
+    set_var(&shop.dir, "cmd/worker/main.go", "greeting", "worker v2");
+    let mut window = shop.events.until("worker's reload", LONG, |e| e["event"] == "reloaded" && e["app"] == "worker");
+    set_var(&shop.dir, "cmd/gateway/main.go", "greeting", "gateway v2");
+    window.extend(shop.events.until("gateway's reload", LONG, |e| e["event"] == "reloaded" && e["app"] == "gateway"));
+    assert_eq!(built(&window), ["worker", "gateway"], "0 builds of the others: {window:#?}");
+    assert!(!window.iter().any(|e| e["event"] == "reloaded_all"), "one service per save: no summary");
+    shop.wait_answer("worker", "/", "worker v2");
+    assert!(shop.answer("api").contains("api v1"));
+
+    // A compile error in the gateway: it keeps its process, the others reload.
+    std::fs::write(shop.dir.join("cmd/gateway/broken.go"), "package main\n\nfunc broken() { undefinedThing() }\n")
+        .expect("write");
+    let failed = shop.events.event("build_failed", Some("gateway"), LONG);
+    assert!(failed["output"].as_str().expect("output").contains("undefined: undefinedThing"), "{failed}");
+    set_var(&shop.dir, "internal/price/price.go", "Label", "prices v3");
+    let events = shop.events.until("reloaded_all", LONG, |e| e["event"] == "reloaded_all");
+    let got = outcomes(events.last().expect("reloaded_all"));
+    let want = [("api", "reloaded"), ("worker", "reloaded"), ("gateway", "failed")];
+    assert_eq!(got, want.map(|(a, o)| (a.to_string(), o.to_string())));
+    shop.wait_answer("api", "/", "prices v3");
+    shop.wait_answer("worker", "/", "prices v3");
+    assert!(shop.answer("gateway").contains("gateway v2 (prices v2)"), "the gateway serves its old code");
+    std::fs::remove_file(shop.dir.join("cmd/gateway/broken.go")).expect("rm");
+    shop.wait_answer("gateway", "/", "gateway v2 (prices v3)");
+
+    // Ctrl-C: every container and the network go, exit 130.
+    let _ = Command::new("kill").args(["-INT", &shop.child.id().to_string()]).status();
+    let status = wait_for("gohot dev to exit", Duration::from_secs(60), || shop.child.try_wait().ok().flatten());
+    assert_eq!(status.code(), Some(130));
+    for c in shop.containers() {
+        let gone = !Command::new("docker").args(["inspect", &c]).output().expect("docker").status.success();
+        assert!(gone, "container {c} left behind");
+    }
+    let net = Command::new("docker").args(["network", "inspect", &shop.prefix]).output().expect("docker");
+    assert!(!net.status.success(), "network {} left behind", shop.prefix);
+}
