@@ -44,8 +44,8 @@ impl Shop {
             sb.gohot(&dir).args(&args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("gohot dev");
         let events = EventStream::read(child.stdout.take().expect("stdout"));
         let mut shop = Shop { _sb: sb, dir, child, events, ports, prefix };
-        for (name, _) in SERVICES {
-            let started = shop.events.event("started", Some(name), LONG);
+        let names = SERVICES.map(|(n, _)| n);
+        for (started, name) in shop.events.each("started", &names, LONG).iter().zip(names) {
             assert_eq!(started["replicas"][0], format!("{}-{name}", shop.prefix), "{started}");
         }
         shop
@@ -167,4 +167,113 @@ fn three_services_share_a_network_and_reload_exactly_what_an_edit_touches() {
     }
     let net = Command::new("docker").args(["network", "inspect", &shop.prefix]).output().expect("docker");
     assert!(!net.status.success(), "network {} left behind", shop.prefix);
+}
+
+/// The same three services on the real cluster, two replicas each (CI runs
+/// realkube: no cluster DNS there, so each replica is checked through a
+/// port-forward of the test's own): `gohot dev -f manifests` with no package
+/// develops every `ko://` image; a shared edit reaches every replica of all
+/// three; a pod of the api replaced meanwhile is brought current while the
+/// worker keeps reloading; `gohot dev ./cmd/worker -f` develops the worker
+/// only and deploys the others as built.
+#[test]
+fn three_services_on_a_real_cluster() {
+    let Some(env) = crate::kube::KubeEnv::new("three_services_on_a_real_cluster") else { return };
+    let sb = Sandbox::new();
+    let dir = sb.copy_example("shop", "shop");
+    for (name, _) in SERVICES {
+        let path = dir.join(format!("manifests/{name}.yaml"));
+        let text = std::fs::read_to_string(&path).expect("manifest").replace("  replicas: 1\n", "  replicas: 2\n");
+        std::fs::write(&path, text).expect("write manifest");
+    }
+    let serve_all = |name: &str, port: u16, text: &str| -> Vec<String> {
+        wait_for(&format!("both pods of {name} serving {text:?}"), Duration::from_secs(180), || {
+            let pods: Vec<String> = env.running_pods(name).iter().filter_map(|p| p.metadata.name.clone()).collect();
+            let answers = |p: &String| {
+                env.rt.block_on(gohot::hosting::kube::logs::get_from_pod(&env.cluster, &env.ns, p, port, "/"))
+            };
+            (pods.len() == 2 && pods.iter().all(|p| answers(p).is_some_and(|a| a.contains(text)))).then_some(pods)
+        })
+    };
+    let forward = free_port();
+    let mut cmd = env.gohot(&sb, &dir);
+    cmd.args(["dev", "--json", "-n", &env.ns, "-f", "manifests", "--port-forward", &format!("api={forward}:8080")])
+        .arg("--watchexec")
+        .arg(watchexec())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().expect("gohot dev");
+    let mut events = EventStream::read(child.stdout.take().expect("stdout"));
+    let _kill = KillOnDrop(child);
+    for started in events.each("started", &SERVICES.map(|(n, _)| n), Duration::from_secs(420)) {
+        assert_eq!(started["replicas"].as_array().map(Vec::len), Some(2), "{started}");
+    }
+    for (name, port) in SERVICES {
+        serve_all(name, port, "prices v1");
+    }
+
+    set_var(&dir, "internal/price/price.go", "Label", "prices v2");
+    let batch = events.until("reloaded_all", LONG, |e| e["event"] == "reloaded_all");
+    // Without packages the session's order is the manifests' references' (sorted).
+    let want = [("api", "reloaded"), ("gateway", "reloaded"), ("worker", "reloaded")];
+    assert_eq!(outcomes(batch.last().expect("reloaded_all")), want.map(|(a, o)| (a.to_string(), o.to_string())));
+    for e in batch.iter().filter(|e| e["event"] == "reloaded") {
+        assert_eq!((e["replicas"].as_u64(), e["replicas_total"].as_u64()), (Some(2), Some(2)), "{e}");
+    }
+    let mut api_pods = Vec::new();
+    for (name, port) in SERVICES {
+        let pods = serve_all(name, port, "prices v2");
+        if name == "api" {
+            api_pods = pods;
+        }
+    }
+    let forwarded = http_get(forward, "/").map(|(_, b)| b).unwrap_or_default();
+    assert!(forwarded.contains("api v1 (prices v2)"), "the api's port-forward: {forwarded}");
+
+    // An api pod replaced by its ReplicaSet (from the image: old code) while
+    // the worker is edited: the worker reloads, the api's new pod is made current.
+    env.delete_pod(&api_pods[0]);
+    set_var(&dir, "cmd/worker/main.go", "greeting", "worker v2");
+    let batch = events.until("the api's recovery", LONG, |e| e["event"] == "recovered" && e["app"] == "api");
+    assert!(!built(&batch).iter().any(|a| a != "worker"), "only the worker builds: {batch:#?}");
+    serve_all("worker", 9090, "worker v2");
+    let pods = serve_all("api", 8080, "prices v2");
+    assert!(!pods.contains(&api_pods[0]), "a new api pod serves the current code: {pods:?}");
+    drop(_kill);
+
+    // Only the worker developed: the others are deployed as built (their
+    // containers run the image's entrypoint, not watchexec).
+    let mut cmd = env.gohot(&sb, &dir);
+    cmd.args(["dev", "./cmd/worker", "--json", "-n", &env.ns, "-f", "manifests"])
+        .arg("--watchexec")
+        .arg(watchexec())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().expect("gohot dev ./cmd/worker");
+    let mut events = EventStream::read(child.stdout.take().expect("stdout"));
+    let _kill = KillOnDrop(child);
+    let started = events.event("started", Some("worker"), Duration::from_secs(420));
+    assert!(!events.seen.iter().any(|e| e["event"] == "started" && e["app"] != "worker"), "{started}");
+    let command_of = |name: &str| {
+        let pods = env.running_pods(name);
+        let c = &pods[0].spec.as_ref().expect("spec").containers[0];
+        c.command.clone().unwrap_or_default().join(" ")
+    };
+    wait_for("the api rolled out as built", Duration::from_secs(180), || {
+        (env.running_pods("api").len() == 2 && !command_of("api").contains("watchexec")).then_some(())
+    });
+    assert!(command_of("worker").contains("watchexec"), "{}", command_of("worker"));
+    set_var(&dir, "cmd/worker/main.go", "greeting", "worker v3");
+    events.event("reloaded", Some("worker"), LONG);
+    serve_all("worker", 9090, "worker v3");
+}
+
+/// Kills a child process when dropped (a test that fails mid-way leaves no gohot behind).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

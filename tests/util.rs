@@ -456,7 +456,7 @@ impl EventStream {
         &mut self,
         what: &str,
         timeout: Duration,
-        want: impl Fn(&serde_json::Value) -> bool,
+        mut want: impl FnMut(&serde_json::Value) -> bool,
     ) -> Vec<serde_json::Value> {
         let deadline = Instant::now() + timeout;
         let mut batch = Vec::new();
@@ -473,6 +473,28 @@ impl EventStream {
                 Err(_) => panic!("no {what} within {timeout:?}; events since the last wait: {batch:#?}"),
             }
         }
+    }
+
+    /// One event of this kind for each of `apps` (seen already, or waited
+    /// for), in the order of `apps`.
+    pub fn each(&mut self, kind: &str, apps: &[&str], timeout: Duration) -> Vec<serde_json::Value> {
+        let found = |seen: &[serde_json::Value], app: &str| {
+            seen.iter().find(|e| e["event"] == kind && e["app"] == app).cloned()
+        };
+        let missing: Vec<&str> = apps.iter().copied().filter(|a| found(&self.seen, a).is_none()).collect();
+        if !missing.is_empty() {
+            let what = format!("{kind} events of {}", missing.join(", "));
+            let mut left: std::collections::BTreeSet<String> = missing.iter().map(|a| a.to_string()).collect();
+            self.until(&what, timeout, |e| {
+                if e["event"] == kind {
+                    if let Some(a) = e["app"].as_str() {
+                        left.remove(a);
+                    }
+                }
+                left.is_empty()
+            });
+        }
+        apps.iter().map(|a| found(&self.seen, a).expect("seen")).collect()
     }
 
     /// The next event of this kind (and, when given, for this app).

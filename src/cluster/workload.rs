@@ -99,6 +99,23 @@ pub fn workload_of(doc: &Value, default_ns: &str) -> Option<Workload> {
     Some(Workload { kind, namespace, name, selector })
 }
 
+/// The images a workload document's pods run (containers and init
+/// containers of its pod template, or of the Pod itself).
+pub fn pod_images(doc: &Value) -> Vec<String> {
+    let spec = doc.get("spec");
+    let pod_spec = match doc.get("kind").and_then(Value::as_str) {
+        Some("Pod") => spec,
+        _ => spec.and_then(|s| s.get("template")).and_then(|t| t.get("spec")),
+    };
+    let Some(pod_spec) = pod_spec else { return Vec::new() };
+    ["containers", "initContainers"]
+        .iter()
+        .filter_map(|k| pod_spec.get(*k).and_then(Value::as_sequence))
+        .flatten()
+        .filter_map(|c| c.get("image").and_then(Value::as_str).map(String::from))
+        .collect()
+}
+
 /// A `LabelSelector` (matchLabels + matchExpressions) as a query string.
 pub fn label_selector(sel: &Value) -> Option<String> {
     let mut parts = Vec::new();

@@ -38,6 +38,8 @@ pub struct Applied {
     pub object: String,
     /// The pods it owns, if it is a workload.
     pub workload: Option<Workload>,
+    /// The images its pods run, if it is a workload.
+    pub images: Vec<String>,
 }
 
 /// Turns YAML documents into apply documents: empty ones dropped, `List`
@@ -234,7 +236,8 @@ pub async fn apply(cluster: &Cluster, docs: &[Doc]) -> Result<Vec<Applied>, Kube
         tracing::info!("applied {object}");
         let yaml: Option<serde_yaml_ng::Value> = serde_yaml_ng::to_value(&doc.value).ok();
         let workload = yaml.as_ref().and_then(|y| workload_of(y, &ns));
-        out.push(Applied { object, workload });
+        let images = yaml.as_ref().map(crate::cluster::workload::pod_images).unwrap_or_default();
+        out.push(Applied { object, workload, images });
     }
     Ok(out)
 }

@@ -60,6 +60,11 @@ pub struct Deployed {
 }
 
 impl Deployed {
+    /// The workloads whose pods run `image` (a published reference).
+    pub fn workloads_running(&self, image: &str) -> Vec<Workload> {
+        self.applied.iter().filter(|a| a.images.iter().any(|i| i == image)).filter_map(|a| a.workload.clone()).collect()
+    }
+
     /// The app image of one reference, with every digest a node may report for it.
     pub fn app_image(&self, reference: &str) -> Option<AppImage> {
         self.refs.get(reference).map(|r| app_image(&r.image, &r.built.artifact))

@@ -183,28 +183,29 @@ async fn start(
     for ((app, forwards), probes) in apps.into_iter().zip(forwards).zip(probes) {
         let reference = format!("{KO_PREFIX}{}", app.package.import_path);
         let image = deployed.app_image(&reference).ok_or_else(|| KubeDevError::NoAppContainer(reference.clone()))?;
+        // This service's workloads only: the others' pods are not foreign to it.
+        let workloads = deployed.workloads_running(&image.reference);
         let initial = super::built_binary(builder, &app)?;
         let sink = for_app(events, &app.name());
         let warn = sink.clone();
         let target = KubeTarget::new(
             cluster.clone(),
-            deployed.workloads.clone(),
+            workloads.clone(),
             image.clone(),
             vec![app.platform.clone()],
             Box::new(move |m: &str| warn(DevEvent::Warning { message: m.to_string() })),
         );
-        let found = pods::discover(cluster, &deployed.workloads, &image).await?;
+        let found = pods::discover(cluster, &workloads, &image).await?;
         let log_sink = sink.clone();
         let line: logs::LineFn = std::sync::Arc::new(move |replica: &str, text: &str| {
             log_sink(DevEvent::Log { replica: replica.to_string(), line: text.to_string() })
         });
-        tasks.push(logs::follow_logs(cluster, deployed.workloads.clone(), image.clone(), opts.health_interval, line));
+        tasks.push(logs::follow_logs(cluster, workloads.clone(), image.clone(), opts.health_interval, line));
         let mut probe = probes.into_iter().next();
         for PortForward { local, remote } in forwards {
-            let (addr, task) =
-                logs::port_forward(cluster, deployed.workloads.clone(), image.clone(), local, remote).await?;
+            let (addr, task) = logs::port_forward(cluster, workloads.clone(), image.clone(), local, remote).await?;
             tasks.push(task);
-            let names: Vec<String> = deployed.workloads.iter().map(|w| format!("{}/{}", w.namespace, w.name)).collect();
+            let names: Vec<String> = workloads.iter().map(|w| format!("{}/{}", w.namespace, w.name)).collect();
             sink(DevEvent::Forwarding { local: addr.to_string(), remote, workloads: names });
             probe.get_or_insert(Probe::Http(format!("http://{addr}/")));
         }
