@@ -144,12 +144,11 @@ impl DevCmd {
                 return Err("--name names a Docker container; on a cluster the manifests name the workloads".into());
             }
         }
-        if self.packages.len() > 1 || (self.packages.is_empty() && target == TargetKind::Kube) {
-            if !self.args.is_empty() {
-                return Err("arguments after -- go to one app; with several services, set them in the manifests \
-                            or develop that service alone"
-                    .into());
-            }
+        let several = self.packages.len() > 1 || (self.packages.is_empty() && target == TargetKind::Kube);
+        if several && !self.args.is_empty() {
+            return Err("arguments after -- go to one app; with several services, set them in the manifests \
+                        or develop that service alone"
+                .into());
         }
         Ok(DevSettings {
             target,
