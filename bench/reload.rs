@@ -25,7 +25,13 @@
 //! answers (Skaffold's own file-watch poll, 1 s by default, not included),
 //! and until Skaffold's sync is done (its copy after the hook).
 //!
-//! Usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N] [--skaffold]]
+//! With `--services`, several services in one session against one service
+//! alone (bench/multi.rs), on the engine or with `--kube` on the cluster.
+//!
+//! Usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N] [--skaffold]] [--services]
+
+#[path = "multi.rs"]
+mod multi;
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -41,10 +47,11 @@ struct Args {
     kube: bool,
     replicas: usize,
     skaffold: bool,
+    services: bool,
 }
 
 const USAGE: &str =
-    "usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N] [--skaffold]]";
+    "usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N] [--skaffold]] [--services]";
 
 /// A usage error: the problem and the usage, exit 2.
 fn usage_error(problem: &str) -> ! {
@@ -53,7 +60,16 @@ fn usage_error(problem: &str) -> ! {
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { edits: 20, full_edits: 5, soak: 0, json: false, kube: false, replicas: 2, skaffold: false };
+    let mut a = Args {
+        edits: 20,
+        full_edits: 5,
+        soak: 0,
+        json: false,
+        kube: false,
+        replicas: 2,
+        skaffold: false,
+        services: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut num = |name: &str| -> usize {
@@ -66,6 +82,7 @@ fn parse_args() -> Args {
             "--json" => a.json = true,
             "--kube" => a.kube = true,
             "--skaffold" => a.skaffold = true,
+            "--services" => a.services = true,
             "--replicas" => a.replicas = num("--replicas"),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -164,16 +181,20 @@ impl Dev {
     /// `gohot dev . --json --watchexec W ARGS…` in `app`; `container` is
     /// removed on drop (the Docker case).
     fn start(app: &Path, args: &[String], kocache: &Path, container: Option<String>) -> Dev {
-        let mut child = Command::new(gohot_bin())
-            .current_dir(app)
+        let mut cmd = Command::new(gohot_bin());
+        cmd.current_dir(app)
             .env("KOCACHE", kocache)
             .args(["dev", ".", "--json", "--watchexec"])
             .arg(watchexec())
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start gohot dev");
+            .stderr(Stdio::null());
+        Dev::spawn(cmd, container)
+    }
+
+    /// Starts `cmd` (a `gohot dev --json` with stdout piped) and reads its events.
+    fn spawn(mut cmd: Command, container: Option<String>) -> Dev {
+        let mut child = cmd.spawn().expect("start gohot dev");
         let out = child.stdout.take().expect("stdout");
         let (tx, events) = mpsc::channel();
         std::thread::spawn(move || {
@@ -351,6 +372,11 @@ fn main() {
             eprintln!("bench: {s}")
         }
     };
+    if args.services {
+        let stats = multi::run(args.edits, args.kube, args.replicas, work.path(), &log);
+        multi::report(&stats, args.kube, args.replicas, args.json);
+        return;
+    }
     let stats = if args.kube { run_kube(&args, work.path(), &log) } else { run_docker(&args, work.path(), &log) };
     report(&args, &stats);
 }
@@ -525,6 +551,53 @@ impl Cluster {
             while Instant::now() < deadline {
                 let answer = gohot::hosting::kube::logs::get_from_pod(&self.cluster, &self.ns, pod, 8080, "/").await;
                 if answer.as_deref() == Some(text) {
+                    return Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            None
+        });
+        let answered: Option<Vec<Instant>> = self.rt.block_on(futures::future::join_all(polls)).into_iter().collect();
+        answered?.into_iter().max()
+    }
+}
+
+impl Cluster {
+    /// A namespace of the bench's own besides `ns`.
+    fn create_namespace(&self, ns: &str) {
+        let doc = gohot::deploy::apply::Doc {
+            origin: "bench namespace".into(),
+            value: serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        };
+        self.rt.block_on(gohot::deploy::apply::apply(&self.cluster, &[doc])).expect("create the namespace");
+    }
+
+    fn delete_namespace(&self, ns: &str) {
+        let doc = gohot::deploy::apply::Doc {
+            origin: "bench namespace".into(),
+            value: serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        };
+        let _ = self.rt.block_on(gohot::deploy::apply::delete(&self.cluster, &[doc]));
+    }
+
+    /// When every running pod of `app` in `ns` answered a body containing
+    /// `text` on `port` (polled all at once).
+    fn wait_all_in(&self, ns: &str, app: &str, port: u16, text: &str, timeout: Duration) -> Option<Instant> {
+        use k8s_openapi::api::core::v1::Pod;
+        let api: kube::Api<Pod> = kube::Api::namespaced(self.cluster.client.clone(), ns);
+        let list = self.rt.block_on(api.list(&kube::api::ListParams::default().labels(&format!("app={app}")))).ok()?;
+        let pods: Vec<String> = list
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        let deadline = Instant::now() + timeout;
+        let polls = pods.iter().map(|pod| async move {
+            while Instant::now() < deadline {
+                let answer = gohot::hosting::kube::logs::get_from_pod(&self.cluster, ns, pod, port, "/").await;
+                if answer.is_some_and(|a| a.contains(text)) {
                     return Some(Instant::now());
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;

@@ -5,9 +5,13 @@
 //! any failure, or if the [`AtomicFile`] is dropped uncommitted, the
 //! temporary file is removed and the destination is untouched.
 //!
-//! Every temporary file gohot makes is named `.gohot-tmp.<name>.XXXXXX`, so
-//! the source watcher and syncback's listing can tell them from user files.
-//! (The way-in helper inside containers follows the same discipline in Go.)
+//! Every temporary file gohot makes begins with [`TEMP_PREFIX`] — this
+//! writer's `.gohot-tmp.<name>.XXXXXX`, and the Go build's output, which
+//! `go build -o` writes to `.gohot-tmp.out.<pid>` beside the cache entry
+//! (renamed without an fsync: a cache entry lost in a crash is rebuilt) —
+//! so the source watcher and syncback's listing can tell them from user
+//! files. (The way-in helper inside containers follows the same discipline
+//! in Go.)
 
 use std::fs::File;
 use std::io::{self, Write};

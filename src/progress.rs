@@ -5,6 +5,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// `512 B`, `12.3 kB`, `1.9 MB`, `2.1 GB`: sizes in every message for people.
+pub fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.1} GB", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1} kB", n as f64 / 1e3),
+        n => format!("{n} B"),
+    }
+}
+
 /// Set by `--json`: no bars at all, even on a terminal.
 static HIDDEN: AtomicBool = AtomicBool::new(false);
 

@@ -278,3 +278,94 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// The Skaffold binary the Skaffold test runs: GOHOT_TEST_SKAFFOLD, else
+/// where `.ci/run` builds it from Skaffold 2.24's source.
+fn skaffold() -> PathBuf {
+    let p = std::env::var_os("GOHOT_TEST_SKAFFOLD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/skaffold/bin/skaffold"));
+    assert!(
+        p.is_file(),
+        "{} missing: build Skaffold 2.24 offline (scripts/skaffold, as .ci/run does), or set GOHOT_TEST_SKAFFOLD",
+        p.display()
+    );
+    p
+}
+
+/// `skaffold dev` itself (Skaffold 2.24, built from its source) with
+/// examples/shop/skaffold.yaml on the real cluster: three custom artifacts
+/// built by gohot, each hot-reloaded by its own `gohot skaffold sync` hook —
+/// a shared edit reaches all three pods with no rebuild (the same pods
+/// serve the new code), an edit of the worker's own code reaches the worker.
+#[test]
+#[ignore = "needs a Kubernetes cluster: scripts/test runs it when KUBECONFIG names one"]
+fn shop_under_a_real_skaffold_dev() {
+    let env = crate::kube::KubeEnv::new("shop_under_a_real_skaffold_dev");
+    let skaffold = skaffold();
+    let sb = Sandbox::new();
+    let dir = sb.copy_example("shop", "shop");
+    // The Deployments run exactly the command gohot's dev rewrite writes.
+    let k8s = std::fs::read_to_string(dir.join("skaffold/k8s.yaml")).expect("skaffold/k8s.yaml");
+    for (name, _) in SERVICES {
+        let command = gohot::resolve::devrewrite::dev_command(name, &[format!("/ko-app/{name}")]);
+        let written = serde_json::to_string(&command).expect("json").replace(',', ", ");
+        assert!(k8s.contains(&written), "skaffold/k8s.yaml's {name} command is not {written}");
+    }
+    // realkube's context is kind-realkube: without push, Skaffold would load into KinD nodes.
+    let config = dir.join("skaffold.yaml");
+    let text = std::fs::read_to_string(&config)
+        .expect("skaffold.yaml")
+        .replace("build:\n  artifacts:\n", "build:\n  local: {push: true}\n  artifacts:\n");
+    std::fs::write(&config, text).expect("write skaffold.yaml");
+    let repo = std::env::var("KO_DOCKER_REPO").unwrap_or_else(|_| "127.0.0.1:5000/gohot-test".into());
+    let registry = repo.split('/').next().expect("a registry").to_string();
+    // Skaffold runs gohot (builds, deps, hooks) with this environment.
+    let template = sb.gohot(&dir);
+    let mut cmd = Command::new(&skaffold);
+    for (k, v) in template.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let gohot_dir = Path::new(env!("CARGO_BIN_EXE_gohot")).parent().expect("gohot's directory").to_path_buf();
+    let path = format!("{}:{}", gohot_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let log = sb.path().join("skaffold.log");
+    let out = std::fs::File::create(&log).expect("log");
+    cmd.current_dir(&dir)
+        .env("PATH", path)
+        .env("GOHOT_WATCHEXEC", watchexec())
+        .env("SKAFFOLD_UPDATE_CHECK", "false")
+        .args(["dev", "--default-repo", &repo, "--insecure-registry", &registry, "-n", &env.ns])
+        .args(["--port-forward=off", "--tail=false", "--cleanup=true", "--status-check=true"])
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("log"))
+        .stderr(out);
+    let child = cmd.spawn().expect("skaffold dev");
+    let _kill = KillOnDrop(child);
+    let answer = |pod: &str, port: u16| {
+        env.rt.block_on(gohot::hosting::kube::logs::get_from_pod(&env.cluster, &env.ns, pod, port, "/"))
+    };
+    let serving = |name: &str, port: u16, text: &str| -> String {
+        let what = format!("{name}'s pod serving {text:?} (skaffold's log: {})", log.display());
+        wait_for(&what, Duration::from_secs(420), || {
+            let pods: Vec<String> = env.running_pods(name).iter().filter_map(|p| p.metadata.name.clone()).collect();
+            match pods.as_slice() {
+                [pod] if answer(pod, port).is_some_and(|a| a.contains(text)) => Some(pod.clone()),
+                _ => None,
+            }
+        })
+    };
+    let first: Vec<String> = SERVICES.iter().map(|(n, p)| serving(n, *p, "prices v1")).collect();
+
+    set_var(&dir, "internal/price/price.go", "Label", "prices v2");
+    let after: Vec<String> = SERVICES.iter().map(|(n, p)| serving(n, *p, "prices v2")).collect();
+    assert_eq!(after, first, "synced into the same pods, not rebuilt and redeployed");
+
+    set_var(&dir, "cmd/worker/main.go", "greeting", "worker v2");
+    assert_eq!(serving("worker", 9090, "worker v2 (prices v2"), first[1]);
+    assert!(answer(&first[0], 8080).is_some_and(|a| a.contains("api v1 (prices v2)")));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!text.contains("Build [") || text.matches("Build [").count() == 3, "no rebuild after the first: {text}");
+}

@@ -309,8 +309,8 @@ impl BaseStore {
         }
         let dir = path.parent().unwrap_or(&self.dir).to_path_buf();
         std::fs::create_dir_all(&dir).map_err(self.cache_err(&dir))?;
-        let tmp = tempfile::Builder::new().prefix(".pull").tempfile_in(&dir).map_err(self.cache_err(&dir))?;
-        let file = tokio::fs::File::from_std(tmp.reopen().map_err(self.cache_err(&dir))?);
+        let tmp = crate::atomic::AtomicFile::create(&path).map_err(self.cache_err(&dir))?;
+        let file = tokio::fs::File::from_std(tmp.file().try_clone().map_err(self.cache_err(&dir))?);
         let od = OciDescriptor {
             media_type: desc.media_type.clone(),
             digest: desc.digest.clone(),
@@ -323,8 +323,7 @@ impl BaseStore {
             .pull_blob(r, &od, file)
             .await
             .map_err(|e| BaseError::Registry { reference: r.whole(), source: classify(r, e) })?;
-        tmp.as_file().sync_all().map_err(self.cache_err(&path))?;
-        tmp.persist(&path).map_err(|e| BaseError::Cache { path: path.clone(), source: e.error })?;
+        tmp.commit(None).map_err(self.cache_err(&path))?;
         Ok(BlobData::File(path))
     }
 }

@@ -402,7 +402,10 @@ impl GoToolchain {
     ) -> Result<(), GoError> {
         let parent = out.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(|e| self.io(e))?;
-        let tmp = parent.join(format!(".out.tmp-{}", std::process::id()));
+        // `go build -o` writes it; renamed into the cache without an fsync
+        // (a cache entry lost in a crash is rebuilt). The prefix keeps the
+        // watcher and syncback from taking it for a user's file.
+        let tmp = parent.join(format!("{}.out.{}", crate::atomic::TEMP_PREFIX, std::process::id()));
         let mut cmd = self.command(&settings.dir);
         cmd.env("GOOS", &platform.os).env("GOARCH", &platform.arch).env("CGO_ENABLED", "0");
         if let (Some(v), "arm") = (&platform.variant, platform.arch.as_str()) {

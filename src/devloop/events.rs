@@ -7,6 +7,8 @@
 
 use serde::Serialize;
 
+use crate::progress::human_bytes;
+
 /// Time each step of one reload took, in seconds.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Timings {
@@ -181,11 +183,6 @@ pub type SessionSink = std::sync::Arc<dyn Fn(Option<&str>, DevEvent) + Send + Sy
 pub fn for_app(sink: &SessionSink, app: &str) -> EventSink {
     let (sink, app) = (sink.clone(), app.to_string());
     std::sync::Arc::new(move |e| sink(Some(&app), e))
-}
-
-/// `1.9 MB`-style sizes.
-pub fn human_bytes(n: u64) -> String {
-    crate::publish::registry::human_bytes(n)
 }
 
 impl DevEvent {

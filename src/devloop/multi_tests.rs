@@ -54,7 +54,7 @@ impl Rebuild for FakeBuilder {
 }
 
 /// One replica per service, answering `hash` and `put` as the helper does;
-/// a hung one never answers.
+/// a hung one never answers a `put`.
 #[derive(Default)]
 struct FakeTarget {
     held: Mutex<Vec<u8>>,
@@ -73,7 +73,7 @@ impl Target for FakeTarget {
     }
 
     async fn exec(&self, _: &Replica, argv: &[String], stdin: Bytes) -> Result<ExecOutput, TargetError> {
-        if self.hung.load(Ordering::SeqCst) {
+        if self.hung.load(Ordering::SeqCst) && argv[1] == "put" {
             std::future::pending::<()>().await;
         }
         let mut held = self.held.lock().unwrap();

@@ -69,6 +69,10 @@ pub struct ContainerSpec {
     pub network: Option<(String, Vec<String>)>,
 }
 
+/// How long a stopped container is left alone before gohot starts it again:
+/// a `docker restart` stops and starts it within its stop timeout.
+const STOPPED_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The Docker target.
 pub struct DockerTarget {
     docker: Docker,
@@ -237,9 +241,36 @@ impl Target for DockerTarget {
             .map_err(|detail| TargetError::Exec { replica: replica.name.clone(), detail })
     }
 
-    async fn recover(&self) -> Result<bool, TargetError> {
-        self.start().await?;
-        Ok(true)
+    /// A removed container is re-created from the image. One that exists
+    /// but stopped is started again (its files, the synced binary among
+    /// them, are kept) — unless it stopped only now: a `docker restart` in
+    /// progress starts it itself, and re-creating it then would race it.
+    async fn recover(&self) -> Result<Option<String>, TargetError> {
+        let state = match self.docker.inspect_container(&self.spec.name, None).await {
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
+                self.start().await?;
+                return Ok(Some("container was gone: re-created it".into()));
+            }
+            Err(e) => return Err(api(e)),
+            Ok(info) => info.state.unwrap_or_default(),
+        };
+        if state.running == Some(true) || state.restarting == Some(true) {
+            return Ok(None);
+        }
+        let stopped_at = state.finished_at.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        let stopped_for = stopped_at.and_then(|t| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64();
+            Some(now - t.timestamp() as f64)
+        });
+        if stopped_for.is_none_or(|s| s < STOPPED_GRACE.as_secs_f64()) {
+            return Ok(None);
+        }
+        match self.docker.start_container(&self.spec.name, None::<StartContainerOptions>).await {
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => {
+                Ok(Some("container was stopped: started it again".into()))
+            }
+            Err(e) => Err(api(format!("cannot start container {}: {e}", self.spec.name))),
+        }
     }
 }
 

@@ -88,8 +88,8 @@ pub trait Target: Send + Sync {
 
     /// Called when the app has no live replica: bring it back if the target
     /// owns its lifecycle (the Docker target re-creates its container).
-    /// Returns whether something was done.
-    async fn recover(&self) -> Result<bool, TargetError> {
-        Ok(false)
+    /// Returns what was done, for people (None: nothing).
+    async fn recover(&self) -> Result<Option<String>, TargetError> {
+        Ok(None)
     }
 }

@@ -162,7 +162,7 @@ impl Publish for RegistryPublisher {
         tracing::info!(
             "published {repository}: {} blob(s) uploaded ({}), {} already in the registry",
             stats.uploaded,
-            human_bytes(stats.uploaded_bytes),
+            crate::progress::human_bytes(stats.uploaded_bytes),
             stats.present
         );
         Ok(format!("{repository}@{}", built.artifact.digest()))
@@ -189,15 +189,6 @@ fn sbom_manifest(img: &oci::Image, build_info: &str) -> (bytes::Bytes, Vec<(Stri
         "layers": [{"mediaType": sbom::SPDX_MEDIA_TYPE, "digest": doc_digest, "size": doc.len()}],
     });
     (bytes::Bytes::from(oci::to_json(&manifest)), vec![(cfg_digest, cfg), (doc_digest, doc)])
-}
-
-/// `1.9 MB`-style sizes for log lines.
-pub fn human_bytes(n: u64) -> String {
-    match n {
-        n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1e6),
-        n if n >= 1_000 => format!("{:.1} kB", n as f64 / 1e3),
-        n => format!("{n} B"),
-    }
 }
 
 #[cfg(test)]

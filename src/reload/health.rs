@@ -34,8 +34,8 @@ impl Reloader<'_> {
         };
         if replicas.is_empty() {
             match self.target.recover().await {
-                Ok(true) => report.recovered.push((self.opts.app.clone(), "container was gone: re-created it".into())),
-                Ok(false) => {}
+                Ok(Some(what)) => report.recovered.push((self.opts.app.clone(), what)),
+                Ok(None) => {}
                 Err(e) => report.warnings.push(format!("cannot bring the app back: {e}")),
             }
             return report;

@@ -210,7 +210,7 @@ impl Report {
     pub fn details(&self) -> Vec<String> {
         let mut v = Vec::new();
         for (p, n) in &self.fetched {
-            v.push(format!("fetch   {p} ({})", human_bytes(*n)));
+            v.push(format!("fetch   {p} ({})", crate::progress::human_bytes(*n)));
         }
         for (a, b) in &self.renamed {
             v.push(format!("rename  {a} -> {b}"));
@@ -240,22 +240,16 @@ impl Report {
     }
 }
 
-/// `512 B`, `12 kB`, `1.9 MB`.
-pub fn human_bytes(n: u64) -> String {
-    match n {
-        n if n < 1000 => format!("{n} B"),
-        n if n < 1_000_000 => format!("{} kB", (n + 500) / 1000),
-        n if n < 1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
-        n => format!("{:.1} GB", n as f64 / 1e9),
-    }
-}
-
 impl fmt::Display for Report {
-    /// `3 fetched (12 kB), 1 renamed, 1 deleted, 1 conflict: a.txt (local changes; --force to overwrite)`
+    /// `3 fetched (12.0 kB), 1 renamed, 1 deleted, 1 conflict: a.txt (local changes; --force to overwrite)`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts = Vec::new();
         if !self.fetched.is_empty() {
-            parts.push(format!("{} fetched ({})", self.fetched.len(), human_bytes(self.fetched_bytes())));
+            parts.push(format!(
+                "{} fetched ({})",
+                self.fetched.len(),
+                crate::progress::human_bytes(self.fetched_bytes())
+            ));
         }
         for (n, what) in [
             (self.renamed.len(), "renamed"),
@@ -607,8 +601,8 @@ mod tests {
         r.conflicts = vec![Conflict { path: RelPath::new("a.txt").expect("p"), kind: plan::ConflictKind::BothChanged }];
         assert_eq!(
             r.to_string(),
-            "2 fetched (12 kB), 1 renamed, 1 deleted, 1 conflict: a.txt (local changes; --force to overwrite)"
+            "2 fetched (12.0 kB), 1 renamed, 1 deleted, 1 conflict: a.txt (local changes; --force to overwrite)"
         );
-        assert_eq!(human_bytes(1_900_000), "1.9 MB");
+        assert_eq!(crate::progress::human_bytes(1_900_000), "1.9 MB");
     }
 }

@@ -68,8 +68,8 @@ pub(crate) async fn run_skaffold_sync(cmd: SkaffoldSyncCmd) -> Result<()> {
                     build.as_secs_f64(),
                     report.sync.as_secs_f64(),
                     report.restart.as_secs_f64(),
-                    crate::devloop::events::human_bytes(report.bytes_sent),
-                    crate::devloop::events::human_bytes(binary_bytes),
+                    crate::progress::human_bytes(report.bytes_sent),
+                    crate::progress::human_bytes(binary_bytes),
                     total,
                 );
             }

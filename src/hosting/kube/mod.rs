@@ -272,8 +272,8 @@ impl Target for KubeTarget {
         exec::attach(&self.cluster, ns, pod, container, argv).await.map_err(|e| target_error(&self.cluster, e))
     }
 
-    async fn recover(&self) -> Result<bool, TargetError> {
-        Ok(false)
+    async fn recover(&self) -> Result<Option<String>, TargetError> {
+        Ok(None)
     }
 }
 
@@ -361,7 +361,7 @@ mod tests {
         let e = target.replicas().await.unwrap_err().to_string();
         assert!(e.contains("node kind-control-plane is linux/arm64") && e.contains("built for linux/amd64"), "{e}");
         assert!(e.contains("default/hello-a/app"), "{e}");
-        assert!(!target.recover().await.unwrap());
+        assert_eq!(target.recover().await.unwrap(), None);
     }
 
     fn pod(name: &str, created: &str, ready: bool, terminating: bool) -> serde_json::Value {
