@@ -213,8 +213,11 @@ pub struct DevCmd {
     /// Container name (default gohot-<name>).
     #[arg(long)]
     pub name: Option<String>,
-    /// How to know the new process serves: an http:// URL, tcp:PORT, or
-    /// `none` (only that it started). Default: HTTP on the first -p port.
+    /// How to know the new process serves, from the host: an http:// URL,
+    /// tcp:PORT, or `none` (only that it started). Default: HTTP on the
+    /// app's port, asked inside the container by gohot's helper (the first
+    /// -p's container port; on a cluster --port-forward's pod port, else the
+    /// container's first declared port).
     #[arg(long)]
     pub probe: Option<String>,
     /// Quiet time after a change before building, in milliseconds. 0: build
@@ -228,7 +231,7 @@ pub struct DevCmd {
     #[arg(long)]
     pub keep: bool,
     /// Kubernetes: forward LOCAL:POD_PORT from 127.0.0.1 to a pod of the app
-    /// (and probe the app there after each reload).
+    /// (POD_PORT is also the port probed inside each pod after a reload).
     #[arg(long, value_name = "LOCAL:POD_PORT")]
     pub port_forward: Option<String>,
     /// Arguments for the app (after --).

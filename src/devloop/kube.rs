@@ -80,11 +80,13 @@ pub async fn run(
         s = start(builder, cluster, publisher, &dev, &opts, &events) => s?,
         _ = &mut shutdown => return Ok(()),
     };
-    let Started { app, watching, initial, target, logs, forward } = started;
-    if let Some((addr, _)) = &forward {
-        if matches!(opts.probe, Probe::Started) {
-            opts.probe = Probe::Http(format!("http://{addr}/"));
-        }
+    let Started { app, watching, initial, target, logs, forward, app_port } = started;
+    // Probed inside each pod by the helper: no port-forward in a reload's path.
+    if opts.probe == Probe::AppPort {
+        opts.probe = match dev.port_forward.map(|(_, pod_port)| pod_port).or(app_port) {
+            Some(port) => Probe::InContainer(crate::reload::ContainerProbe::http(port)),
+            None => Probe::Started,
+        };
     }
     let result = super::run(builder, &target, app, watching, initial, opts, events.clone(), shutdown).await;
     logs.abort();
@@ -109,6 +111,8 @@ struct Started {
     target: KubeTarget,
     logs: tokio::task::JoinHandle<()>,
     forward: Option<(std::net::SocketAddr, tokio::task::JoinHandle<()>)>,
+    /// The first port the app's container declares.
+    app_port: Option<u16>,
 }
 
 async fn start(
@@ -142,7 +146,8 @@ async fn start(
         image.clone(),
         vec![app.platform.clone()],
         Box::new(move |m: &str| warn(DevEvent::Warning { message: m.to_string() })),
-    );
+    )
+    .watching();
     let found = pods::discover(cluster, &deployed.workloads, &image).await?;
     let log_events = events.clone();
     let line: logs::LineFn = std::sync::Arc::new(move |replica: &str, text: &str| {
@@ -163,5 +168,6 @@ async fn start(
         image: deployed.refs.get(&reference).map(|r| r.image.clone()).unwrap_or_default(),
         replicas: found.containers.iter().map(|c| format!("{}/{}", c.pod, c.container)).collect(),
     });
-    Ok(Started { app, watching, initial, target, logs, forward })
+    let app_port = found.containers.iter().find_map(|c| c.ports.first().copied());
+    Ok(Started { app, watching, initial, target, logs, forward, app_port })
 }

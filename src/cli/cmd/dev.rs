@@ -38,8 +38,13 @@ async fn run_dev_events(cmd: DevCmd) -> Result<()> {
             Some(port) => Probe::Tcp(([127, 0, 0, 1], port).into()),
             None => anyhow::bail!("invalid --probe {p:?}: use an http:// URL, tcp:PORT or none"),
         },
+        // Inside the container, by the helper (a crash is seen at once, and
+        // on a cluster no port-forward sits in a reload's path).
         None => match ports.first() {
-            Some(p) if target == TargetKind::Docker => Probe::Http(format!("http://127.0.0.1:{}/", p.host_port)),
+            Some(p) if target == TargetKind::Docker => {
+                Probe::InContainer(crate::reload::ContainerProbe::http(p.container_port))
+            }
+            _ if target == TargetKind::Kube => Probe::AppPort,
             _ => Probe::Started,
         },
     };
