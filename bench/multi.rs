@@ -221,7 +221,7 @@ pub fn run(edits: usize, kube: bool, replicas: usize, work: &Path, log: &dyn Fn(
             st.stale += 1;
         }
     }
-    (st.idle_cpu_percent, st.rss_mb) = multi.idle();
+    (st.idle_cpu_percent, st.rss_mb, _) = multi.idle(None);
     drop(multi);
     drop(single);
     if let Some(c) = &cluster {

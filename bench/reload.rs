@@ -25,11 +25,25 @@
 //! answers (Skaffold's own file-watch poll, 1 s by default, not included),
 //! and until Skaffold's sync is done (its copy after the hook).
 //!
+//! With `--kube --link RTT_MS:MBIT` gohot reaches the cluster over a
+//! simulated link (`tests/link.rs`: a relay in front of the API server that
+//! adds the round-trip time and limits the upload to MBIT Mbit/s): every
+//! exec, watch and log stream pays it. Each reload's bytes on the link and
+//! its round trips (the times gohot spoke again after the server had) are
+//! counted, and the session's idle traffic per minute. With `--peers` the
+//! same run then times, one edit each, what peers do over the same link:
+//! Skaffold's and Tilt's way — `go build`, then `kubectl exec -i POD -- tar
+//! x` of the binary into every replica — and a redeploy: `gohot build`
+//! pushing the image through a second relay in front of the registry, then
+//! the Deployment applied with it and rolled out.
+//!
 //! With `--services`, several services in one session against one service
 //! alone (bench/multi.rs), on the engine or with `--kube` on the cluster.
 //!
-//! Usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N] [--skaffold]] [--services]
+//! Usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N] [--skaffold] [--link RTT_MS:MBIT [--peers]]] [--services]
 
+#[path = "../tests/link.rs"]
+mod link;
 #[path = "multi.rs"]
 mod multi;
 
@@ -48,10 +62,12 @@ struct Args {
     replicas: usize,
     skaffold: bool,
     services: bool,
+    /// `--link RTT_MS:MBIT`.
+    link: Option<(u64, f64)>,
+    peers: bool,
 }
 
-const USAGE: &str =
-    "usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N] [--skaffold]] [--services]";
+const USAGE: &str = "usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N] [--skaffold] [--link RTT_MS:MBIT [--peers]]] [--services]";
 
 /// A usage error: the problem and the usage, exit 2.
 fn usage_error(problem: &str) -> ! {
@@ -69,6 +85,8 @@ fn parse_args() -> Args {
         replicas: 2,
         skaffold: false,
         services: false,
+        link: None,
+        peers: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -84,12 +102,24 @@ fn parse_args() -> Args {
             "--skaffold" => a.skaffold = true,
             "--services" => a.services = true,
             "--replicas" => a.replicas = num("--replicas"),
+            "--peers" => a.peers = true,
+            "--link" => {
+                let spec = it.next().unwrap_or_default();
+                let parsed = spec.split_once(':').and_then(|(r, m)| Some((r.parse().ok()?, m.parse().ok()?)));
+                a.link = Some(parsed.unwrap_or_else(|| usage_error("--link needs RTT_MS:MBIT, e.g. 50:10")));
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0)
             }
             other => usage_error(&format!("unknown argument {other}")),
         }
+    }
+    if a.link.is_some() && !a.kube {
+        usage_error("--link is for --kube");
+    }
+    if a.peers && a.link.is_none() {
+        usage_error("--peers needs --link");
     }
     a
 }
@@ -180,10 +210,11 @@ struct Dev {
 impl Dev {
     /// `gohot dev . --json --watchexec W ARGS…` in `app`; `container` is
     /// removed on drop (the Docker case).
-    fn start(app: &Path, args: &[String], kocache: &Path, container: Option<String>) -> Dev {
+    fn start(app: &Path, args: &[String], kocache: &Path, container: Option<String>, env: &[(&str, &Path)]) -> Dev {
         let mut cmd = Command::new(gohot_bin());
         cmd.current_dir(app)
             .env("KOCACHE", kocache)
+            .envs(env.iter().copied())
             .args(["dev", ".", "--json", "--watchexec"])
             .arg(watchexec())
             .args(args)
@@ -244,13 +275,22 @@ impl Dev {
     }
 
     /// Idle CPU % over ten quiet seconds once settled (sessions open, the
-    /// last reload reported), and RSS after them.
-    fn idle(&self) -> (f64, f64) {
+    /// last reload reported), and RSS after them; with a link, its bytes
+    /// per minute in those seconds.
+    fn idle(&self, link: Option<&link::Link>) -> (f64, f64, f64) {
         std::thread::sleep(Duration::from_secs(2));
         let cpu0 = self.cpu_seconds();
+        let bytes0 = link.map(|l| l.counts());
         let idle = Duration::from_secs(10);
         std::thread::sleep(idle);
-        ((self.cpu_seconds() - cpu0) / idle.as_secs_f64() * 100.0, self.rss_mb())
+        let per_minute = match (link, bytes0) {
+            (Some(l), Some(b0)) => {
+                let d = l.counts() - b0;
+                (d.up + d.down) as f64 * 60.0 / idle.as_secs_f64()
+            }
+            _ => f64::NAN,
+        };
+        ((self.cpu_seconds() - cpu0) / idle.as_secs_f64() * 100.0, self.rss_mb(), per_minute)
     }
 }
 
@@ -308,6 +348,20 @@ struct Stats {
     skaffold: Vec<f64>,
     /// Save → the end of Skaffold's sync (hook, then its copy in every pod).
     skaffold_sync_done: Vec<f64>,
+    /// Per reload: gohot's total less its build (the link's share is here).
+    rest: Vec<f64>,
+    /// Per reload over the link: bytes up, bytes down, round trips, new connections.
+    link_up: Vec<f64>,
+    link_down: Vec<f64>,
+    link_turns: Vec<f64>,
+    link_connections: Vec<f64>,
+    /// Bytes a minute on the link while the session idles.
+    idle_link_bytes_per_min: f64,
+    /// Peers over the link, one edit each: save → every replica serving.
+    tar_s: f64,
+    tar_bytes: f64,
+    redeploy_s: f64,
+    redeploy_bytes: f64,
 }
 
 impl Stats {
@@ -320,6 +374,8 @@ impl Stats {
                     self.split[k].push(t[*name].as_f64().unwrap_or(f64::NAN));
                 }
                 self.overhead.push(OVERHEAD.iter().map(|n| t[*n].as_f64().unwrap_or(f64::NAN)).sum());
+                let (total, build) = (t["total"].as_f64(), t["build"].as_f64());
+                self.rest.push(total.unwrap_or(f64::NAN) - build.unwrap_or(f64::NAN));
                 self.bytes.push(e["bytes_sent"].as_u64().unwrap_or(0) as f64);
                 self.binary_bytes = e["binary_bytes"].as_u64().unwrap_or(0);
             }
@@ -392,7 +448,7 @@ fn run_docker(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
     let port = free_port();
     let container = format!("gohot-bench-{}", std::process::id());
     let dev_args = vec!["--name".to_string(), container.clone(), "-p".into(), format!("{port}:8080")];
-    let dev = Dev::start(&app, &dev_args, &kocache, Some(container));
+    let dev = Dev::start(&app, &dev_args, &kocache, Some(container), &[]);
     dev.next(&["started"], Duration::from_secs(300)).expect("gohot dev did not start");
     wait_answer(port, "Hello from gohot!", Duration::from_secs(60)).expect("app did not answer");
     dev.drain();
@@ -423,7 +479,7 @@ fn run_docker(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
         ));
     }
 
-    (st.idle_cpu_percent, st.rss_mb) = dev.idle();
+    (st.idle_cpu_percent, st.rss_mb, _) = dev.idle(None);
 
     // Soak: many edits, some landing mid-build; each must end on its text.
     for j in 0..args.soak {
@@ -626,9 +682,13 @@ fn run_kube(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
     let floor = Floor::new(work);
     let cluster = Cluster::connect();
     let mut st = Stats { replicas: args.replicas, ..Default::default() };
+    // gohot reaches the API server over the simulated link; the bench's own
+    // checks (pods, answers) go straight to it, so they cost the link nothing.
+    let slow = args.link.map(|(rtt, mbit)| SlowLink::start(work, link::LinkSpec::new(rtt, mbit)));
+    let env: Vec<(&str, &Path)> = slow.iter().map(|l| ("KUBECONFIG", l.kubeconfig.as_path())).collect();
 
     let dev_args = vec!["-n".to_string(), cluster.ns.clone(), "-f".into(), "manifests".into()];
-    let dev = Dev::start(&app, &dev_args, &kocache, None);
+    let dev = Dev::start(&app, &dev_args, &kocache, None, &env);
     dev.next(&["started"], Duration::from_secs(300)).expect("gohot dev did not start");
     let pods = loop {
         let pods = cluster.pods();
@@ -642,6 +702,7 @@ fn run_kube(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
     dev.drain();
 
     for i in 1..=args.edits {
+        let before = slow.as_ref().map(|l| l.api.counts());
         let t0 = Instant::now();
         let text = apply_edit(&app, i);
         match cluster.wait_all(&pods, &text, Duration::from_secs(60)) {
@@ -652,6 +713,17 @@ fn run_kube(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
             }
         }
         st.record(&dev);
+        if let (Some(l), Some(before)) = (&slow, before) {
+            let d = l.api.counts() - before;
+            st.link_up.push(d.up as f64);
+            st.link_down.push(d.down as f64);
+            st.link_turns.push(d.turns as f64);
+            st.link_connections.push(d.connections as f64);
+            log(format!(
+                "edit {i}: link {} B up, {} B down, {} round trips, {} new connections",
+                d.up, d.down, d.turns, d.connections
+            ));
+        }
         for p in &pods {
             if cluster.answer(p).as_deref() != Some(text.as_str()) {
                 st.stale += 1;
@@ -664,12 +736,171 @@ fn run_kube(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
             st.floor.last().copied().unwrap_or(f64::NAN)
         ));
     }
-    (st.idle_cpu_percent, st.rss_mb) = dev.idle();
+    (st.idle_cpu_percent, st.rss_mb, st.idle_link_bytes_per_min) = dev.idle(slow.as_ref().map(|l| &l.api));
     drop(dev);
     if args.skaffold {
         run_skaffold_path(args, &cluster, &app, &kocache, &pods, &mut st, log);
     }
+    if let (true, Some(slow)) = (args.peers, &slow) {
+        let i = 2 * args.edits + 1;
+        run_tar_path(&cluster, slow, &app, &pods, i, &mut st, log);
+        run_redeploy_path(&cluster, slow, &app, &kocache, args.replicas, i + 1, &mut st, log);
+    }
     st
+}
+
+/// The simulated link ([`link`]) in front of the API server and the
+/// registry, and a copy of the kubeconfig that goes through it.
+struct SlowLink {
+    api: link::Link,
+    registry: link::Link,
+    kubeconfig: PathBuf,
+}
+
+impl SlowLink {
+    fn start(work: &Path, spec: link::LinkSpec) -> SlowLink {
+        let original = PathBuf::from(std::env::var_os("KUBECONFIG").expect("KUBECONFIG"));
+        let kubeconfig = work.join("kubeconfig-link");
+        let api = link::api_server_link(&original, spec, &kubeconfig);
+        let registry = link::Link::start(([127, 0, 0, 1], 5000).into(), spec);
+        SlowLink { api, registry, kubeconfig }
+    }
+}
+
+/// Waits until `replicas` running pods (whichever they are: a rollout
+/// replaces them) all answer `text`; when they did.
+fn wait_new_pods(cluster: &Cluster, replicas: usize, text: &str, timeout: Duration) -> Option<Instant> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let pods = cluster.pods();
+        if pods.len() == replicas {
+            if let Some(t) = cluster.wait_all(&pods, text, Duration::from_millis(500)) {
+                return Some(t);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// Skaffold's and Tilt's way over the link, for one edit: build the binary,
+/// then `kubectl exec -i POD -- tar x` of it into every replica at once (the
+/// dev image's `tar` is gohot's helper; watchexec restarts the app).
+fn run_tar_path(
+    cluster: &Cluster,
+    slow: &SlowLink,
+    app: &Path,
+    pods: &[String],
+    i: usize,
+    st: &mut Stats,
+    log: &dyn Fn(String),
+) {
+    let before = slow.api.counts();
+    let t0 = Instant::now();
+    let text = apply_edit(app, i);
+    let bin = app.join("bench-binary");
+    let out = Command::new(go())
+        .current_dir(app)
+        .env("CGO_ENABLED", "0")
+        .args(["build", "-trimpath", "-ldflags=-s -w", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .output()
+        .expect("go build");
+    assert!(out.status.success(), "go build: {}", String::from_utf8_lossy(&out.stderr));
+    let mut h = tar::Header::new_gnu();
+    let binary = std::fs::read(&bin).expect("the binary");
+    h.set_size(binary.len() as u64);
+    h.set_mode(0o755);
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_data(&mut h, "ko-app/hello", binary.as_slice()).expect("tar");
+    let stream = b.into_inner().expect("tar");
+    let copies: Vec<Child> = pods
+        .iter()
+        .map(|p| {
+            let mut c = Command::new("kubectl")
+                .env("KUBECONFIG", &slow.kubeconfig)
+                .args([
+                    "exec",
+                    p,
+                    "--namespace",
+                    &cluster.ns,
+                    "-i",
+                    "--",
+                    "tar",
+                    "xmf",
+                    "-",
+                    "-C",
+                    "/",
+                    "--no-same-owner",
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("kubectl exec");
+            let mut stdin = c.stdin.take().expect("stdin");
+            let data = stream.clone();
+            std::thread::spawn(move || stdin.write_all(&data));
+            c
+        })
+        .collect();
+    for mut c in copies {
+        assert!(c.wait().expect("kubectl").success(), "the tar copy failed");
+    }
+    match cluster.wait_all(pods, &text, Duration::from_secs(120)) {
+        Some(t1) => st.tar_s = (t1 - t0).as_secs_f64(),
+        None => st.failed += 1,
+    }
+    st.tar_bytes = (slow.api.counts() - before).up as f64;
+    log(format!("peers' tar of the binary into {} pods: {:.3}s, {:.0} B up", pods.len(), st.tar_s, st.tar_bytes));
+}
+
+/// A redeploy over the link, for one edit: `gohot build` of the production
+/// image pushed through the registry's relay, then the Deployment applied
+/// with it (as gohot dev's own field manager, so the dev command goes) and
+/// rolled out until every new pod serves.
+#[allow(clippy::too_many_arguments)]
+fn run_redeploy_path(
+    cluster: &Cluster,
+    slow: &SlowLink,
+    app: &Path,
+    kocache: &Path,
+    replicas: usize,
+    i: usize,
+    st: &mut Stats,
+    log: &dyn Fn(String),
+) {
+    let before = slow.api.counts().up + slow.registry.counts().up;
+    let t0 = Instant::now();
+    let text = apply_edit(app, i);
+    let repo = format!("127.0.0.1:{}/bench-{}", slow.registry.addr().port(), std::process::id());
+    let out = Command::new(gohot_bin())
+        .current_dir(app)
+        .env("KOCACHE", kocache)
+        .env("KO_DOCKER_REPO", &repo)
+        .args(["build", "."])
+        .stderr(Stdio::null())
+        .output()
+        .expect("gohot build");
+    assert!(out.status.success(), "gohot build through the registry link failed");
+    // The same registry behind its usual address: the node pulls it there.
+    let pushed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let image = pushed.replacen(&format!("127.0.0.1:{}", slow.registry.addr().port()), "127.0.0.1:5000", 1);
+    let manifest = std::fs::read_to_string(app.join("manifests/deployment.yaml")).expect("manifest");
+    let yaml = manifest.split("\n---").next().expect("the Deployment").replace("ko://example.com/hello", &image);
+    let mut deployment: serde_json::Value = serde_yaml_ng::from_str(&yaml).expect("Deployment YAML");
+    deployment["metadata"]["namespace"] = cluster.ns.clone().into();
+    let opts = gohot::cluster::KubeOptions { kubeconfig: Some(slow.kubeconfig.clone()), ..Default::default() };
+    let through_link = cluster.rt.block_on(gohot::cluster::connect(&opts)).expect("the cluster through the link");
+    let doc = gohot::deploy::apply::Doc { origin: "bench redeploy".into(), value: deployment };
+    cluster.rt.block_on(gohot::deploy::apply::apply(&through_link, &[doc])).expect("apply the Deployment");
+    match wait_new_pods(cluster, replicas, &text, Duration::from_secs(300)) {
+        Some(t1) => st.redeploy_s = (t1 - t0).as_secs_f64(),
+        None => st.failed += 1,
+    }
+    st.redeploy_bytes = (slow.api.counts().up + slow.registry.counts().up - before) as f64;
+    log(format!("redeploy (build, push, apply, rollout): {:.3}s, {:.0} B up", st.redeploy_s, st.redeploy_bytes));
 }
 
 /// Skaffold's `Item` sync for a Go save, as docs/skaffold.md sets it up: the
@@ -791,6 +1022,18 @@ fn report(args: &Args, st: &Stats) {
         "skaffold_p50_s": percentile(&st.skaffold, 50.0),
         "skaffold_p95_s": percentile(&st.skaffold, 95.0),
         "skaffold_sync_done_p50_s": percentile(&st.skaffold_sync_done, 50.0),
+        "link": args.link.map(|(rtt, mbit)| serde_json::json!({"rtt_ms": rtt, "up_mbit": mbit})),
+        "rest_p50_s": percentile(&st.rest, 50.0),
+        "link_up_bytes_p50": percentile(&st.link_up, 50.0),
+        "link_down_bytes_p50": percentile(&st.link_down, 50.0),
+        "link_round_trips_p50": percentile(&st.link_turns, 50.0),
+        "link_round_trips_max": st.link_turns.iter().copied().fold(f64::NAN, f64::max),
+        "link_new_connections_max": st.link_connections.iter().copied().fold(f64::NAN, f64::max),
+        "idle_link_bytes_per_min": st.idle_link_bytes_per_min,
+        "peers_tar_s": st.tar_s,
+        "peers_tar_bytes": st.tar_bytes,
+        "peers_redeploy_s": st.redeploy_s,
+        "peers_redeploy_bytes": st.redeploy_bytes,
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
@@ -828,6 +1071,34 @@ fn report(args: &Args, st: &Stats) {
         100.0 * bytes / st.binary_bytes as f64,
         st.binary_bytes
     );
+    println!("| gohot's total less its build (\"the rest\") p50 | {:.3} s |", percentile(&st.rest, 50.0));
+    if let Some((rtt, mbit)) = args.link {
+        let rest = percentile(&st.rest, 50.0);
+        println!("| link | {rtt} ms RTT, {mbit} Mbit/s up |");
+        println!("| the rest in round trips p50 | {:.2} RTT |", rest * 1000.0 / rtt as f64);
+        println!(
+            "| per reload on the link p50: up / down | {:.0} B / {:.0} B |",
+            percentile(&st.link_up, 50.0),
+            percentile(&st.link_down, 50.0)
+        );
+        println!(
+            "| round trips per reload p50 (max) / new connections (max) | {:.0} ({:.0}) / {:.0} |",
+            percentile(&st.link_turns, 50.0),
+            st.link_turns.iter().copied().fold(f64::NAN, f64::max),
+            st.link_connections.iter().copied().fold(f64::NAN, f64::max)
+        );
+        println!("| idle traffic on the link | {:.0} B/min |", st.idle_link_bytes_per_min);
+        if args.peers {
+            println!(
+                "| peers: `tar` of the binary into every replica (1 edit) | {:.3} s, {:.0} B up |",
+                st.tar_s, st.tar_bytes
+            );
+            println!(
+                "| peers: rebuild + push + rollout (1 edit) | {:.3} s, {:.0} B up |",
+                st.redeploy_s, st.redeploy_bytes
+            );
+        }
+    }
     println!("| failed / stale reloads | {} / {} |", st.failed, st.stale);
     println!("| gohot idle CPU / RSS | {:.2} % / {:.0} MB |", st.idle_cpu_percent, st.rss_mb);
     if !st.skaffold.is_empty() {

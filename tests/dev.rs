@@ -240,6 +240,34 @@ fn edit_reloads_and_compile_error_keeps_the_old_process() {
     assert!(!container_exists(&dev.container), "container {} left behind", dev.container);
 }
 
+/// Issue 21: an app that dies right after a reload is reported as it
+/// happens — its exit and its last lines — by the helper that watches the
+/// new process, not once the probe's deadline (20 s) has passed as an app
+/// that "did not answer". No timing: the failure must be the exit's, with
+/// nothing about an unanswered probe before it; the next good save serves.
+#[test]
+fn crash_after_reload_is_reported_with_its_exit_and_last_lines() {
+    let mut dev = DevSession::start("crash");
+    let crash = dev.app.join("crash.go");
+    std::fs::write(
+        &crash,
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc init() {\n\tfmt.Fprintln(os.Stderr, \"crashing on purpose\")\n\tos.Exit(2)\n}\n",
+    )
+    .expect("crash.go");
+    let events = dev.collect_until("sync_failed", Duration::from_secs(120));
+    let error = events.last().expect("sync_failed")["errors"].to_string();
+    assert!(error.contains("the app exited") && error.contains("before it answered"), "{error}");
+    assert!(error.contains("crashing on purpose"), "the last lines are missing: {error}");
+    for e in &events {
+        assert!(e["event"] != "reloaded", "a crashed app was reported as reloaded: {e}");
+        assert!(!e.to_string().contains("did not answer"), "the probe's deadline came first: {e}");
+    }
+    std::fs::remove_file(&crash).expect("rm crash.go");
+    dev.set_greeting("after the crash");
+    dev.wait_answer("after the crash");
+    dev.wait_event("reloaded", Duration::from_secs(60));
+}
+
 /// Copies the app's binary out of the dev container into `to` (`docker cp`).
 fn copy_binary_out(container: &str, to: &Path) {
     ok(Command::new("docker").arg("cp").arg(format!("{container}:/ko-app/hello")).arg(to));

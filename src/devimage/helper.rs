@@ -27,6 +27,7 @@ pub const HELPER_GO_FILES: &[(&str, &str)] = &[
     ("rm.go", include_str!("../wayin/helper/rm.go")),
     ("seed.go", include_str!("../wayin/helper/seed.go")),
     ("serve.go", include_str!("../wayin/helper/serve.go")),
+    ("serving.go", include_str!("../wayin/helper/serving.go")),
     ("tar.go", include_str!("../wayin/helper/tar.go")),
     ("written.go", include_str!("../wayin/helper/written.go")),
 ];

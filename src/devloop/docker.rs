@@ -42,7 +42,8 @@ pub struct DockerDev {
     /// `-p [NAME=][IP:]HOST:CONTAINER`: published ports.
     pub ports: Vec<ForService<PortMapping>>,
     /// `--probe [NAME=]SPEC`: how to know a service serves (default: HTTP
-    /// on its first published port).
+    /// on its first published port's container port, asked inside the
+    /// container by the helper).
     pub probes: Vec<ForService<Probe>>,
     /// The container's name (default `gohot-<name>`); with several
     /// services, the prefix of each (`NAME-<name>`) and the network's name.

@@ -194,26 +194,35 @@ async fn start(
             image.clone(),
             vec![app.platform.clone()],
             Box::new(move |m: &str| warn(DevEvent::Warning { message: m.to_string() })),
-        );
+        )
+        .watching();
         let found = pods::discover(cluster, &workloads, &image).await?;
         let log_sink = sink.clone();
         let line: logs::LineFn = std::sync::Arc::new(move |replica: &str, text: &str| {
             log_sink(DevEvent::Log { replica: replica.to_string(), line: text.to_string() })
         });
         tasks.push(logs::follow_logs(cluster, workloads.clone(), image.clone(), opts.health_interval, line));
-        let mut probe = probes.into_iter().next();
+        // Probed inside each pod by the helper (no port-forward in a reload's
+        // path): the forwarded pod port, else the container's first declared port.
+        let app_port = forwards
+            .first()
+            .map(|f| f.remote)
+            .or_else(|| found.containers.iter().find_map(|c| c.ports.first().copied()));
+        let probe = probes.into_iter().next().unwrap_or(match app_port {
+            Some(port) => Probe::InContainer(crate::reload::ContainerProbe::http(port)),
+            None => Probe::Started,
+        });
         for PortForward { local, remote } in forwards {
             let (addr, task) = logs::port_forward(cluster, workloads.clone(), image.clone(), local, remote).await?;
             tasks.push(task);
             let names: Vec<String> = workloads.iter().map(|w| format!("{}/{}", w.namespace, w.name)).collect();
             sink(DevEvent::Forwarding { local: addr.to_string(), remote, workloads: names });
-            probe.get_or_insert(Probe::Http(format!("http://{addr}/")));
         }
         sink(DevEvent::Started {
             image: deployed.refs.get(&reference).map(|r| r.image.clone()).unwrap_or_default(),
             replicas: found.containers.iter().map(|c| format!("{}/{}", c.pod, c.container)).collect(),
         });
-        services.push((app, target, initial, probe.unwrap_or(Probe::Started)));
+        services.push((app, target, initial, probe));
     }
     Ok(Started { services, watching, tasks })
 }

@@ -189,6 +189,17 @@ impl DockerTarget {
     }
 }
 
+/// The last `lines` lines a container printed (empty when they cannot be read).
+async fn last_lines(docker: &Docker, container: &str, lines: usize) -> Vec<String> {
+    let opts = LogsOptions { stdout: true, stderr: true, tail: lines.to_string(), ..Default::default() };
+    let mut text = String::new();
+    let mut stream = docker.logs(container, Some(opts));
+    while let Some(Ok(chunk)) = stream.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+    }
+    text.lines().map(str::to_string).collect()
+}
+
 #[async_trait]
 impl Target for DockerTarget {
     async fn replicas(&self) -> Result<Vec<Replica>, TargetError> {
@@ -239,6 +250,10 @@ impl Target for DockerTarget {
         crate::docker::exec_attached(&self.docker, &replica.handle, argv)
             .await
             .map_err(|detail| TargetError::Exec { replica: replica.name.clone(), detail })
+    }
+
+    async fn last_lines(&self, replica: &Replica, lines: usize) -> Vec<String> {
+        last_lines(&self.docker, &replica.handle, lines).await
     }
 
     /// A removed container is re-created from the image. One that exists

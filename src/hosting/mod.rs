@@ -86,6 +86,13 @@ pub trait Target: Send + Sync {
         Err(TargetError::Exec { replica: replica.name.clone(), detail: "this target keeps no sessions".into() })
     }
 
+    /// The last `lines` lines the replica's container printed, oldest first:
+    /// what a report of an app that exited shows. Empty when the target
+    /// cannot tell.
+    async fn last_lines(&self, _replica: &Replica, _lines: usize) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Called when the app has no live replica: bring it back if the target
     /// owns its lifecycle (the Docker target re-creates its container).
     /// Returns what was done, for people (None: nothing).

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::FutureExt;
 
-use super::{Binary, Reloader};
+use super::{Binary, Probe, Reloader};
 use crate::hosting::Replica;
 use crate::wayin::{self, PutStatus, RemoteFile};
 
@@ -72,7 +72,21 @@ pub(super) struct Pushed {
     pub(super) write: Duration,
     /// None: the file is in place but watchexec did not start it in time.
     pub(super) restart: Option<Duration>,
+    /// With a probe in the container: the new process started until it
+    /// answered (None: it did not, in time).
+    pub(super) answer: Option<Duration>,
+    /// The new process exited before it answered: how (`exit status 2`, or
+    /// "" when unknown), and the container's last lines.
+    pub(super) exited: Option<(String, Vec<String>)>,
+    /// The last payload's bytes and how long it took to arrive (a session's
+    /// measure of the link).
+    pub(super) arrival: Option<(u64, Duration)>,
 }
+
+/// Lines of the container's output a report of an exited app shows.
+const LAST_LINES: usize = 10;
+/// How long the container's last lines are given to reach its log.
+const LOG_SETTLE: Duration = Duration::from_millis(200);
 
 /// How a replica is brought to the new binary.
 enum Plan {
@@ -115,13 +129,16 @@ impl Reloader<'_> {
         // listed; the whole file only for a replica that needs it: on a small
         // machine it would otherwise take CPU from the delta, the helpers and
         // the app's start.
+        // The gzip level is chosen for the link the last reloads measured (payload.rs).
         let encoded = Arc::new(OnceLock::new());
         let base = previous.filter(|p| p.sha256 != new.sha256);
         let delta = base.as_ref().map(|old| {
             let (old, new, encoded) = (old.clone(), new.clone(), encoded.clone());
+            let chooser = self.chooser.clone();
             encode_now(move || {
-                let payload = wayin::encode_delta_hashed(&old.bytes, &old.sha256, &new.bytes, &new.sha256);
-                let _ = encoded.set(Instant::now());
+                let records = wayin::DeltaRecords::encode(&old.bytes, &old.sha256, &new.bytes, &new.sha256);
+                let (payload, how) = chooser.encode(&records);
+                let _ = encoded.set((Instant::now(), how));
                 payload
             })
         });
@@ -171,6 +188,8 @@ impl Reloader<'_> {
             }
         }))
         .await;
+        let in_container = matches!(self.opts.probe, Probe::InContainer(_));
+        let mut arrivals = Vec::new();
         let mut newcomers = Vec::new();
         for (r, result) in replicas.into_iter().zip(results) {
             if !self.known.contains_key(&r.instance) {
@@ -183,12 +202,21 @@ impl Reloader<'_> {
                     report.bytes_sent += p.bytes_sent;
                     report.sync = report.sync.max(prepare + p.sync);
                     report.write = report.write.max(p.write);
-                    let outcome = match p.restart {
-                        Some(d) => {
+                    arrivals.extend(p.arrival);
+                    let outcome = match (&p.exited, p.restart) {
+                        (Some((how, lines)), _) => ReplicaOutcome::Failed(exited(&r.name, how, lines)),
+                        (None, Some(_)) if in_container && p.answer.is_none() => ReplicaOutcome::Failed(format!(
+                            "{}: the new process runs but did not answer {} inside its container within {:?}",
+                            r.name,
+                            probe_name(&self.opts.probe),
+                            self.opts.restart_timeout
+                        )),
+                        (None, Some(d)) => {
                             report.restart = report.restart.max(d);
+                            report.answer = report.answer.max(p.answer.unwrap_or_default());
                             ReplicaOutcome::Updated { bytes_sent: p.bytes_sent }
                         }
-                        None => ReplicaOutcome::Failed(format!(
+                        (None, None) => ReplicaOutcome::Failed(format!(
                             "{}: the binary is in place, but watchexec did not start it within {:?} \
                              (the container's command must be gohot's watchexec: gohot dev and \
                              `gohot resolve --dev` write it; see examples/skaffold/k8s)",
@@ -204,7 +232,12 @@ impl Reloader<'_> {
             }
             report.replicas.push((r, outcome));
         }
-        report.encode = encoded.get().map_or(Duration::ZERO, |t| t.duration_since(sync_start));
+        report.encode = encoded.get().map_or(Duration::ZERO, |(t, _)| t.duration_since(sync_start));
+        if let Some((_, how)) = encoded.get() {
+            tracing::debug!("delta at gzip level {} (link {:?} B/s)", how.level, self.chooser.rate());
+            self.chooser.encoded(how);
+        }
+        self.chooser.received(&arrivals);
         // A replica seen for the first time has none of the synced files.
         for r in &newcomers {
             if let Err(errors) = self.resend_files(r).await {
@@ -212,6 +245,11 @@ impl Reloader<'_> {
             }
         }
         if report.current() == 0 {
+            return report;
+        }
+        if in_container {
+            // Each put waited for its replica's answer.
+            report.answered = true;
             return report;
         }
         let probe_start = Instant::now();
@@ -242,7 +280,12 @@ impl Reloader<'_> {
         payload: SharedPayload,
         full: SharedPayload,
     ) -> Result<Pushed, String> {
-        let argv = wayin::put_wait_argv(&self.opts.dest, 0o755, self.opts.restart_timeout);
+        let argv = match &self.opts.probe {
+            Probe::InContainer(p) => {
+                wayin::put_probe_argv(&self.opts.dest, 0o755, self.opts.restart_timeout, &p.to_string())
+            }
+            _ => wayin::put_wait_argv(&self.opts.dest, 0o755, self.opts.restart_timeout),
+        };
         let start = Instant::now();
         let mut payload = payload;
         let mut sent = 0;
@@ -254,15 +297,36 @@ impl Reloader<'_> {
                 start.elapsed(),
                 String::from_utf8_lossy(&out).trim()
             );
-            sent += payload.clone().await.len() as u64;
+            let len = payload.clone().await.len() as u64;
+            sent += len;
             match wayin::parse_put_status(&out) {
-                Ok(PutStatus::Written { restart_ms, pid, write_ms, .. }) => {
-                    let restart = restart_ms.map(Duration::from_millis).unwrap_or_default();
+                Ok(PutStatus::Written { restart_ms, pid, write_ms, answer_ms, exited, exit_ms, recv_us, .. }) => {
+                    let ms = |v: Option<u64>| v.map(Duration::from_millis).unwrap_or_default();
+                    let restart = ms(restart_ms);
+                    // What the helper waited for after the rename: the
+                    // restart, then the answer (or the exit).
+                    let waited = match exit_ms {
+                        Some(_) => ms(exit_ms),
+                        None => restart + ms(answer_ms),
+                    };
+                    let exited = match exited {
+                        Some(how) => {
+                            // The runtime copies a container's output on its
+                            // own time, and watchexec's `[Command exited with
+                            // N]` follows the exit: a moment for both to land.
+                            tokio::time::sleep(LOG_SETTLE).await;
+                            Some((how, self.target.last_lines(replica, LAST_LINES).await))
+                        }
+                        None => None,
+                    };
                     return Ok(Pushed {
                         bytes_sent: sent,
-                        sync: start.elapsed().saturating_sub(restart),
-                        write: write_ms.map(Duration::from_millis).unwrap_or_default(),
+                        sync: start.elapsed().saturating_sub(waited),
+                        write: ms(write_ms),
                         restart: pid.map(|_| restart),
+                        answer: answer_ms.map(Duration::from_millis),
+                        exited,
+                        arrival: recv_us.map(|us| (len, Duration::from_micros(us))),
                     });
                 }
                 Ok(PutStatus::BaseMismatch { .. }) if attempt == 0 => payload = full.clone(),
@@ -271,6 +335,34 @@ impl Reloader<'_> {
             }
         }
         Err(format!("{}: the helper kept refusing the payload", replica.name))
+    }
+}
+
+/// What a report says of a replica whose new process exited before it
+/// answered: how, and the container's last lines (watchexec's
+/// `[Command exited with N]` among them).
+fn exited(replica: &str, how: &str, lines: &[String]) -> String {
+    let how = if how.is_empty() { String::new() } else { format!(" ({how})") };
+    let mut m = format!("{replica}: the app exited{how} right after the reload, before it answered");
+    // From watchexec's last `[Running: …]` on: this run's lines only.
+    let lines = match lines.iter().rposition(|l| l.starts_with("[Running: ")) {
+        Some(i) => &lines[i..],
+        None => lines,
+    };
+    if !lines.is_empty() {
+        m.push_str("; its last lines:");
+        for l in lines {
+            m.push_str("\n  ");
+            m.push_str(l);
+        }
+    }
+    m
+}
+
+fn probe_name(probe: &Probe) -> String {
+    match probe {
+        Probe::InContainer(p) => p.to_string(),
+        other => format!("{other:?}"),
     }
 }
 

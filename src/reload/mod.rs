@@ -25,6 +25,7 @@
 mod binary;
 mod files;
 mod health;
+mod payload;
 pub mod probe;
 mod sessions;
 
@@ -37,7 +38,7 @@ use bytes::Bytes;
 pub use binary::{PushReport, ReplicaOutcome};
 pub use files::{FileItem, FilesReport};
 pub use health::HealthReport;
-pub use probe::Probe;
+pub use probe::{ContainerProbe, Probe};
 
 use crate::hosting::Target;
 use sessions::Sessions;
@@ -97,6 +98,8 @@ pub struct Reloader<'t> {
     known: HashMap<String, String>,
     /// Container path → what this session put there.
     synced: BTreeMap<String, Synced>,
+    /// How deltas are compressed for the link ([`payload`]).
+    chooser: payload::Chooser,
 }
 
 impl<'t> Reloader<'t> {
@@ -107,7 +110,15 @@ impl<'t> Reloader<'t> {
         // margin for the transfer, a replica is hung and its session closed.
         let deadline = opts.restart_timeout + Duration::from_secs(10);
         let sessions = if opts.one_shot { Sessions::one_shot(deadline) } else { Sessions::new(deadline) };
-        Reloader { target, sessions, opts, current, known: HashMap::new(), synced: BTreeMap::new() }
+        Reloader {
+            target,
+            sessions,
+            opts,
+            current,
+            known: HashMap::new(),
+            synced: BTreeMap::new(),
+            chooser: payload::Chooser::default(),
+        }
     }
 
     /// The options.

@@ -1,16 +1,51 @@
-//! How gohot knows the new process serves: a probe from the host.
+//! How gohot knows the new process serves: from inside the container, by
+//! the helper, in the same reply as the put (no round trip of its own; an
+//! exit is seen at once) — or from the host, at a URL or address the user
+//! named.
 
 use std::time::{Duration, Instant};
 
 /// How gohot knows the new process is serving.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Probe {
-    /// Any HTTP answer from this URL.
+    /// Any HTTP answer from this URL (from the host).
     Http(String),
-    /// A TCP connection to this address.
+    /// A TCP connection to this address (from the host).
     Tcp(std::net::SocketAddr),
+    /// The helper probes the app's port inside each container right after
+    /// the restart, and answers the put only once the new process answers
+    /// or has exited: on a cluster, no port-forward in a reload's path.
+    InContainer(ContainerProbe),
+    /// HTTP inside the container on the app's port, once the target knows it
+    /// (what `gohot dev` does when no probe is named): the caller turns it
+    /// into [`Probe::InContainer`], or [`Probe::Started`] when the app
+    /// declares no port.
+    AppPort,
     /// Only that watchexec started a process from the new binary.
     Started,
+}
+
+/// A probe the helper runs inside the container, on its loopback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContainerProbe {
+    /// The app's port in the container.
+    pub port: u16,
+    /// Any HTTP answer (else: a connection accepted).
+    pub http: bool,
+}
+
+impl ContainerProbe {
+    /// Any HTTP answer on `port`.
+    pub fn http(port: u16) -> Self {
+        ContainerProbe { port, http: true }
+    }
+}
+
+impl std::fmt::Display for ContainerProbe {
+    /// As the helper's `-probe` takes it: `http:8080`, `tcp:5432`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", if self.http { "http" } else { "tcp" }, self.port)
+    }
 }
 
 impl std::fmt::Display for Probe {
@@ -20,6 +55,8 @@ impl std::fmt::Display for Probe {
             Probe::Http(url) => f.write_str(url),
             Probe::Tcp(addr) => write!(f, "tcp:{}", addr.port()),
             Probe::Started => f.write_str("none"),
+            Probe::InContainer(p) => write!(f, "{p} (inside the container)"),
+            Probe::AppPort => f.write_str("the app's port (inside the container)"),
         }
     }
 }
@@ -49,7 +86,8 @@ impl Probe {
     pub async fn wait(&self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         match self {
-            Probe::Started => Ok(()),
+            // The helper waited for it already, in each put.
+            Probe::Started | Probe::AppPort | Probe::InContainer(_) => Ok(()),
             Probe::Tcp(addr) => loop {
                 if tokio::net::TcpStream::connect(addr).await.is_ok() {
                     return Ok(());

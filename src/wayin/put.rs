@@ -30,7 +30,7 @@ impl fmt::Display for PayloadKind {
     }
 }
 
-#[derive(serde::Serialize, Deserialize)]
+#[derive(Clone, serde::Serialize, Deserialize)]
 struct PutHeader {
     v: u32,
     kind: String,
@@ -99,17 +99,48 @@ pub fn encode_delta(old: &[u8], new: &[u8]) -> Vec<u8> {
 /// [`encode_delta`] when the caller already has both sha256s (lowercase
 /// hex), which saves hashing two binaries on a reload's critical path.
 pub fn encode_delta_hashed(old: &[u8], old_sha256: &str, new: &[u8], new_sha256: &str) -> Vec<u8> {
-    let head = PutHeader {
-        v: HELPER_PROTOCOL,
-        kind: "delta".into(),
-        size: new.len() as u64,
-        sha256: new_sha256.to_string(),
-        base_size: Some(old.len() as u64),
-        base_sha256: Some(old_sha256.to_string()),
-        body: 0,
-    };
-    let (records, _literal) = delta::encode(old, new);
-    framed(head, gzip(&records, DELTA_LEVEL))
+    DeltaRecords::encode(old, old_sha256, new, new_sha256).payload(DELTA_LEVEL)
+}
+
+/// A delta's records before compression: encoded once, then compressed at
+/// the level the link calls for ([`DeltaRecords::payload`]). The records
+/// hold a byte per byte of the new binary (differences, mostly zero), so
+/// the level trades encoding time for bytes on the wire.
+pub struct DeltaRecords {
+    head: PutHeader,
+    records: Vec<u8>,
+}
+
+impl DeltaRecords {
+    /// The records turning `old` into `new` (both sha256s, lowercase hex, known).
+    pub fn encode(old: &[u8], old_sha256: &str, new: &[u8], new_sha256: &str) -> Self {
+        let head = PutHeader {
+            v: HELPER_PROTOCOL,
+            kind: "delta".into(),
+            size: new.len() as u64,
+            sha256: new_sha256.to_string(),
+            base_size: Some(old.len() as u64),
+            base_sha256: Some(old_sha256.to_string()),
+            body: 0,
+        };
+        let (records, _literal) = delta::encode(old, new);
+        DeltaRecords { head, records }
+    }
+
+    /// Bytes of records (about the new binary's size).
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether there are no records (an empty new binary).
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The DELTA payload with the records compressed at gzip `level` (1–9).
+    pub fn payload(&self, level: u32) -> Vec<u8> {
+        framed(self.head.clone(), gzip(&self.records, level))
+    }
 }
 
 /// Applies a put payload the way the helper does, in memory: `current` is the
@@ -209,6 +240,19 @@ pub enum PutStatus {
         /// Milliseconds the helper took from the payload's first byte to the
         /// rename (receiving, decoding, writing).
         write_ms: Option<u64>,
+        /// With `-probe`: milliseconds from the new process's start until it
+        /// answered the probe inside the container (`None`: it did not).
+        answer_ms: Option<u64>,
+        /// With `-wait-exec`: the new process exited without answering — how
+        /// (`exit status 2`, `signal: killed`; empty when the kernel no longer
+        /// held its status).
+        exited: Option<String>,
+        /// Milliseconds from the rename until the exit was seen.
+        exit_ms: Option<u64>,
+        /// In a session: microseconds the payload took to arrive (from the
+        /// request line to its last byte), what the link's throughput is
+        /// measured by.
+        recv_us: Option<u64>,
     },
     /// A delta's base is not what the destination holds (or it is missing):
     /// the destination is untouched; resend with [`encode_full`].
@@ -229,6 +273,10 @@ struct RawStatus {
     pid: Option<u32>,
     restart_ms: Option<u64>,
     write_ms: Option<u64>,
+    answer_ms: Option<u64>,
+    exited: Option<String>,
+    exit_ms: Option<u64>,
+    recv_us: Option<u64>,
 }
 
 fn status_line(stdout: &[u8]) -> Result<&[u8], WayInError> {
@@ -275,6 +323,10 @@ pub fn parse_put_status(stdout: &[u8]) -> Result<PutStatus, WayInError> {
                 pid: raw.pid,
                 restart_ms: raw.restart_ms,
                 write_ms: raw.write_ms,
+                answer_ms: raw.answer_ms,
+                exited: raw.exited,
+                exit_ms: raw.exit_ms,
+                recv_us: raw.recv_us,
             })
         }
         Some(false) if raw.error.as_deref() == Some("base-mismatch") => {
@@ -360,6 +412,16 @@ pub fn put_wait_argv(dest: &str, mode: u32, wait: std::time::Duration) -> Vec<St
     let mut v = put_argv(dest, mode);
     let at = v.len() - 2;
     v.insert(at, format!("-wait-exec={}ms", wait.as_millis()));
+    v
+}
+
+/// [`put_wait_argv`], and then waits until the new process answers `probe`
+/// inside the container (`http:PORT`: any HTTP answer from 127.0.0.1:PORT;
+/// `tcp:PORT`: a connection accepted) or exits, whichever comes first.
+pub fn put_probe_argv(dest: &str, mode: u32, wait: std::time::Duration, probe: &str) -> Vec<String> {
+    let mut v = put_wait_argv(dest, mode, wait);
+    let at = v.len() - 2;
+    v.insert(at, format!("-probe={probe}"));
     v
 }
 
@@ -478,8 +540,21 @@ mod tests {
                 pid: None,
                 restart_ms: None,
                 write_ms: None,
+                answer_ms: None,
+                exited: None,
+                exit_ms: None,
+                recv_us: None,
             }
         );
+        let exited = format!(
+            "{{\"ok\":true,\"kind\":\"delta\",\"bytes\":5,\"sha256\":\"{}\",\"pid\":9,\"exited\":\"exit status 2\",\"exit_ms\":4,\"recv_us\":120}}\n",
+            "a".repeat(64)
+        );
+        let Ok(PutStatus::Written { exited, exit_ms, answer_ms, recv_us, .. }) = parse_put_status(exited.as_bytes())
+        else {
+            panic!("exited")
+        };
+        assert_eq!((exited.as_deref(), exit_ms, answer_ms, recv_us), (Some("exit status 2"), Some(4), None, Some(120)));
         let mm = br#"{"ok":false,"error":"base-mismatch","message":"x differs"}"#;
         assert!(matches!(parse_put_status(mm), Ok(PutStatus::BaseMismatch { .. })));
         let other = br#"{"ok":false,"error":"hash-mismatch","message":"m"}"#;

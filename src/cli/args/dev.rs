@@ -30,9 +30,11 @@ pub struct DevCmd {
     /// Environment for the app (every service): KEY=VALUE.
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", help_heading = "Running")]
     pub env: Vec<String>,
-    /// How to know a new process serves: [NAME=]SPEC, SPEC an http:// URL,
-    /// tcp:PORT, or `none` (only that it started). Default: HTTP on the
-    /// service's first -p port (Docker) or --port-forward (cluster).
+    /// How to know a new process serves, from the host: [NAME=]SPEC, SPEC an
+    /// http:// URL, tcp:PORT, or `none` (only that it started). Default:
+    /// HTTP on the app's port, asked inside the container by gohot's helper
+    /// (the service's first -p's container port; on a cluster its
+    /// --port-forward's pod port, else the container's first declared port).
     #[arg(long, value_name = "[NAME=]SPEC", help_heading = "Running")]
     pub probe: Vec<String>,
     /// One JSON event per line on stdout instead of status lines on stderr.
@@ -57,7 +59,8 @@ pub struct DevCmd {
     #[arg(short = 'R', long, help_heading = "Kubernetes")]
     pub recursive: bool,
     /// Forward [NAME=]LOCAL:POD_PORT from 127.0.0.1 to a pod of the service
-    /// (and probe it there after each reload); repeatable. Cluster only.
+    /// (POD_PORT is also the port probed inside each pod after a reload);
+    /// repeatable. Cluster only.
     #[arg(long, value_name = "[NAME=]LOCAL:POD_PORT", help_heading = "Kubernetes")]
     pub port_forward: Vec<String>,
     /// Where the apps run (default: kube with -f, else docker).

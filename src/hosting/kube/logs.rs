@@ -52,12 +52,29 @@ async fn stream_one(cluster: Cluster, c: AppContainer, since_seconds: Option<i64
     }
 }
 
+/// The last `lines` lines `namespace/pod/container` printed (empty when they
+/// cannot be read).
+pub async fn last_lines(cluster: &Cluster, namespace: &str, pod: &str, container: &str, lines: usize) -> Vec<String> {
+    let api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
+    let params =
+        LogParams { container: Some(container.to_string()), tail_lines: Some(lines as i64), ..Default::default() };
+    match api.logs(pod, &params).await {
+        Ok(text) => text.lines().map(str::to_string).collect(),
+        Err(e) => {
+            tracing::debug!("logs of {namespace}/{pod}/{container}: {e}");
+            Vec::new()
+        }
+    }
+}
+
 /// Follows the logs of every container of `workloads` running `image`, as
-/// pods come and go (as `skaffold dev` and `stern` do): discovery runs every
-/// `interval`, and each container instance seen for the first time — a new
-/// pod, a restarted container — gets its stream from its start. Containers
-/// present at the first discovery start from one second ago. Aborting the
-/// returned task stops every stream.
+/// pods come and go (as `skaffold dev` and `stern` do): the pods are
+/// watched ([`super::watch::PodWatch`]: no polling, so an idle session sends
+/// nothing), looked at again at most every `interval` when they change, and
+/// each container instance seen for the first time — a new pod, a restarted
+/// container — gets its stream from its start. Containers present at the
+/// first look start from one second ago. Aborting the returned task stops
+/// every stream.
 pub fn follow_logs(
     cluster: &Cluster,
     workloads: Vec<Workload>,
@@ -67,15 +84,22 @@ pub fn follow_logs(
 ) -> JoinHandle<()> {
     let cluster = cluster.clone();
     tokio::spawn(async move {
+        let watch = super::watch::PodWatch::start(&cluster, &workloads);
         let mut streams = tokio::task::JoinSet::new();
         let mut seen = HashSet::new();
         let mut first = true;
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
             while streams.try_join_next().is_some() {}
-            let Ok(found) = super::pods::discover(&cluster, &workloads, &image).await else { continue };
+            let mut changes = watch.changes();
+            let pods = match watch.pods().await {
+                Ok(pods) => pods,
+                Err(e) => {
+                    tracing::debug!("following logs: {e}");
+                    tokio::time::sleep(interval).await;
+                    continue;
+                }
+            };
+            let found = super::pods::select(&pods, &image);
             for c in found.containers {
                 if seen.insert(c.instance()) {
                     let since = if first { Some(1) } else { None };
@@ -83,6 +107,8 @@ pub fn follow_logs(
                 }
             }
             first = false;
+            let _ = changes.changed().await;
+            tokio::time::sleep(interval).await;
         }
     })
 }
@@ -203,6 +229,7 @@ mod tests {
             restart_count: 0,
             node: "n".into(),
             ready: true,
+            ports: vec![],
         };
         let lines = Arc::new(Mutex::new(Vec::<String>::new()));
         let l = lines.clone();

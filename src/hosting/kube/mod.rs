@@ -32,6 +32,7 @@ use kube::api::{Api, ListParams};
 pub mod exec;
 pub mod logs;
 pub mod pods;
+pub mod watch;
 
 use super::{ExecOutput, Replica, Target, TargetError};
 use crate::cluster::nodes::{self, NodePlatform};
@@ -67,7 +68,7 @@ pub struct KubeTarget {
 }
 
 enum Selection {
-    App(AppSelection),
+    App(Box<AppSelection>),
     OnePod { namespace: String, owner: Named, container: Option<String> },
 }
 
@@ -81,6 +82,10 @@ struct AppSelection {
     placed: Mutex<Vec<(String, Platform)>>,
     warned: Mutex<HashSet<String>>,
     warn: WarnFn,
+    /// Follow the pods with a watch ([`KubeTarget::watching`]) rather than
+    /// list them on every call; started at the first call.
+    watching: bool,
+    watch: std::sync::OnceLock<watch::PodWatch>,
 }
 
 fn target_error(cluster: &Cluster, e: KubeError) -> TargetError {
@@ -108,8 +113,21 @@ impl KubeTarget {
             placed: Mutex::default(),
             warned: Mutex::default(),
             warn,
+            watching: false,
+            watch: std::sync::OnceLock::new(),
         };
-        KubeTarget { cluster, selection: Selection::App(app) }
+        KubeTarget { cluster, selection: Selection::App(Box::new(app)) }
+    }
+
+    /// Follows the app's pods with a watch ([`watch::PodWatch`]) instead of
+    /// listing them on every [`Target::replicas`]: for a long session (the
+    /// dev loop), where a list per reload is a round trip in its path and a
+    /// list per health check is most of an idle session's traffic.
+    pub fn watching(mut self) -> Self {
+        if let Selection::App(app) = &mut self.selection {
+            app.watching = true;
+        }
+        self
     }
 
     /// One pod of `owner` in `namespace`; `container` defaults to the pod's first.
@@ -144,7 +162,12 @@ impl KubeTarget {
     }
 
     async fn discover(&self, app: &AppSelection) -> Result<Vec<Replica>, KubeError> {
-        let found = pods::discover(&self.cluster, &app.workloads, &app.image).await?;
+        let found = if app.watching {
+            let watch = app.watch.get_or_init(|| watch::PodWatch::start(&self.cluster, &app.workloads));
+            pods::select(&watch.pods().await?, &app.image)
+        } else {
+            pods::discover(&self.cluster, &app.workloads, &app.image).await?
+        };
         for f in &found.foreign {
             let new = app.warned.lock().map(|mut w| w.insert(f.pod.clone())).unwrap_or(true);
             if new {
@@ -270,6 +293,11 @@ impl Target for KubeTarget {
             });
         };
         exec::attach(&self.cluster, ns, pod, container, argv).await.map_err(|e| target_error(&self.cluster, e))
+    }
+
+    async fn last_lines(&self, replica: &Replica, lines: usize) -> Vec<String> {
+        let Some((ns, pod, container)) = pods::parse_handle(&replica.handle) else { return Vec::new() };
+        logs::last_lines(&self.cluster, ns, pod, container, lines).await
     }
 
     async fn recover(&self) -> Result<Option<String>, TargetError> {

@@ -52,6 +52,8 @@ pub struct AppContainer {
     pub node: String,
     /// The container and its pod are ready (receive traffic).
     pub ready: bool,
+    /// The TCP ports it declares (`ports[].containerPort`), in order.
+    pub ports: Vec<u16>,
 }
 
 impl AppContainer {
@@ -128,6 +130,14 @@ pub fn select(pods: &[Pod], image: &AppImage) -> Discovery {
         let ready = status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
         let spec_containers = pod.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default();
         let spec_image = |c: &str| spec_containers.iter().find(|s| s.name == c).and_then(|s| s.image.clone());
+        let spec_ports = |c: &str| -> Vec<u16> {
+            let spec = spec_containers.iter().find(|s| s.name == c);
+            let ports = spec.and_then(|s| s.ports.as_ref()).into_iter().flatten();
+            ports
+                .filter(|p| p.protocol.as_deref().is_none_or(|p| p == "TCP"))
+                .filter_map(|p| u16::try_from(p.container_port).ok())
+                .collect()
+        };
         let statuses = status.container_statuses.clone().unwrap_or_default();
         let mut runs_app = false;
         let mut images = Vec::new();
@@ -151,6 +161,7 @@ pub fn select(pods: &[Pod], image: &AppImage) -> Discovery {
                 restart_count: cs.restart_count,
                 node: pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
                 ready: cs.ready && ready,
+                ports: spec_ports(&cs.name),
             });
         }
         if !runs_app {

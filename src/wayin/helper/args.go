@@ -19,6 +19,7 @@ type cmdArgs struct {
 	excludes []string
 	maxSize  int64
 	waitExec time.Duration
+	probe    *probeSpec
 }
 
 // parseArgs accepts flags before or after operands (-flag V, -flag=V, and the
@@ -72,6 +73,12 @@ func parseArgs(in []string, allowed ...string) (cmdArgs, error) {
 				return a, fail("usage", "bad -wait-exec %q (want a duration, e.g. 5s)", val)
 			}
 			a.waitExec = d
+		case "probe":
+			p, err := parseProbe(val)
+			if err != nil {
+				return a, err
+			}
+			a.probe = &p
 		case "max-size":
 			n, err := strconv.ParseInt(val, 10, 64)
 			if err != nil || n < 0 {

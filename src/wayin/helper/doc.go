@@ -13,7 +13,7 @@
 //
 // Subcommands (flags may come before or after the operands):
 //
-//	put DEST [-mode 0755] [-max-size BYTES]
+//	put DEST [-mode 0755] [-max-size BYTES] [-wait-exec DUR [-probe http:PORT|tcp:PORT]]
 //	    Reads a payload on stdin (format below), writes the new content to a
 //	    temporary file in DEST's directory (.NAME.gohot-XXXX), checks its
 //	    sha256, chmods and renames it over DEST: atomic, not durable (no
@@ -22,6 +22,12 @@
 //	    Prints {"ok":true,"kind":"full|delta","bytes":N,"sha256":"..."}.
 //	    A DELTA whose base is not DEST's current content fails with exit
 //	    code 3 and {"ok":false,"error":"base-mismatch",...}: resend as FULL.
+//	    With -wait-exec, put then waits (at most DUR) for a process started
+//	    from the new file (the supervisor's restart): "pid", "restart_ms"; with
+//	    -probe also until that process answers on 127.0.0.1:PORT inside the
+//	    container: "answer_ms". A new process that exits first is reported as
+//	    soon as seen: "exited" (e.g. "exit status 2"; "" once reaped) and
+//	    "exit_ms" (serving.go).
 //	hash PATH
 //	    Prints {"sha256":"...","size":N} or {"missing":true}.
 //	list DIR [-exclude PATTERN]...
@@ -68,7 +74,10 @@
 //	    and list stream their answers and stay one-shot). The N bytes are
 //	    the subcommand's stdin; what it leaves unread is skipped. End of
 //	    stdin ends the session (exit 0); an unreadable request line ends it
-//	    with a usage status line (exit 2). Within a session, put remembers
+//	    with a usage status line (exit 2). A reply to a request with a
+//	    payload also says how long the payload took to arrive, "recv_us" (it
+//	    is read ahead of the subcommand, at most 1 MiB): gohot measures the
+//	    link by it. Within a session, put remembers
 //	    the hash of what it wrote to each DEST (the last 4096 of them) and
 //	    trusts it while the file is still that one (same inode, size and
 //	    mtime); it keeps the content itself only of the two files written
@@ -115,8 +124,8 @@
 // and exit codes; args.go parses flags; atomic.go is the temp+rename writer
 // every write goes through; put.go reads a payload and delta.go decodes its
 // delta records; hash.go, list.go, get.go, seed.go and rm.go hold the other
-// subcommands; serve.go runs them as a session (written.go: what it
-// remembers); mode.go converts permission bits; personality.go picks tar or
+// subcommands; serving.go watches the new process after a put; serve.go
+// runs them as a session (written.go: what it remembers); mode.go converts permission bits; personality.go picks tar or
 // rm by the name the helper runs under, and holds rm; tar.go parses tar's
 // command line and extracts.
 // The *_test.go files are not embedded in gohot: run them with go test.

@@ -14,7 +14,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 )
 
@@ -103,11 +102,11 @@ func (b *boundedWriter) Write(p []byte) (int, error) {
 // sees a broken pipe instead of the answer (never more: stdin may stay open
 // after the payload).
 func cmdPut(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a, err := parseArgs(argv, "mode", "max-size", "wait-exec")
+	a, err := parseArgs(argv, "mode", "max-size", "wait-exec", "probe")
 	if err != nil {
 		return finish("put", err, stdout, stderr)
 	}
-	if err := wantOperands(a, 1, "put DEST [-mode 0755] [-max-size BYTES] [-wait-exec DUR] < payload"); err != nil {
+	if err := wantOperands(a, 1, "put DEST [-mode 0755] [-max-size BYTES] [-wait-exec DUR [-probe http:PORT|tcp:PORT]] < payload"); err != nil {
 		return finish("put", err, stdout, stderr)
 	}
 	mode := uint32(0o755)
@@ -116,7 +115,7 @@ func cmdPut(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	br := bufio.NewReaderSize(stdin, ioChunk)
 	var body *bufio.Reader
-	err = put(filepath.Clean(a.pos[0]), mode, a.maxSize, a.waitExec, br, &body, stdout)
+	err = put(filepath.Clean(a.pos[0]), mode, a.maxSize, a.waitExec, a.probe, br, &body, stdout)
 	code := finish("put", err, stdout, stderr)
 	if err != nil && body != nil {
 		io.Copy(io.Discard, body)
@@ -126,7 +125,7 @@ func cmdPut(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // put reads one payload from br and applies it; *body is set to the payload's
 // body (limited to its announced length) as soon as the header is read.
-func put(dest string, mode uint32, maxSize int64, waitExec time.Duration, br *bufio.Reader, body **bufio.Reader, stdout io.Writer) error {
+func put(dest string, mode uint32, maxSize int64, waitExec time.Duration, probe *probeSpec, br *bufio.Reader, body **bufio.Reader, stdout io.Writer) error {
 	started := time.Now()
 	h, err := readPutHeader(br, maxSize)
 	if err != nil {
@@ -197,39 +196,9 @@ func put(dest string, mode uint32, maxSize int64, waitExec time.Duration, br *bu
 	remember(dest, *h.Size, h.SHA256, data, h.Kind == "delta")
 	status := map[string]interface{}{"ok": true, "kind": h.Kind, "bytes": w.n, "sha256": h.SHA256, "write_ms": time.Since(started).Milliseconds()}
 	if waitExec > 0 {
-		pid, took := waitForExec(dest, waitExec)
-		status["restart_ms"] = took.Milliseconds()
-		if pid > 0 {
-			status["pid"] = pid
-		}
+		awaitServing(dest, waitExec, probe).report(status, probe != nil)
 	}
 	return writeJSON(stdout, status)
-}
-
-// waitForExec waits until some process runs the file now at dest, i.e. the
-// supervisor has restarted the app on the new binary. A process still running
-// the replaced binary shows "dest (deleted)" in /proc/PID/exe, so an exact
-// match can only be a process started from the new file. Returns 0 on timeout.
-func waitForExec(dest string, timeout time.Duration) (int, time.Duration) {
-	start := time.Now()
-	self := os.Getpid()
-	for {
-		if entries, err := os.ReadDir("/proc"); err == nil {
-			for _, e := range entries {
-				pid, err := strconv.Atoi(e.Name())
-				if err != nil || pid == self {
-					continue
-				}
-				if target, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil && target == dest {
-					return pid, time.Since(start)
-				}
-			}
-		}
-		if time.Since(start) >= timeout {
-			return 0, time.Since(start)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func payloadErr(err error) error {

@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"strconv"
+	"time"
 )
 
 // maxRequestLine bounds a serve request line (argv as JSON).
@@ -51,16 +53,95 @@ func cmdServe(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err := json.Unmarshal(line, &req); err != nil || req.Payload == nil || *req.Payload < 0 || len(req.Args) == 0 {
 			return finish("serve", fail("usage", "bad request line %q: want {\"args\":[...],\"payload\":N}", clip(line)), stdout, stderr)
 		}
-		payload := io.LimitReader(br, *req.Payload)
+		payload := arriving(br, *req.Payload)
 		answer := serveOne(req.Args, payload, stderr)
 		// Whatever the subcommand did not read is skipped.
 		if _, err := io.Copy(io.Discard, payload); err != nil {
 			return finish("serve", ioFail(err), stdout, stderr)
 		}
+		if *req.Payload > 0 {
+			answer = withField(answer, "recv_us", payload.took().Microseconds())
+		}
 		if _, err := stdout.Write(answer); err != nil {
 			return exitFail
 		}
 	}
+}
+
+// arrivalChunks bounds what a payload may hold in memory ahead of the
+// subcommand reading it: arrivalChunks reads of up to ioChunk bytes.
+const arrivalChunks = 16
+
+// arrival is a request's payload, read from the session's stream as fast as
+// it arrives (never past its length), whatever pace the subcommand reads
+// it at — so that how long it took to arrive measures the link, not the
+// decoding: gohot picks the next payload's compression by it.
+type arrival struct {
+	chunks chan []byte
+	err    error // set before chunks is closed
+	rest   []byte
+	start  time.Time
+	end    time.Time // when the last byte was read; set before chunks is closed
+}
+
+func arriving(r io.Reader, n int64) *arrival {
+	a := &arrival{chunks: make(chan []byte, arrivalChunks), start: time.Now()}
+	go func() {
+		lr := io.LimitReader(r, n)
+		for {
+			buf := make([]byte, ioChunk)
+			k, err := lr.Read(buf)
+			if k > 0 {
+				a.end = time.Now()
+				a.chunks <- buf[:k]
+			}
+			if err != nil {
+				if err != io.EOF {
+					a.err = err
+				} else if lr.(*io.LimitedReader).N > 0 {
+					a.err = io.ErrUnexpectedEOF
+				}
+				close(a.chunks)
+				return
+			}
+		}
+	}()
+	return a
+}
+
+func (a *arrival) Read(p []byte) (int, error) {
+	for len(a.rest) == 0 {
+		c, ok := <-a.chunks
+		if !ok {
+			if a.err != nil {
+				return 0, a.err
+			}
+			return 0, io.EOF
+		}
+		a.rest = c
+	}
+	n := copy(p, a.rest)
+	a.rest = a.rest[n:]
+	return n, nil
+}
+
+// took is how long the payload took to arrive; call it once Read has
+// returned the end.
+func (a *arrival) took() time.Duration {
+	if a.end.IsZero() {
+		return 0
+	}
+	return a.end.Sub(a.start)
+}
+
+// withField adds "key":value to a one-line JSON object (newline included).
+func withField(line []byte, key string, value int64) []byte {
+	if !bytes.HasSuffix(line, []byte("}\n")) || bytes.HasSuffix(line, []byte("{}\n")) {
+		return line
+	}
+	out := append([]byte(nil), line[:len(line)-2]...)
+	out = append(out, `,"`+key+`":`+strconv.FormatInt(value, 10)+"}\n"...)
+	return out
 }
 
 // serveOne runs one request and returns its status line (newline included).
