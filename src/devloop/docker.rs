@@ -123,8 +123,9 @@ pub async fn run(
                         log_sink(DevEvent::Log { replica: replica.clone(), line: line.into() })
                     }));
                     sink(DevEvent::Started { image, replicas: vec![target.spec().name.clone()] });
+                    // Inside the container, by the helper (a crash is seen at once).
                     let probe = probes.into_iter().next().unwrap_or_else(|| match ports.first() {
-                        Some(p) => Probe::Http(format!("http://127.0.0.1:{}/", p.host_port)),
+                        Some(p) => Probe::InContainer(crate::reload::ContainerProbe::http(p.container_port)),
                         None => Probe::Started,
                     });
                     services.push(Service { app, target, initial, probe });
