@@ -84,6 +84,7 @@
 //! is untrusted.
 
 pub mod delta;
+pub mod fuzz;
 pub mod get;
 pub mod list;
 pub mod paths;
