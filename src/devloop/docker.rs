@@ -73,7 +73,7 @@ pub async fn run(
         env: dev.env.clone(),
         ports: dev.ports.clone(),
     };
-    let target = DockerTarget::new(docker, spec);
+    let target = DockerTarget::new(docker, spec).for_app(&app.package.import_path);
     target.start().await.map_err(DevError::from)?;
     let log_events = events.clone();
     let replica = target.spec().name.clone();
