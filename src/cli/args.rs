@@ -210,7 +210,9 @@ pub struct DevCmd {
     /// Environment for the app: KEY=VALUE.
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
-    /// Container name (default gohot-<name>).
+    /// Container name (default gohot-<name>). A container of that name
+    /// that gohot did not make, or that another running session owns, is
+    /// refused, never replaced.
     #[arg(long)]
     pub name: Option<String>,
     /// How to know the new process serves, from the host: an http:// URL,
