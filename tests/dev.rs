@@ -160,6 +160,11 @@ impl DevSession {
         wait_for("gohot dev to exit", Duration::from_secs(30), || self.child.try_wait().ok().flatten())
     }
 
+    /// gohot's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops gohot with Ctrl-C and waits for it to exit.
     pub fn interrupt(&mut self) -> std::process::ExitStatus {
         self.signal("INT")
@@ -273,10 +278,22 @@ fn copy_binary_out(container: &str, to: &Path) {
     ok(Command::new("docker").arg("cp").arg(format!("{container}:/ko-app/hello")).arg(to));
 }
 
-/// Puts `binary` into the dev container as its app binary (`docker cp`),
-/// behind gohot's back; watchexec starts it.
+/// Puts `binary` into the dev container as its app binary, behind gohot's
+/// back; watchexec starts it. `docker cp` writes the file in place (watchexec
+/// could start a partial one), so it goes beside it first and is then
+/// copied over it atomically (temp file and rename) by the image's helper.
 fn copy_binary_in(container: &str, binary: &Path) {
-    ok(Command::new("docker").arg("cp").arg(binary).arg(format!("{container}:/ko-app/hello")));
+    ok(Command::new("docker").arg("cp").arg(binary).arg(format!("{container}:/ko-app/.hello-from-the-test")));
+    ok(Command::new("docker").args([
+        "exec",
+        container,
+        gohot::layout::HELPER_PATH,
+        "seed",
+        "-mode",
+        "0755",
+        "/ko-app/.hello-from-the-test",
+        "/ko-app/hello",
+    ]));
 }
 
 /// A restarted container keeps its files, so before the restart it gets an
@@ -296,7 +313,13 @@ fn restarted_or_removed_container_gets_the_current_binary() {
     copy_binary_in(&dev.container, &old);
     dev.wait_answer("Hello from gohot!");
     ok(Command::new("docker").args(["restart", "-t", "1", &dev.container]));
-    let recovered = dev.wait_event("recovered", Duration::from_secs(60));
+    // gohot sees the restarted container (a new start, an old binary), or, if
+    // it looks while the container is stopped, re-creates it from the image
+    // (an old binary too): either way the current binary is synced and said.
+    let mut recovered = dev.wait_event("recovered", Duration::from_secs(60));
+    if recovered["reason"].as_str().expect("reason").contains("re-created") {
+        recovered = dev.wait_event("recovered", Duration::from_secs(60));
+    }
     assert!(recovered["reason"].as_str().expect("reason").contains("stale binary"), "{recovered}");
     dev.wait_answer("synced code");
 
@@ -953,4 +976,94 @@ fn kodata_links_out_of_the_module_are_not_synced() {
     dev.wait_path("/kodata/notice.txt", "notice v1");
     let (status, _) = http_get(dev.port, "/kodata/leak.txt").expect("the app answers");
     assert_eq!(status, 404, "the secret reached the container");
+}
+
+/// `gohot dev --name X` where X is a container gohot did not make: refused,
+/// naming it, and the container is left as it was (it used to be
+/// force-removed).
+#[test]
+fn a_container_gohot_did_not_make_is_never_replaced() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let image = ok(sb.gohot(&app).args(["build", "-L", "."])).trim().to_string();
+    let name = format!("gohot-test-foreign-{}", std::process::id());
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+    ok(Command::new("docker").args(["create", "--name", &name, "--label", "owner=someone-else", &image]));
+    let (code, stderr) =
+        refused_or_started(sb.gohot(&app).args(["dev", ".", "--name", &name, "--watchexec"]).arg(watchexec()));
+    let still_there = container_exists(&name);
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&name) && stderr.contains("gohot did not make it") && stderr.contains("--name"),
+        "{stderr}"
+    );
+    assert!(still_there, "the foreign container {name} was removed");
+}
+
+/// A second `gohot dev` of the same package (same container name) sees the
+/// first by its label and refuses, naming its pid and how to stop it; the
+/// first keeps serving. Once the first is gone (killed: its container is
+/// left running, stale), the next session takes the container over.
+#[test]
+fn a_second_session_for_the_same_app_is_refused_while_the_first_runs() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let mut first = DevSession::start_in(&sb, &app, "twice", Stdio::inherit());
+    let name = first.container.clone();
+    let second = || {
+        let port = free_port();
+        let mut cmd = sb.gohot(&app);
+        cmd.args(["dev", ".", "--name", &name, "-p", &format!("{port}:8080"), "--watchexec"]).arg(watchexec());
+        (cmd, port)
+    };
+    let (mut cmd, _) = second();
+    let (code, stderr) = refused_or_started(&mut cmd);
+    assert_eq!(code, Some(1), "{stderr}");
+    let pid = first.pid().to_string();
+    assert!(stderr.contains("another gohot dev session") && stderr.contains(&format!("pid {pid}")), "{stderr}");
+    assert!(stderr.contains(&format!("kill {pid}")) && stderr.contains("--name"), "{stderr}");
+    assert_eq!(first.answer().as_deref(), Some("Hello from gohot!"), "the first session's app stopped serving");
+
+    // The first dies without cleaning up: its container stays, stale; the next session replaces it.
+    first.signal("KILL");
+    assert!(container_exists(&name), "the killed session's container is still there");
+    let (mut cmd, port) = second();
+    let mut next = cmd.stdout(Stdio::null()).spawn().expect("start gohot dev");
+    wait_for("the next session to serve", Duration::from_secs(120), || {
+        http_get(port, "/").filter(|(s, b)| *s == 200 && b.trim() == "Hello from gohot!").map(|_| ())
+    });
+    let _ = next.kill();
+    let _ = next.wait();
+}
+
+/// Runs a `gohot dev` that should refuse to start: its exit code and
+/// stderr; or, if it starts instead (a `started` event), it is stopped and
+/// the code is None.
+fn refused_or_started(cmd: &mut Command) -> (Option<i32>, String) {
+    let mut child = cmd.arg("--json").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start gohot dev");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let (tx, started) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("\"event\":\"started\"") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let code = wait_for("gohot dev to refuse or start", Duration::from_secs(240), || {
+        if started.try_recv().is_ok() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Some(None);
+        }
+        child.try_wait().ok().flatten().map(|status| status.code())
+    });
+    (code, err.join().unwrap_or_default())
 }

@@ -1,6 +1,6 @@
 //! The cargo-fuzz targets' seeds, replayed on stable Rust: every file of
 //! `fuzz/seeds/<target>/` goes through the same function the target calls
-//! (`gohot::sync::fuzz::<target>`, `gohot::oci::fuzz::<target>`), which must not panic.
+//! (`gohot::{sync,oci,wayin,syncback}::fuzz::<target>`), which must not panic.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +10,9 @@ fn harness(target: &str) -> fn(&[u8]) {
         "dockerfile" => gohot::sync::fuzz::dockerfile,
         "glob_rules" => gohot::sync::fuzz::glob_rules,
         "registry_auth" => gohot::oci::fuzz::registry_auth,
+        "syncback_listing" => gohot::wayin::fuzz::syncback_listing,
+        "get_stream" => gohot::wayin::fuzz::get_stream,
+        "syncback_plan" => gohot::syncback::fuzz::syncback_plan,
         other => panic!("fuzz/fuzz_targets/{other}.rs has no harness here: add it to tests/fuzz_seeds.rs"),
     }
 }
@@ -65,4 +68,19 @@ fn every_fuzz_target_is_replayed() {
         let _ = harness(name);
         assert!(fuzz_dir().join("seeds").join(name).is_dir(), "fuzz/seeds/{name} is missing");
     }
+}
+
+#[test]
+fn syncback_listing_seeds() {
+    assert!(replay("syncback_listing") > 0, "fuzz/seeds/syncback_listing is empty");
+}
+
+#[test]
+fn get_stream_seeds() {
+    assert!(replay("get_stream") > 0, "fuzz/seeds/get_stream is empty");
+}
+
+#[test]
+fn syncback_plan_seeds() {
+    assert!(replay("syncback_plan") > 0, "fuzz/seeds/syncback_plan is empty");
 }

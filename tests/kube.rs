@@ -170,11 +170,14 @@ impl KubeEnv {
         let ca = dir.join(format!("{name}-ca.crt"));
         std::fs::write(&ca, &data["ca.crt"].0).expect("write the CA");
         let token = String::from_utf8(data["token"].0.clone()).expect("a UTF-8 token");
+        // Named after the test's own context, so gohot's context guard sees
+        // the same kind of cluster.
+        let context = format!("{}-{name}", self.cluster.context.name);
         let config = serde_json::json!({
-            "apiVersion": "v1", "kind": "Config", "current-context": name,
-            "clusters": [{"name": name, "cluster": {"server": self.cluster.context.server, "certificate-authority": ca}}],
+            "apiVersion": "v1", "kind": "Config", "current-context": context,
+            "clusters": [{"name": context, "cluster": {"server": self.cluster.context.server, "certificate-authority": ca}}],
             "users": [{"name": name, "user": {"token": token}}],
-            "contexts": [{"name": name, "context": {"cluster": name, "user": name, "namespace": ns}}],
+            "contexts": [{"name": context, "context": {"cluster": context, "user": name, "namespace": ns}}],
         });
         let path = dir.join(format!("{name}.kubeconfig"));
         std::fs::write(&path, serde_json::to_string_pretty(&config).expect("json")).expect("write the kubeconfig");

@@ -99,7 +99,7 @@ pub async fn run(
             ports: ports.clone(),
             network: network.as_ref().map(|n| (n.name().to_string(), vec![app.name()])),
         };
-        targets.push(DockerTarget::new(docker.clone(), spec));
+        targets.push(DockerTarget::new(docker.clone(), spec).for_app(&app.package.import_path));
     }
     let mut started = Ok(());
     for t in &targets {

@@ -14,6 +14,7 @@ use bollard::Docker;
 use bytes::Bytes;
 use futures::StreamExt;
 
+use super::ownership::{self, Claim, SessionId};
 use super::{Replica, Target, TargetError};
 use crate::docker::{exec_stdin_deferred, ExecOutput};
 
@@ -77,6 +78,10 @@ const STOPPED_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 pub struct DockerTarget {
     docker: Docker,
     spec: ContainerSpec,
+    /// The app its container runs, for the ownership label (default: the container's name).
+    app: String,
+    /// This gohot process, for the ownership label.
+    session: SessionId,
 }
 
 fn api(e: impl std::fmt::Display) -> TargetError {
@@ -86,7 +91,15 @@ fn api(e: impl std::fmt::Display) -> TargetError {
 impl DockerTarget {
     /// A target that runs `spec` on `docker`.
     pub fn new(docker: Docker, spec: ContainerSpec) -> Self {
-        DockerTarget { docker, spec }
+        let app = spec.name.clone();
+        DockerTarget { docker, spec, app, session: SessionId::this_process() }
+    }
+
+    /// The same, its container labelled as running `app` (the package's
+    /// import path): another gohot app's container is never replaced.
+    pub fn for_app(mut self, app: &str) -> Self {
+        self.app = app.to_string();
+        self
     }
 
     /// The container spec.
@@ -94,9 +107,18 @@ impl DockerTarget {
         &self.spec
     }
 
-    /// Creates and starts the container (replacing a leftover one of the same name).
+    /// Creates and starts the container, replacing a leftover one of the
+    /// same name only when it is gohot's for this app and no other running
+    /// session's ([`ownership::claim`]); anything else is refused, named.
     pub async fn start(&self) -> Result<(), TargetError> {
-        self.remove().await?;
+        let name = &self.spec.name;
+        let found = self.inspect().await?;
+        let found = found.as_ref().map(|(labels, image)| (labels, image.as_str()));
+        match ownership::claim(name, found, &self.app, &self.session, SessionId::is_alive) {
+            Claim::Free => {}
+            Claim::Replace => self.force_remove().await?,
+            Claim::Refused(reason) => return Err(TargetError::NameTaken { name: name.clone(), reason }),
+        }
         let mut bindings = HashMap::new();
         let mut exposed = Vec::new();
         for p in &self.spec.ports {
@@ -113,7 +135,7 @@ impl DockerTarget {
             cmd: Some(self.spec.args.clone()),
             env: Some(self.spec.env.clone()),
             exposed_ports: Some(exposed),
-            labels: Some([("dev.gohot.app".to_string(), self.spec.name.clone())].into()),
+            labels: Some(ownership::labels(&self.app, &self.session)),
             host_config: Some(HostConfig {
                 port_bindings: Some(bindings.into_iter().map(|(k, v)| (k, Some(v))).collect()),
                 network_mode: self.spec.network.as_ref().map(|(n, _)| n.clone()),
@@ -140,8 +162,28 @@ impl DockerTarget {
         Ok(())
     }
 
-    /// Removes the container if it exists.
+    /// The labels and image of the container holding the name, if any.
+    async fn inspect(&self) -> Result<Option<(HashMap<String, String>, String)>, TargetError> {
+        match self.docker.inspect_container(&self.spec.name, None).await {
+            Ok(info) => {
+                let config = info.config.unwrap_or_default();
+                Ok(Some((config.labels.unwrap_or_default(), config.image.unwrap_or_default())))
+            }
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(api(format!("cannot inspect container {}: {e}", self.spec.name))),
+        }
+    }
+
+    /// Removes the container if it exists and is still this session's (a
+    /// container someone else put under the name since is left alone).
     pub async fn remove(&self) -> Result<(), TargetError> {
+        match self.inspect().await? {
+            Some((labels, _)) if ownership::may_remove(&labels, &self.session) => self.force_remove().await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn force_remove(&self) -> Result<(), TargetError> {
         match self
             .docker
             .remove_container(&self.spec.name, Some(RemoveContainerOptions { force: true, ..Default::default() }))

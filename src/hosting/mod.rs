@@ -9,6 +9,7 @@
 
 pub mod docker;
 pub mod kube;
+pub mod ownership;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -38,6 +39,14 @@ pub enum TargetError {
         target: String,
         /// What went wrong and what to do.
         detail: String,
+    },
+    /// The container name is held by a container gohot may not replace.
+    #[error("cannot use the container name {name}: {reason}")]
+    NameTaken {
+        /// The container name.
+        name: String,
+        /// Whose it is, and what to do ([`ownership::claim`]).
+        reason: String,
     },
     /// Running a command in a container failed.
     #[error("exec in {replica}: {detail}")]

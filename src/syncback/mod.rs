@@ -38,6 +38,7 @@
 
 pub mod apply;
 pub mod exclude;
+pub mod fuzz;
 pub mod plan;
 pub mod spec;
 

@@ -84,6 +84,7 @@
 //! is untrusted.
 
 pub mod delta;
+pub mod fuzz;
 pub mod get;
 pub mod list;
 pub mod paths;
@@ -113,7 +114,7 @@ pub const DEFAULT_MAX_PAYLOAD_SIZE: u64 = 4 << 30;
 pub(crate) const MAX_HEADER_LINE: usize = 4096;
 pub(crate) const MAX_REL_PATH: usize = 4096;
 /// Most entries a listing may have by default ([`ListLimits`]).
-pub const MAX_LIST_ENTRIES: usize = 250_000;
+pub const MAX_LIST_ENTRIES: usize = 50_000;
 /// Most bytes a listing may have by default ([`ListLimits`]).
 pub const MAX_LIST_BYTES: u64 = 64 << 20;
 

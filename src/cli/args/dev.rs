@@ -44,7 +44,9 @@ pub struct DevCmd {
     #[arg(long, help_heading = "Running")]
     pub keep: bool,
     /// The container's name (default gohot-<name>); with several services,
-    /// the prefix of each container (NAME-<name>) and the network's name. Docker only.
+    /// the prefix of each container (NAME-<name>) and the network's name. A
+    /// container of that name that gohot did not make, or that another
+    /// running session owns, is refused, never replaced. Docker only.
     #[arg(long, help_heading = "Running")]
     pub name: Option<String>,
     /// Arguments for the app (after --), for a single service.

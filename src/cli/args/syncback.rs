@@ -20,7 +20,7 @@ use super::values::parse_interval;
 #[command(after_help = "Never synced back, in either direction: version-control metadata (.git, .hg, .svn, .jj, \
 at any depth, whatever their case), as Mutagen's VCS ignore does; no --exclude pattern re-includes it. A local file \
 changed while a round runs is a conflict, left alone. Names with a backslash or a control character are skipped and \
-reported. Caps (past them the round fails and writes nothing from the refused part): a listing of 250,000 entries or \
+reported. Caps (past them the round fails and writes nothing from the refused part): a listing of 50,000 entries or \
 64 MiB, a file of 1 GiB, 8 GiB of files per round.
 
 Exit codes: 0 in sync (excluded and refused entries aside); 1 error, or conflicts left \
