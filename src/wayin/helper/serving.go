@@ -232,9 +232,14 @@ func probeAnswers(p probeSpec) bool {
 		return true
 	}
 	req := "GET / HTTP/1.0\r\nHost: 127.0.0.1:" + strconv.Itoa(p.port) + "\r\nUser-Agent: gohot-helper\r\n\r\n"
-	// MSG_NOSIGNAL: an app that closes at once must not stop the helper with SIGPIPE.
-	if err := syscall.Sendto(fd, []byte(req), syscall.MSG_NOSIGNAL, nil); err != nil {
-		return false
+	// MSG_NOSIGNAL: an app that closes at once must not stop the helper with
+	// SIGPIPE. SendmsgN, not Sendto: Go 1.19's Sendto dereferences a nil address.
+	for out := []byte(req); len(out) > 0; {
+		n, err := syscall.SendmsgN(fd, out, nil, nil, syscall.MSG_NOSIGNAL)
+		if err != nil || n <= 0 {
+			return false
+		}
+		out = out[n:]
 	}
 	// Any HTTP answer will do: the status line's first bytes.
 	var got []byte
