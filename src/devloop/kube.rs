@@ -98,6 +98,7 @@ pub async fn run(
             target,
             initial: initial.clone(),
             probe: probe.clone(),
+            debug: None,
         })
         .collect();
     let result = super::run(builder, services, watching, opts, events.clone(), shutdown).await;

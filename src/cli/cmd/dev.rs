@@ -60,7 +60,18 @@ async fn run_dev_events(cmd: DevCmd) -> Result<()> {
         return run_dev_kube(cmd, settings, opts, events, stop).await;
     }
     let registry = Registry::new(cmd.publish.destinations().insecure_registry())?;
-    let builder = make_dev_builder(&cmd.build, &registry)?;
+    let mut builder = make_dev_builder(&cmd.build, &registry)?;
+    // Listening before the first build: a port in use is said at once.
+    let debugger = if cmd.debug {
+        use crate::devimage::delve::DelveSource;
+        builder = builder.with_delve(DelveSource::from_settings(cmd.delve.clone(), cmd.delve_src.clone()));
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], cmd.debug_port));
+        let d = crate::debug::Debugger::listen(addr, debug_events(events.clone())).await?;
+        events(None, DevEvent::DebugListening { address: d.addr().to_string() });
+        Some(d)
+    } else {
+        None
+    };
     let dev = crate::devloop::docker::DockerDev {
         packages: cmd.packages.clone(),
         ports: settings.ports,
@@ -70,8 +81,25 @@ async fn run_dev_events(cmd: DevCmd) -> Result<()> {
         args: cmd.args.clone(),
         keep: cmd.keep,
     };
-    crate::devloop::docker::run(&builder, dev, opts, events, stop).await?;
+    crate::devloop::docker::run(&builder, dev, debugger.as_ref(), opts, events, stop).await?;
     Ok(())
+}
+
+/// The debugger's news as the session's events (about the whole session:
+/// one service is debugged).
+fn debug_events(events: SessionSink) -> crate::debug::DebugEvents {
+    use crate::debug::DebugEvent;
+    std::sync::Arc::new(move |e| {
+        let event = match e {
+            DebugEvent::Attached { replica } => DevEvent::DebugAttached { replica },
+            DebugEvent::Reattached { replica, breakpoints, verified, errors, seconds } => {
+                DevEvent::DebugReattached { replica, breakpoints, verified, errors, seconds }
+            }
+            DebugEvent::Detached => DevEvent::DebugDetached,
+            DebugEvent::Problem { message } => DevEvent::Warning { message: format!("debugger: {message}") },
+        };
+        events(None, event)
+    })
 }
 
 /// `gohot dev [PKG…] -f manifests`: the cluster, the dev image's platform
