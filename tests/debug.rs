@@ -309,3 +309,84 @@ fn json_rpc_clients_are_relayed_and_a_second_editor_is_refused() {
     first.call("disconnect", json!({}));
     drop(dlv);
 }
+
+/// Issue 23 on the Docker engine, end to end: `gohot dev --debug` runs the
+/// fixture under delve in its container; the editor attaches once through
+/// gohot's port and sets a breakpoint in the HTTP handler; a request stops
+/// there (the right line, a readable local) and answers once continued.
+/// A save reloads it: `debug_reattached` (the breakpoint set again) comes
+/// before `reloaded`, and the next request stops at the same breakpoint in
+/// the new code — the editor never reconnected nor sent its breakpoints
+/// again. A compile error keeps the process and the session; Ctrl-C ends the
+/// editor's session with `terminated`.
+#[test]
+fn dev_debug_on_docker_keeps_the_editors_session_across_reloads() {
+    let sb = Sandbox::new();
+    let app = debug_app(&sb);
+    let main_go = app.join("main.go");
+    let local_path = main_go.to_string_lossy().into_owned();
+    let line = line_of(&main_go, "// BREAK");
+    let (port, debug_port) = (free_port(), free_port());
+    let container = format!("gohot-test-debug-{}", std::process::id());
+    let mut child = sb
+        .gohot(&app)
+        .args(["dev", ".", "--json", "--debug", "--debug-port", &debug_port.to_string(), "--delve"])
+        .arg(delve())
+        .args(["--name", &container, "-p", &format!("{port}:8080"), "--watchexec"])
+        .arg(crate::dev::watchexec())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gohot dev --debug");
+    let _cleanup = Container(container.clone());
+    let mut events = EventStream::read(child.stdout.take().expect("stdout"));
+    let listening = events.event("debug_listening", None, Duration::from_secs(60));
+    assert_eq!(listening["address"], format!("127.0.0.1:{debug_port}"));
+    events.event("started", Some("debugapp"), Duration::from_secs(300));
+
+    let mut editor = DapClient::connect(debug_port);
+    editor.attach();
+    let bps = editor.set_breakpoints(&local_path, &[line]);
+    assert_eq!(bps[0]["verified"], true, "{bps:?}");
+    let id = bps[0]["id"].clone();
+    editor.call("configurationDone", json!({}));
+    events.event("debug_attached", None, Duration::from_secs(30));
+
+    let hit = |editor: &mut DapClient, want: &str| {
+        let request = get_in_background(port);
+        let (stop, thread, frame) = editor.stopped(Duration::from_secs(60));
+        assert_eq!(stop["body"]["hitBreakpointIds"], json!([id]));
+        assert_eq!(frame["line"], line);
+        assert_eq!(frame["source"]["path"], local_path.as_str(), "the editor's own file");
+        assert_eq!(editor.local(&frame, "answer"), format!("\"{want}\""));
+        editor.call("continue", json!({"threadId": thread}));
+        assert_eq!(request.join().expect("request").as_deref(), Some(want));
+    };
+    hit(&mut editor, "greeting one");
+
+    // A save: the breakpoint is set in the new process before the reload is reported.
+    set_greeting(&app, "two");
+    let batch = events.until("reloaded", Duration::from_secs(180), |e| {
+        assert_ne!(e["event"], "sync_failed", "{e}");
+        e["event"] == "reloaded"
+    });
+    let replayed = batch.iter().find(|e| e["event"] == "debug_reattached").unwrap_or_else(|| {
+        panic!("no debug_reattached before reloaded: {batch:#?}");
+    });
+    assert_eq!((replayed["breakpoints"].as_u64(), replayed["verified"].as_u64()), (Some(1), Some(1)), "{replayed}");
+    assert_eq!(replayed["replica"], container.as_str());
+    hit(&mut editor, "greeting two");
+    assert_eq!(editor.count("response", "setBreakpoints"), 1, "the editor set its breakpoint once");
+
+    // A compile error: the old process and the session stay.
+    let good = std::fs::read_to_string(&main_go).expect("main.go");
+    std::fs::write(&main_go, format!("{good}\nfunc broken() {{ undefined() }}\n")).expect("write");
+    events.event("build_failed", Some("debugapp"), Duration::from_secs(180));
+    hit(&mut editor, "greeting two");
+    assert_eq!(editor.count("event", "terminated"), 0, "the session never ended");
+
+    // Ctrl-C: the editor's session ends cleanly.
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    editor.event("terminated", Duration::from_secs(30));
+    events.event("stopped", None, Duration::from_secs(60));
+    let _ = child.wait();
+}
