@@ -52,7 +52,8 @@ fn delve() -> std::path::PathBuf {
 fn reloaded(dev: &Dev, side: &mut Side, stats_replay: Option<(&mut Vec<f64>, &mut usize)>) -> Option<u64> {
     let mut replay = stats_replay;
     loop {
-        let e = match dev.next(&["reloaded", "debug_reattached", "sync_failed", "build_failed"], Duration::from_secs(120))
+        let e = match dev
+            .next(&["reloaded", "debug_reattached", "sync_failed", "build_failed"], Duration::from_secs(120))
         {
             Some(e) => e,
             None => {

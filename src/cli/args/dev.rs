@@ -175,10 +175,9 @@ impl DevCmd {
                 .into());
         }
         if self.debug {
-            if target == TargetKind::Kube {
-                return Err("--debug runs on the Docker engine for now: develop the service there \
-                            (`gohot dev ./cmd/app --debug -p 8080:8080`), or use --dwarf on the cluster \
-                            and attach a debugger of your own"
+            if self.packages.is_empty() && target == TargetKind::Kube {
+                return Err("--debug debugs one service: name its package, e.g. \
+                            `gohot dev ./cmd/api -f manifests/ --debug` (the other ko:// images deploy as built)"
                     .into());
             }
             if several {
@@ -238,7 +237,8 @@ mod tests {
         let e = dev(&["./a", "./b", "--debug"]).unwrap_err();
         assert!(e.contains("one service at a time") && e.contains("gohot dev ./a --debug"), "{e}");
         let e = dev(&["-f", "m/", "--debug"]).unwrap_err();
-        assert!(e.contains("Docker engine"), "{e}");
+        assert!(e.contains("gohot dev ./cmd/api -f manifests/ --debug"), "{e}");
+        assert!(dev(&["./cmd/api", "-f", "m/", "--debug"]).is_ok());
         let e = dev(&["./a", "--delve", "/tmp/dlv"]).unwrap_err();
         assert!(e.contains("add --debug"), "{e}");
         assert!(dev(&["./a", "--debug", "--debug-port", "0", "--delve", "/tmp/dlv"]).is_ok());

@@ -57,21 +57,13 @@ async fn run_dev_events(cmd: DevCmd) -> Result<()> {
     // Registered now, so Ctrl-C is honoured during start-up too.
     let stop = futures::FutureExt::shared(Box::pin(interrupted()));
     if settings.target == TargetKind::Kube {
-        return run_dev_kube(cmd, settings, opts, events, stop).await;
+        let debugger = debugger(&cmd, &events).await?;
+        return run_dev_kube(cmd, settings, debugger.as_ref(), opts, events, stop).await;
     }
-    let registry = Registry::new(cmd.publish.destinations().insecure_registry())?;
-    let mut builder = make_dev_builder(&cmd.build, &registry)?;
     // Listening before the first build: a port in use is said at once.
-    let debugger = if cmd.debug {
-        use crate::devimage::delve::DelveSource;
-        builder = builder.with_delve(DelveSource::from_settings(cmd.delve.clone(), cmd.delve_src.clone()));
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], cmd.debug_port));
-        let d = crate::debug::Debugger::listen(addr, debug_events(events.clone())).await?;
-        events(None, DevEvent::DebugListening { address: d.addr().to_string() });
-        Some(d)
-    } else {
-        None
-    };
+    let debugger = debugger(&cmd, &events).await?;
+    let registry = Registry::new(cmd.publish.destinations().insecure_registry())?;
+    let builder = with_delve(make_dev_builder(&cmd.build, &registry)?, &cmd);
     let dev = crate::devloop::docker::DockerDev {
         packages: cmd.packages.clone(),
         ports: settings.ports,
@@ -83,6 +75,26 @@ async fn run_dev_events(cmd: DevCmd) -> Result<()> {
     };
     crate::devloop::docker::run(&builder, dev, debugger.as_ref(), opts, events, stop).await?;
     Ok(())
+}
+
+/// `--debug`: gohot's listener for editors.
+async fn debugger(cmd: &DevCmd, events: &SessionSink) -> Result<Option<crate::debug::Debugger>> {
+    if !cmd.debug {
+        return Ok(None);
+    }
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], cmd.debug_port));
+    let d = crate::debug::Debugger::listen(addr, debug_events(events.clone())).await?;
+    events(None, DevEvent::DebugListening { address: d.addr().to_string() });
+    Ok(Some(d))
+}
+
+/// `--debug`: delve in the dev image, and a build for debugging.
+fn with_delve(builder: crate::devimage::DevBuilder, cmd: &DevCmd) -> crate::devimage::DevBuilder {
+    use crate::devimage::delve::DelveSource;
+    match cmd.debug {
+        true => builder.with_delve(DelveSource::from_settings(cmd.delve.clone(), cmd.delve_src.clone())),
+        false => builder,
+    }
 }
 
 /// The debugger's news as the session's events (about the whole session:
@@ -107,6 +119,7 @@ fn debug_events(events: SessionSink) -> crate::debug::DebugEvents {
 async fn run_dev_kube(
     cmd: DevCmd,
     settings: DevSettings,
+    debugger: Option<&crate::debug::Debugger>,
     opts: LoopOptions,
     events: SessionSink,
     shutdown: impl std::future::Future<Output = ()>,
@@ -128,7 +141,7 @@ async fn run_dev_kube(
     }
     let dest = cluster_destinations(&cluster, cmd.publish.destinations());
     let registry = Registry::new(dest.insecure_registry())?;
-    let builder = make_dev_builder(&flags, &registry)?;
+    let builder = with_delve(make_dev_builder(&flags, &registry)?, &cmd);
     let publisher = publisher(&dest, &registry)?;
     let dev = crate::devloop::kube::KubeDev {
         packages: cmd.packages.clone(),
@@ -137,6 +150,7 @@ async fn run_dev_kube(
         port_forwards: settings.port_forwards,
         probes: settings.probes,
         rollout_timeout: std::time::Duration::from_secs(180),
+        debug: debugger,
     };
     crate::devloop::kube::run(&builder, &cluster, publisher.as_ref(), dev, opts, events, shutdown).await?;
     Ok(())
