@@ -577,7 +577,7 @@ struct Cluster {
 
 impl Cluster {
     fn connect() -> Cluster {
-        assert!(std::env::var_os("KUBECONFIG").is_some(), "--kube needs KUBECONFIG (e.g. ../shared/realkube.sh env)");
+        assert!(std::env::var_os("KUBECONFIG").is_some(), "--kube needs KUBECONFIG (e.g. scripts/realkube.sh env)");
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let cluster = rt
             .block_on(gohot::cluster::connect(&gohot::cluster::KubeOptions::default()))

@@ -9,7 +9,7 @@
 //! source (the `gohot skaffold sync` hook, `kubectl exec … tar xmf -`,
 //! `rm -rf --`) with Tilt's `tar -C / -x -f -` through the exec API.
 //!
-//! The cluster is the one KUBECONFIG names (CI starts `../shared/realkube.sh`,
+//! The cluster is the one KUBECONFIG names (CI starts `scripts/realkube.sh`,
 //! a real single-node Kubernetes 1.20, and points KUBECONFIG at it; images go
 //! to KO_DOCKER_REPO, its registry on 127.0.0.1:5000). Every test here is
 //! `#[ignore]`d, so that without a cluster nextest counts it as skipped, and
@@ -46,8 +46,8 @@ impl KubeEnv {
     pub fn new(test: &str) -> Self {
         let kubeconfig = std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()).unwrap_or_else(|| {
             panic!(
-                "{test} needs a cluster and KUBECONFIG is not set: point it at one (../shared/realkube.sh up; \
-                 eval \"$(../shared/realkube.sh env)\"), or leave the cluster tests to be skipped (they are #[ignore]d)"
+                "{test} needs a cluster and KUBECONFIG is not set: point it at one (scripts/realkube.sh up; \
+                 eval \"$(scripts/realkube.sh env)\"), or leave the cluster tests to be skipped (they are #[ignore]d)"
             )
         });
         let rt = tokio::runtime::Runtime::new().expect("runtime");

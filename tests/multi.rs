@@ -377,15 +377,32 @@ fn shop_under_a_real_skaffold_dev() {
             }
         })
     };
+    // Skaffold takes its first snapshot of the files after the deploy: an
+    // edit before "Watching for changes" would be its baseline, not a change.
+    let watching = |times: usize| {
+        wait_for("skaffold watching for changes", Duration::from_secs(300), || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            (text.matches("Watching for changes").count() >= times).then_some(())
+        })
+    };
     let first: Vec<String> = SERVICES.iter().map(|(n, p)| serving(n, *p, "prices v1")).collect();
 
+    watching(1);
     set_var(&dir, "internal/price/price.go", "Label", "prices v2");
     let after: Vec<String> = SERVICES.iter().map(|(n, p)| serving(n, *p, "prices v2")).collect();
     assert_eq!(after, first, "synced into the same pods, not rebuilt and redeployed");
 
+    watching(2);
+    watching(2);
     set_var(&dir, "cmd/worker/main.go", "greeting", "worker v2");
     assert_eq!(serving("worker", 9090, "worker v2 (prices v2"), first[1]);
     assert!(answer(&first[0], 8080).is_some_and(|a| a.contains("api v1 (prices v2)")));
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(!text.contains("Build [") || text.matches("Build [").count() == 3, "no rebuild after the first: {text}");
+    let (_, after_deploy) = text.split_once("Watching for changes").expect("watching");
+    assert!(!after_deploy.contains("Building ["), "an edit rebuilt an image instead of syncing: {after_deploy}");
+    assert_eq!(
+        after_deploy.matches("Starting pre-sync hooks").count(),
+        4,
+        "three hooks for the shared edit, one for the worker's"
+    );
 }
