@@ -2,10 +2,11 @@
 //! editor attached and its breakpoint set again in every new process,
 //! against the same reload without `--debug`, interleaved in one run.
 //!
-//! Two copies of examples/hello run side by side on the Docker engine: one
-//! under `gohot dev`, one under `gohot dev --debug` (delve from `scripts/setup`,
-//! `--delve`), with the test suite's DAP client attached through gohot's
-//! port and a breakpoint in the `/kodata/` handler (never requested: the
+//! Two copies of examples/hello run side by side on the Docker engine (with
+//! `--kube`, on the cluster, `--replicas` pods each, in namespaces of their
+//! own): one under `gohot dev`, one under `gohot dev --debug` (delve from
+//! `scripts/setup`, `--delve`), with the test suite's DAP client attached
+//! through gohot's port and a breakpoint in the `/kodata/` handler (never requested: the
 //! timing is not a stop). Each round edits the plain copy, waits for its
 //! `reloaded`, then the same edit in the debug copy, and waits for its
 //! `reloaded` — which under `--debug` comes after the breakpoint was set
@@ -18,7 +19,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::dap_client::{line_of, DapClient};
-use super::{apply_edit, copy_dir, free_port, percentile, root, Dev};
+use super::{apply_edit, copy_dir, free_port, percentile, root, Cluster, Dev};
 
 /// One side's per-reload numbers.
 #[derive(Default)]
@@ -40,6 +41,8 @@ pub struct Stats {
     /// Reloads whose replay verified every breakpoint.
     replayed_ok: usize,
     binary_bytes: (u64, u64),
+    /// Where it ran.
+    target: String,
 }
 
 fn delve() -> std::path::PathBuf {
@@ -86,22 +89,42 @@ fn reloaded(dev: &Dev, side: &mut Side, stats_replay: Option<(&mut Vec<f64>, &mu
     }
 }
 
-/// Runs `edits` rounds; see the module doc.
-pub fn run(edits: usize, work: &Path, log: &dyn Fn(String)) -> Stats {
+/// Runs `edits` rounds, on the engine or (`kube`) the cluster with
+/// `replicas` pods a session; see the module doc.
+pub fn run(edits: usize, kube: bool, replicas: usize, work: &Path, log: &dyn Fn(String)) -> Stats {
     let mut st = Stats::default();
     let (plain_app, debug_app) = (work.join("plain/hello"), work.join("debug/hello"));
     copy_dir(&root().join("examples/hello"), &plain_app);
     copy_dir(&root().join("examples/hello"), &debug_app);
-    let (plain_port, debug_port, editor_port) = (free_port(), free_port(), free_port());
+    let editor_port = free_port();
     let pid = std::process::id();
-    let (plain_name, debug_name) = (format!("gohot-bench-plain-{pid}"), format!("gohot-bench-debug-{pid}"));
-    let plain_args = vec!["--name".to_string(), plain_name.clone(), "-p".into(), format!("{plain_port}:8080")];
-    let plain = Dev::start(&plain_app, &plain_args, &work.join("plain/kocache"), Some(plain_name), &[]);
+    let cluster = kube.then(Cluster::connect);
+    let debug_ns = cluster.as_ref().map(|c| format!("{}-debug", c.ns));
+    let (plain_args, debug_args, containers) = match (&cluster, &debug_ns) {
+        (Some(c), Some(debug_ns)) => {
+            c.create_namespace(debug_ns);
+            for app in [&plain_app, &debug_app] {
+                let manifest = app.join("manifests/deployment.yaml");
+                let text = std::fs::read_to_string(&manifest).expect("manifest");
+                std::fs::write(&manifest, text.replace("  replicas: 1\n", &format!("  replicas: {replicas}\n")))
+                    .expect("write manifest");
+            }
+            let args = |ns: &str| vec!["-n".to_string(), ns.to_string(), "-f".into(), "manifests".into()];
+            (args(&c.ns), args(debug_ns), (None, None))
+        }
+        _ => {
+            let (plain_name, debug_name) = (format!("gohot-bench-plain-{pid}"), format!("gohot-bench-debug-{pid}"));
+            let args =
+                |name: &str| vec!["--name".to_string(), name.to_string(), "-p".into(), format!("{}:8080", free_port())];
+            (args(&plain_name), args(&debug_name), (Some(plain_name), Some(debug_name)))
+        }
+    };
+    let plain = Dev::start(&plain_app, &plain_args, &work.join("plain/kocache"), containers.0, &[]);
     plain.next(&["started"], Duration::from_secs(300)).expect("gohot dev did not start");
-    let mut debug_args = vec!["--name".to_string(), debug_name.clone(), "-p".into(), format!("{debug_port}:8080")];
+    let mut debug_args = debug_args;
     debug_args.extend(["--debug".into(), "--debug-port".into(), editor_port.to_string(), "--delve".into()]);
     debug_args.push(delve().to_string_lossy().into_owned());
-    let debug = Dev::start(&debug_app, &debug_args, &work.join("debug/kocache"), Some(debug_name), &[]);
+    let debug = Dev::start(&debug_app, &debug_args, &work.join("debug/kocache"), containers.1, &[]);
     debug.next(&["started"], Duration::from_secs(300)).expect("gohot dev --debug did not start");
 
     // The editor: attached once, one breakpoint where no request goes.
@@ -135,6 +158,11 @@ pub fn run(edits: usize, work: &Path, log: &dyn Fn(String)) -> Stats {
     }
     assert_eq!(editor.count("event", "terminated"), 0, "the editor's session ended during the run");
     editor.call("disconnect", serde_json::json!({}));
+    drop((plain, debug));
+    if let (Some(c), Some(ns)) = (&cluster, &debug_ns) {
+        c.delete_namespace(ns);
+    }
+    st.target = if kube { format!("kube, {replicas} replicas") } else { "docker".into() };
     st
 }
 
@@ -143,7 +171,7 @@ pub fn report(st: &Stats, json: bool) {
     let p50 = |v: &[f64]| percentile(v, 50.0);
     let (plain, debug) = (p50(&st.plain.total), p50(&st.debug.total));
     let result = serde_json::json!({
-        "target": "docker",
+        "target": st.target,
         "edits": st.plain.total.len().min(st.debug.total.len()),
         "plain_p50_s": plain,
         "debug_p50_s": debug,
@@ -163,7 +191,7 @@ pub fn report(st: &Stats, json: bool) {
         println!("{result}");
         return;
     }
-    println!("gohot dev --debug against gohot dev, Docker engine, {} edits each (p50, seconds)", result["edits"]);
+    println!("gohot dev --debug against gohot dev, {}, {} edits each (p50, seconds)", st.target, result["edits"]);
     println!("{:<34}{:>10}{:>10}", "", "plain", "--debug");
     println!("{:<34}{:>10.3}{:>10.3}", "save → serving (breakpoints set)", plain, debug);
     println!("{:<34}{:>10.3}{:>10.3}", "  build", p50(&st.plain.build), p50(&st.debug.build));

@@ -42,7 +42,7 @@
 //!
 //! With `--debug`, a reload under `gohot dev --debug` with an editor
 //! attached and its breakpoint set again, against the same reload without
-//! `--debug` (bench/debug.rs), on the engine.
+//! `--debug` (bench/debug.rs), on the engine or with `--kube` on the cluster.
 //!
 //! Usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N] [--skaffold] [--link RTT_MS:MBIT [--peers]]] [--services] [--debug]
 
@@ -129,8 +129,8 @@ fn parse_args() -> Args {
     if a.link.is_some() && !a.kube {
         usage_error("--link is for --kube");
     }
-    if a.debug && (a.kube || a.services) {
-        usage_error("--debug runs on the Docker engine, one service: without --kube and --services");
+    if a.debug && (a.services || a.link.is_some() || a.skaffold) {
+        usage_error("--debug compares one service with and without --debug: without --services, --link and --skaffold");
     }
     if a.peers && a.link.is_none() {
         usage_error("--peers needs --link");
@@ -443,7 +443,7 @@ fn main() {
         }
     };
     if args.debug {
-        let stats = debug::run(args.edits, work.path(), &log);
+        let stats = debug::run(args.edits, args.kube, args.replicas, work.path(), &log);
         debug::report(&stats, args.json);
         return;
     }
