@@ -33,6 +33,97 @@ pub enum DapError {
     Json(String),
 }
 
+/// Reads messages from a stream, keeping what it has read of a message
+/// that is not complete yet: [`MessageReader::next`] is cancel safe, so it
+/// can wait in a `select!` beside other events without losing bytes
+/// ([`read_message`] cannot: cancelled half way through a message, the
+/// bytes it took are gone and the stream is out of step).
+pub struct MessageReader<R> {
+    inner: R,
+    buf: bytes::BytesMut,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> MessageReader<R> {
+    /// Reads from `inner`.
+    pub fn new(inner: R) -> Self {
+        MessageReader { inner, buf: bytes::BytesMut::with_capacity(16 << 10) }
+    }
+
+    /// The next message; `None` when the stream ends cleanly between
+    /// messages. Cancel safe.
+    pub async fn next(&mut self) -> Result<Option<Map<String, Value>>, DapError> {
+        loop {
+            let frame = parse_frame(&self.buf)?;
+            if let Frame::Whole(used, msg) = frame {
+                let _ = self.buf.split_to(used);
+                return Ok(Some(msg));
+            }
+            // `read_buf` is cancel safe: no bytes are taken unless it completes.
+            if self.inner.read_buf(&mut self.buf).await? == 0 {
+                return match frame {
+                    _ if self.buf.is_empty() => Ok(None),
+                    Frame::NeedBody => {
+                        Err(DapError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "early eof")))
+                    }
+                    _ => Err(DapError::Header("the stream ended inside a header".into())),
+                };
+            }
+        }
+    }
+}
+
+/// What the start of a buffer holds.
+enum Frame {
+    /// A message, and the bytes it took.
+    Whole(usize, Map<String, Value>),
+    /// Part of a header block.
+    NeedHeader,
+    /// A header block and part of its body.
+    NeedBody,
+}
+
+/// The message at the start of `buf`, or what is missing.
+fn parse_frame(buf: &[u8]) -> Result<Frame, DapError> {
+    let mut length: Option<usize> = None;
+    let mut at = 0;
+    loop {
+        let Some(end) = buf[at..].iter().position(|b| *b == b'\n') else {
+            if buf.len() > MAX_HEADER {
+                return Err(DapError::Header(format!("a header block over {MAX_HEADER} bytes")));
+            }
+            return Ok(Frame::NeedHeader);
+        };
+        let line = &buf[at..at + end];
+        at += end + 1;
+        if at > MAX_HEADER {
+            return Err(DapError::Header(format!("a header block over {MAX_HEADER} bytes")));
+        }
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end_matches('\r');
+        if text.is_empty() {
+            break;
+        }
+        let Some((name, value)) = text.split_once(':') else {
+            return Err(DapError::Header(format!("{text:?}")));
+        };
+        if name.trim().eq_ignore_ascii_case("content-length") {
+            length = Some(value.trim().parse::<usize>().map_err(|_| DapError::Header(format!("{text:?}")))?);
+        }
+    }
+    let length = length.ok_or_else(|| DapError::Header("no Content-Length".into()))?;
+    if length > MAX_MESSAGE {
+        return Err(DapError::TooLarge(length));
+    }
+    if buf.len() < at + length {
+        return Ok(Frame::NeedBody);
+    }
+    match serde_json::from_slice(&buf[at..at + length]) {
+        Ok(Value::Object(m)) => Ok(Frame::Whole(at + length, m)),
+        Ok(_) => Err(DapError::Json("not an object".into())),
+        Err(e) => Err(DapError::Json(e.to_string())),
+    }
+}
+
 /// Reads one message; `None` when the stream ends cleanly between messages.
 pub async fn read_message<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Option<Map<String, Value>>, DapError> {
     let mut length: Option<usize> = None;
@@ -106,6 +197,8 @@ pub fn looks_like_dap(first: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// Every message (or the error that ends the stream), read by both
+    /// readers, which must agree.
     async fn read_all(bytes: &[u8]) -> Vec<Result<Option<Map<String, Value>>, String>> {
         let mut r = tokio::io::BufReader::new(bytes);
         let mut out = Vec::new();
@@ -114,8 +207,38 @@ mod tests {
             let end = !matches!(m, Ok(Some(_)));
             out.push(m);
             if end {
-                return out;
+                break;
             }
+        }
+        let mut framed = MessageReader::new(bytes);
+        let mut again = Vec::new();
+        loop {
+            let m = framed.next().await.map_err(|e| e.to_string());
+            let end = !matches!(m, Ok(Some(_)));
+            again.push(m);
+            if end {
+                break;
+            }
+        }
+        assert_eq!(out, again, "read_message and MessageReader differ on {:?}", String::from_utf8_lossy(bytes));
+        out
+    }
+
+    /// A read cancelled half way through a message (another `select!`
+    /// branch won) keeps what it read: the next read returns the message.
+    #[tokio::test]
+    async fn a_read_cancelled_half_way_loses_nothing() {
+        use futures::FutureExt;
+        let msg: Map<String, Value> =
+            serde_json::from_str(r#"{"seq":3,"type":"request","command":"disconnect"}"#).unwrap();
+        let wire = encode(&msg);
+        let (mut w, r) = tokio::io::duplex(4096);
+        let mut reader = MessageReader::new(r);
+        for cut in [5, wire.len() - 3] {
+            w.write_all(&wire[..cut]).await.unwrap();
+            assert!(reader.next().now_or_never().is_none(), "a part of a message is not a message");
+            w.write_all(&wire[cut..]).await.unwrap();
+            assert_eq!(reader.next().await.unwrap(), Some(msg.clone()), "cut at {cut}");
         }
     }
 

@@ -307,7 +307,7 @@ async fn relay(mut conn: BufReader<TcpStream>, shared: &Shared) {
     let _ = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await;
 }
 
-type Reader = BufReader<tokio::io::ReadHalf<Box<dyn Upstream>>>;
+type Reader = dap::MessageReader<tokio::io::ReadHalf<Box<dyn Upstream>>>;
 type Writer = tokio::io::WriteHalf<Box<dyn Upstream>>;
 
 struct Link {
@@ -318,7 +318,7 @@ struct Link {
 impl Link {
     fn new(stream: Box<dyn Upstream>) -> Self {
         let (r, w) = tokio::io::split(stream);
-        Link { reader: BufReader::new(r), writer: w }
+        Link { reader: dap::MessageReader::new(r), writer: w }
     }
     async fn send(&mut self, msg: &Msg) -> Result<(), DapError> {
         dap::write_message(&mut self.writer, msg).await
@@ -327,9 +327,7 @@ impl Link {
     /// handshake's: dropped).
     async fn answer(&mut self, request: &Msg) -> Result<Msg, DapError> {
         loop {
-            let m = dap::read_message(&mut self.reader)
-                .await?
-                .ok_or_else(|| DapError::Io(std::io::ErrorKind::UnexpectedEof.into()))?;
+            let m = self.reader.next().await?.ok_or_else(|| DapError::Io(std::io::ErrorKind::UnexpectedEof.into()))?;
             if m.get("type").and_then(Value::as_str) == Some("response") && m.get("request_seq") == request.get("seq") {
                 return Ok(m);
             }
@@ -339,7 +337,8 @@ impl Link {
 
 async fn read_opt(link: &mut Option<Link>) -> Result<Option<Msg>, DapError> {
     match link {
-        Some(l) => dap::read_message(&mut l.reader).await,
+        // Cancel safe: it waits in the session's `select!`.
+        Some(l) => l.reader.next().await,
         None => std::future::pending().await,
     }
 }
@@ -347,7 +346,8 @@ async fn read_opt(link: &mut Option<Link>) -> Result<Option<Msg>, DapError> {
 /// The editor's session until it leaves or gohot stops.
 async fn run_session(editor: BufReader<TcpStream>, shared: &Shared, mut commands: mpsc::Receiver<Command>) {
     let (editor_read, mut editor_write) = tokio::io::split(editor);
-    let mut editor_read = BufReader::new(editor_read);
+    // Cancel safe: it waits in the `select!` below beside delve's messages.
+    let mut editor_read = dap::MessageReader::new(editor_read);
     let paths = shared.paths.lock().map(|p| p.clone()).unwrap_or_default();
     let mut session = Session::new(paths);
     let mut link: Option<Link> = None;
@@ -372,7 +372,7 @@ async fn run_session(editor: BufReader<TcpStream>, shared: &Shared, mut commands
             return;
         }
         tokio::select! {
-            m = dap::read_message(&mut editor_read) => match m {
+            m = editor_read.next() => match m {
                 Ok(Some(m)) => outs = session.from_editor(m),
                 Ok(None) => break,
                 Err(e) => {
