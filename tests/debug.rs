@@ -411,7 +411,8 @@ fn debug_manifest(app: &Path) {
 /// (a port-forward to the pod's delve behind it), a request through the
 /// user's port-forward stops at its breakpoint, and after a save the next
 /// one stops at the same breakpoint in the new code, the editor never
-/// having reconnected nor resent it; Ctrl-C sends it `terminated`.
+/// having reconnected nor resent it; the debugged pod deleted, the session
+/// moves to its replacement and says so; Ctrl-C sends it `terminated`.
 #[test]
 #[ignore = "needs a Kubernetes cluster: scripts/test runs it when KUBECONFIG names one"]
 fn dev_debug_on_a_real_cluster_keeps_the_editors_session_across_reloads() {
@@ -459,6 +460,20 @@ fn dev_debug_on_a_real_cluster_keeps_the_editors_session_across_reloads() {
     });
     assert_eq!((replayed["breakpoints"].as_u64(), replayed["verified"].as_u64()), (Some(1), Some(1)), "{replayed}");
     dev.wait_event("reloaded", Duration::from_secs(60));
+    hit(&mut editor, "greeting two");
+
+    // The debugged pod is deleted: its replacement is brought current, and
+    // the session moves to it and says so.
+    let old = env.running_pods("debugapp").into_iter().next().and_then(|p| p.metadata.name).expect("the pod");
+    env.delete_pod(&old);
+    let moved = dev.wait("debug_reattached to another pod", Duration::from_secs(180), |e| {
+        e["event"] == "debug_reattached" && !e["replica"].as_str().unwrap_or_default().ends_with(&format!("/{old}"))
+    });
+    assert_eq!(moved["verified"], 1, "{moved}");
+    let said = dev.seen().iter().any(|e| {
+        e["event"] == "warning" && e["message"].as_str().is_some_and(|m| m.contains(&old) && m.contains("moved to"))
+    });
+    assert!(said, "no warning that the session moved: {:#?}", dev.seen());
     hit(&mut editor, "greeting two");
     assert_eq!(editor.count("response", "setBreakpoints"), 1, "the editor set its breakpoint once");
     assert_eq!(editor.count("event", "terminated"), 0, "the session never ended");

@@ -183,7 +183,7 @@ pub async fn run(command: Command) -> Result<()> {
     match command {
         Command::Build(c) => cmd::build::run_build(c).await,
         Command::Resolve(c) => cmd::build::run_resolve(c).await,
-        Command::Dev(c) => cmd::dev::run_dev(c).await,
+        Command::Dev(c) => cmd::dev::run_dev(*c).await,
         Command::Syncback(c) => cmd::syncback::run_syncback(c).await,
         Command::Skaffold(c) => cmd::skaffold::run_skaffold(c).await,
         Command::Syncmap(c) => cmd::skaffold::run_syncmap(c).await,

@@ -18,6 +18,7 @@ use std::time::Instant;
 use super::server::{DebugEvent, DebugEvents, DebugServer, Dial, Timeouts, Upstream};
 use super::{DebugError, PathMap};
 use crate::hosting::docker::PublishedPort;
+use crate::hosting::kube::logs::PodPort;
 
 /// The debug session of one service across its reloads.
 pub struct Debugger {
@@ -63,14 +64,22 @@ impl Debugger {
     pub async fn replaced(&self) {
         let Some(dial) = self.dial.lock().ok().and_then(|d| d.clone()) else { return };
         let started = Instant::now();
+        let before = dial.replica();
         match self.server.reattach(dial.clone()).await {
-            Ok(Some(replayed)) => (self.events)(DebugEvent::Reattached {
-                replica: dial.replica(),
-                breakpoints: replayed.breakpoints,
-                verified: replayed.verified,
-                errors: replayed.errors,
-                seconds: started.elapsed().as_secs_f64(),
-            }),
+            Ok(Some(replayed)) => {
+                let after = dial.replica();
+                if after != before {
+                    let message = format!("{before} is gone: the debug session moved to {after}");
+                    (self.events)(DebugEvent::Problem { message });
+                }
+                (self.events)(DebugEvent::Reattached {
+                    replica: dial.replica(),
+                    breakpoints: replayed.breakpoints,
+                    verified: replayed.verified,
+                    errors: replayed.errors,
+                    seconds: started.elapsed().as_secs_f64(),
+                })
+            }
             Ok(None) => {}
             Err(e) => (self.events)(DebugEvent::Problem { message: e.to_string() }),
         }
@@ -79,6 +88,17 @@ impl Debugger {
     /// gohot stops: the editor is told the session is over (`terminated`).
     pub async fn end(&self) {
         self.server.shutdown().await;
+    }
+}
+
+/// Delve in a pod, through a port-forward (the session's pod while it lives).
+#[async_trait::async_trait]
+impl Dial for PodPort {
+    fn replica(&self) -> String {
+        PodPort::replica(self)
+    }
+    async fn dial(&self) -> std::io::Result<Box<dyn Upstream>> {
+        Ok(Box::new(self.connect().await.map_err(std::io::Error::other)?))
     }
 }
 

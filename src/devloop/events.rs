@@ -289,10 +289,10 @@ impl DevEvent {
             }
             DevEvent::DebugListening { address } => format!("debugger: attach your editor to {address}"),
             DevEvent::DebugAttached { replica } => format!("debugger: editor attached to {replica}"),
-            DevEvent::DebugReattached { breakpoints, verified, errors, seconds, .. } => {
+            DevEvent::DebugReattached { replica, breakpoints, verified, errors, seconds } => {
                 let refused = if errors.is_empty() { String::new() } else { format!("; {}", errors.join("; ")) };
                 format!(
-                    "debugger: reattached, {verified}/{breakpoints} {} set again in {seconds:.2}s{refused}",
+                    "debugger: reattached to {replica}, {verified}/{breakpoints} {} set again in {seconds:.2}s{refused}",
                     if *breakpoints == 1 { "breakpoint" } else { "breakpoints" }
                 )
             }

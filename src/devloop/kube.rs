@@ -74,8 +74,11 @@ pub struct KubeDev<'d> {
     /// How long to wait for the rollout.
     pub rollout_timeout: Duration,
     /// `--debug`: the one service developed runs under delve, and the
-    /// debugger reaches a ready pod's delve through a port-forward of its own.
+    /// debugger reaches a pod's delve through a port-forward of its own.
     pub debug: Option<&'d Debugger>,
+    /// `--debug-replica POD`: the pod to debug while it lives (default: the
+    /// first ready one; the session stays with its pod until it is gone).
+    pub debug_replica: Option<String>,
 }
 
 /// Runs dev mode on the cluster until `shutdown`. A `shutdown` during
@@ -230,12 +233,9 @@ async fn start(
             sink(DevEvent::Forwarding { local: addr.to_string(), remote, workloads: names });
         }
         if let Some(d) = dev.debug {
-            // Every connection goes to a ready pod of the workloads as of that moment.
-            let (addr, task) =
-                logs::port_forward(cluster, workloads.clone(), image.clone(), 0, crate::layout::DELVE_PORT).await?;
-            tasks.push(task);
-            let replica = workloads.iter().map(|w| format!("{}/{}", w.namespace, w.name)).collect::<Vec<_>>().join(",");
-            let dial = std::sync::Arc::new(crate::debug::TcpDial { addr, replica });
+            let port = crate::layout::DELVE_PORT;
+            let wanted = dev.debug_replica.clone();
+            let dial = std::sync::Arc::new(logs::PodPort::new(cluster, workloads.clone(), image.clone(), port, wanted));
             let listed = builder.inner().list_deps(&app.package, &app.requested, &app.platform).await?;
             d.running(dial, crate::debug::PathMap::from_listing(&listed)).await;
         }

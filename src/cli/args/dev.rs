@@ -82,6 +82,10 @@ pub struct DevCmd {
     /// The port editors attach to, on 127.0.0.1 (ko's and delve's 40000).
     #[arg(long, value_name = "PORT", default_value_t = crate::layout::DELVE_PORT, help_heading = "Debugging")]
     pub debug_port: u16,
+    /// On a cluster, the pod to debug (default: the first ready one); the
+    /// session stays with its pod and moves to another when it is gone.
+    #[arg(long, value_name = "POD", help_heading = "Debugging")]
+    pub debug_replica: Option<String>,
     /// A delve binary for the container's platform, instead of the one gohot
     /// builds with your Go (once, cached).
     #[arg(long, value_name = "PATH", help_heading = "Debugging")]
@@ -188,8 +192,15 @@ impl DevCmd {
                     self.packages.first().map(String::as_str).unwrap_or("./cmd/app")
                 ));
             }
+            if let (Some(pod), TargetKind::Docker) = (&self.debug_replica, target) {
+                return Err(format!(
+                    "--debug-replica {pod} picks a pod on a cluster; on the Docker engine there is one container"
+                ));
+            }
         } else if let Some(d) = &self.delve {
             return Err(format!("--delve {} is for --debug: add --debug to run the app under it", d.display()));
+        } else if let Some(pod) = &self.debug_replica {
+            return Err(format!("--debug-replica {pod} is for --debug: add --debug"));
         }
         Ok(DevSettings {
             target,

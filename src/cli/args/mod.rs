@@ -83,7 +83,7 @@ pub enum Command {
     Resolve(ResolveCmd),
     /// Run the app and hot-reload it on every save: rebuild only the binary,
     /// copy it into the running container, watchexec restarts it.
-    Dev(DevCmd),
+    Dev(Box<DevCmd>),
     /// Copy files from a running container back into a local directory,
     /// transferring only what changed.
     Syncback(SyncbackCmd),

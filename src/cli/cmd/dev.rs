@@ -151,6 +151,7 @@ async fn run_dev_kube(
         probes: settings.probes,
         rollout_timeout: std::time::Duration::from_secs(180),
         debug: debugger,
+        debug_replica: cmd.debug_replica.clone(),
     };
     crate::devloop::kube::run(&builder, &cluster, publisher.as_ref(), dev, opts, events, shutdown).await?;
     Ok(())

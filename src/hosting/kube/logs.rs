@@ -170,6 +170,70 @@ async fn forward_one(cluster: Cluster, target: Arc<(Vec<Workload>, AppImage)>, m
     tracing::warn!("port-forward: no running pod of the app accepts a forward to port {remote}");
 }
 
+/// One pod's `port`, reached through a port-forward for each connection:
+/// the pod asked for (`--debug-replica`) while it is live, else the pod of
+/// the last connection while it is, else the first ready pod of the
+/// workloads — so a session stays with its pod and moves only when that
+/// pod is gone.
+pub struct PodPort {
+    cluster: Cluster,
+    workloads: Vec<Workload>,
+    image: AppImage,
+    port: u16,
+    wanted: Option<String>,
+    last: std::sync::Mutex<Option<String>>,
+}
+
+impl PodPort {
+    /// `port` of a pod of `workloads` running `image`; `wanted`: a pod's name to prefer.
+    pub fn new(
+        cluster: &Cluster,
+        workloads: Vec<Workload>,
+        image: AppImage,
+        port: u16,
+        wanted: Option<String>,
+    ) -> Self {
+        PodPort { cluster: cluster.clone(), workloads, image, port, wanted, last: std::sync::Mutex::new(None) }
+    }
+
+    /// The pod of the last connection (`namespace/pod`), or the workloads before any.
+    pub fn replica(&self) -> String {
+        match self.last.lock().ok().and_then(|l| l.clone()) {
+            Some(pod) => pod,
+            None => self.workloads.iter().map(|w| format!("{}/{}", w.namespace, w.name)).collect::<Vec<_>>().join(","),
+        }
+    }
+
+    /// A new connection to the pod's port.
+    pub async fn connect(
+        &self,
+    ) -> Result<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static, String> {
+        let found =
+            super::pods::discover(&self.cluster, &self.workloads, &self.image).await.map_err(|e| e.to_string())?;
+        let last = self.last.lock().ok().and_then(|l| l.clone());
+        let name = |c: &AppContainer| format!("{}/{}", c.namespace, c.pod);
+        let wanted = |c: &AppContainer| self.wanted.as_deref().is_some_and(|w| w == c.pod || w == name(c));
+        // The pod asked for, then the last one, then ready pods, in discovery order.
+        let mut candidates = found.containers;
+        candidates.sort_by_key(|c| (!wanted(c), last.as_deref() != Some(name(c).as_str()), !c.ready));
+        let c = candidates.first().ok_or_else(|| "no running pod of the app".to_string())?;
+        let api: Api<Pod> = Api::namespaced(self.cluster.client.clone(), &c.namespace);
+        let mut forwarder = api
+            .portforward(&c.pod, &[self.port])
+            .await
+            .map_err(|e| self.cluster.error(e, "create", "pods/portforward", &c.namespace).to_string())?;
+        let stream = forwarder.take_stream(self.port).ok_or_else(|| format!("no stream to {}:{}", c.pod, self.port))?;
+        if let Ok(mut l) = self.last.lock() {
+            *l = Some(name(c));
+        }
+        // The forwarder's task ends with the stream.
+        tokio::spawn(async move {
+            let _ = forwarder.join().await;
+        });
+        Ok(stream)
+    }
+}
+
 /// `GET path` on `port` of one pod through a port-forward of its own: the
 /// body of a 2xx-5xx answer, or None (no answer within 10 s). What a user
 /// would see from that very pod — the dev loop's tests and benchmark check
