@@ -166,3 +166,30 @@ fn dev_json_ends_with_an_error_event() {
     assert!(message.contains("/nonexistent/go"), "{message}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/go"));
 }
+
+/// `gohot dev cmd/api` where ./cmd/api is a directory: Go reads it as an
+/// import path (the standard library's `cmd/api`); the message says to
+/// write `./cmd/api` (issue 21).
+#[test]
+fn a_directory_without_dot_slash_is_named_with_it() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    std::fs::create_dir_all(app.join("cmd/api")).expect("mkdir");
+    std::fs::copy(app.join("main.go"), app.join("cmd/api/main.go")).expect("copy");
+    let out = run(sb.gohot(&app).args(["dev", "cmd/api", "--watchexec"]).arg(crate::dev::watchexec()));
+    assert_fails(&out, &["\"cmd/api\"", "write ./cmd/api"]);
+}
+
+/// `./cmd/...`: gohot takes main packages, not patterns; the message
+/// names the main packages the pattern matches (issue 21).
+#[test]
+fn a_package_pattern_is_refused_naming_what_it_matches() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    for cmd in ["api", "worker"] {
+        std::fs::create_dir_all(app.join("cmd").join(cmd)).expect("mkdir");
+        std::fs::copy(app.join("main.go"), app.join("cmd").join(cmd).join("main.go")).expect("copy");
+    }
+    let out = run(sb.gohot(&app).args(["dev", "./cmd/...", "--watchexec"]).arg(crate::dev::watchexec()));
+    assert_fails(&out, &["not patterns", "./cmd/api ./cmd/worker"]);
+}
