@@ -68,6 +68,9 @@ pub struct ContextInfo {
     /// Namespace for namespaced objects that name none: `--namespace`, else
     /// the context's, else `default`.
     pub namespace: String,
+    /// The kubeconfig's user entry the context uses: who a refusal names
+    /// when the API server's own message does not say.
+    pub user: String,
 }
 
 /// Why a context may be used.
@@ -352,7 +355,13 @@ pub fn select_context(
         .or_else(|| ctx.namespace.clone())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "default".into());
-    Ok(ContextInfo { name, cluster: ctx.cluster.clone(), server, namespace })
+    Ok(ContextInfo {
+        name,
+        cluster: ctx.cluster.clone(),
+        server,
+        namespace,
+        user: ctx.user.clone().unwrap_or_default(),
+    })
 }
 
 /// `allowContexts:` from `gohot.yaml` in `dir`, read by the one gohot.yaml
@@ -382,7 +391,13 @@ mod tests {
     use super::*;
 
     fn ctx(name: &str, server: &str) -> ContextInfo {
-        ContextInfo { name: name.into(), cluster: name.into(), server: server.into(), namespace: "default".into() }
+        ContextInfo {
+            name: name.into(),
+            cluster: name.into(),
+            server: server.into(),
+            namespace: "default".into(),
+            user: "u".into(),
+        }
     }
 
     const CONFIG: &str = r#"
