@@ -213,7 +213,11 @@ async fn start(
             None => Probe::Started,
         });
         for PortForward { local, remote } in forwards {
-            let (addr, task) = logs::port_forward(cluster, workloads.clone(), image.clone(), local, remote).await?;
+            let warn = sink.clone();
+            let warn: logs::WarnFn =
+                std::sync::Arc::new(move |m: &str| warn(DevEvent::Warning { message: m.to_string() }));
+            let (addr, task) =
+                logs::port_forward(cluster, workloads.clone(), image.clone(), local, remote, warn).await?;
             tasks.push(task);
             let names: Vec<String> = workloads.iter().map(|w| format!("{}/{}", w.namespace, w.name)).collect();
             sink(DevEvent::Forwarding { local: addr.to_string(), remote, workloads: names });
