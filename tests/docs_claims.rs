@@ -21,19 +21,21 @@ fn sources(dir: &Path) -> String {
     all
 }
 
-/// docs/kubernetes.md's permission list names every pod subresource the
-/// Kubernetes code calls.
+/// docs/kubernetes.md's permission list, and the Role in manifests/, name
+/// every pod subresource the Kubernetes code calls.
 #[test]
 fn kubernetes_permissions_cover_the_subresources_gohot_uses() {
     let code = sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     let doc = read("docs/kubernetes.md");
     let section = doc.split("## Permissions").nth(1).expect("a Permissions section");
+    let role = read("manifests/gohot-developer.yaml");
     let section = section.split("\n## ").next().unwrap_or(section).replace('\n', " ");
     for (call, subresource) in
         [(".exec(pod", "pods/exec"), (".log_stream(", "pods/log"), (".portforward(", "pods/portforward")]
     {
         assert!(code.contains(call), "the code no longer calls {call}: update this test and the doc");
         assert!(section.contains(subresource), "docs/kubernetes.md's Permissions omit {subresource}");
+        assert!(role.contains(&format!("[\"{subresource}\"]")), "manifests/gohot-developer.yaml omits {subresource}");
     }
 }
 
