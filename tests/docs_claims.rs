@@ -39,14 +39,14 @@ fn kubernetes_permissions_cover_the_subresources_gohot_uses() {
     }
 }
 
-/// The README documents every setting that chooses the Docker engine.
+/// docs/ko.md documents every setting that chooses the Docker engine.
 #[test]
 fn docker_engine_settings_are_documented() {
-    let readme = read("README.md");
+    let readme = read("docs/ko.md");
     for var in
         ["DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT", "currentContext", "--docker-host"]
     {
-        assert!(readme.contains(var), "README does not mention {var}");
+        assert!(readme.contains(var), "docs/ko.md does not mention {var}");
     }
 }
 

@@ -10,7 +10,7 @@
 //! `allow_k8s_contexts` does, gohot acts without asking only on clusters that
 //! are plainly on the developer's machine, and needs every other context
 //! allowed by name (`--allow-context NAME`, or `allowContexts:` in
-//! `gohot.yaml`, read by [`allowed_from_config`]). The check runs before any
+//! `gohot.yaml`, merged by the CLI). The check runs before any
 //! request to the cluster.
 //!
 //! # The rule
@@ -364,17 +364,6 @@ pub fn select_context(
     })
 }
 
-/// `allowContexts:` from `gohot.yaml` in `dir`, read by the one gohot.yaml
-/// parser ([`crate::config::gohot`]), so the whole file is checked. No file is an
-/// empty list.
-pub fn allowed_from_config(dir: &Path) -> Result<Vec<String>, KubeError> {
-    // One parser for gohot.yaml: the same schema the dev loop reads.
-    crate::config::gohot::GohotConfig::load(dir).map(|c| c.allow_contexts).map_err(|e| KubeError::Kubeconfig {
-        path: dir.join(crate::config::gohot::FILE_NAME).display().to_string(),
-        detail: e.to_string(),
-    })
-}
-
 /// Whether the context is Minikube's default profile (`minikube`). Other
 /// profiles are chosen with `KO_DOCKER_REPO=minikube.local` and `MINIKUBE_PROFILE`.
 pub fn is_minikube(ctx: &ContextInfo) -> bool {
@@ -566,17 +555,6 @@ users:
         std::fs::write(&a, "clusters: [[[").unwrap();
         let err = read_kubeconfig(Some(&a), None, None).unwrap_err().to_string();
         assert!(err.contains(&a.display().to_string()), "{err}");
-    }
-
-    #[test]
-    fn allow_list_from_gohot_yaml() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(allowed_from_config(dir.path()).unwrap().is_empty());
-        std::fs::write(dir.path().join("gohot.yaml"), "sync: {}\nallowContexts: [staging, prod-eu]\n").unwrap();
-        assert_eq!(allowed_from_config(dir.path()).unwrap(), ["staging", "prod-eu"]);
-        std::fs::write(dir.path().join("gohot.yaml"), "allowContexts: staging\n").unwrap();
-        let e = allowed_from_config(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("gohot.yaml") && e.contains("list of context names"), "{e}");
     }
 
     #[test]
