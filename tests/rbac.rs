@@ -115,9 +115,9 @@ fn gohot_developer_role_is_enough_on_a_real_cluster() {
         (forwarded(forward).as_deref() == Some("under the Role")).then_some(())
     });
     edit_and_check(&mut dev, &env, &app, forward, "after the recovery", 1);
-    let refused: Vec<&serde_json::Value> = dev.seen.iter().filter(|e| text(e).contains("refused")).collect();
+    let refused: Vec<&serde_json::Value> = dev.seen().iter().filter(|e| text(e).contains("refused")).collect();
     assert!(refused.is_empty(), "nothing refused: {refused:#?}");
-    assert_eq!(dev.count("sync_failed"), 0, "{recovered}\n{:#?}", dev.seen);
+    assert_eq!(dev.count("sync_failed"), 0, "{recovered}\n{:#?}", dev.seen());
     assert_eq!(dev.interrupt().code(), Some(130));
 
     // gohot syncback: the pod's kodata back home.

@@ -223,20 +223,28 @@ async fn start(
             Some(port) => Probe::InContainer(crate::reload::ContainerProbe::http(port)),
             None => Probe::Started,
         });
+        // A refused port-forward is told as a warning, naming the permission.
+        let warn_sink = sink.clone();
+        let warn: logs::WarnFn =
+            std::sync::Arc::new(move |m: &str| warn_sink(DevEvent::Warning { message: m.to_string() }));
         for PortForward { local, remote } in forwards {
-            let warn = sink.clone();
-            let warn: logs::WarnFn =
-                std::sync::Arc::new(move |m: &str| warn(DevEvent::Warning { message: m.to_string() }));
             let (addr, task) =
-                logs::port_forward(cluster, workloads.clone(), image.clone(), local, remote, warn).await?;
+                logs::port_forward(cluster, workloads.clone(), image.clone(), local, remote, warn.clone()).await?;
             tasks.push(task);
             let names: Vec<String> = workloads.iter().map(|w| format!("{}/{}", w.namespace, w.name)).collect();
             sink(DevEvent::Forwarding { local: addr.to_string(), remote, workloads: names });
         }
         if let Some(d) = dev.debug {
             // Every connection goes to a ready pod of the workloads as of that moment.
-            let (addr, task) =
-                logs::port_forward(cluster, workloads.clone(), image.clone(), 0, crate::layout::DELVE_PORT).await?;
+            let (addr, task) = logs::port_forward(
+                cluster,
+                workloads.clone(),
+                image.clone(),
+                0,
+                crate::layout::DELVE_PORT,
+                warn.clone(),
+            )
+            .await?;
             tasks.push(task);
             let replica = workloads.iter().map(|w| format!("{}/{}", w.namespace, w.name)).collect::<Vec<_>>().join(",");
             let dial = std::sync::Arc::new(crate::debug::TcpDial { addr, replica });
