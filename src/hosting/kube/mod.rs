@@ -91,9 +91,12 @@ struct AppSelection {
 }
 
 fn target_error(cluster: &Cluster, e: KubeError) -> TargetError {
+    let target = format!("cluster {}", cluster.context.name);
     match e {
         KubeError::Exec { replica, detail } => TargetError::Exec { replica, detail },
-        e => TargetError::Api { target: format!("cluster {}", cluster.context.name), detail: e.to_string() },
+        // Already named after the cluster (the pod watch's errors): not twice.
+        KubeError::Api { what, detail } if what == target => TargetError::Api { target, detail },
+        e => TargetError::Api { target, detail: e.to_string() },
     }
 }
 
