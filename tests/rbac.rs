@@ -55,9 +55,9 @@ fn dev_as(env: &KubeEnv, sb: &Sandbox, app: &Path, forward: u16, kubeconfig: &Pa
     cmd
 }
 
-/// The text of an event for people: its message, its errors, else the whole event.
+/// The text of an event for people: its message (or log line), its errors, else the whole event.
 fn text(e: &serde_json::Value) -> String {
-    if let Some(m) = e["message"].as_str() {
+    if let Some(m) = e["message"].as_str().or(e["line"].as_str()) {
         return m.to_string();
     }
     match e["errors"].as_array() {
@@ -204,4 +204,69 @@ fn each_missing_rule_is_named_on_a_real_cluster() {
         e["event"] == "warning" && text(e).contains("pods/portforward")
     });
     assert_names_permission(&text(&warning), &["get", "create"], "pods/portforward", &env, "noforward");
+}
+
+/// The Role's other rules, one at a time: without `--platform` the nodes
+/// (which no Role grants), the rollout wait (`get` on Deployments), the pod
+/// watch, the app's logs and `gohot delete`. Each failure names the
+/// permission, the user and the fix.
+#[test]
+#[ignore = "needs a Kubernetes cluster: scripts/test runs it when KUBECONFIG names one"]
+fn the_other_missing_rules_are_named_on_a_real_cluster() {
+    let env = KubeEnv::with_prefix("rbac", "other_rules");
+    let sb = Sandbox::new();
+    let app = hello_app(&sb, 1, "", "");
+    let platform = node_platform(&env);
+    let dir = sb.path().to_path_buf();
+    let forward = crate::util::free_port();
+    let k = without(&env, &dir, "full", |_| false);
+
+    // The whole Role, no --platform: gohot would read the nodes' platform.
+    let mut cmd = dev_command(&env, &sb, &app, forward);
+    cmd.env("KUBECONFIG", &k);
+    let e = fatal_error(&mut cmd);
+    let user = format!("system:serviceaccount:{}:full", env.ns);
+    assert!(
+        e.contains(&format!(
+            "the cluster refused list nodes cluster-wide for {user}: a namespaced Role cannot grant it"
+        )),
+        "{e}"
+    );
+    assert!(e.contains("gohot-node-reader.yaml") && e.contains("pass --platform"), "names both fixes: {e}");
+
+    // No `get` on Deployments: the apply goes through, the rollout wait cannot.
+    let k = without(&env, &dir, "noget", |r| grants(r, "deployments", "get"));
+    let e = fatal_error(&mut dev_as(&env, &sb, &app, forward, &k, &platform));
+    assert_names_permission(&e, &["get"], "deployments.apps", &env, "noget");
+
+    // No pod watch: the session starts (it lists), and an edit's reload
+    // cannot know the pods.
+    let k = without(&env, &dir, "nowatch", |r| grants(r, "pods", "watch"));
+    let mut dev = KubeDev::start(dev_as(&env, &sb, &app, forward, &k, &platform));
+    dev.wait_event("started", Duration::from_secs(300));
+    crate::dev::set_greeting(&app, "not without a watch");
+    let refused = dev.wait("a refusal naming watch pods", Duration::from_secs(120), |e| text(e).contains("watch pods"));
+    let refused = text(&refused);
+    assert_names_permission(&refused, &["watch"], "pods", &env, "nowatch");
+    let named = format!("cluster {}-nowatch:", env.cluster.context.name);
+    assert_eq!(refused.matches(&named).count(), 1, "the cluster is named once: {refused}");
+    drop(dev);
+
+    // No logs: the session runs; the app's log stream says why it is empty.
+    let k = without(&env, &dir, "nolog", |r| grants(r, "pods/log", "get"));
+    let mut dev = KubeDev::start(dev_as(&env, &sb, &app, forward, &k, &platform));
+    let line = dev.wait("a log line naming pods/log", Duration::from_secs(300), |e| {
+        e["event"] == "log" && text(e).contains("pods/log")
+    });
+    assert_names_permission(&text(&line), &["get"], "pods/log", &env, "nolog");
+    drop(dev);
+
+    // No `delete`: gohot delete (the Service goes first) is refused.
+    let k = without(&env, &dir, "nodelete", |r| grants(r, "services", "delete"));
+    let mut delete = env.gohot(&sb, &app);
+    delete.env("KUBECONFIG", &k).args(["delete", "-n", &env.ns, "-f", "manifests"]);
+    let out = run(&mut delete);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_names_permission(&stderr, &["delete"], "services", &env, "nodelete");
 }
