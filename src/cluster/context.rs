@@ -518,9 +518,10 @@ users:
     fn selects_context_and_namespace() {
         let config = Kubeconfig::from_yaml(CONFIG).unwrap();
         let c = select_context(&config, None, None).unwrap();
-        assert_eq!(c, ctx("kind-dev", "https://127.0.0.1:41234"));
+        assert_eq!(c, ContextInfo { user: "kind-dev".into(), ..ctx("kind-dev", "https://127.0.0.1:41234") });
         let c = select_context(&config, Some("prod-eu"), None).unwrap();
         assert_eq!((c.server.as_str(), c.namespace.as_str()), ("https://prod.example.com:6443", "shop"));
+        assert_eq!(c.user, "admin", "the kubeconfig's user entry: who a refusal without a reason names");
         let c = select_context(&config, Some("prod-eu"), Some("dev")).unwrap();
         assert_eq!(c.namespace, "dev");
         let err = select_context(&config, Some("nope"), None).unwrap_err().to_string();
