@@ -40,8 +40,16 @@
 //! With `--services`, several services in one session against one service
 //! alone (bench/multi.rs), on the engine or with `--kube` on the cluster.
 //!
-//! Usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N] [--skaffold] [--link RTT_MS:MBIT [--peers]]] [--services]
+//! With `--debug`, a reload under `gohot dev --debug` with an editor
+//! attached and its breakpoint set again, against the same reload without
+//! `--debug` (bench/debug.rs), on the engine.
+//!
+//! Usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N] [--skaffold] [--link RTT_MS:MBIT [--peers]]] [--services] [--debug]
 
+#[path = "../tests/dap_client.rs"]
+mod dap_client;
+#[path = "debug.rs"]
+mod debug;
 #[path = "../tests/link.rs"]
 mod link;
 #[path = "multi.rs"]
@@ -62,12 +70,13 @@ struct Args {
     replicas: usize,
     skaffold: bool,
     services: bool,
+    debug: bool,
     /// `--link RTT_MS:MBIT`.
     link: Option<(u64, f64)>,
     peers: bool,
 }
 
-const USAGE: &str = "usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N] [--skaffold] [--link RTT_MS:MBIT [--peers]]] [--services]";
+const USAGE: &str = "usage: bench/reload [--edits N] [--full-edits N] [--soak N] [--json] [--kube [--replicas N] [--skaffold] [--link RTT_MS:MBIT [--peers]]] [--services] [--debug]";
 
 /// A usage error: the problem and the usage, exit 2.
 fn usage_error(problem: &str) -> ! {
@@ -85,6 +94,7 @@ fn parse_args() -> Args {
         replicas: 2,
         skaffold: false,
         services: false,
+        debug: false,
         link: None,
         peers: false,
     };
@@ -101,6 +111,7 @@ fn parse_args() -> Args {
             "--kube" => a.kube = true,
             "--skaffold" => a.skaffold = true,
             "--services" => a.services = true,
+            "--debug" => a.debug = true,
             "--replicas" => a.replicas = num("--replicas"),
             "--peers" => a.peers = true,
             "--link" => {
@@ -117,6 +128,9 @@ fn parse_args() -> Args {
     }
     if a.link.is_some() && !a.kube {
         usage_error("--link is for --kube");
+    }
+    if a.debug && (a.kube || a.services) {
+        usage_error("--debug runs on the Docker engine, one service: without --kube and --services");
     }
     if a.peers && a.link.is_none() {
         usage_error("--peers needs --link");
@@ -428,6 +442,11 @@ fn main() {
             eprintln!("bench: {s}")
         }
     };
+    if args.debug {
+        let stats = debug::run(args.edits, work.path(), &log);
+        debug::report(&stats, args.json);
+        return;
+    }
     if args.services {
         let stats = multi::run(args.edits, args.kube, args.replicas, work.path(), &log);
         multi::report(&stats, args.kube, args.replicas, args.json);
@@ -558,7 +577,7 @@ struct Cluster {
 
 impl Cluster {
     fn connect() -> Cluster {
-        assert!(std::env::var_os("KUBECONFIG").is_some(), "--kube needs KUBECONFIG (e.g. ../shared/realkube.sh env)");
+        assert!(std::env::var_os("KUBECONFIG").is_some(), "--kube needs KUBECONFIG (e.g. scripts/realkube.sh env)");
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let cluster = rt
             .block_on(gohot::cluster::connect(&gohot::cluster::KubeOptions::default()))

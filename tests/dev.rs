@@ -31,7 +31,7 @@ pub fn watchexec() -> PathBuf {
 /// A running `gohot dev` with its JSON event stream.
 pub struct DevSession {
     child: Child,
-    events: mpsc::Receiver<serde_json::Value>,
+    events: EventStream,
     pub port: u16,
     pub container: String,
     pub app: PathBuf,
@@ -79,17 +79,7 @@ impl DevSession {
             .stderr(stderr)
             .spawn()
             .expect("start gohot dev");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                let v: serde_json::Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("--json printed a line that is not JSON ({e}): {line}"));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
+        let events = EventStream::read(child.stdout.take().expect("stdout"));
         let mut s = DevSession { child, events, port, container, app: app.to_path_buf(), _sandbox: None };
         s.wait_event("started", Duration::from_secs(180));
         s
@@ -102,21 +92,7 @@ impl DevSession {
 
     /// Every event up to and including the next one of this kind.
     pub fn collect_until(&mut self, kind: &str, timeout: Duration) -> Vec<serde_json::Value> {
-        let deadline = std::time::Instant::now() + timeout;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(e) => {
-                    let done = e["event"] == kind;
-                    seen.push(e);
-                    if done {
-                        return seen;
-                    }
-                }
-                Err(_) => panic!("no {kind:?} event within {timeout:?}; saw {seen:?}"),
-            }
-        }
+        self.events.until(&format!("{kind:?} event"), timeout, |e| e["event"] == kind)
     }
 
     /// Every event up to and including the `reloaded` of a build that
@@ -498,20 +474,14 @@ fn sync_rules_copy_and_delete_without_rebuild() {
         .spawn()
         .expect("gohot dev");
     let _cleanup = Container(container.clone());
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, events) = mpsc::channel::<serde_json::Value>();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(serde_json::from_str(&line).expect("json"));
+    let mut events = EventStream::read(child.stdout.take().expect("stdout"));
+    let mut next = |kind: &str| {
+        let batch = events.until(&format!("{kind} event"), Duration::from_secs(180), |e| e["event"] == kind);
+        for e in &batch {
+            assert_ne!(e["event"], "build_started", "a rule-covered change must not rebuild: {e}");
+            assert_ne!(e["event"], "sync_failed", "{e}");
         }
-    });
-    let next = |kind: &str| loop {
-        let e = events.recv_timeout(Duration::from_secs(180)).unwrap_or_else(|_| panic!("no {kind} event"));
-        assert_ne!(e["event"], "build_started", "a rule-covered change must not rebuild: {e}");
-        assert_ne!(e["event"], "sync_failed", "{e}");
-        if e["event"] == kind {
-            return e;
-        }
+        batch.last().cloned().expect("the event")
     };
     next("started");
     let remote_hash = |path: &str| -> serde_json::Value {
@@ -530,13 +500,11 @@ fn sync_rules_copy_and_delete_without_rebuild() {
     // /srv belongs to root: user 65532 cannot create /srv/locked.
     std::fs::create_dir_all(app.join("locked")).expect("mkdir");
     std::fs::write(app.join("locked/app.conf"), "x=1\n").expect("write");
-    let failed = loop {
-        let e = events.recv_timeout(Duration::from_secs(180)).expect("no sync_failed event");
+    let batch = events.until("sync_failed event", Duration::from_secs(180), |e| e["event"] == "sync_failed");
+    for e in &batch {
         assert_ne!(e["event"], "rules_synced", "a failed write reported as synced: {e}");
-        if e["event"] == "sync_failed" {
-            break e;
-        }
-    };
+    }
+    let failed = batch.last().cloned().expect("the event");
     let why = failed["errors"].to_string();
     assert!(why.contains("/srv/locked/app.conf") && why.contains("permission denied"), "{why}");
     assert!(why.contains("/home/nonroot"), "the error names a writable place: {why}");

@@ -21,30 +21,32 @@ fn sources(dir: &Path) -> String {
     all
 }
 
-/// docs/kubernetes.md's permission list names every pod subresource the
-/// Kubernetes code calls.
+/// docs/kubernetes.md's permission list, and the Role in manifests/, name
+/// every pod subresource the Kubernetes code calls.
 #[test]
 fn kubernetes_permissions_cover_the_subresources_gohot_uses() {
     let code = sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     let doc = read("docs/kubernetes.md");
     let section = doc.split("## Permissions").nth(1).expect("a Permissions section");
+    let role = read("manifests/gohot-developer.yaml");
     let section = section.split("\n## ").next().unwrap_or(section).replace('\n', " ");
     for (call, subresource) in
         [(".exec(pod", "pods/exec"), (".log_stream(", "pods/log"), (".portforward(", "pods/portforward")]
     {
         assert!(code.contains(call), "the code no longer calls {call}: update this test and the doc");
         assert!(section.contains(subresource), "docs/kubernetes.md's Permissions omit {subresource}");
+        assert!(role.contains(&format!("[\"{subresource}\"]")), "manifests/gohot-developer.yaml omits {subresource}");
     }
 }
 
-/// The README documents every setting that chooses the Docker engine.
+/// docs/ko.md documents every setting that chooses the Docker engine.
 #[test]
 fn docker_engine_settings_are_documented() {
-    let readme = read("README.md");
+    let readme = read("docs/ko.md");
     for var in
         ["DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT", "currentContext", "--docker-host"]
     {
-        assert!(readme.contains(var), "README does not mention {var}");
+        assert!(readme.contains(var), "docs/ko.md does not mention {var}");
     }
 }
 

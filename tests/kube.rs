@@ -9,7 +9,7 @@
 //! source (the `gohot skaffold sync` hook, `kubectl exec … tar xmf -`,
 //! `rm -rf --`) with Tilt's `tar -C / -x -f -` through the exec API.
 //!
-//! The cluster is the one KUBECONFIG names (CI starts `../shared/realkube.sh`,
+//! The cluster is the one KUBECONFIG names (CI starts `scripts/realkube.sh`,
 //! a real single-node Kubernetes 1.20, and points KUBECONFIG at it; images go
 //! to KO_DOCKER_REPO, its registry on 127.0.0.1:5000). Every test here is
 //! `#[ignore]`d, so that without a cluster nextest counts it as skipped, and
@@ -30,7 +30,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 
-use crate::util::{ok, run, wait_for, Sandbox};
+use crate::util::{ok, run, wait_for, EventStream, Sandbox};
 
 /// A reachable cluster and a namespace of this test's own, deleted on drop.
 pub struct KubeEnv {
@@ -44,10 +44,15 @@ impl KubeEnv {
     /// namespace. Panics when no cluster is named or it cannot be reached:
     /// these tests run only when asked to (they are `#[ignore]`d).
     pub fn new(test: &str) -> Self {
+        Self::with_prefix("gohot", test)
+    }
+
+    /// [`KubeEnv::new`] with the namespace named `PREFIX-…`.
+    pub fn with_prefix(prefix: &str, test: &str) -> Self {
         let kubeconfig = std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()).unwrap_or_else(|| {
             panic!(
-                "{test} needs a cluster and KUBECONFIG is not set: point it at one (../shared/realkube.sh up; \
-                 eval \"$(../shared/realkube.sh env)\"), or leave the cluster tests to be skipped (they are #[ignore]d)"
+                "{test} needs a cluster and KUBECONFIG is not set: point it at one (scripts/realkube.sh up; \
+                 eval \"$(scripts/realkube.sh env)\"), or leave the cluster tests to be skipped (they are #[ignore]d)"
             )
         });
         let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -63,7 +68,7 @@ impl KubeEnv {
             )
         });
         let short: String = test.chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect();
-        let ns = format!("gohot-{}-{}", short.to_lowercase(), std::process::id());
+        let ns = format!("{prefix}-{}-{}", short.to_lowercase(), std::process::id());
         let env = KubeEnv { rt, cluster, ns };
         env.rt.block_on(gohot::deploy::apply::apply(&env.cluster, &[env.namespace_doc()])).expect("create namespace");
         env
@@ -198,25 +203,19 @@ impl Drop for KubeEnv {
 /// event is kept so a test can check none of a kind was ever seen. Killed on drop.
 pub struct KubeDev {
     child: Child,
-    events: mpsc::Receiver<serde_json::Value>,
-    pub seen: Vec<serde_json::Value>,
+    events: EventStream,
 }
 
 impl KubeDev {
     pub fn start(mut cmd: Command) -> Self {
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start gohot dev");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                let v: serde_json::Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("--json printed a line that is not JSON ({e}): {line}"));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        KubeDev { child, events, seen: Vec::new() }
+        let events = EventStream::read(child.stdout.take().expect("stdout"));
+        KubeDev { child, events }
+    }
+
+    /// Every event seen so far.
+    pub fn seen(&self) -> &[serde_json::Value] {
+        &self.events.seen
     }
 
     /// The next event for which `want` holds, within `timeout`.
@@ -226,19 +225,7 @@ impl KubeDev {
         timeout: Duration,
         want: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(e) => {
-                    self.seen.push(e.clone());
-                    if want(&e) {
-                        return e;
-                    }
-                }
-                Err(_) => panic!("no {what} within {timeout:?}; events so far:\n{:#?}", self.seen),
-            }
-        }
+        self.events.until(what, timeout, want).pop().expect("the event")
     }
 
     /// An event for which `want` holds: one already seen, or the next one.
@@ -248,7 +235,7 @@ impl KubeDev {
         timeout: Duration,
         want: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        match self.seen.iter().find(|e| want(e)) {
+        match self.events.seen.iter().find(|e| want(e)) {
             Some(e) => e.clone(),
             None => self.wait(what, timeout, want),
         }
@@ -260,7 +247,7 @@ impl KubeDev {
 
     /// Events of `kind` seen so far.
     pub fn count(&self, kind: &str) -> usize {
-        self.seen.iter().filter(|e| e["event"] == kind).count()
+        self.events.seen.iter().filter(|e| e["event"] == kind).count()
     }
 
     pub fn interrupt(&mut self) -> std::process::ExitStatus {
@@ -279,7 +266,7 @@ impl Drop for KubeDev {
 /// The hello example in the sandbox, its Deployment set to `replicas` and
 /// `pod_spec_extra` (YAML lines at pod-spec indentation) and
 /// `container_extra` (at container indentation) added.
-fn hello_app(sb: &Sandbox, replicas: u32, pod_spec_extra: &str, container_extra: &str) -> PathBuf {
+pub(crate) fn hello_app(sb: &Sandbox, replicas: u32, pod_spec_extra: &str, container_extra: &str) -> PathBuf {
     let app = sb.copy_example("hello", "hello");
     let path = app.join("manifests/deployment.yaml");
     let text = std::fs::read_to_string(&path).expect("manifest");
@@ -291,7 +278,7 @@ fn hello_app(sb: &Sandbox, replicas: u32, pod_spec_extra: &str, container_extra:
     app
 }
 
-fn dev_command(env: &KubeEnv, sb: &Sandbox, app: &Path, forward: u16) -> Command {
+pub(crate) fn dev_command(env: &KubeEnv, sb: &Sandbox, app: &Path, forward: u16) -> Command {
     let mut cmd = env.gohot(sb, app);
     cmd.args(["dev", ".", "--json", "-n", &env.ns, "-f", "manifests", "--port-forward", &format!("{forward}:8080")])
         .arg("--watchexec")
@@ -300,7 +287,7 @@ fn dev_command(env: &KubeEnv, sb: &Sandbox, app: &Path, forward: u16) -> Command
 }
 
 /// What the user's port-forward answers.
-fn forwarded(port: u16) -> Option<String> {
+pub(crate) fn forwarded(port: u16) -> Option<String> {
     crate::util::http_get(port, "/").filter(|(s, _)| *s == 200).map(|(_, b)| b.trim().to_string())
 }
 
@@ -310,7 +297,7 @@ fn is_reloaded(e: &serde_json::Value) -> bool {
 
 /// Edits, then waits for the reload and checks what every pod and the
 /// user's port-forward serve.
-fn edit_and_check(dev: &mut KubeDev, env: &KubeEnv, app: &Path, forward: u16, text: &str, replicas: usize) {
+pub(crate) fn edit_and_check(dev: &mut KubeDev, env: &KubeEnv, app: &Path, forward: u16, text: &str, replicas: usize) {
     crate::dev::set_greeting(app, text);
     let reloaded = dev.wait("a reload", Duration::from_secs(120), is_reloaded);
     assert_eq!(reloaded["replicas"], replicas, "{reloaded}");
@@ -341,7 +328,7 @@ fn dev_loop_on_a_real_cluster() {
     for i in 1..=3 {
         edit_and_check(&mut dev, &env, &app, forward, &format!("edit {i}"), 2);
     }
-    assert_eq!(dev.count("sync_failed"), 0, "{:#?}", dev.seen);
+    assert_eq!(dev.count("sync_failed"), 0, "{:#?}", dev.seen());
 
     // A deleted pod: its replacement starts from the image (the old build)
     // and must be brought up to date and reported.
@@ -388,7 +375,7 @@ fn dev_loop_on_a_real_cluster() {
         assert_eq!(env.pod_answer(pod).as_deref(), Some("after a deletion"), "{pod} once recovered");
     }
     edit_and_check(&mut dev, &env, &app, forward, "after a rollout", 2);
-    assert_eq!(dev.count("sync_failed"), 0, "{:#?}", dev.seen);
+    assert_eq!(dev.count("sync_failed"), 0, "{:#?}", dev.seen());
     let status = dev.interrupt();
     assert_eq!(status.code(), Some(130), "gohot dev exits 130 on Ctrl-C");
 }
@@ -415,7 +402,7 @@ fn nonroot_read_only_root_hot_reloads_on_a_real_cluster() {
     assert!(spec.init_containers.as_ref().is_some_and(|c| !c.is_empty()), "the seed init container");
     edit_and_check(&mut dev, &env, &app, forward, "read-only root, non-root", 1);
     edit_and_check(&mut dev, &env, &app, forward, "and again", 1);
-    assert_eq!(dev.count("sync_failed"), 0, "{:#?}", dev.seen);
+    assert_eq!(dev.count("sync_failed"), 0, "{:#?}", dev.seen());
 }
 
 /// `gohot apply --dev`, the helper reached through a session over the exec API, syncback
@@ -547,7 +534,8 @@ fn apply_failures_are_named_on_a_real_cluster() {
         .expect("manifest")
         .replace("ko://example.com/hello", "127.0.0.1:5000/never-pulled:here");
     let e = refused("deployment.yaml", &deployment, Some(&reader));
-    assert!(e.contains(&format!("cannot patch deployments.apps in namespace \"{}\"", env.ns)), "{e}");
+    let refused = format!("the cluster refused patch deployments.apps in namespace {} for system:serviceaccount:{}:reader: add it to your Role", env.ns, env.ns);
+    assert!(e.contains(&refused), "{e}");
 }
 
 /// The rollout wait on a real cluster, for an image the kubelet cannot pull

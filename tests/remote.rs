@@ -48,7 +48,7 @@ fn a_reload_over_a_slow_link_is_one_round_trip() {
     crate::dev::set_greeting(&app, "over the link, second");
     let reloaded = dev.wait("the second reload", Duration::from_secs(120), reloaded_everywhere);
     let used = link.counts() - before;
-    assert_eq!(used.turns, 1, "round trips of one reload: {used:?}; events: {:#?}", dev.seen);
+    assert_eq!(used.turns, 1, "round trips of one reload: {used:?}; events: {:#?}", dev.seen());
     assert_eq!(used.connections, 0, "connections opened by one reload: {used:?}");
     let sent = reloaded["bytes_sent"].as_u64().expect("bytes_sent");
     assert!(sent > 0 && used.up >= sent, "{used:?} up for {sent} bytes of payloads");

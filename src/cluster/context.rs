@@ -10,7 +10,7 @@
 //! `allow_k8s_contexts` does, gohot acts without asking only on clusters that
 //! are plainly on the developer's machine, and needs every other context
 //! allowed by name (`--allow-context NAME`, or `allowContexts:` in
-//! `gohot.yaml`, read by [`allowed_from_config`]). The check runs before any
+//! `gohot.yaml`, merged by the CLI). The check runs before any
 //! request to the cluster.
 //!
 //! # The rule
@@ -68,6 +68,9 @@ pub struct ContextInfo {
     /// Namespace for namespaced objects that name none: `--namespace`, else
     /// the context's, else `default`.
     pub namespace: String,
+    /// The kubeconfig's user entry the context uses: who a refusal names
+    /// when the API server's own message does not say.
+    pub user: String,
 }
 
 /// Why a context may be used.
@@ -352,17 +355,12 @@ pub fn select_context(
         .or_else(|| ctx.namespace.clone())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "default".into());
-    Ok(ContextInfo { name, cluster: ctx.cluster.clone(), server, namespace })
-}
-
-/// `allowContexts:` from `gohot.yaml` in `dir`, read by the one gohot.yaml
-/// parser ([`crate::config::gohot`]), so the whole file is checked. No file is an
-/// empty list.
-pub fn allowed_from_config(dir: &Path) -> Result<Vec<String>, KubeError> {
-    // One parser for gohot.yaml: the same schema the dev loop reads.
-    crate::config::gohot::GohotConfig::load(dir).map(|c| c.allow_contexts).map_err(|e| KubeError::Kubeconfig {
-        path: dir.join(crate::config::gohot::FILE_NAME).display().to_string(),
-        detail: e.to_string(),
+    Ok(ContextInfo {
+        name,
+        cluster: ctx.cluster.clone(),
+        server,
+        namespace,
+        user: ctx.user.clone().unwrap_or_default(),
     })
 }
 
@@ -382,7 +380,13 @@ mod tests {
     use super::*;
 
     fn ctx(name: &str, server: &str) -> ContextInfo {
-        ContextInfo { name: name.into(), cluster: name.into(), server: server.into(), namespace: "default".into() }
+        ContextInfo {
+            name: name.into(),
+            cluster: name.into(),
+            server: server.into(),
+            namespace: "default".into(),
+            user: "u".into(),
+        }
     }
 
     const CONFIG: &str = r#"
@@ -514,9 +518,10 @@ users:
     fn selects_context_and_namespace() {
         let config = Kubeconfig::from_yaml(CONFIG).unwrap();
         let c = select_context(&config, None, None).unwrap();
-        assert_eq!(c, ctx("kind-dev", "https://127.0.0.1:41234"));
+        assert_eq!(c, ContextInfo { user: "kind-dev".into(), ..ctx("kind-dev", "https://127.0.0.1:41234") });
         let c = select_context(&config, Some("prod-eu"), None).unwrap();
         assert_eq!((c.server.as_str(), c.namespace.as_str()), ("https://prod.example.com:6443", "shop"));
+        assert_eq!(c.user, "admin", "the kubeconfig's user entry: who a refusal without a reason names");
         let c = select_context(&config, Some("prod-eu"), Some("dev")).unwrap();
         assert_eq!(c.namespace, "dev");
         let err = select_context(&config, Some("nope"), None).unwrap_err().to_string();
@@ -551,17 +556,6 @@ users:
         std::fs::write(&a, "clusters: [[[").unwrap();
         let err = read_kubeconfig(Some(&a), None, None).unwrap_err().to_string();
         assert!(err.contains(&a.display().to_string()), "{err}");
-    }
-
-    #[test]
-    fn allow_list_from_gohot_yaml() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(allowed_from_config(dir.path()).unwrap().is_empty());
-        std::fs::write(dir.path().join("gohot.yaml"), "sync: {}\nallowContexts: [staging, prod-eu]\n").unwrap();
-        assert_eq!(allowed_from_config(dir.path()).unwrap(), ["staging", "prod-eu"]);
-        std::fs::write(dir.path().join("gohot.yaml"), "allowContexts: staging\n").unwrap();
-        let e = allowed_from_config(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("gohot.yaml") && e.contains("list of context names"), "{e}");
     }
 
     #[test]

@@ -13,14 +13,17 @@
 //! - [`paths`]: local files ↔ the binary's names;
 //! - [`replay`]: what a new delve is told (a pure decider), breakpoint ids;
 //! - [`session`]: one editor's session as a state machine with no I/O;
-//! - [`server`]: the listener, the session's I/O, the JSON-RPC relay.
+//! - [`server`]: the listener, the session's I/O, the JSON-RPC relay;
+//! - [`Debugger`]: the one thing the dev loop calls (`live.rs`).
 
 pub mod dap;
+mod live;
 pub mod paths;
 pub mod replay;
 pub mod server;
 pub mod session;
 
+pub use live::Debugger;
 pub use paths::PathMap;
 pub use server::{DebugEvent, DebugEvents, DebugServer, Dial, TcpDial, Timeouts};
 pub use session::Replayed;

@@ -64,13 +64,27 @@ impl Dial for TcpDial {
 }
 
 /// What happens to debug sessions, for the dev loop's events.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum DebugEvent {
     /// An editor attached (its first connection to a delve).
     Attached {
         /// The replica debugged.
         replica: String,
+    },
+    /// After a reload, the editor's session moved to the new process and
+    /// its breakpoints were set again.
+    Reattached {
+        /// The replica debugged.
+        replica: String,
+        /// Breakpoints set again.
+        breakpoints: usize,
+        /// Of those, verified in the new process.
+        verified: usize,
+        /// Requests of the replay delve refused.
+        errors: Vec<String>,
+        /// Seconds from the new process answering until the replay was done.
+        seconds: f64,
     },
     /// The editor ended its session.
     Detached,
@@ -207,7 +221,7 @@ impl DebugServer {
 
     /// gohot is stopping: the editor's session ends (`terminated`), the
     /// app is left running under delve, and the listener closes.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         if let Some(s) = self.shared.session() {
             let (done, ended) = oneshot::channel();
             if s.send(Command::End { done }).await.is_ok() {

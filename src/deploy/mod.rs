@@ -40,6 +40,8 @@ pub struct DeployOptions {
     /// With `dev`: only the containers of these `ko://` references (None:
     /// every one); the others run their image as built.
     pub dev_only: Option<std::collections::BTreeSet<String>>,
+    /// With `dev`: the developed apps run under delve (`gohot dev --debug`).
+    pub debug: bool,
     /// Builds to run at once.
     pub jobs: usize,
     /// Wait for the rollout (None: don't).
@@ -97,7 +99,7 @@ pub async fn resolve_for_apply(
             .filter(|(r, _)| opts.dev_only.as_ref().is_none_or(|only| only.contains(*r)))
             .map(|(r, v)| (r.clone(), v.clone()))
             .collect();
-        let edit = resolve::dev_edit(&developed);
+        let edit = resolve::dev_edit_with(&developed, opts.debug);
         resolve::render_documents(files, &images, &edit)?
     } else {
         resolve::render_documents(files, &images, &|_| Ok(false))?
@@ -238,6 +240,7 @@ mod tests {
         let opts = DeployOptions {
             dev: true,
             dev_only: None,
+            debug: false,
             jobs: 1,
             wait: Some(WaitOptions {
                 timeout: std::time::Duration::from_secs(5),

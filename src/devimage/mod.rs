@@ -116,6 +116,12 @@ impl DevBuilder {
         DevBuilder { inner, tools }
     }
 
+    /// The same, building for a debugger with delve in the image (`--debug`).
+    pub fn with_delve(mut self, source: delve::DelveSource) -> Self {
+        self.tools.delve = Some(source);
+        self
+    }
+
     /// The production builder underneath (package lookup, platforms, cache).
     pub fn inner(&self) -> &GoBuilder {
         &self.inner

@@ -10,6 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::events::{for_app, DevEvent, SessionSink};
 use super::{per_service, DevApp, DevError, ForService, LoopOptions, Probe, Service};
 use crate::builder::{Build, BuildError};
+use crate::debug::Debugger;
 use crate::devimage::DevBuilder;
 use crate::hosting::docker::{ContainerSpec, DockerTarget, PortMapping, SessionNetwork};
 use crate::publish::daemon::DaemonPublisher;
@@ -59,9 +60,14 @@ pub struct DockerDev {
 /// Runs dev mode on Docker until `shutdown`. A `shutdown` during start-up
 /// (the first builds, loading the images) stops there; once containers
 /// exist, they are removed on the way out (unless `keep`).
+///
+/// With `debug` (`--debug`, one service), the container runs the app under
+/// delve, its delve port is published on a free port of 127.0.0.1, and the
+/// debugger is told where it is and when the process is replaced.
 pub async fn run(
     builder: &DevBuilder,
     dev: DockerDev,
+    debug: Option<&Debugger>,
     opts: LoopOptions,
     events: SessionSink,
     shutdown: impl std::future::Future<Output = ()>,
@@ -93,10 +99,18 @@ pub async fn run(
                 (None, _) => format!("gohot-{}", app.name()),
             },
             image: image.clone(),
-            entrypoint: devrewrite::dev_command(&app.name(), &[app.dest()]),
+            entrypoint: match debug {
+                Some(_) => devrewrite::debug_command(&app.name(), &[app.dest()])
+                    .unwrap_or_else(|| devrewrite::dev_command(&app.name(), &[app.dest()])),
+                None => devrewrite::dev_command(&app.name(), &[app.dest()]),
+            },
             args: dev.args.clone(),
             env: dev.env.clone(),
-            ports: ports.clone(),
+            ports: match debug {
+                // The engine picks the host port; the debugger looks it up.
+                Some(_) => ports.iter().cloned().chain([delve_port()]).collect(),
+                None => ports.clone(),
+            },
             network: network.as_ref().map(|n| (n.name().to_string(), vec![app.name()])),
         };
         targets.push(DockerTarget::new(docker.clone(), spec).for_app(&app.package.import_path));
@@ -113,6 +127,16 @@ pub async fn run(
             Ok(()) => {
                 let mut logs = Vec::new();
                 let mut services = Vec::new();
+                if let (Some(d), Some(app), Some(target)) = (debug, apps.first(), targets.first()) {
+                    let dial = std::sync::Arc::new(target.published(crate::layout::DELVE_PORT));
+                    match builder.inner().list_deps(&app.package, &app.requested, &app.platform).await {
+                        Ok(listed) => d.running(dial, crate::debug::PathMap::from_listing(&listed)).await,
+                        Err(e) => {
+                            events(None, DevEvent::Warning { message: format!("debugger: source paths: {e}") });
+                            d.running(dial, crate::debug::PathMap::default()).await;
+                        }
+                    }
+                }
                 let per = ports.iter().zip(probes).zip(initial);
                 for (((app, target), image), ((ports, probes), initial)) in
                     apps.into_iter().zip(&targets).zip(images).zip(per)
@@ -128,9 +152,13 @@ pub async fn run(
                         Some(p) => Probe::InContainer(crate::reload::ContainerProbe::http(p.container_port)),
                         None => Probe::Started,
                     });
-                    services.push(Service { app, target, initial, probe });
+                    services.push(Service { app, target, initial, probe, debug });
                 }
                 let result = super::run(builder, services, watching, opts, events.clone(), shutdown).await;
+                // The editor hears the session is over before the container goes.
+                if let Some(d) = debug {
+                    d.end().await;
+                }
                 for l in logs {
                     l.abort();
                 }
@@ -152,6 +180,11 @@ pub async fn run(
     }
     events(None, DevEvent::Stopped { kept: dev.keep });
     Ok(result?)
+}
+
+/// delve's port, published on a port of 127.0.0.1 the engine picks.
+fn delve_port() -> PortMapping {
+    PortMapping { host_ip: "127.0.0.1".into(), host_port: 0, container_port: crate::layout::DELVE_PORT }
 }
 
 /// What start-up produced before the containers exist.

@@ -149,6 +149,32 @@ pub enum DevEvent {
         /// Each service the save touched, in session order.
         services: Vec<ServiceResult>,
     },
+    /// `--debug`: gohot listens for editors and delve clients.
+    DebugListening {
+        /// The address to attach to (`127.0.0.1:40000`).
+        address: String,
+    },
+    /// `--debug`: an editor attached; its session goes to this replica's delve.
+    DebugAttached {
+        /// The replica debugged.
+        replica: String,
+    },
+    /// `--debug`: after a reload the editor's session moved to the new
+    /// process and its breakpoints were set again (before `reloaded`).
+    DebugReattached {
+        /// The replica debugged.
+        replica: String,
+        /// Breakpoints set again (line, function and exception breakpoints).
+        breakpoints: usize,
+        /// Of those, verified in the new process.
+        verified: usize,
+        /// Requests of the replay delve refused, with its message.
+        errors: Vec<String>,
+        /// Seconds from the new process answering until the replay was done.
+        seconds: f64,
+    },
+    /// `--debug`: the editor ended its session.
+    DebugDetached,
     /// gohot is stopping.
     Stopped {
         /// Whether the app's container was kept.
@@ -261,6 +287,16 @@ impl DevEvent {
                 };
                 format!("{count} reloaded in {total:.2}s ({})", each.join(" · "))
             }
+            DevEvent::DebugListening { address } => format!("debugger: attach your editor to {address}"),
+            DevEvent::DebugAttached { replica } => format!("debugger: editor attached to {replica}"),
+            DevEvent::DebugReattached { breakpoints, verified, errors, seconds, .. } => {
+                let refused = if errors.is_empty() { String::new() } else { format!("; {}", errors.join("; ")) };
+                format!(
+                    "debugger: reattached, {verified}/{breakpoints} {} set again in {seconds:.2}s{refused}",
+                    if *breakpoints == 1 { "breakpoint" } else { "breakpoints" }
+                )
+            }
+            DevEvent::DebugDetached => "debugger: editor detached".into(),
             DevEvent::Stopped { kept } => {
                 if *kept {
                     "stopped (container kept)".into()
@@ -319,6 +355,10 @@ mod tests {
                 total: 0.5,
                 services: vec![ServiceResult { app: s(), outcome: s(), total: 0.5 }],
             },
+            DevEvent::DebugListening { address: s() },
+            DevEvent::DebugAttached { replica: s() },
+            DevEvent::DebugReattached { replica: s(), breakpoints: 1, verified: 1, errors: vec![s()], seconds: 0.5 },
+            DevEvent::DebugDetached,
             DevEvent::Stopped { kept: false },
             DevEvent::Error { message: s() },
         ];
@@ -338,6 +378,10 @@ mod tests {
                 | DevEvent::Warning { .. }
                 | DevEvent::Forwarding { .. }
                 | DevEvent::ReloadedAll { .. }
+                | DevEvent::DebugListening { .. }
+                | DevEvent::DebugAttached { .. }
+                | DevEvent::DebugReattached { .. }
+                | DevEvent::DebugDetached
                 | DevEvent::Stopped { .. }
                 | DevEvent::Error { .. } => {}
             }

@@ -16,6 +16,7 @@ use super::events::{for_app, DevEvent, SessionSink};
 use super::{per_service, DevApp, DevError, ForService, LoopOptions, PortForward, Probe, Service};
 use crate::builder::{Build, BuildError, Built};
 use crate::cluster::{Cluster, KubeError};
+use crate::debug::Debugger;
 use crate::deploy::{self, rollout, DeployError};
 use crate::devimage::DevBuilder;
 use crate::hosting::kube::{logs, pods, KubeTarget};
@@ -59,7 +60,7 @@ impl KubeDevError {
 }
 
 /// What to run.
-pub struct KubeDev {
+pub struct KubeDev<'d> {
     /// The packages to develop; empty: every `ko://` image of the manifests.
     pub packages: Vec<String>,
     /// The manifests.
@@ -72,6 +73,9 @@ pub struct KubeDev {
     pub probes: Vec<ForService<Probe>>,
     /// How long to wait for the rollout.
     pub rollout_timeout: Duration,
+    /// `--debug`: the one service developed runs under delve, and the
+    /// debugger reaches a ready pod's delve through a port-forward of its own.
+    pub debug: Option<&'d Debugger>,
 }
 
 /// Runs dev mode on the cluster until `shutdown`. A `shutdown` during
@@ -80,7 +84,7 @@ pub async fn run(
     builder: &DevBuilder,
     cluster: &Cluster,
     publisher: &dyn Publish,
-    dev: KubeDev,
+    dev: KubeDev<'_>,
     opts: LoopOptions,
     events: SessionSink,
     shutdown: impl std::future::Future<Output = ()>,
@@ -91,6 +95,7 @@ pub async fn run(
         _ = &mut shutdown => return Ok(()),
     };
     let Started { services, watching, tasks } = started;
+    let debug = dev.debug;
     let services = services
         .iter()
         .map(|(app, target, initial, probe)| Service {
@@ -98,9 +103,14 @@ pub async fn run(
             target,
             initial: initial.clone(),
             probe: probe.clone(),
+            debug,
         })
         .collect();
     let result = super::run(builder, services, watching, opts, events.clone(), shutdown).await;
+    // The editor hears the session is over.
+    if let Some(d) = debug {
+        d.end().await;
+    }
     for t in tasks {
         t.abort();
     }
@@ -143,7 +153,7 @@ async fn start(
     builder: &DevBuilder,
     cluster: &Cluster,
     publisher: &dyn Publish,
-    dev: &KubeDev,
+    dev: &KubeDev<'_>,
     opts: &LoopOptions,
     events: &SessionSink,
 ) -> Result<Started, KubeDevError> {
@@ -172,6 +182,7 @@ async fn start(
     let deploy_opts = deploy::DeployOptions {
         dev: true,
         dev_only: Some(apps.iter().map(|a| format!("{KO_PREFIX}{}", a.package.import_path)).collect()),
+        debug: dev.debug.is_some(),
         jobs: 2,
         wait: Some(rollout::WaitOptions { timeout: dev.rollout_timeout, ..Default::default() }),
     };
@@ -212,11 +223,33 @@ async fn start(
             Some(port) => Probe::InContainer(crate::reload::ContainerProbe::http(port)),
             None => Probe::Started,
         });
+        // A refused port-forward is told as a warning, naming the permission.
+        let warn_sink = sink.clone();
+        let warn: logs::WarnFn =
+            std::sync::Arc::new(move |m: &str| warn_sink(DevEvent::Warning { message: m.to_string() }));
         for PortForward { local, remote } in forwards {
-            let (addr, task) = logs::port_forward(cluster, workloads.clone(), image.clone(), local, remote).await?;
+            let (addr, task) =
+                logs::port_forward(cluster, workloads.clone(), image.clone(), local, remote, warn.clone()).await?;
             tasks.push(task);
             let names: Vec<String> = workloads.iter().map(|w| format!("{}/{}", w.namespace, w.name)).collect();
             sink(DevEvent::Forwarding { local: addr.to_string(), remote, workloads: names });
+        }
+        if let Some(d) = dev.debug {
+            // Every connection goes to a ready pod of the workloads as of that moment.
+            let (addr, task) = logs::port_forward(
+                cluster,
+                workloads.clone(),
+                image.clone(),
+                0,
+                crate::layout::DELVE_PORT,
+                warn.clone(),
+            )
+            .await?;
+            tasks.push(task);
+            let replica = workloads.iter().map(|w| format!("{}/{}", w.namespace, w.name)).collect::<Vec<_>>().join(",");
+            let dial = std::sync::Arc::new(crate::debug::TcpDial { addr, replica });
+            let listed = builder.inner().list_deps(&app.package, &app.requested, &app.platform).await?;
+            d.running(dial, crate::debug::PathMap::from_listing(&listed)).await;
         }
         sink(DevEvent::Started {
             image: deployed.refs.get(&reference).map(|r| r.image.clone()).unwrap_or_default(),

@@ -171,7 +171,7 @@ impl Harness {
         let initial = binary_of(source);
         let b = builder.clone();
         let task = tokio::spawn(async move {
-            let service = Service { app, target: target.as_ref(), initial, probe: Probe::Started };
+            let service = Service { app, target: target.as_ref(), initial, probe: Probe::Started, debug: None };
             run(b.as_ref(), vec![service], watching, opts, sink, async {
                 let _ = stopped.await;
             })

@@ -445,6 +445,8 @@ pub struct Service<'t> {
     pub initial: Bytes,
     /// How gohot knows its new process serves.
     pub probe: Probe,
+    /// `--debug`: the editor's session, told when the process is replaced.
+    pub debug: Option<&'t crate::debug::Debugger>,
 }
 
 /// Runs the loop for `services` (in the order [`begin`] returned their

@@ -148,7 +148,7 @@ impl Session {
                 .map(|app| {
                     let target: &dyn Target = t[&app.name()].as_ref();
                     let initial = binary(&format!("{} v1", app.name()), "s1");
-                    Service { app, target, initial, probe: Probe::Started }
+                    Service { app, target, initial, probe: Probe::Started, debug: None }
                 })
                 .collect();
             run(b.as_ref(), services, watching, opts, sink, async {

@@ -100,7 +100,7 @@ pub(super) async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DevError> {
     let Shared { builder, watcher, router, opts, builds, .. } = *shared;
-    let Service { app, target, initial, probe } = service;
+    let Service { app, target, initial, probe, debug } = service;
     let reload_opts = ReloadOptions {
         app: app.name(),
         dest: app.dest(),
@@ -202,7 +202,7 @@ pub(super) async fn run(
                 }
                 if !pending.kodata.is_empty() && !pending.build && running.is_none() {
                     let files: Vec<String> = std::mem::take(&mut pending.kodata).into_iter().collect();
-                    files::sync_kodata(&mut reloader, &app, &files, &events).await;
+                    sync_kodata(&mut reloader, &app, &files, &events, debug).await;
                 }
                 if pending.build && running.is_none() {
                     let files = std::mem::take(&mut pending.sources);
@@ -247,9 +247,16 @@ pub(super) async fn run(
                             ended(r.seq, Ended::Unchanged);
                         } else {
                             let binary_bytes = binary.bytes.len() as u64;
+                            if let Some(d) = debug {
+                                d.replacing().await;
+                            }
                             let report = reloader.push_binary(binary).await;
                             let detect = r.started.duration_since(r.first_change);
                             let answered = report.answered;
+                            // Reported once the editor's breakpoints are set in the new process.
+                            if let (Some(d), true) = (debug, answered) {
+                                d.replaced().await;
+                            }
                             report_push(&app, report, &r, detect, build_time, binary_bytes, &events);
                             ended(r.seq, if answered { Ended::Reloaded } else { Ended::Failed });
                         }
@@ -257,7 +264,7 @@ pub(super) async fn run(
                 }
                 if !pending.kodata.is_empty() {
                     let files: Vec<String> = std::mem::take(&mut pending.kodata).into_iter().collect();
-                    files::sync_kodata(&mut reloader, &app, &files, &events).await;
+                    sync_kodata(&mut reloader, &app, &files, &events, debug).await;
                 }
                 // If the set of build inputs may have changed (imports, embeds,
                 // a new or deleted file, go.mod), list it again off the loop; a
@@ -306,6 +313,10 @@ pub(super) async fn run(
             }
             _ = health.tick() => {
                 let report = reloader.check_replicas().await;
+                // A restarted container runs a new delve: the editor's session follows.
+                if let (Some(d), false) = (debug, report.recovered.is_empty()) {
+                    d.replaced().await;
+                }
                 for (replica, reason) in report.recovered {
                     events(DevEvent::Recovered { replica, reason });
                 }
@@ -317,6 +328,24 @@ pub(super) async fn run(
                 }
             }
         }
+    }
+}
+
+/// kodata files into the replicas; watchexec restarts the app for them,
+/// so under `--debug` the editor's session moves to the new process.
+async fn sync_kodata(
+    reloader: &mut Reloader<'_>,
+    app: &DevApp,
+    files: &[String],
+    events: &EventSink,
+    debug: Option<&crate::debug::Debugger>,
+) {
+    if let Some(d) = debug {
+        d.replacing().await;
+    }
+    files::sync_kodata(reloader, app, files, events).await;
+    if let Some(d) = debug {
+        d.replaced().await;
     }
 }
 

@@ -274,6 +274,51 @@ impl DockerTarget {
     }
 }
 
+/// A container port published on the host, looked up on the engine each
+/// time (a re-created container gets another host port when it asked for
+/// port 0, the engine's pick).
+#[derive(Clone)]
+pub struct PublishedPort {
+    docker: Docker,
+    container: String,
+    port: u16,
+}
+
+impl PublishedPort {
+    /// The container it belongs to.
+    pub fn container(&self) -> &str {
+        &self.container
+    }
+
+    /// Where the host reaches it now (an unspecified host IP as 127.0.0.1).
+    pub async fn addr(&self) -> Result<std::net::SocketAddr, String> {
+        let info = self
+            .docker
+            .inspect_container(&self.container, None)
+            .await
+            .map_err(|e| format!("cannot inspect container {}: {e}", self.container))?;
+        let key = format!("{}/tcp", self.port);
+        let bindings = info.network_settings.and_then(|n| n.ports).and_then(|mut p| p.remove(&key)).flatten();
+        let found = bindings.into_iter().flatten().find_map(|b| {
+            let port = b.host_port.as_deref()?.parse::<u16>().ok().filter(|p| *p != 0)?;
+            let ip = match b.host_ip.as_deref() {
+                None | Some("") | Some("0.0.0.0") => std::net::Ipv4Addr::LOCALHOST.into(),
+                Some("::") => std::net::Ipv6Addr::LOCALHOST.into(),
+                Some(ip) => ip.parse().ok()?,
+            };
+            Some(std::net::SocketAddr::new(ip, port))
+        });
+        found.ok_or_else(|| format!("container {} publishes no host port for its port {}", self.container, self.port))
+    }
+}
+
+impl DockerTarget {
+    /// Its container's `port`, as published on the host (see [`ContainerSpec::ports`]).
+    pub fn published(&self, port: u16) -> PublishedPort {
+        PublishedPort { docker: self.docker.clone(), container: self.spec.name.clone(), port }
+    }
+}
+
 /// The last `lines` lines a container printed (empty when they cannot be read).
 async fn last_lines(docker: &Docker, container: &str, lines: usize) -> Vec<String> {
     let opts = LogsOptions { stdout: true, stderr: true, tail: lines.to_string(), ..Default::default() };

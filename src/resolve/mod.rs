@@ -248,10 +248,18 @@ pub type Edit<'a> = &'a dyn Fn(&mut Value) -> Result<bool, String>;
 /// The dev-mode edit: every container running one of the built images gets
 /// its command wrapped in watchexec (see [`devrewrite`]).
 pub fn dev_edit(refs: &BTreeMap<String, ResolvedRef>) -> impl Fn(&mut Value) -> Result<bool, String> + '_ {
+    dev_edit_with(refs, false)
+}
+
+/// [`dev_edit`], with the apps under delve when `debug` (`gohot dev --debug`).
+pub fn dev_edit_with(
+    refs: &BTreeMap<String, ResolvedRef>,
+    debug: bool,
+) -> impl Fn(&mut Value) -> Result<bool, String> + '_ {
     move |doc: &mut Value| {
         let mut changed = false;
         for r in refs.values() {
-            let opts = devrewrite::DevRewrite::new(r.built.package.binary_name());
+            let opts = devrewrite::DevRewrite::new(r.built.package.binary_name()).with_debug(debug);
             let image = r.image.clone();
             changed |=
                 devrewrite::rewrite_document(doc, &|img: &str| img == image, &opts).map_err(|e| e.to_string())?;

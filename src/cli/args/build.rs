@@ -51,17 +51,24 @@ pub struct BuildFlags {
     /// Dev mode: keep DWARF so a debugger can attach (bigger binaries, slower reloads).
     #[arg(long)]
     pub dwarf: bool,
-    /// Refused: ko's --debug puts a debugger (delve) into the image, which
-    /// gohot does not do; --dwarf keeps debug information for your own.
+}
+
+/// ko's `--debug` where gohot has no debugger to add: refused, naming
+/// `gohot dev --debug` (which has) and `--dwarf`.
+#[derive(Debug, Args, Clone)]
+pub struct DebugRefused {
+    /// Refused here: ko's --debug puts a debugger (delve) into the image;
+    /// gohot does that in `gohot dev --debug`. --dwarf keeps debug information.
     #[arg(long, hide = true, num_args = 0, default_missing_value = "true", value_parser = refuse_debug)]
     pub debug: Option<bool>,
 }
 
-/// `--debug` always fails (a usage error, exit 2): in ko it means a
-/// debugger in the image, which gohot does not add.
+/// `--debug` outside `gohot dev` fails (a usage error, exit 2): in ko it
+/// means a debugger in the image, which gohot adds only for `gohot dev`.
 fn refuse_debug(_: &str) -> std::result::Result<bool, String> {
-    Err("ko's --debug adds the delve debugger to the image, which gohot does not do. To keep DWARF debug \
-         information in dev builds (for a debugger you attach yourself), use --dwarf"
+    Err("ko's --debug adds the delve debugger to the image; gohot does that only in dev mode: \
+         `gohot dev --debug ./cmd/app` runs the app under delve and keeps your editor's debug session across \
+         reloads. To keep DWARF debug information in dev builds (for a debugger you attach yourself), use --dwarf"
         .into())
 }
 
@@ -78,6 +85,9 @@ pub struct BuildCmd {
     /// Build settings.
     #[command(flatten)]
     pub build: BuildFlags,
+    /// ko's --debug, refused here.
+    #[command(flatten)]
+    pub ko_debug: DebugRefused,
     /// Destination.
     #[command(flatten)]
     pub publish: PublishFlags,
@@ -93,6 +103,9 @@ pub struct ResolveCmd {
     /// Build settings.
     #[command(flatten)]
     pub build: BuildFlags,
+    /// ko's --debug, refused here.
+    #[command(flatten)]
+    pub ko_debug: DebugRefused,
     /// Destination.
     #[command(flatten)]
     pub publish: PublishFlags,

@@ -72,6 +72,25 @@ pub struct DevCmd {
     #[command(flatten, next_help_heading = "Kubernetes")]
     pub kube: KubeFlags,
 
+    /// Run the app under delve and keep your editor's debug session across
+    /// reloads: gohot listens for editors (DAP: VS Code Go's remote attach,
+    /// nvim-dap, Zed, Helix) and delve clients (GoLand, `dlv connect`) on
+    /// 127.0.0.1:--debug-port, and after each reload attaches to the new
+    /// process and sets the editor's breakpoints again. One service at a time.
+    #[arg(long, help_heading = "Debugging")]
+    pub debug: bool,
+    /// The port editors attach to, on 127.0.0.1 (ko's and delve's 40000).
+    #[arg(long, value_name = "PORT", default_value_t = crate::layout::DELVE_PORT, help_heading = "Debugging")]
+    pub debug_port: u16,
+    /// A delve binary for the container's platform, instead of the one gohot
+    /// builds with your Go (once, cached).
+    #[arg(long, value_name = "PATH", help_heading = "Debugging")]
+    pub delve: Option<PathBuf>,
+    /// Build delve from this copy of its source (a directory or .tar.gz with
+    /// vendor/), offline.
+    #[arg(long, value_name = "DIR|FILE.tar.gz", env = "GOHOT_DELVE_SRC", help_heading = "Debugging")]
+    pub delve_src: Option<PathBuf>,
+
     /// Quiet time after a change before building, in milliseconds. 0: build
     /// on the first change, and let a newer one cancel and restart it.
     #[arg(long, default_value_t = 0, help_heading = "Reloading")]
@@ -155,6 +174,23 @@ impl DevCmd {
                         or develop that service alone"
                 .into());
         }
+        if self.debug {
+            if self.packages.is_empty() && target == TargetKind::Kube {
+                return Err("--debug debugs one service: name its package, e.g. \
+                            `gohot dev ./cmd/api -f manifests/ --debug` (the other ko:// images deploy as built)"
+                    .into());
+            }
+            if several {
+                return Err(format!(
+                    "--debug debugs one service at a time, and this session develops {}: start one session \
+                     with --debug for the service to debug (`gohot dev {} --debug`) and another for the rest",
+                    self.packages.len(),
+                    self.packages.first().map(String::as_str).unwrap_or("./cmd/app")
+                ));
+            }
+        } else if let Some(d) = &self.delve {
+            return Err(format!("--delve {} is for --debug: add --debug to run the app under it", d.display()));
+        }
         Ok(DevSettings {
             target,
             ports: parse_all(&self.ports)?,
@@ -194,6 +230,18 @@ mod tests {
         let s = dev(&["-f", "m/", "--port-forward", "api=8080:8080", "--probe", "worker=tcp:9090"]).unwrap();
         assert_eq!((s.target, s.port_forwards[0].value.local), (TargetKind::Kube, 8080));
         assert_eq!(s.probes[0].value, Probe::Tcp(([127, 0, 0, 1], 9090).into()));
+    }
+
+    #[test]
+    fn debug_is_one_service_on_docker_and_its_flags_need_it() {
+        let e = dev(&["./a", "./b", "--debug"]).unwrap_err();
+        assert!(e.contains("one service at a time") && e.contains("gohot dev ./a --debug"), "{e}");
+        let e = dev(&["-f", "m/", "--debug"]).unwrap_err();
+        assert!(e.contains("gohot dev ./cmd/api -f manifests/ --debug"), "{e}");
+        assert!(dev(&["./cmd/api", "-f", "m/", "--debug"]).is_ok());
+        let e = dev(&["./a", "--delve", "/tmp/dlv"]).unwrap_err();
+        assert!(e.contains("add --debug"), "{e}");
+        assert!(dev(&["./a", "--debug", "--debug-port", "0", "--delve", "/tmp/dlv"]).is_ok());
     }
 
     #[test]

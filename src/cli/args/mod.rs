@@ -39,6 +39,7 @@ Environment:
   GOHOT_GO              the Go toolchain (default: go on PATH)
   GOHOT_WATCHEXEC       a local watchexec binary for dev images (--watchexec)
   GOHOT_WATCHEXEC_URL   a mirror of watchexec's release files (--watchexec-url)
+  GOHOT_DELVE_SRC       delve's source (a directory or .tar.gz with vendor/) for gohot dev --debug (--delve-src)
   GOHOT_LOG             a tracing filter for gohot's log (e.g. gohot=debug)
   DOCKER_HOST           the Docker engine (unix:///path, tcp://HOST:PORT), after --docker-host
   DOCKER_TLS_VERIFY     TLS to a tcp:// engine, its certificate checked (DOCKER_TLS: not checked)

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::build::BuildFlags;
+use super::build::{BuildFlags, DebugRefused};
 use super::kube::KubeFlags;
 use super::values::parse_insecure;
 
@@ -38,6 +38,9 @@ pub struct SkaffoldSyncCmd {
     /// Build settings (always a dev build, as `gohot skaffold build --dev`).
     #[command(flatten)]
     pub build: BuildFlags,
+    /// ko's --debug, refused here.
+    #[command(flatten)]
+    pub ko_debug: DebugRefused,
     /// The cluster ($SKAFFOLD_KUBE_CONTEXT when --context is not given).
     #[command(flatten)]
     pub kube: KubeFlags,
@@ -56,6 +59,9 @@ pub struct SkaffoldBuildCmd {
     /// $PLATFORMS, which Skaffold sets, wins over it).
     #[command(flatten)]
     pub build: BuildFlags,
+    /// ko's --debug, refused here.
+    #[command(flatten)]
+    pub ko_debug: DebugRefused,
     /// The destination registry (KO_DOCKER_REPO's) may have a certificate
     /// that is not verified, or speak plain HTTP: HTTPS without verification
     /// is tried first, then HTTP, as ko's --insecure-registry. Other

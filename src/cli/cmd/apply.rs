@@ -30,6 +30,7 @@ pub(crate) async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
     let publisher = publisher(&dest, &registry)?;
     let opts = deploy::DeployOptions {
         dev: cmd.build.dev,
+        debug: false,
         dev_only: None,
         jobs: cmd.jobs,
         wait: cmd.wait.then_some(rollout::WaitOptions { timeout: cmd.timeout, ..Default::default() }),

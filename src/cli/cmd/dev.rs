@@ -57,10 +57,13 @@ async fn run_dev_events(cmd: DevCmd) -> Result<()> {
     // Registered now, so Ctrl-C is honoured during start-up too.
     let stop = futures::FutureExt::shared(Box::pin(interrupted()));
     if settings.target == TargetKind::Kube {
-        return run_dev_kube(cmd, settings, opts, events, stop).await;
+        let debugger = debugger(&cmd, &events).await?;
+        return run_dev_kube(cmd, settings, debugger.as_ref(), opts, events, stop).await;
     }
+    // Listening before the first build: a port in use is said at once.
+    let debugger = debugger(&cmd, &events).await?;
     let registry = Registry::new(cmd.publish.destinations().insecure_registry())?;
-    let builder = make_dev_builder(&cmd.build, &registry)?;
+    let builder = with_delve(make_dev_builder(&cmd.build, &registry)?, &cmd);
     let dev = crate::devloop::docker::DockerDev {
         packages: cmd.packages.clone(),
         ports: settings.ports,
@@ -70,8 +73,45 @@ async fn run_dev_events(cmd: DevCmd) -> Result<()> {
         args: cmd.args.clone(),
         keep: cmd.keep,
     };
-    crate::devloop::docker::run(&builder, dev, opts, events, stop).await?;
+    crate::devloop::docker::run(&builder, dev, debugger.as_ref(), opts, events, stop).await?;
     Ok(())
+}
+
+/// `--debug`: gohot's listener for editors.
+async fn debugger(cmd: &DevCmd, events: &SessionSink) -> Result<Option<crate::debug::Debugger>> {
+    if !cmd.debug {
+        return Ok(None);
+    }
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], cmd.debug_port));
+    let d = crate::debug::Debugger::listen(addr, debug_events(events.clone())).await?;
+    events(None, DevEvent::DebugListening { address: d.addr().to_string() });
+    Ok(Some(d))
+}
+
+/// `--debug`: delve in the dev image, and a build for debugging.
+fn with_delve(builder: crate::devimage::DevBuilder, cmd: &DevCmd) -> crate::devimage::DevBuilder {
+    use crate::devimage::delve::DelveSource;
+    match cmd.debug {
+        true => builder.with_delve(DelveSource::from_settings(cmd.delve.clone(), cmd.delve_src.clone())),
+        false => builder,
+    }
+}
+
+/// The debugger's news as the session's events (about the whole session:
+/// one service is debugged).
+fn debug_events(events: SessionSink) -> crate::debug::DebugEvents {
+    use crate::debug::DebugEvent;
+    std::sync::Arc::new(move |e| {
+        let event = match e {
+            DebugEvent::Attached { replica } => DevEvent::DebugAttached { replica },
+            DebugEvent::Reattached { replica, breakpoints, verified, errors, seconds } => {
+                DevEvent::DebugReattached { replica, breakpoints, verified, errors, seconds }
+            }
+            DebugEvent::Detached => DevEvent::DebugDetached,
+            DebugEvent::Problem { message } => DevEvent::Warning { message: format!("debugger: {message}") },
+        };
+        events(None, event)
+    })
 }
 
 /// `gohot dev [PKG…] -f manifests`: the cluster, the dev image's platform
@@ -79,6 +119,7 @@ async fn run_dev_events(cmd: DevCmd) -> Result<()> {
 async fn run_dev_kube(
     cmd: DevCmd,
     settings: DevSettings,
+    debugger: Option<&crate::debug::Debugger>,
     opts: LoopOptions,
     events: SessionSink,
     shutdown: impl std::future::Future<Output = ()>,
@@ -100,7 +141,7 @@ async fn run_dev_kube(
     }
     let dest = cluster_destinations(&cluster, cmd.publish.destinations());
     let registry = Registry::new(dest.insecure_registry())?;
-    let builder = make_dev_builder(&flags, &registry)?;
+    let builder = with_delve(make_dev_builder(&flags, &registry)?, &cmd);
     let publisher = publisher(&dest, &registry)?;
     let dev = crate::devloop::kube::KubeDev {
         packages: cmd.packages.clone(),
@@ -109,6 +150,7 @@ async fn run_dev_kube(
         port_forwards: settings.port_forwards,
         probes: settings.probes,
         rollout_timeout: std::time::Duration::from_secs(180),
+        debug: debugger,
     };
     crate::devloop::kube::run(&builder, &cluster, publisher.as_ref(), dev, opts, events, shutdown).await?;
     Ok(())
