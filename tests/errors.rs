@@ -193,3 +193,18 @@ fn a_package_pattern_is_refused_naming_what_it_matches() {
     let out = run(sb.gohot(&app).args(["dev", "./cmd/...", "--watchexec"]).arg(crate::dev::watchexec()));
     assert_fails(&out, &["not patterns", "./cmd/api ./cmd/worker"]);
 }
+
+/// A watchexec download that fails names the two ways round it: a mirror
+/// (`--watchexec-url`, `GOHOT_WATCHEXEC_URL`) and a local static binary
+/// (`--watchexec`, `GOHOT_WATCHEXEC`) (issue 21).
+#[test]
+fn a_failed_watchexec_download_names_the_url_flag_and_the_local_binary() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    // A port nothing listens on: the connection is refused at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/", closed.local_addr().expect("addr"));
+    drop(closed);
+    let out = run(sb.gohot(&app).args(["dev", ".", "--watchexec-url", &url]).env_remove("GOHOT_WATCHEXEC"));
+    assert_fails(&out, &["--watchexec-url", "GOHOT_WATCHEXEC_URL", "--watchexec PATH", "GOHOT_WATCHEXEC="]);
+}

@@ -97,8 +97,10 @@ pub enum WatchexecError {
     },
     /// The request failed before a response arrived.
     #[error(
-        "cannot download {url}: {source}; check the network, or point the watchexec \
-         base URL at a reachable mirror, or pass --watchexec PATH"
+        "cannot download {url}: {source}; check the network, or point \
+         --watchexec-url (GOHOT_WATCHEXEC_URL) at a reachable mirror of watchexec's \
+         release files, or use a static watchexec you have: --watchexec PATH \
+         (GOHOT_WATCHEXEC=PATH)"
     )]
     Request {
         /// What was requested.
@@ -110,7 +112,8 @@ pub enum WatchexecError {
     /// The server answered with a non-success status.
     #[error(
         "downloading {url} failed with HTTP {status}; check the watchexec version \
-         ({version}) and base URL, or pass --watchexec PATH"
+         ({version}) and --watchexec-url (GOHOT_WATCHEXEC_URL), or use a static \
+         watchexec you have: --watchexec PATH (GOHOT_WATCHEXEC=PATH)"
     )]
     HttpStatus {
         /// What was requested.
@@ -158,7 +161,9 @@ pub enum WatchexecError {
     /// `SHA256SUMS` has no line for the asset.
     #[error(
         "{sums_url} lists no checksum for {asset}; the release may not have this \
-         build, or the mirror is incomplete. Nothing was written"
+         build, or the mirror (--watchexec-url, GOHOT_WATCHEXEC_URL) is incomplete; \
+         or use a static watchexec you have: --watchexec PATH (GOHOT_WATCHEXEC=PATH). \
+         Nothing was written"
     )]
     MissingChecksum {
         /// Where the sums came from.
@@ -178,7 +183,7 @@ pub enum WatchexecError {
     #[error(
         "checksum mismatch for {url}: SHA256SUMS says {expected}, the download is \
          {actual}; the download is corrupt or was tampered with. Nothing was written; \
-         retry, or check the base URL/mirror"
+         retry, or check the mirror (--watchexec-url, GOHOT_WATCHEXEC_URL)"
     )]
     ChecksumMismatch {
         /// The archive's URL.
