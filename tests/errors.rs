@@ -208,3 +208,35 @@ fn a_failed_watchexec_download_names_the_url_flag_and_the_local_binary() {
     let out = run(sb.gohot(&app).args(["dev", ".", "--watchexec-url", &url]).env_remove("GOHOT_WATCHEXEC"));
     assert_fails(&out, &["--watchexec-url", "GOHOT_WATCHEXEC_URL", "--watchexec PATH", "GOHOT_WATCHEXEC="]);
 }
+
+/// `gohot dev` with no package while GOHOT_WATCHEXEC and KO_DOCKER_REPO
+/// are set: the message asks for the package and shows no env-provided
+/// flag as if it were required (issue 21).
+#[test]
+fn dev_without_a_package_does_not_show_env_values_as_required() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let out = run(sb
+        .gohot(&app)
+        .arg("dev")
+        .env("GOHOT_WATCHEXEC", crate::dev::watchexec())
+        .env("KO_DOCKER_REPO", "ko.local"));
+    let stderr = assert_fails(&out, &["name the Go main packages to develop", "gohot dev ./cmd/app"]);
+    assert!(!stderr.contains("--watchexec <") && !stderr.contains("--repo <"), "{stderr}");
+}
+
+/// `gohot delete` uses no Docker engine: its help does not offer
+/// --docker-host, and the flag given to it is refused, not ignored (issue 21).
+#[test]
+fn delete_does_not_offer_docker_host() {
+    let sb = Sandbox::new();
+    let help = ok(sb.gohot(sb.path()).args(["delete", "--help"]));
+    assert!(!help.contains("--docker-host"), "{help}");
+    let out = run(sb.gohot(sb.path()).args(["delete", "--docker-host", "unix:///x.sock", "-f", "m.yaml"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("gohot delete uses no Docker engine"), "{stderr}");
+    // The commands that do use one still take it.
+    let help = ok(sb.gohot(sb.path()).args(["build", "--help"]));
+    assert!(help.contains("--docker-host"), "{help}");
+}
