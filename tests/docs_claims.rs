@@ -88,3 +88,17 @@ fn completion_scripts_parse() {
         assert!(script.contains("gohot") && script.contains("docker-host"), "{shell}: {script}");
     }
 }
+
+/// scripts/demo is never silent for long (issue 21): before the quiet
+/// `cargo build` it says what it builds and how long that takes the first
+/// time, and once the app answers it says where (the URL) and what to edit.
+#[test]
+fn demo_says_what_it_builds_and_where_the_app_is() {
+    let demo = read("scripts/demo");
+    let build = demo.find("\ncargo build").expect("scripts/demo builds gohot");
+    let said = demo[..build].rfind("echo \"demo: building gohot").expect("a line before cargo build");
+    assert!(demo[said..build].contains("minutes") && demo[said..build].contains("first time"), "{demo}");
+    let ready = demo.find("demo: the app answers at $url").expect("a line once the app answers");
+    assert!(demo[..ready].contains("url=http://127.0.0.1:8080") && demo[..ready].contains("curl"), "{demo}");
+    assert!(demo[ready..].contains("examples/hello/main.go"), "{demo}");
+}
