@@ -263,3 +263,33 @@ fn kodata_symlinks_stay_within_the_module() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(std::fs::read_to_string(unpacked("b2").join("leak.txt")).expect("allowed").contains("SECRET"));
 }
+
+/// Two services' dev builds put one watchexec on disk: each kodata/watchexec
+/// is a hard link to the one in gohot's cache (the same filesystem here),
+/// not an 18 MB copy per package (issue 21).
+#[test]
+fn dev_builds_of_two_services_share_one_watchexec_inode() {
+    use std::os::unix::fs::MetadataExt;
+    let sb = Sandbox::new();
+    let shop = sb.copy_example("shop", "shop");
+    let tar = sb.path().join("out.tar");
+    ok(sb
+        .gohot(&shop)
+        .args(["build", "--dev", "--push=false", "--tarball"])
+        .arg(&tar)
+        .arg("--watchexec")
+        .arg(crate::dev::watchexec())
+        .args(["./cmd/api", "./cmd/worker"]));
+    let inode =
+        |cmd: &str| std::fs::metadata(shop.join("cmd").join(cmd).join("kodata/watchexec")).expect("watchexec").ino();
+    assert_eq!(inode("api"), inode("worker"), "two copies of watchexec");
+    // Its kodata record still vouches for it: a second build copies nothing and keeps the link.
+    ok(sb
+        .gohot(&shop)
+        .args(["build", "--dev", "--push=false", "--tarball"])
+        .arg(&tar)
+        .arg("--watchexec")
+        .arg(crate::dev::watchexec())
+        .args(["./cmd/api", "./cmd/worker"]));
+    assert_eq!(inode("api"), inode("worker"), "two copies of watchexec after a second build");
+}

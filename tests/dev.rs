@@ -1005,6 +1005,30 @@ fn a_second_session_for_the_same_app_is_refused_while_the_first_runs() {
     let _ = next.wait();
 }
 
+/// A `-p` host port that something else holds: gohot names the port and
+/// how to pick another, exits 1, and leaves no container behind (the engine
+/// had created one, left in `Created`).
+#[test]
+fn a_host_port_in_use_is_named_and_leaves_no_container() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("hold a port");
+    let port = holder.local_addr().expect("addr").port();
+    let name = format!("gohot-test-portheld-{}", std::process::id());
+    let (code, stderr) = refused_or_started(
+        sb.gohot(&app)
+            .args(["dev", ".", "--name", &name, "-p", &format!("{port}:8080"), "--watchexec"])
+            .arg(watchexec()),
+    );
+    let left = container_exists(&name);
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+    drop(holder);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("host port {port} is already in use")), "{stderr}");
+    assert!(stderr.contains("-p OTHER:8080"), "{stderr}");
+    assert!(!left, "container {name} left behind");
+}
+
 /// Runs a `gohot dev` that should refuse to start: its exit code and
 /// stderr; or, if it starts instead (a `started` event), it is stopped and
 /// the code is None.

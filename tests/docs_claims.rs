@@ -21,19 +21,21 @@ fn sources(dir: &Path) -> String {
     all
 }
 
-/// docs/kubernetes.md's permission list names every pod subresource the
-/// Kubernetes code calls.
+/// docs/kubernetes.md's permission list, and the Role in manifests/, name
+/// every pod subresource the Kubernetes code calls.
 #[test]
 fn kubernetes_permissions_cover_the_subresources_gohot_uses() {
     let code = sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     let doc = read("docs/kubernetes.md");
     let section = doc.split("## Permissions").nth(1).expect("a Permissions section");
+    let role = read("manifests/gohot-developer.yaml");
     let section = section.split("\n## ").next().unwrap_or(section).replace('\n', " ");
     for (call, subresource) in
         [(".exec(pod", "pods/exec"), (".log_stream(", "pods/log"), (".portforward(", "pods/portforward")]
     {
         assert!(code.contains(call), "the code no longer calls {call}: update this test and the doc");
         assert!(section.contains(subresource), "docs/kubernetes.md's Permissions omit {subresource}");
+        assert!(role.contains(&format!("[\"{subresource}\"]")), "manifests/gohot-developer.yaml omits {subresource}");
     }
 }
 
@@ -85,4 +87,18 @@ fn completion_scripts_parse() {
             crate::util::ok(std::process::Command::new(env!("CARGO_BIN_EXE_gohot")).args(["completion", shell]));
         assert!(script.contains("gohot") && script.contains("docker-host"), "{shell}: {script}");
     }
+}
+
+/// scripts/demo is never silent for long (issue 21): before the quiet
+/// `cargo build` it says what it builds and how long that takes the first
+/// time, and once the app answers it says where (the URL) and what to edit.
+#[test]
+fn demo_says_what_it_builds_and_where_the_app_is() {
+    let demo = read("scripts/demo");
+    let build = demo.find("\ncargo build").expect("scripts/demo builds gohot");
+    let said = demo[..build].rfind("echo \"demo: building gohot").expect("a line before cargo build");
+    assert!(demo[said..build].contains("minutes") && demo[said..build].contains("first time"), "{demo}");
+    let ready = demo.find("demo: the app answers at $url").expect("a line once the app answers");
+    assert!(demo[..ready].contains("url=http://127.0.0.1:8080") && demo[..ready].contains("curl"), "{demo}");
+    assert!(demo[ready..].contains("examples/hello/main.go"), "{demo}");
 }

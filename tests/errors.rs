@@ -166,3 +166,77 @@ fn dev_json_ends_with_an_error_event() {
     assert!(message.contains("/nonexistent/go"), "{message}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/go"));
 }
+
+/// `gohot dev cmd/api` where ./cmd/api is a directory: Go reads it as an
+/// import path (the standard library's `cmd/api`); the message says to
+/// write `./cmd/api` (issue 21).
+#[test]
+fn a_directory_without_dot_slash_is_named_with_it() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    std::fs::create_dir_all(app.join("cmd/api")).expect("mkdir");
+    std::fs::copy(app.join("main.go"), app.join("cmd/api/main.go")).expect("copy");
+    let out = run(sb.gohot(&app).args(["dev", "cmd/api", "--watchexec"]).arg(crate::dev::watchexec()));
+    assert_fails(&out, &["\"cmd/api\"", "write ./cmd/api"]);
+}
+
+/// `./cmd/...`: gohot takes main packages, not patterns; the message
+/// names the main packages the pattern matches (issue 21).
+#[test]
+fn a_package_pattern_is_refused_naming_what_it_matches() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    for cmd in ["api", "worker"] {
+        std::fs::create_dir_all(app.join("cmd").join(cmd)).expect("mkdir");
+        std::fs::copy(app.join("main.go"), app.join("cmd").join(cmd).join("main.go")).expect("copy");
+    }
+    let out = run(sb.gohot(&app).args(["dev", "./cmd/...", "--watchexec"]).arg(crate::dev::watchexec()));
+    assert_fails(&out, &["not patterns", "./cmd/api ./cmd/worker"]);
+}
+
+/// A watchexec download that fails names the two ways round it: a mirror
+/// (`--watchexec-url`, `GOHOT_WATCHEXEC_URL`) and a local static binary
+/// (`--watchexec`, `GOHOT_WATCHEXEC`) (issue 21).
+#[test]
+fn a_failed_watchexec_download_names_the_url_flag_and_the_local_binary() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    // A port nothing listens on: the connection is refused at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/", closed.local_addr().expect("addr"));
+    drop(closed);
+    let out = run(sb.gohot(&app).args(["dev", ".", "--watchexec-url", &url]).env_remove("GOHOT_WATCHEXEC"));
+    assert_fails(&out, &["--watchexec-url", "GOHOT_WATCHEXEC_URL", "--watchexec PATH", "GOHOT_WATCHEXEC="]);
+}
+
+/// `gohot dev` with no package while GOHOT_WATCHEXEC and KO_DOCKER_REPO
+/// are set: the message asks for the package and shows no env-provided
+/// flag as if it were required (issue 21).
+#[test]
+fn dev_without_a_package_does_not_show_env_values_as_required() {
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let out = run(sb
+        .gohot(&app)
+        .arg("dev")
+        .env("GOHOT_WATCHEXEC", crate::dev::watchexec())
+        .env("KO_DOCKER_REPO", "ko.local"));
+    let stderr = assert_fails(&out, &["name the Go main packages to develop", "gohot dev ./cmd/app"]);
+    assert!(!stderr.contains("--watchexec <") && !stderr.contains("--repo <"), "{stderr}");
+}
+
+/// `gohot delete` uses no Docker engine: its help does not offer
+/// --docker-host, and the flag given to it is refused, not ignored (issue 21).
+#[test]
+fn delete_does_not_offer_docker_host() {
+    let sb = Sandbox::new();
+    let help = ok(sb.gohot(sb.path()).args(["delete", "--help"]));
+    assert!(!help.contains("--docker-host"), "{help}");
+    let out = run(sb.gohot(sb.path()).args(["delete", "--docker-host", "unix:///x.sock", "-f", "m.yaml"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("gohot delete uses no Docker engine"), "{stderr}");
+    // The commands that do use one still take it.
+    let help = ok(sb.gohot(sb.path()).args(["build", "--help"]));
+    assert!(help.contains("--docker-host"), "{help}");
+}

@@ -74,7 +74,7 @@ fn kind_local_loads_into_every_node() {
 }
 
 #[test]
-fn kind_local_without_a_cluster_says_how_to_make_one() {
+fn kind_local_without_a_cluster_says_how_to_make_one_or_use_a_registry() {
     let sb = Sandbox::new();
     let app = sb.copy_example("hello", "hello");
     let cluster = format!("gohot-none-{}", std::process::id());
@@ -87,6 +87,8 @@ fn kind_local_without_a_cluster_says_how_to_make_one() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("no running KinD cluster \"{cluster}\"")), "{stderr}");
     assert!(stderr.contains(&format!("kind create cluster --name {cluster}")), "{stderr}");
+    // A kind-* context whose cluster is not KinD (kind.local chosen because KO_DOCKER_REPO was unset).
+    assert!(stderr.contains("for a cluster that pulls from a registry, set KO_DOCKER_REPO"), "{stderr}");
 }
 
 /// `KO_DOCKER_REPO=minikube.local`: gohot runs `minikube -p PROFILE image

@@ -44,6 +44,11 @@ impl KubeEnv {
     /// namespace. Panics when no cluster is named or it cannot be reached:
     /// these tests run only when asked to (they are `#[ignore]`d).
     pub fn new(test: &str) -> Self {
+        Self::with_prefix("gohot", test)
+    }
+
+    /// [`KubeEnv::new`] with the namespace named `PREFIX-…`.
+    pub fn with_prefix(prefix: &str, test: &str) -> Self {
         let kubeconfig = std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()).unwrap_or_else(|| {
             panic!(
                 "{test} needs a cluster and KUBECONFIG is not set: point it at one (scripts/realkube.sh up; \
@@ -63,7 +68,7 @@ impl KubeEnv {
             )
         });
         let short: String = test.chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect();
-        let ns = format!("gohot-{}-{}", short.to_lowercase(), std::process::id());
+        let ns = format!("{prefix}-{}-{}", short.to_lowercase(), std::process::id());
         let env = KubeEnv { rt, cluster, ns };
         env.rt.block_on(gohot::deploy::apply::apply(&env.cluster, &[env.namespace_doc()])).expect("create namespace");
         env
@@ -261,7 +266,7 @@ impl Drop for KubeDev {
 /// The hello example in the sandbox, its Deployment set to `replicas` and
 /// `pod_spec_extra` (YAML lines at pod-spec indentation) and
 /// `container_extra` (at container indentation) added.
-fn hello_app(sb: &Sandbox, replicas: u32, pod_spec_extra: &str, container_extra: &str) -> PathBuf {
+pub(crate) fn hello_app(sb: &Sandbox, replicas: u32, pod_spec_extra: &str, container_extra: &str) -> PathBuf {
     let app = sb.copy_example("hello", "hello");
     let path = app.join("manifests/deployment.yaml");
     let text = std::fs::read_to_string(&path).expect("manifest");
@@ -273,7 +278,7 @@ fn hello_app(sb: &Sandbox, replicas: u32, pod_spec_extra: &str, container_extra:
     app
 }
 
-fn dev_command(env: &KubeEnv, sb: &Sandbox, app: &Path, forward: u16) -> Command {
+pub(crate) fn dev_command(env: &KubeEnv, sb: &Sandbox, app: &Path, forward: u16) -> Command {
     let mut cmd = env.gohot(sb, app);
     cmd.args(["dev", ".", "--json", "-n", &env.ns, "-f", "manifests", "--port-forward", &format!("{forward}:8080")])
         .arg("--watchexec")
@@ -282,7 +287,7 @@ fn dev_command(env: &KubeEnv, sb: &Sandbox, app: &Path, forward: u16) -> Command
 }
 
 /// What the user's port-forward answers.
-fn forwarded(port: u16) -> Option<String> {
+pub(crate) fn forwarded(port: u16) -> Option<String> {
     crate::util::http_get(port, "/").filter(|(s, _)| *s == 200).map(|(_, b)| b.trim().to_string())
 }
 
@@ -292,7 +297,7 @@ fn is_reloaded(e: &serde_json::Value) -> bool {
 
 /// Edits, then waits for the reload and checks what every pod and the
 /// user's port-forward serve.
-fn edit_and_check(dev: &mut KubeDev, env: &KubeEnv, app: &Path, forward: u16, text: &str, replicas: usize) {
+pub(crate) fn edit_and_check(dev: &mut KubeDev, env: &KubeEnv, app: &Path, forward: u16, text: &str, replicas: usize) {
     crate::dev::set_greeting(app, text);
     let reloaded = dev.wait("a reload", Duration::from_secs(120), is_reloaded);
     assert_eq!(reloaded["replicas"], replicas, "{reloaded}");
@@ -529,7 +534,8 @@ fn apply_failures_are_named_on_a_real_cluster() {
         .expect("manifest")
         .replace("ko://example.com/hello", "127.0.0.1:5000/never-pulled:here");
     let e = refused("deployment.yaml", &deployment, Some(&reader));
-    assert!(e.contains(&format!("cannot patch deployments.apps in namespace \"{}\"", env.ns)), "{e}");
+    let refused = format!("the cluster refused patch deployments.apps in namespace {} for system:serviceaccount:{}:reader: add it to your Role", env.ns, env.ns);
+    assert!(e.contains(&refused), "{e}");
 }
 
 /// The rollout wait on a real cluster, for an image the kubelet cannot pull

@@ -22,6 +22,7 @@ mod koflags;
 mod kube;
 mod link;
 mod multi;
+mod rbac;
 mod registry_transport;
 mod remote;
 mod resolve;

@@ -38,6 +38,23 @@ pub enum GoError {
         /// Its package name.
         name: String,
     },
+    /// A pattern (`./cmd/...`) where one main package was expected.
+    #[error("{package:?} is a pattern: gohot takes main packages, one directory each, not patterns; {}", pattern_hint(.matched))]
+    Pattern {
+        /// The pattern as the user wrote it.
+        package: String,
+        /// The main packages it matches, as `./dir` paths.
+        matched: Vec<String>,
+    },
+    /// A path without `./` that Go reads as an import path, while a local
+    /// directory of that name exists.
+    #[error("cannot load Go package {package:?}: Go reads a path without ./ as an import path{}; for the directory, write ./{package}", went_to(.found))]
+    NotRelative {
+        /// The package as the user wrote it.
+        package: String,
+        /// What Go found instead (its directory), or what go said.
+        found: Option<String>,
+    },
     /// The compiler failed; `stderr` is what it printed, verbatim.
     #[error("go build failed for {import_path} ({platform})")]
     Build {
@@ -56,6 +73,17 @@ pub enum GoError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+fn pattern_hint(matched: &[String]) -> String {
+    match matched {
+        [] => "it matches no main package here".into(),
+        m => format!("name them: {}", m.join(" ")),
+    }
+}
+
+fn went_to(found: &Option<String>) -> String {
+    found.as_ref().map(|f| format!(" ({f})")).unwrap_or_default()
 }
 
 /// A located `go` binary.
@@ -330,16 +358,58 @@ impl GoToolchain {
 
     /// Resolves `package` (a path like `./cmd/app` or an import path) in `dir`
     /// and checks that it is a main package.
+    /// A pattern (`./cmd/...`) is refused naming the main packages it
+    /// matches; `cmd/api` where `./cmd/api` is a directory here is refused
+    /// with the `./` spelling (Go would read it as an import path: the
+    /// standard library's `cmd/api`).
     pub async fn main_package(&self, dir: &Path, package: &str) -> Result<Package, GoError> {
-        let out = self.list(dir, None, &["-json=ImportPath,Name,Dir,Module"], package).await?;
+        if package.contains("...") {
+            let matched = self.main_packages_matching(dir, package).await;
+            return Err(GoError::Pattern { package: package.into(), matched });
+        }
+        let local = (!package.starts_with('.') && !package.starts_with('/'))
+            .then(|| dir.join(package))
+            .filter(|d| d.is_dir())
+            .and_then(|d| std::fs::canonicalize(d).ok());
+        let listed = self.list(dir, None, &["-json=ImportPath,Name,Dir,Module"], package).await;
+        let out = match (listed, &local) {
+            (Ok(out), _) => out,
+            (Err(_), Some(_)) => return Err(GoError::NotRelative { package: package.into(), found: None }),
+            (Err(e), None) => return Err(e),
+        };
         let pkg: Package = serde_json::from_slice(&out).map_err(|e| GoError::Package {
             package: package.into(),
             message: format!("unexpected `go list` output ({e}); is {} a Go toolchain?", self.go.display()),
         })?;
+        if let Some(local) = local {
+            if std::fs::canonicalize(&pkg.dir).ok().as_ref() != Some(&local) {
+                let found = Some(format!("it found {} in {}", pkg.import_path, pkg.dir.display()));
+                return Err(GoError::NotRelative { package: package.into(), found });
+            }
+        }
         if pkg.name != "main" {
             return Err(GoError::NotMain { package: package.into(), name: pkg.name });
         }
         Ok(pkg)
+    }
+
+    /// The main packages `pattern` matches in `dir`, as `./dir` paths
+    /// (empty if go cannot list them).
+    async fn main_packages_matching(&self, dir: &Path, pattern: &str) -> Vec<String> {
+        let template = r#"-f={{if eq .Name "main"}}{{.Dir}}{{end}}"#;
+        let Ok(out) = self.list(dir, None, &["-e", template], pattern).await else {
+            return Vec::new();
+        };
+        let base = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        String::from_utf8_lossy(&out)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| match Path::new(l).strip_prefix(&base) {
+                Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
+                Ok(rel) => format!("./{}", rel.display()),
+                Err(_) => l.to_string(),
+            })
+            .collect()
     }
 
     /// Lists every package the binary of `import_path` is built from (itself

@@ -367,7 +367,7 @@ mod tests {
                 std::fs::write(dir.path().join(".gitignore"), text).unwrap();
             }
             let clean = production_kodata(read(dir.path()));
-            crate::devimage::watchexec::install(dir.path(), &bin, "local").unwrap();
+            crate::devimage::watchexec::install(dir.path(), &bin, "local", None).unwrap();
             let after = read(dir.path());
             assert!(after.iter().any(|(r, _, _)| r == "watchexec"), "installed");
             assert_eq!(production_kodata(after), clean, "before: {before:?}");

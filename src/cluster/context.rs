@@ -68,6 +68,9 @@ pub struct ContextInfo {
     /// Namespace for namespaced objects that name none: `--namespace`, else
     /// the context's, else `default`.
     pub namespace: String,
+    /// The kubeconfig's user entry the context uses: who a refusal names
+    /// when the API server's own message does not say.
+    pub user: String,
 }
 
 /// Why a context may be used.
@@ -352,7 +355,13 @@ pub fn select_context(
         .or_else(|| ctx.namespace.clone())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "default".into());
-    Ok(ContextInfo { name, cluster: ctx.cluster.clone(), server, namespace })
+    Ok(ContextInfo {
+        name,
+        cluster: ctx.cluster.clone(),
+        server,
+        namespace,
+        user: ctx.user.clone().unwrap_or_default(),
+    })
 }
 
 /// Whether the context is Minikube's default profile (`minikube`). Other
@@ -371,7 +380,13 @@ mod tests {
     use super::*;
 
     fn ctx(name: &str, server: &str) -> ContextInfo {
-        ContextInfo { name: name.into(), cluster: name.into(), server: server.into(), namespace: "default".into() }
+        ContextInfo {
+            name: name.into(),
+            cluster: name.into(),
+            server: server.into(),
+            namespace: "default".into(),
+            user: "u".into(),
+        }
     }
 
     const CONFIG: &str = r#"
@@ -503,9 +518,10 @@ users:
     fn selects_context_and_namespace() {
         let config = Kubeconfig::from_yaml(CONFIG).unwrap();
         let c = select_context(&config, None, None).unwrap();
-        assert_eq!(c, ctx("kind-dev", "https://127.0.0.1:41234"));
+        assert_eq!(c, ContextInfo { user: "kind-dev".into(), ..ctx("kind-dev", "https://127.0.0.1:41234") });
         let c = select_context(&config, Some("prod-eu"), None).unwrap();
         assert_eq!((c.server.as_str(), c.namespace.as_str()), ("https://prod.example.com:6443", "shop"));
+        assert_eq!(c.user, "admin", "the kubeconfig's user entry: who a refusal without a reason names");
         let c = select_context(&config, Some("prod-eu"), Some("dev")).unwrap();
         assert_eq!(c.namespace, "dev");
         let err = select_context(&config, Some("nope"), None).unwrap_err().to_string();

@@ -61,6 +61,7 @@ pub fn context() -> ContextInfo {
         cluster: "kind-mock".into(),
         server: "https://127.0.0.1:6443".into(),
         namespace: "default".into(),
+        user: "kind-mock".into(),
     }
 }
 

@@ -92,9 +92,13 @@ pub enum KubeError {
         /// What the server said.
         detail: String,
     },
-    /// RBAC denied an operation.
+    /// RBAC denied an operation: the verb, resource and namespace refused,
+    /// and for whom, as the API server reported them (else as gohot asked).
     #[error(
-        "forbidden: cannot {verb} {resource} in namespace {namespace:?} ({message}). Ask a cluster admin for `{verb}` on `{resource}` in that namespace (kubectl auth can-i {verb} {resource} -n {namespace})"
+        "the cluster refused {verb} {resource} {scope} for {user}: {fix} (check with `kubectl auth can-i {verb} {resource}{can_i_ns}`)",
+        scope = if namespace.is_empty() { "cluster-wide".to_string() } else { format!("in namespace {namespace}") },
+        fix = if namespace.is_empty() { CLUSTER_FIX } else { ROLE_FIX },
+        can_i_ns = if namespace.is_empty() { String::new() } else { format!(" -n {namespace}") },
     )]
     Forbidden {
         /// The verb (`create`, `patch`, `list`).
@@ -103,6 +107,18 @@ pub enum KubeError {
         resource: String,
         /// The namespace (empty for cluster-scoped).
         namespace: String,
+        /// Who was refused (`system:serviceaccount:shop:dev`, else
+        /// `the kubeconfig's user "dev"`).
+        user: String,
+        /// What the server said.
+        message: String,
+    },
+    /// The API server refused a request for a reason other than RBAC (an
+    /// admission plugin or webhook, a quota, a pod security rule).
+    #[error("the cluster refused {what}: {message}")]
+    Refused {
+        /// What was being done (`patch deployments.apps in namespace shop`).
+        what: String,
         /// What the server said.
         message: String,
     },
@@ -171,6 +187,13 @@ pub enum KubeError {
         detail: String,
     },
 }
+
+/// The fix a namespaced refusal names: the Role that has every rule gohot needs.
+pub const ROLE_FIX: &str =
+    "add it to your Role (manifests/gohot-developer.yaml in gohot's repository has every rule gohot needs)";
+
+/// The fix a cluster-wide refusal names: a Role cannot grant it.
+pub const CLUSTER_FIX: &str = "a namespaced Role cannot grant it: bind a ClusterRole that has it (manifests/gohot-node-reader.yaml for nodes), or for nodes pass --platform so gohot needs no access to them";
 
 /// How to reach a cluster, from flags.
 #[derive(Clone, Debug, Default)]
@@ -261,11 +284,24 @@ pub fn classify(ctx: &ContextInfo, e: ::kube::Error, verb: &str, resource: &str,
         ::kube::Error::Api(s) if s.code == 401 => {
             KubeError::Unauthorized { context: ctx.name.clone(), detail: s.message.clone() }
         }
-        ::kube::Error::Api(s) if s.code == 403 => KubeError::Forbidden {
-            verb: verb.into(),
-            resource: resource.into(),
-            namespace: namespace.into(),
-            message: s.message.clone(),
+        ::kube::Error::Api(s) if s.code == 403 => match rbac_denial(&s.message) {
+            Some(d) => KubeError::Forbidden {
+                verb: d.verb,
+                resource: d.resource,
+                namespace: d.namespace.unwrap_or_default(),
+                user: d.user,
+                message: s.message.clone(),
+            },
+            // The handler's own check (server-side apply creating an object
+            // checks `create` inside the patch handler) gives no reason.
+            None if s.message.trim_end().ends_with("is forbidden:") => KubeError::Forbidden {
+                verb: verb.into(),
+                resource: resource.into(),
+                namespace: namespace.into(),
+                user: format!("the kubeconfig's user {:?}", ctx.user),
+                message: s.message.clone(),
+            },
+            None => KubeError::Refused { what: what(), message: s.message.clone() },
         },
         ::kube::Error::Api(s) => KubeError::Api { what: what(), detail: format!("{} ({})", s.message, s.code) },
         e @ (::kube::Error::HyperError(_) | ::kube::Error::Service(_)) => {
@@ -273,6 +309,49 @@ pub fn classify(ctx: &ContextInfo, e: ::kube::Error, verb: &str, resource: &str,
         }
         e => KubeError::Api { what: what(), detail: error_chain(&e) },
     }
+}
+
+/// An RBAC refusal as the API server words it (the authorization filter's
+/// message): `pods "p" is forbidden: User "dev" cannot create resource
+/// "pods/exec" in API group "" in the namespace "shop"` (or `at the cluster
+/// scope`), possibly followed by the authorizer's reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denial {
+    /// Who was refused.
+    pub user: String,
+    /// The verb.
+    pub verb: String,
+    /// `resource[/subresource]`, with `.group` when the group is not core
+    /// (`deployments.apps`), as `kubectl auth can-i` takes it.
+    pub resource: String,
+    /// The namespace; None at the cluster scope.
+    pub namespace: Option<String>,
+}
+
+/// Reads an RBAC refusal out of a 403's message; None for any other 403.
+pub fn rbac_denial(message: &str) -> Option<Denial> {
+    fn quoted(s: &str) -> Option<(&str, &str)> {
+        let s = s.strip_prefix('"')?;
+        let end = s.find('"')?;
+        Some((&s[..end], &s[end + 1..]))
+    }
+    let rest = &message[message.find("is forbidden: User ")? + "is forbidden: User ".len()..];
+    let (user, rest) = quoted(rest)?;
+    let rest = rest.strip_prefix(" cannot ")?;
+    let (verb, rest) = rest.split_once(' ')?;
+    let rest = rest.strip_prefix("resource ")?;
+    let (resource, rest) = quoted(rest)?;
+    let (group, rest) = quoted(rest.strip_prefix(" in API group ")?)?;
+    let namespace = match rest.strip_prefix(" in the namespace ") {
+        Some(r) => Some(quoted(r)?.0.to_string()),
+        None => None,
+    };
+    let resource = match (group, resource.split_once('/')) {
+        ("", _) => resource.to_string(),
+        (g, Some((r, sub))) => format!("{r}.{g}/{sub}"),
+        (g, None) => format!("{resource}.{g}"),
+    };
+    Some(Denial { user: user.into(), verb: verb.into(), resource, namespace })
 }
 
 /// An error and its causes on one line.
@@ -311,6 +390,7 @@ mod tests {
             cluster: "kind-dev".into(),
             server: "https://127.0.0.1:1".into(),
             namespace: "default".into(),
+            user: "kind-dev".into(),
         }
     }
 
@@ -323,16 +403,65 @@ mod tests {
     }
 
     #[test]
-    fn forbidden_names_verb_resource_namespace() {
+    fn forbidden_names_verb_resource_namespace_user_and_the_role() {
         let msg = r#"pods "hello-1" is forbidden: User "dev" cannot create resource "pods/exec" in API group "" in the namespace "shop""#;
         let e = classify(&ctx(), status(403, msg), "create", "pods/exec", "shop").to_string();
-        assert!(e.contains("cannot create pods/exec in namespace \"shop\""), "{e}");
-        assert!(e.contains("`create` on `pods/exec`"), "{e}");
+        assert!(e.starts_with("the cluster refused create pods/exec in namespace shop for dev: add it to your Role (manifests/gohot-developer.yaml"), "{e}");
         assert!(e.contains("kubectl auth can-i create pods/exec -n shop"), "{e}");
+        // What the server reports wins over what gohot guessed (a WebSocket exec is a `get` before 1.31).
+        let msg = r#"pods "hello-1" is forbidden: User "system:serviceaccount:shop:dev" cannot get resource "pods/exec" in API group "" in the namespace "shop""#;
+        let e = classify(&ctx(), status(403, msg), "create", "pods/exec", "shop").to_string();
+        assert!(
+            e.starts_with("the cluster refused get pods/exec in namespace shop for system:serviceaccount:shop:dev:"),
+            "{e}"
+        );
         let e = classify(&ctx(), status(401, "Unauthorized"), "get", "version", "").to_string();
         assert!(e.contains("credentials") && e.contains("kind-dev"), "{e}");
         let e = classify(&ctx(), status(409, "conflict"), "patch", "deployments.apps", "x").to_string();
         assert!(e.contains("patch deployments.apps in namespace x") && e.contains("409"), "{e}");
+    }
+
+    #[test]
+    fn forbidden_without_a_reason_names_what_gohot_asked() {
+        // Server-side apply of an object that does not exist: the patch
+        // handler's `create` check gives no reason.
+        let e = classify(&ctx(), status(403, r#"configmaps "c1" is forbidden: "#), "create", "configmaps", "shop");
+        assert!(matches!(&e, KubeError::Forbidden { .. }), "{e:?}");
+        assert!(
+            e.to_string().starts_with(
+                "the cluster refused create configmaps in namespace shop for the kubeconfig's user \"kind-dev\": add it to your Role"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn other_refusals_are_not_called_rbac() {
+        let msg = r#"pods "p" is forbidden: exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1"#;
+        let e = classify(&ctx(), status(403, msg), "patch", "pods", "shop").to_string();
+        assert_eq!(e, format!("the cluster refused patch pods in namespace shop: {msg}"));
+    }
+
+    #[test]
+    fn rbac_denials_parsed() {
+        let d = rbac_denial(r#"nodes is forbidden: User "system:serviceaccount:a:b" cannot list resource "nodes" in API group "" at the cluster scope"#).unwrap();
+        assert_eq!(
+            d,
+            Denial {
+                user: "system:serviceaccount:a:b".into(),
+                verb: "list".into(),
+                resource: "nodes".into(),
+                namespace: None
+            }
+        );
+        let d = rbac_denial(r#"deployments.apps "hello" is forbidden: User "dev" cannot patch resource "deployments" in API group "apps" in the namespace "shop": RBAC: role.rbac.authorization.k8s.io "x" not found"#).unwrap();
+        assert_eq!(
+            (d.verb.as_str(), d.resource.as_str(), d.namespace.as_deref()),
+            ("patch", "deployments.apps", Some("shop"))
+        );
+        let d = rbac_denial(r#"deployments.apps "h" is forbidden: User "dev" cannot update resource "deployments/scale" in API group "apps" in the namespace "s""#).unwrap();
+        assert_eq!(d.resource, "deployments.apps/scale");
+        assert_eq!(rbac_denial(r#"configmaps "c1" is forbidden: "#), None);
     }
 
     /// Real, not a mock: a client pointed at a loopback port nobody listens on.

@@ -227,7 +227,14 @@ pub async fn apply(cluster: &Cluster, docs: &[Doc]) -> Result<Vec<Applied>, Kube
         let mut value = doc.value.clone();
         fill_key_defaults(&mut value);
         api.patch(&name, &params, &Patch::Apply(&value)).await.map_err(|e| {
-            match cluster.error(e, "patch", &resource, &ns) {
+            // Applying an object that does not exist yet creates it, and the
+            // API server checks `create` too: that refusal comes from the
+            // patch handler, with no reason, where RBAC's filter names `patch`.
+            let verb = match &e {
+                ::kube::Error::Api(s) if s.code == 403 && crate::cluster::rbac_denial(&s.message).is_none() => "create",
+                _ => "patch",
+            };
+            match cluster.error(e, verb, &resource, &ns) {
                 KubeError::Api { what, detail } => KubeError::Api { what: format!("{}: {what}", doc.origin), detail },
                 other => other,
             }
@@ -462,11 +469,27 @@ metadata: {name: web}
             _ => mock::status(
                 403,
                 "Forbidden",
-                "deployments.apps \"hello\" is forbidden: User \"dev\" cannot patch resource",
+                r#"deployments.apps "hello" is forbidden: User "dev" cannot patch resource "deployments" in API group "apps" in the namespace "default""#,
             ),
         });
         let e = apply(&cluster, &docs(MANIFESTS.split("---").next().unwrap())).await.unwrap_err().to_string();
-        assert!(e.contains("cannot patch deployments.apps in namespace \"default\""), "{e}");
+        assert!(
+            e.starts_with(
+                "the cluster refused patch deployments.apps in namespace default for dev: add it to your Role"
+            ),
+            "{e}"
+        );
+        // The object does not exist and `create` is what is missing: the
+        // server's message names no verb.
+        let (cluster, _) = mock::cluster(|s| match s.method.as_str() {
+            "GET" => (200, apps_v1()),
+            _ => mock::status(403, "Forbidden", r#"deployments.apps "hello" is forbidden: "#),
+        });
+        let e = apply(&cluster, &docs(MANIFESTS.split("---").next().unwrap())).await.unwrap_err().to_string();
+        assert!(
+            e.starts_with("the cluster refused create deployments.apps in namespace default for the kubeconfig's user \"kind-mock\":"),
+            "{e}"
+        );
     }
 
     /// Mock API server: delete in reverse order; a missing object is not an error.

@@ -191,6 +191,7 @@ pub async fn prepare(
         opts.version = v.clone();
     }
     opts.base_url = tools.watchexec_base_url.clone();
+    opts.store = Some(cache_root.join("watchexec"));
     let bar = BarProgress(crate::progress::bytes(0, "downloading watchexec"));
     watchexec::ensure_watchexec(&opts, &bar).await?;
 

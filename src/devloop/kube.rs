@@ -226,8 +226,13 @@ async fn start(
             Some(port) => Probe::InContainer(crate::reload::ContainerProbe::http(port)),
             None => Probe::Started,
         });
+        // A refused port-forward is told as a warning, naming the permission.
+        let warn_sink = sink.clone();
+        let warn: logs::WarnFn =
+            std::sync::Arc::new(move |m: &str| warn_sink(DevEvent::Warning { message: m.to_string() }));
         for PortForward { local, remote } in forwards {
-            let (addr, task) = logs::port_forward(cluster, workloads.clone(), image.clone(), local, remote).await?;
+            let (addr, task) =
+                logs::port_forward(cluster, workloads.clone(), image.clone(), local, remote, warn.clone()).await?;
             tasks.push(task);
             let names: Vec<String> = workloads.iter().map(|w| format!("{}/{}", w.namespace, w.name)).collect();
             sink(DevEvent::Forwarding { local: addr.to_string(), remote, workloads: names });

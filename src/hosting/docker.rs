@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
 };
-use bollard::query_parameters::{CreateContainerOptions, LogsOptions, RemoveContainerOptions, StartContainerOptions};
+use bollard::query_parameters::{
+    CreateContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions, StartContainerOptions,
+};
 use bollard::Docker;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -49,6 +51,24 @@ impl std::fmt::Display for PortMapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}:{}", self.host_ip, self.host_port, self.container_port)
     }
+}
+
+/// Which of `ports` the engine's start error says is taken, if it says a
+/// port is taken at all: `Bind for 127.0.0.1:8080 failed: port is already
+/// allocated` (another container holds it) or `listen tcp4 127.0.0.1:8080:
+/// bind: address already in use` (another process does).
+fn port_in_use<'a>(error: &str, ports: &'a [PortMapping]) -> Option<&'a PortMapping> {
+    if !(error.contains("port is already allocated") || error.contains("address already in use")) {
+        return None;
+    }
+    let names = |p: &PortMapping| {
+        let needle = format!(":{}", p.host_port);
+        error.match_indices(&needle).any(|(i, _)| !error[i + needle.len()..].starts_with(|c: char| c.is_ascii_digit()))
+    };
+    ports.iter().find(|p| names(p)).or(match ports {
+        [only] => Some(only),
+        _ => None,
+    })
 }
 
 /// How to run the app's container.
@@ -156,10 +176,33 @@ impl DockerTarget {
             )
             .await
             .map_err(|e| api(format!("cannot create container {}: {e}", self.spec.name)))?;
-        self.docker.start_container(&self.spec.name, None::<StartContainerOptions>).await.map_err(|e| {
-            api(format!("cannot start container {}: {e} (is a -p host port already in use?)", self.spec.name))
-        })?;
+        if let Err(e) = self.docker.start_container(&self.spec.name, None::<StartContainerOptions>).await {
+            // Nothing left behind: the container was created by this call and never ran.
+            let _ = self.force_remove().await;
+            let detail = e.to_string();
+            if let Some(p) = port_in_use(&detail, &self.spec.ports) {
+                let holder =
+                    self.port_holder(p.host_port).await.map(|c| format!(" (by container {c})")).unwrap_or_default();
+                return Err(TargetError::PortInUse {
+                    container: self.spec.name.clone(),
+                    port: p.to_string(),
+                    host_port: p.host_port,
+                    container_port: p.container_port,
+                    holder,
+                });
+            }
+            return Err(api(format!("cannot start container {}: {detail}", self.spec.name)));
+        }
         Ok(())
+    }
+
+    /// The name of a container that publishes `host_port`, if one does.
+    async fn port_holder(&self, host_port: u16) -> Option<String> {
+        let filters = HashMap::from([("publish".to_string(), vec![host_port.to_string()])]);
+        let options = ListContainersOptions { all: false, filters: Some(filters), ..Default::default() };
+        let found = self.docker.list_containers(Some(options)).await.ok()?;
+        let names = found.into_iter().next()?.names?;
+        names.into_iter().next().map(|n| n.trim_start_matches('/').to_string())
     }
 
     /// The labels and image of the container holding the name, if any.
@@ -482,5 +525,17 @@ mod tests {
         let p: PortMapping = "0.0.0.0:1:2".parse().unwrap();
         assert_eq!(p.host_ip, "0.0.0.0");
         assert!("x:1".parse::<PortMapping>().is_err());
+    }
+
+    #[test]
+    fn port_in_use_names_the_mapping_the_engine_could_not_bind() {
+        let ports: Vec<PortMapping> = vec!["8080:80".parse().unwrap(), "8081:81".parse().unwrap()];
+        let proxy = "driver failed programming external connectivity on endpoint x: Error starting userland proxy: \
+                     listen tcp4 127.0.0.1:8081: bind: address already in use";
+        assert_eq!(port_in_use(proxy, &ports), Some(&ports[1]));
+        let taken = "Bind for 127.0.0.1:8080 failed: port is already allocated";
+        assert_eq!(port_in_use(taken, &ports), Some(&ports[0]));
+        assert_eq!(port_in_use("Bind for 127.0.0.1:80801 failed: port is already allocated", &ports), None);
+        assert_eq!(port_in_use("no such image", &ports), None);
     }
 }

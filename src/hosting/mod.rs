@@ -48,6 +48,21 @@ pub enum TargetError {
         /// Whose it is, and what to do ([`ownership::claim`]).
         reason: String,
     },
+    /// A `-p` host port is held by something else: the engine could not
+    /// publish it (the container it created is removed again).
+    #[error("cannot publish -p {port} for container {container}: host port {host_port} is already in use{holder}; stop what holds it or pick another host port (-p OTHER:{container_port})")]
+    PortInUse {
+        /// The container that could not start.
+        container: String,
+        /// The mapping as given (`ip:host:container`).
+        port: String,
+        /// The host port.
+        host_port: u16,
+        /// The container port, for the suggested `-p`.
+        container_port: u16,
+        /// ` (by container NAME)` when another container publishes it, else empty.
+        holder: String,
+    },
     /// Running a command in a container failed.
     #[error("exec in {replica}: {detail}")]
     Exec {

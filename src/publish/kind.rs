@@ -96,7 +96,7 @@ impl Publish for KindPublisher {
         let nodes = self.nodes(&docker).await?;
         if nodes.is_empty() {
             return Err(PublishError::Destination(format!(
-                "no running KinD cluster {:?} (no running container labelled {CLUSTER_LABEL}={}): create it with `kind create cluster --name {}`, or set KIND_CLUSTER_NAME to the cluster you have (`kind get clusters`)",
+                "no running KinD cluster {:?} (no running container labelled {CLUSTER_LABEL}={}): create it with `kind create cluster --name {}`, or set KIND_CLUSTER_NAME to the cluster you have (`kind get clusters`); for a cluster that pulls from a registry, set KO_DOCKER_REPO to a repository there (e.g. KO_DOCKER_REPO=127.0.0.1:5000/me)",
                 self.cluster, self.cluster, self.cluster
             )));
         }

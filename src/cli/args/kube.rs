@@ -89,4 +89,12 @@ pub struct DeleteCmd {
     /// Read the directories given with -f recursively (as ko and kubectl).
     #[arg(short = 'R', long)]
     pub recursive: bool,
+    /// The global --docker-host, which delete does not use: hidden from its
+    /// help and refused (a flag that does nothing is not taken in silence).
+    #[arg(long = "docker-host", id = "docker_host", hide = true, value_name = "HOST", value_parser = no_docker_engine)]
+    pub docker_host: Option<String>,
+}
+
+fn no_docker_engine(_: &str) -> Result<String, String> {
+    Err("gohot delete uses no Docker engine (it talks to the cluster only): drop --docker-host".into())
 }

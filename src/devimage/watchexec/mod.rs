@@ -24,6 +24,12 @@
 //!   record (same version and target, or the same local file) downloads nothing.
 //! * `<kodata>/.gitignore` gets `watchexec` and `.watchexec.sha256` lines (created or
 //!   appended, idempotent, existing lines never rewritten).
+//! * With a store ([`EnsureOptions::store`]: `<gohot cache>/watchexec/`), the
+//!   verified binary is kept there once, named by its sha256, and
+//!   `<kodata>/watchexec` is a hard link to it where the filesystem allows
+//!   (else a copy): the 18 MB are on disk once however many packages are
+//!   developed. gohot only ever replaces the link (atomic rename), never
+//!   writes through it.
 //!
 //! The xz decoder is `lzma-rust2`: pure Rust (no C toolchain when cross-compiling gohot,
 //! no bundled liblzma), actively maintained (unlike `lzma-rs`, whose last release is
@@ -97,8 +103,10 @@ pub enum WatchexecError {
     },
     /// The request failed before a response arrived.
     #[error(
-        "cannot download {url}: {source}; check the network, or point the watchexec \
-         base URL at a reachable mirror, or pass --watchexec PATH"
+        "cannot download {url}: {source}; check the network, or point \
+         --watchexec-url (GOHOT_WATCHEXEC_URL) at a reachable mirror of watchexec's \
+         release files, or use a static watchexec you have: --watchexec PATH \
+         (GOHOT_WATCHEXEC=PATH)"
     )]
     Request {
         /// What was requested.
@@ -110,7 +118,8 @@ pub enum WatchexecError {
     /// The server answered with a non-success status.
     #[error(
         "downloading {url} failed with HTTP {status}; check the watchexec version \
-         ({version}) and base URL, or pass --watchexec PATH"
+         ({version}) and --watchexec-url (GOHOT_WATCHEXEC_URL), or use a static \
+         watchexec you have: --watchexec PATH (GOHOT_WATCHEXEC=PATH)"
     )]
     HttpStatus {
         /// What was requested.
@@ -158,7 +167,9 @@ pub enum WatchexecError {
     /// `SHA256SUMS` has no line for the asset.
     #[error(
         "{sums_url} lists no checksum for {asset}; the release may not have this \
-         build, or the mirror is incomplete. Nothing was written"
+         build, or the mirror (--watchexec-url, GOHOT_WATCHEXEC_URL) is incomplete; \
+         or use a static watchexec you have: --watchexec PATH (GOHOT_WATCHEXEC=PATH). \
+         Nothing was written"
     )]
     MissingChecksum {
         /// Where the sums came from.
@@ -178,7 +189,7 @@ pub enum WatchexecError {
     #[error(
         "checksum mismatch for {url}: SHA256SUMS says {expected}, the download is \
          {actual}; the download is corrupt or was tampered with. Nothing was written; \
-         retry, or check the base URL/mirror"
+         retry, or check the mirror (--watchexec-url, GOHOT_WATCHEXEC_URL)"
     )]
     ChecksumMismatch {
         /// The archive's URL.
@@ -326,6 +337,9 @@ pub struct EnsureOptions {
     /// HTTP client to use (proxy settings, timeouts); `None` builds one, which
     /// needs a process-wide rustls crypto provider to be installed.
     pub client: Option<reqwest::Client>,
+    /// A directory where the verified binary is kept once, by sha256, and
+    /// hard-linked into kodata where the filesystem allows; `None` copies.
+    pub store: Option<PathBuf>,
 }
 
 impl EnsureOptions {
@@ -340,6 +354,7 @@ impl EnsureOptions {
             max_binary_size: DEFAULT_MAX_BINARY_SIZE,
             max_archive_size: DEFAULT_MAX_ARCHIVE_SIZE,
             client: None,
+            store: None,
         }
     }
 }
@@ -428,17 +443,19 @@ async fn ensure_download(opts: &EnsureOptions, progress: &dyn Progress) -> Resul
     let version = opts.version.clone();
     let goarch = opts.goarch.clone();
     let kodata = opts.kodata.clone();
+    let store = opts.store.clone();
     let max = opts.max_binary_size;
     blocking("unpacking watchexec", move || {
         let binary = extract_binary(&archive, &asset, &top_dir(&version, triple), max)?;
         check_elf(&binary, &goarch, &format!("watchexec from {asset}"))?;
-        install(&kodata, &binary, &origin)
+        install(&kodata, &binary, &origin, store.as_deref())
     })
     .await?
 }
 
 async fn ensure_local(opts: &EnsureOptions, src: PathBuf) -> Result<()> {
     let kodata = opts.kodata.clone();
+    let store = opts.store.clone();
     let goarch = opts.goarch.clone();
     let max = opts.max_binary_size;
     blocking("copying the local watchexec", move || {
@@ -461,7 +478,7 @@ async fn ensure_local(opts: &EnsureOptions, src: PathBuf) -> Result<()> {
         if installed_matches(&kodata, "local", Some(&sha))? {
             return Ok(());
         }
-        install(&kodata, &binary, "local")
+        install(&kodata, &binary, "local", store.as_deref())
     })
     .await?
 }
@@ -591,18 +608,52 @@ fn is_executable(_m: &fs::Metadata) -> bool {
     true
 }
 
-/// Write the verified binary, its record and the `.gitignore` lines into kodata.
-pub(crate) fn install(kodata: &Path, binary: &[u8], origin: &str) -> Result<()> {
+/// Write the verified binary, its record and the `.gitignore` lines into
+/// kodata; the binary as a hard link to its copy in `store` where the
+/// filesystem allows, else written.
+pub(crate) fn install(kodata: &Path, binary: &[u8], origin: &str, store: Option<&Path>) -> Result<()> {
     fs::create_dir_all(kodata).map_err(|source| WatchexecError::Io {
         action: "create",
         path: kodata.to_owned(),
         source,
     })?;
     let record = Record { sha256: hex::encode(Sha256::digest(binary)), origin: origin.to_owned() };
-    write_atomic(kodata, BINARY_NAME, binary, 0o755)?;
+    let linked = match store {
+        Some(store) => link_from_store(store, &record.sha256, binary, kodata)?,
+        None => false,
+    };
+    if !linked {
+        write_atomic(kodata, BINARY_NAME, binary, 0o755)?;
+    }
     write_atomic(kodata, RECORD_NAME, record.render().as_bytes(), 0o644)?;
     ensure_gitignore(kodata)?;
     Ok(())
+}
+
+/// Makes `<kodata>/watchexec` a hard link to `<store>/sha256-<hex>`
+/// (written there first unless it holds exactly `binary`), through a
+/// temporary link renamed over it. Returns false, leaving kodata as it was,
+/// where the filesystem cannot link (another filesystem, no hard links):
+/// the caller copies instead.
+fn link_from_store(store: &Path, sha256: &str, binary: &[u8], kodata: &Path) -> Result<bool> {
+    let kept = store.join(format!("sha256-{sha256}"));
+    let holds_it = fs::read(&kept).is_ok_and(|data| hex::encode(Sha256::digest(&data)) == sha256);
+    if !holds_it {
+        write_atomic(store, &format!("sha256-{sha256}"), binary, 0o755)?;
+    }
+    let tmp = kodata.join(format!("{}.{BINARY_NAME}.link.{}", crate::atomic::TEMP_PREFIX, std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    if fs::hard_link(&kept, &tmp).is_err() {
+        return Ok(false);
+    }
+    let dest = kodata.join(BINARY_NAME);
+    fs::rename(&tmp, &dest).map_err(|source| {
+        let _ = fs::remove_file(&tmp);
+        WatchexecError::Io { action: "rename a link into", path: dest, source }
+    })?;
+    // Renaming a link over another link to the same file does nothing (POSIX): the temporary stays.
+    let _ = fs::remove_file(&tmp);
+    Ok(true)
 }
 
 /// `dir/name` written atomically with `mode` (see [`crate::atomic`]).
@@ -942,6 +993,26 @@ pub(crate) mod tests {
         assert_eq!(checksum_for(&sums, "z.tar.xz"), Err(false));
         let conflict = format!("{h1}  x.tar.xz\n{}  x.tar.xz\n", "c".repeat(64));
         assert_eq!(checksum_for(&conflict, "x.tar.xz"), Err(true));
+    }
+
+    #[test]
+    fn kodata_links_to_the_store_and_a_relink_leaves_no_temporary() {
+        use std::os::unix::fs::MetadataExt;
+        let root = tempdir();
+        let store = root.path().join("store");
+        let (a, b) = (root.path().join("a"), root.path().join("b"));
+        let binary = b"\x7fELF not really, install does not check".to_vec();
+        install(&a, &binary, "local", Some(&store)).unwrap();
+        install(&b, &binary, "local", Some(&store)).unwrap();
+        let ino = |d: &Path| fs::metadata(d.join(BINARY_NAME)).unwrap().ino();
+        assert_eq!(ino(&a), ino(&b));
+        assert_eq!(fs::read(a.join(BINARY_NAME)).unwrap(), binary);
+        // Installed again over the same link: nothing but gohot's files in kodata.
+        install(&a, &binary, "local", Some(&store)).unwrap();
+        let mut names: Vec<_> = fs::read_dir(&a).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, [".gitignore", RECORD_NAME, BINARY_NAME]);
+        assert_eq!(ino(&a), ino(&b));
     }
 
     #[test]

@@ -274,8 +274,7 @@ mod tests {
                 .unwrap_err();
         assert!(matches!(e, KubeError::Forbidden { .. }), "{e:?}");
         let e = e.to_string();
-        assert!(e.contains("cannot create pods/exec in namespace \"shop\""), "{e}");
-        assert!(e.contains("Ask a cluster admin for `create` on `pods/exec`"), "{e}");
+        assert!(e.starts_with("the cluster refused create pods/exec in namespace shop for dev: add it to your Role (manifests/gohot-developer.yaml"), "{e}");
         let seen = log.lock().unwrap();
         assert!(seen[0].uri.starts_with("/api/v1/namespaces/shop/pods/hello-a/exec?"), "{}", seen[0].uri);
         assert!(seen[0].uri.contains("container=app") && seen[0].uri.contains("stdout=true"), "{}", seen[0].uri);

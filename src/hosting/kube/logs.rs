@@ -48,7 +48,10 @@ async fn stream_one(cluster: Cluster, c: AppContainer, since_seconds: Option<i64
                 line(&prefix, &l);
             }
         }
-        Err(e) => line(&prefix, &format!("(gohot: cannot follow logs: {e})")),
+        Err(e) => {
+            let e = cluster.error(e, "get", "pods/log", &c.namespace);
+            line(&prefix, &format!("(gohot: cannot follow logs: {e})"))
+        }
     }
 }
 
@@ -119,12 +122,16 @@ pub fn follow_logs(
 /// a ready pod as of that moment — so a replaced pod is left behind as
 /// `skaffold dev`'s forwarding does — trying the next one if a pod refuses.
 /// `local` 0 picks a free port; the bound address is returned with the task.
+///
+/// A forward the cluster refuses (RBAC: `pods/portforward`) is told to `warn`
+/// once, naming the missing permission; the connection is closed.
 pub async fn port_forward(
     cluster: &Cluster,
     workloads: Vec<Workload>,
     image: AppImage,
     local: u16,
     remote: u16,
+    warn: WarnFn,
 ) -> Result<(std::net::SocketAddr, JoinHandle<()>), KubeError> {
     let listener = TcpListener::bind(("127.0.0.1", local)).await.map_err(|e| KubeError::Api {
         what: format!("port-forward 127.0.0.1:{local}"),
@@ -133,7 +140,7 @@ pub async fn port_forward(
     let addr =
         listener.local_addr().map_err(|e| KubeError::Api { what: "port-forward".into(), detail: e.to_string() })?;
     let cluster = cluster.clone();
-    let target = Arc::new((workloads, image));
+    let target = Arc::new(Forwarding { workloads, image, warn, refused: Default::default() });
     let task = tokio::spawn(async move {
         let mut conns = tokio::task::JoinSet::new();
         while let Ok((conn, _)) = listener.accept().await {
@@ -144,8 +151,20 @@ pub async fn port_forward(
     Ok((addr, task))
 }
 
-async fn forward_one(cluster: Cluster, target: Arc<(Vec<Workload>, AppImage)>, mut conn: TcpStream, remote: u16) {
-    let found = match super::pods::discover(&cluster, &target.0, &target.1).await {
+/// Called with a warning meant for people.
+pub type WarnFn = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What one port-forward forwards to, and where its refusals go.
+struct Forwarding {
+    workloads: Vec<Workload>,
+    image: AppImage,
+    warn: WarnFn,
+    /// A refusal was told already.
+    refused: std::sync::atomic::AtomicBool,
+}
+
+async fn forward_one(cluster: Cluster, target: Arc<Forwarding>, mut conn: TcpStream, remote: u16) {
+    let found = match super::pods::discover(&cluster, &target.workloads, &target.image).await {
         Ok(f) => f,
         Err(e) => return tracing::warn!("port-forward: {e}"),
     };
@@ -158,6 +177,13 @@ async fn forward_one(cluster: Cluster, target: Arc<(Vec<Workload>, AppImage)>, m
             Ok(f) => f,
             Err(e) => {
                 let e = cluster.error(e, "create", "pods/portforward", &c.namespace);
+                if let KubeError::Forbidden { .. } = e {
+                    // Every pod is refused alike: no use trying the others.
+                    if !target.refused.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        (target.warn)(&format!("port-forward 127.0.0.1 → port {remote}: {e}"));
+                    }
+                    return;
+                }
                 tracing::debug!("port-forward to {}:{remote}: {e}", c.pod);
                 continue;
             }

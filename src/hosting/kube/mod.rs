@@ -78,6 +78,8 @@ struct AppSelection {
     image: AppImage,
     platforms: Vec<Platform>,
     nodes: Mutex<Vec<NodePlatform>>,
+    /// The cluster refused to list nodes.
+    nodes_refused: std::sync::atomic::AtomicBool,
     /// `handle` → platform of its node, from the last discovery.
     placed: Mutex<Vec<(String, Platform)>>,
     warned: Mutex<HashSet<String>>,
@@ -89,9 +91,12 @@ struct AppSelection {
 }
 
 fn target_error(cluster: &Cluster, e: KubeError) -> TargetError {
+    let target = format!("cluster {}", cluster.context.name);
     match e {
         KubeError::Exec { replica, detail } => TargetError::Exec { replica, detail },
-        e => TargetError::Api { target: format!("cluster {}", cluster.context.name), detail: e.to_string() },
+        // Already named after the cluster (the pod watch's errors): not twice.
+        KubeError::Api { what, detail } if what == target => TargetError::Api { target, detail },
+        e => TargetError::Api { target, detail: e.to_string() },
     }
 }
 
@@ -110,6 +115,7 @@ impl KubeTarget {
             image,
             platforms,
             nodes: Mutex::default(),
+            nodes_refused: Default::default(),
             placed: Mutex::default(),
             warned: Mutex::default(),
             warn,
@@ -154,6 +160,16 @@ impl KubeTarget {
         if known.iter().any(|n| n.node == node) {
             return Ok(known);
         }
+        if app.nodes_refused.load(std::sync::atomic::Ordering::Relaxed) {
+            // Refused once: not asked again on every discovery.
+            return Err(KubeError::Forbidden {
+                verb: "list".into(),
+                resource: "nodes".into(),
+                namespace: String::new(),
+                user: self.cluster.context.user.clone(),
+                message: String::new(),
+            });
+        }
         let fresh = nodes::list(&self.cluster).await?;
         if let Ok(mut n) = app.nodes.lock() {
             *n = fresh.clone();
@@ -177,7 +193,22 @@ impl KubeTarget {
         let mut placed = Vec::new();
         let mut replicas = Vec::new();
         for c in &found.containers {
-            let nodes = self.node_platform(app, &c.node).await?;
+            let nodes = match self.node_platform(app, &c.node).await {
+                Ok(nodes) => nodes,
+                // Nodes are cluster-scoped, and a developer's namespaced Role
+                // cannot grant reading them (manifests/gohot-developer.yaml).
+                // A container that runs the image gohot built for one
+                // platform runs on a node of that platform.
+                Err(KubeError::Forbidden { .. }) if app.platforms.len() == 1 => {
+                    if !app.nodes_refused.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::debug!("cannot list nodes: the image's one platform is the nodes'");
+                    }
+                    placed.push((c.handle(), app.platforms[0].clone()));
+                    replicas.push(c.replica());
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let node_platform = nodes.iter().find(|n| n.node == c.node).map(|n| n.platform.clone());
             let built = node_platform
                 .as_ref()

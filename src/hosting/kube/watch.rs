@@ -38,6 +38,10 @@ struct State {
     pods: Vec<Option<BTreeMap<String, Pod>>>,
     /// The last failure to list, while some workload has never been listed.
     error: Option<String>,
+    /// The cluster refuses to watch (RBAC): said on every question until a
+    /// watch is allowed, since without one the pods are only as fresh as
+    /// the last list.
+    refused: Option<String>,
 }
 
 /// The pods of some workloads, as the API server last said; see the module doc.
@@ -60,7 +64,7 @@ impl Drop for PodWatch {
 impl PodWatch {
     /// Starts watching the pods of `workloads` (one watch per workload).
     pub fn start(cluster: &Cluster, workloads: &[Workload]) -> PodWatch {
-        let state = Arc::new(Mutex::new(State { pods: vec![None; workloads.len()], error: None }));
+        let state = Arc::new(Mutex::new(State { pods: vec![None; workloads.len()], error: None, refused: None }));
         let (tx, changed) = tokio::sync::watch::channel(0u64);
         let tx = Arc::new(tx);
         let tasks = workloads
@@ -79,6 +83,9 @@ impl PodWatch {
         loop {
             {
                 let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(e) = &state.refused {
+                    return Err(KubeError::Api { what: self.what.clone(), detail: e.clone() });
+                }
                 if state.pods.iter().all(Option::is_some) {
                     return Ok(state.pods.iter().flatten().flat_map(|m| m.values().cloned()).collect());
                 }
@@ -144,8 +151,22 @@ async fn follow(
         let relist = loop {
             let events = match api.watch(&wp, &version).await {
                 Ok(s) => s,
-                Err(e) => break e.to_string(),
+                Err(e) => {
+                    let e = cluster.error(e, "watch", "pods", &w.namespace);
+                    let refused = matches!(e, KubeError::Forbidden { .. }).then(|| e.to_string());
+                    let changed = {
+                        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                        std::mem::replace(&mut st.refused, refused.clone()) != refused
+                    };
+                    if changed {
+                        bump();
+                    }
+                    break e.to_string();
+                }
             };
+            if state.lock().unwrap_or_else(|p| p.into_inner()).refused.take().is_some() {
+                bump();
+            }
             let mut events = events.boxed();
             let ended = loop {
                 match events.try_next().await {
