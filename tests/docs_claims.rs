@@ -102,3 +102,66 @@ fn demo_says_what_it_builds_and_where_the_app_is() {
     assert!(demo[..ready].contains("url=http://127.0.0.1:8080") && demo[..ready].contains("curl"), "{demo}");
     assert!(demo[ready..].contains("examples/hello/main.go"), "{demo}");
 }
+
+/// The `sh` blocks of the README and docs/ that walk through this
+/// repository's examples (they name `examples/`) run as written from the
+/// repository root (issue 21): following their `cd`s, every gohot command
+/// that builds runs inside a Go module (`examples/hello` is its own: from
+/// the root, `go: cannot find main module`), and every path it is given
+/// (`-f`, packages) exists there.
+#[test]
+fn example_commands_in_the_docs_run_from_where_they_say() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![root.join("README.md")];
+    pages.extend(
+        std::fs::read_dir(root.join("docs"))
+            .expect("docs/")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "md")),
+    );
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for page in &pages {
+        let text = std::fs::read_to_string(page).expect("read");
+        let name = page.strip_prefix(root).expect("in the checkout").display().to_string();
+        for block in text.split("```sh\n").skip(1).filter_map(|b| b.split("```").next()) {
+            if !block.contains("examples/") {
+                continue;
+            }
+            let mut cwd = root.to_path_buf();
+            for line in block.lines() {
+                let words: Vec<&str> = line.split('#').next().unwrap_or("").split_whitespace().collect();
+                match words.as_slice() {
+                    ["cd", dir] => cwd = cwd.join(dir),
+                    ["gohot", sub, args @ ..] => {
+                        checked += 1;
+                        let builds = ["apply", "dev", "resolve", "build"].contains(sub);
+                        if builds
+                            && !cwd.ancestors().take_while(|d| d.starts_with(root)).any(|d| d.join("go.mod").is_file())
+                        {
+                            wrong.push(format!("{name}: `{line}` runs in {} (no Go module)", cwd.display()));
+                        }
+                        let mut paths = Vec::new();
+                        let mut it = args.iter().take_while(|a| **a != "--").peekable();
+                        while let Some(a) = it.next() {
+                            if (*a == "-f" || *a == "--filename") && it.peek().is_some() {
+                                paths.extend(it.next());
+                            } else if a.starts_with('.') || a.starts_with('/') {
+                                paths.push(a);
+                            }
+                        }
+                        for p in paths {
+                            if !cwd.join(p).exists() {
+                                wrong.push(format!("{name}: `{line}`: {p} does not exist in {}", cwd.display()));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(checked >= 5, "found only {checked} example commands: has the docs' layout changed?");
+    assert!(wrong.is_empty(), "commands that fail as written:\n{}", wrong.join("\n"));
+}

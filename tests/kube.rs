@@ -870,3 +870,31 @@ fn skaffold_sync_hook_and_tar_on_a_real_cluster() {
     assert_eq!(gohot::wayin::parse_hash_status(&ok_hash.stdout).expect("hash"), gohot::wayin::RemoteFile::Missing);
     env.wait_all_serve("hello", 2, "Hello from skaffold dev!");
 }
+
+/// A `kind-*` context whose cluster is not a KinD cluster gohot can load
+/// into, and no KO_DOCKER_REPO: gohot picks kind.local, finds no KinD
+/// cluster of that name, and says both ways out — create the KinD cluster,
+/// or set KO_DOCKER_REPO for a cluster that pulls from a registry (issue 21).
+/// The context is this cluster's, renamed `kind-…` in a copy of its kubeconfig.
+#[test]
+#[ignore = "needs a Kubernetes cluster: scripts/test runs it when KUBECONFIG names one"]
+fn a_kind_context_without_a_kind_cluster_names_ko_docker_repo() {
+    let env = KubeEnv::new("kind_context_without_kind");
+    let sb = Sandbox::new();
+    let app = hello_app(&sb, 1, "", "");
+    let kubeconfig = sb.path().join("kind-renamed.kubeconfig");
+    let flat = ok(Command::new("kubectl").args(["config", "view", "--raw", "--flatten", "--minify"]));
+    std::fs::write(&kubeconfig, flat).expect("write the kubeconfig copy");
+    let cluster = format!("gohot-none-{}", std::process::id());
+    ok(Command::new("kubectl").env("KUBECONFIG", &kubeconfig).args([
+        "config",
+        "rename-context",
+        &env.cluster.context.name,
+        &format!("kind-{cluster}"),
+    ]));
+    let out = run(sb.gohot(&app).env("KUBECONFIG", &kubeconfig).args(["apply", "-n", &env.ns, "-f", "manifests"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("kind create cluster --name {cluster}")), "{stderr}");
+    assert!(stderr.contains("for a cluster that pulls from a registry, set KO_DOCKER_REPO"), "{stderr}");
+}
