@@ -532,11 +532,13 @@ async fn connect(
             handshake(session, &mut link, running).await?;
             Ok::<_, DapError>(link)
         };
-        let left = deadline.saturating_duration_since(Instant::now());
+        // One connection that delve never answers does not use up the
+        // deadline: it is dropped and a new one tried.
+        let left = deadline.saturating_duration_since(Instant::now()).min(running + Duration::from_secs(5));
         match tokio::time::timeout(left, attempt).await {
             Ok(Ok(link)) => return Ok(link),
             Ok(Err(e)) => last = e.to_string(),
-            Err(_) => last = "no answer".into(),
+            Err(_) => last = format!("no answer within {left:?}"),
         }
         // A condition with a deadline: the new delve listening.
         tokio::time::sleep(Duration::from_millis(20)).await;
