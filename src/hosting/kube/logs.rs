@@ -50,8 +50,13 @@ async fn stream_one(
 ) {
     let api: Api<Pod> = Api::namespaced(cluster.client.clone(), &c.namespace);
     let prefix = format!("{}/{}", c.pod, c.container);
-    let params =
-        LogParams { follow: true, container: Some(c.container.clone()), since_seconds, tail_lines, ..Default::default() };
+    let params = LogParams {
+        follow: true,
+        container: Some(c.container.clone()),
+        since_seconds,
+        tail_lines,
+        ..Default::default()
+    };
     match api.log_stream(&c.pod, &params).await {
         Ok(stream) => {
             let mut lines = stream.lines();
