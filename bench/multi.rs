@@ -13,6 +13,10 @@
 //! 4. the api's own `main.go` in the session's copy → the api serving, and
 //!    how many builds of the other services that save started (want 0).
 //!
+//! After 1 and 2, a third copy of the module builds the same edit bare —
+//! `go build -trimpath` of the api, then of the three at once — the floors
+//! no tool can beat: on a machine of few cores three links cost more than one.
+//!
 //! Then the gateway gets a compile error and the shared package is edited
 //! again for half as many rounds: the api and the worker must serve every
 //! edit (stale: a round where one did not). Last, the session's idle CPU
@@ -23,7 +27,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{copy_dir, free_port, gohot_bin, http_get, percentile, root, watchexec, Cluster, Dev};
+use super::{copy_dir, free_port, go, gohot_bin, http_get, percentile, root, watchexec, Cluster, Dev};
 
 const SERVICES: [(&str, u16); 3] = [("api", 8080), ("worker", 9090), ("gateway", 8081)];
 
@@ -70,6 +74,8 @@ pub struct MultiStats {
     multi_shared: Vec<f64>,
     single_own: Vec<f64>,
     multi_own: Vec<f64>,
+    single_floor: Vec<f64>,
+    three_floor: Vec<f64>,
     other_builds: usize,
     failed: usize,
     isolation_edits: usize,
@@ -87,6 +93,30 @@ fn set_var(dir: &Path, file: &str, var: &str, value: &str) {
     let tmp = path.with_extension("go.bench-tmp");
     std::fs::write(&tmp, format!("{}{value}{}", &src[..start], &src[end..])).expect("write");
     std::fs::rename(&tmp, &path).expect("rename");
+}
+
+/// The floor for the services of one edit: bare incremental `go build
+/// -trimpath` of each, all at once, in the floor's own copy of the module.
+fn floor_build(dir: &Path, services: &[&str]) -> f64 {
+    let t = Instant::now();
+    let builds: Vec<_> = services
+        .iter()
+        .map(|s| {
+            Command::new(go())
+                .current_dir(dir)
+                .env("CGO_ENABLED", "0")
+                .args(["build", "-trimpath", "-o", &format!("out/{s}"), &format!("./cmd/{s}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("go build")
+        })
+        .collect();
+    for b in builds {
+        let out = b.wait_with_output().expect("go build");
+        assert!(out.status.success(), "go build failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    t.elapsed().as_secs_f64()
 }
 
 /// Times one edit: from the save until `done` says when it was served.
@@ -112,8 +142,8 @@ fn start(dir: &Path, argv: &[String], kocache: &Path) -> Dev {
 /// Runs the comparison (see the module doc).
 pub fn run(edits: usize, kube: bool, replicas: usize, work: &Path, log: &dyn Fn(String)) -> MultiStats {
     let kocache = work.join("kocache");
-    let (single_dir, multi_dir) = (work.join("single"), work.join("multi"));
-    for d in [&single_dir, &multi_dir] {
+    let (single_dir, multi_dir, floor_dir) = (work.join("single"), work.join("multi"), work.join("floor"));
+    for d in [&single_dir, &multi_dir, &floor_dir] {
         copy_dir(&root().join("examples/shop"), d);
         for (n, _) in SERVICES {
             let m = d.join(format!("manifests/{n}.yaml"));
@@ -159,6 +189,7 @@ pub fn run(edits: usize, kube: bool, replicas: usize, work: &Path, log: &dyn Fn(
     }
     single_reach.serving("api", "prices v1", Duration::from_secs(180)).expect("the single api does not answer");
     multi_reach.all_serving("prices v1", Duration::from_secs(180)).expect("the three services do not answer");
+    floor_build(&floor_dir, &["api", "worker", "gateway"]);
     log(format!("both sessions serve ({})", if kube { "cluster" } else { "Docker engine" }));
     let timeout = Duration::from_secs(60);
     let mut st = MultiStats::default();
@@ -173,12 +204,17 @@ pub fn run(edits: usize, kube: bool, replicas: usize, work: &Path, log: &dyn Fn(
             || single_reach.serving("api", &label, timeout),
         );
         push(&mut st.single_shared, t, &mut st.failed);
+        // The floors of the same edit, right after gohot served it (load falls on both alike).
+        set_var(&floor_dir, "internal/price/price.go", "Label", &format!("prices f{i}"));
+        st.single_floor.push(floor_build(&floor_dir, &["api"]));
         let label = format!("prices m{i}");
         let t = timed(
             || set_var(&multi_dir, "internal/price/price.go", "Label", &label),
             || multi_reach.all_serving(&label, timeout),
         );
         push(&mut st.multi_shared, t, &mut st.failed);
+        set_var(&floor_dir, "internal/price/price.go", "Label", &format!("prices g{i}"));
+        st.three_floor.push(floor_build(&floor_dir, &["api", "worker", "gateway"]));
         let greeting = format!("api s{i}");
         let t = timed(
             || set_var(&single_dir, "cmd/api/main.go", "greeting", &greeting),
@@ -202,9 +238,11 @@ pub fn run(edits: usize, kube: bool, replicas: usize, work: &Path, log: &dyn Fn(
             }
         }
         log(format!(
-            "round {i}: shared {:.3}s alone, {:.3}s all three · own {:.3}s alone, {:.3}s in the session",
+            "round {i}: shared {:.3}s alone (floor {:.3}s), {:.3}s all three (floor {:.3}s) · own {:.3}s alone, {:.3}s in the session",
             st.single_shared.last().copied().unwrap_or(f64::NAN),
+            st.single_floor.last().copied().unwrap_or(f64::NAN),
             st.multi_shared.last().copied().unwrap_or(f64::NAN),
+            st.three_floor.last().copied().unwrap_or(f64::NAN),
             st.single_own.last().copied().unwrap_or(f64::NAN),
             st.multi_own.last().copied().unwrap_or(f64::NAN),
         ));
@@ -242,6 +280,11 @@ pub fn report(st: &MultiStats, kube: bool, replicas: usize, json: bool) {
         "single_shared_p50_s": p50(&st.single_shared),
         "all_three_shared_p50_s": p50(&st.multi_shared),
         "shared_ratio": p50(&st.multi_shared) / p50(&st.single_shared),
+        "single_floor_p50_s": p50(&st.single_floor),
+        "three_floor_p50_s": p50(&st.three_floor),
+        "floor_ratio": p50(&st.three_floor) / p50(&st.single_floor),
+        "all_three_over_their_floor": p50(&st.multi_shared) / p50(&st.three_floor),
+        "single_over_its_floor": p50(&st.single_shared) / p50(&st.single_floor),
         "single_own_p50_s": p50(&st.single_own),
         "session_own_p50_s": p50(&st.multi_own),
         "own_ratio": p50(&st.multi_own) / p50(&st.single_own),
@@ -264,6 +307,17 @@ pub fn report(st: &MultiStats, kube: bool, replicas: usize, json: bool) {
         p50(&st.multi_shared),
         p50(&st.single_shared),
         p50(&st.multi_shared) / p50(&st.single_shared)
+    );
+    println!(
+        "| floor: bare `go build -trimpath` of the three at once vs of the api, interleaved p50 | {:.3} s vs {:.3} s ({:.2}×) |",
+        p50(&st.three_floor),
+        p50(&st.single_floor),
+        p50(&st.three_floor) / p50(&st.single_floor)
+    );
+    println!(
+        "| over their floor: all three / the api alone | {:.2}× / {:.2}× |",
+        p50(&st.multi_shared) / p50(&st.three_floor),
+        p50(&st.single_shared) / p50(&st.single_floor)
     );
     println!(
         "| api's own edit → the api serving p50, in the session vs alone | {:.3} s vs {:.3} s ({:.2}×) |",

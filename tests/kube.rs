@@ -324,6 +324,15 @@ fn dev_loop_on_a_real_cluster() {
     let started = dev.wait_event("started", Duration::from_secs(300));
     assert_eq!(started["replicas"].as_array().map(Vec::len), Some(2), "{started}");
     let first_pods = env.wait_all_serve("hello", 2, "Hello from gohot!");
+    // Each pod's start lines are shown, as on the engine (issue 21), though
+    // they were printed during the rollout, before the session followed logs.
+    for pod in &first_pods {
+        dev.seen_or_wait("the pod's start line", Duration::from_secs(60), |e| {
+            e["event"] == "log"
+                && e["replica"].as_str().unwrap_or("").starts_with(pod.as_str())
+                && e["line"].as_str().unwrap_or("").contains("hello listening on")
+        });
+    }
 
     for i in 1..=3 {
         edit_and_check(&mut dev, &env, &app, forward, &format!("edit {i}"), 2);

@@ -19,6 +19,10 @@ use super::pods::AppContainer;
 use crate::cluster::workload::{AppImage, Workload};
 use crate::cluster::{Cluster, KubeError};
 
+/// How many earlier lines of each pod already running when the session
+/// starts are shown.
+const FIRST_LINES: i64 = 20;
+
 /// Called with `(pod/container, line)` for every log line.
 pub type LineFn = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
@@ -33,14 +37,26 @@ pub fn stream_logs(
 ) -> Vec<JoinHandle<()>> {
     containers
         .iter()
-        .map(|c| tokio::spawn(stream_one(cluster.clone(), c.clone(), since_seconds, line.clone())))
+        .map(|c| tokio::spawn(stream_one(cluster.clone(), c.clone(), since_seconds, None, line.clone())))
         .collect()
 }
 
-async fn stream_one(cluster: Cluster, c: AppContainer, since_seconds: Option<i64>, line: LineFn) {
+async fn stream_one(
+    cluster: Cluster,
+    c: AppContainer,
+    since_seconds: Option<i64>,
+    tail_lines: Option<i64>,
+    line: LineFn,
+) {
     let api: Api<Pod> = Api::namespaced(cluster.client.clone(), &c.namespace);
     let prefix = format!("{}/{}", c.pod, c.container);
-    let params = LogParams { follow: true, container: Some(c.container.clone()), since_seconds, ..Default::default() };
+    let params = LogParams {
+        follow: true,
+        container: Some(c.container.clone()),
+        since_seconds,
+        tail_lines,
+        ..Default::default()
+    };
     match api.log_stream(&c.pod, &params).await {
         Ok(stream) => {
             let mut lines = stream.lines();
@@ -76,7 +92,7 @@ pub async fn last_lines(cluster: &Cluster, namespace: &str, pod: &str, container
 /// nothing), looked at again at most every `interval` when they change, and
 /// each container instance seen for the first time — a new pod, a restarted
 /// container — gets its stream from its start. Containers present at the
-/// first look start from one second ago. Aborting the returned task stops
+/// first look start with their last [`FIRST_LINES`] lines. Aborting the returned task stops
 /// every stream.
 pub fn follow_logs(
     cluster: &Cluster,
@@ -105,8 +121,11 @@ pub fn follow_logs(
             let found = super::pods::select(&pods, &image);
             for c in found.containers {
                 if seen.insert(c.instance()) {
-                    let since = if first { Some(1) } else { None };
-                    streams.spawn(stream_one(cluster.clone(), c, since, line.clone()));
+                    // The pods there at the start (just rolled out, or kept from an
+                    // earlier session): their last lines, the app's start among them
+                    // (as the engine shows it), not a long history. Later ones: all.
+                    let tail = first.then_some(FIRST_LINES);
+                    streams.spawn(stream_one(cluster.clone(), c, None, tail, line.clone()));
                 }
             }
             first = false;
