@@ -92,7 +92,7 @@ pub async fn last_lines(cluster: &Cluster, namespace: &str, pod: &str, container
 /// nothing), looked at again at most every `interval` when they change, and
 /// each container instance seen for the first time — a new pod, a restarted
 /// container — gets its stream from its start. Containers present at the
-/// first look start with their last [`FIRST_LINES`] lines. Aborting the returned task stops
+/// first look start with their last `FIRST_LINES` (20) lines. Aborting the returned task stops
 /// every stream.
 pub fn follow_logs(
     cluster: &Cluster,
