@@ -48,11 +48,12 @@ pub fn spinner(message: impl Into<String>) -> ProgressBar {
     bar
 }
 
-/// A byte-counting bar with a message; hidden when stderr is not a TTY.
+/// A byte-counting bar with a message and the time left at the rate so far
+/// (a push over a slow link takes minutes); hidden when stderr is not a TTY.
 pub fn bytes(len: u64, message: impl Into<String>) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), target());
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}, {eta} left")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );

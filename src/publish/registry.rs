@@ -107,7 +107,10 @@ impl Publish for RegistryPublisher {
             }
         }
         let total: u64 = missing.iter().map(|m| m.1).sum();
-        let bar = crate::progress::bytes(total, format!("pushing {repository}"));
+        let bar = crate::progress::bytes(
+            total,
+            format!("pushing {repository}: {} blob(s), {} already there", missing.len(), stats.present),
+        );
         stats.uploaded = missing.len();
         stats.uploaded_bytes = total;
         futures::stream::iter(missing.into_iter().map(|(digest, size, data)| {
