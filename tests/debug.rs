@@ -339,6 +339,7 @@ fn dev_debug_on_docker_keeps_the_editors_session_across_reloads() {
         .expect("gohot dev --debug");
     let _cleanup = Container(container.clone());
     let mut events = EventStream::read(child.stdout.take().expect("stdout"));
+    let mut child = KillOnDrop(child);
     let listening = events.event("debug_listening", None, Duration::from_secs(60));
     assert_eq!(listening["address"], format!("127.0.0.1:{debug_port}"));
     events.event("started", Some("debugapp"), Duration::from_secs(300));
@@ -385,10 +386,10 @@ fn dev_debug_on_docker_keeps_the_editors_session_across_reloads() {
     assert_eq!(editor.count("event", "terminated"), 0, "the session never ended");
 
     // Ctrl-C: the editor's session ends cleanly.
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = Command::new("kill").args(["-INT", &child.0.id().to_string()]).status();
     editor.event("terminated", Duration::from_secs(30));
     events.event("stopped", None, Duration::from_secs(60));
-    let _ = child.wait();
+    let _ = child.0.wait();
 }
 
 /// The debug fixture as a Deployment of one pod, ready when its port

@@ -269,16 +269,6 @@ fn three_services_on_a_real_cluster() {
     serve_all("worker", 9090, "worker v3");
 }
 
-/// Kills a child process when dropped (a test that fails mid-way leaves no gohot behind).
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Prints a log file when the test fails (the sandbox holding it is deleted).
 struct PrintOnPanic(PathBuf);
 

@@ -505,3 +505,14 @@ impl EventStream {
             .expect("the event")
     }
 }
+
+/// Kills a child process when dropped: a test that fails mid-way leaves no
+/// gohot behind (a leaked `gohot dev` would re-create its container).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

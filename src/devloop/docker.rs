@@ -128,6 +128,19 @@ pub async fn run(
                 let mut logs = Vec::new();
                 let mut services = Vec::new();
                 if let (Some(d), Some(app), Some(target)) = (debug, apps.first(), targets.first()) {
+                    // delve opens its port before it has started the app: an editor
+                    // attached in between had its first breakpoints never hit (one
+                    // start in two here). The editor's session begins once the app answers.
+                    if let Some(p) = ports.first().and_then(|p| p.first()) {
+                        let host = match p.host_ip.parse::<std::net::IpAddr>() {
+                            Ok(ip) if !ip.is_unspecified() => p.host_ip.clone(),
+                            _ => "127.0.0.1".into(),
+                        };
+                        let probe = Probe::Http(format!("http://{host}:{}/", p.host_port));
+                        if let Err(e) = probe.wait(std::time::Duration::from_secs(60)).await {
+                            events(None, DevEvent::Warning { message: format!("debugger: {e}") });
+                        }
+                    }
                     let dial = std::sync::Arc::new(target.published(crate::layout::DELVE_PORT));
                     match builder.inner().list_deps(&app.package, &app.requested, &app.platform).await {
                         Ok(listed) => d.running(dial, crate::debug::PathMap::from_listing(&listed)).await,
