@@ -90,6 +90,15 @@ struct Running {
     started_at: SystemTime,
 }
 
+/// A hash of the file's content (`None`: it cannot be read, e.g. deleted).
+fn content_hash(path: &Path) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let bytes = std::fs::read(path).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some(h.finish())
+}
+
 /// Runs one service until `shutdown` resolves.
 pub(super) async fn run(
     index: usize,
@@ -117,6 +126,9 @@ pub(super) async fn run(
     let mut listing_for = SystemTime::now();
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut import_headers: HashMap<PathBuf, String> = HashMap::new();
+    // Each changed source's content as of its last event: a second event
+    // for one write (a rename can report twice) finds it the same.
+    let mut contents: HashMap<PathBuf, Option<u64>> = HashMap::new();
     let mut infer_map: SyncMap = match &opts.infer {
         Some(i) => crate::sync::infer::sync_map_of_dir(&i.dockerfile, &i.context, &i.build_args).unwrap_or_else(|e| {
             events(DevEvent::Warning { message: format!("sync.infer: {e}") });
@@ -142,6 +154,17 @@ pub(super) async fn run(
                 let now = Instant::now();
                 match change {
                     Change::Source { path, refresh } => {
+                        let content = content_hash(&path);
+                        let again = contents.insert(path.clone(), content) == Some(content);
+                        // The same content again, while its build waits or runs: that
+                        // build covers it (a restart would only build it twice).
+                        if again && (pending.build || running.is_some()) {
+                            match running.as_mut() {
+                                Some(r) => r.seq = r.seq.max(seq),
+                                None => pending.seq = pending.seq.max(seq),
+                            }
+                            continue;
+                        }
                         pending.build = true;
                         pending.refresh |= refresh;
                         pending.seq = pending.seq.max(seq);
