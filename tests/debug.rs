@@ -310,6 +310,20 @@ fn json_rpc_clients_are_relayed_and_a_second_editor_is_refused() {
     drop(dlv);
 }
 
+/// A request to the app on `port` stops at breakpoint `id` on `line` of the
+/// editor's own file, with `answer` readable as `want`; continued, the
+/// request is answered `want`.
+fn hit_breakpoint(editor: &mut DapClient, port: u16, id: &serde_json::Value, line: u64, local_path: &str, want: &str) {
+    let request = get_in_background(port);
+    let (stop, thread, frame) = editor.stopped(Duration::from_secs(60));
+    assert_eq!(stop["body"]["hitBreakpointIds"], json!([id]));
+    assert_eq!(frame["line"], line);
+    assert_eq!(frame["source"]["path"], local_path, "the editor's own file");
+    assert_eq!(editor.local(&frame, "answer"), format!("\"{want}\""));
+    editor.call("continue", json!({"threadId": thread}));
+    assert_eq!(request.join().expect("request").as_deref(), Some(want));
+}
+
 /// Issue 23 on the Docker engine, end to end: `gohot dev --debug` runs the
 /// fixture under delve in its container; the editor attaches once through
 /// gohot's port and sets a breakpoint in the HTTP handler; a request stops
@@ -352,16 +366,7 @@ fn dev_debug_on_docker_keeps_the_editors_session_across_reloads() {
     editor.call("configurationDone", json!({}));
     events.event("debug_attached", None, Duration::from_secs(30));
 
-    let hit = |editor: &mut DapClient, want: &str| {
-        let request = get_in_background(port);
-        let (stop, thread, frame) = editor.stopped(Duration::from_secs(60));
-        assert_eq!(stop["body"]["hitBreakpointIds"], json!([id]));
-        assert_eq!(frame["line"], line);
-        assert_eq!(frame["source"]["path"], local_path.as_str(), "the editor's own file");
-        assert_eq!(editor.local(&frame, "answer"), format!("\"{want}\""));
-        editor.call("continue", json!({"threadId": thread}));
-        assert_eq!(request.join().expect("request").as_deref(), Some(want));
-    };
+    let hit = |editor: &mut DapClient, want: &str| hit_breakpoint(editor, port, &id, line, &local_path, want);
     hit(&mut editor, "greeting one");
 
     // A save: the breakpoint is set in the new process before the reload is reported.
@@ -442,16 +447,7 @@ fn dev_debug_on_a_real_cluster_keeps_the_editors_session_across_reloads() {
     editor.call("configurationDone", json!({}));
     dev.seen_or_wait("debug_attached", Duration::from_secs(60), |e| e["event"] == "debug_attached");
 
-    let hit = |editor: &mut DapClient, want: &str| {
-        let request = get_in_background(forward);
-        let (stop, thread, frame) = editor.stopped(Duration::from_secs(60));
-        assert_eq!(stop["body"]["hitBreakpointIds"], json!([id]));
-        assert_eq!(frame["line"], line);
-        assert_eq!(frame["source"]["path"], local_path.as_str(), "the editor's own file");
-        assert_eq!(editor.local(&frame, "answer"), format!("\"{want}\""));
-        editor.call("continue", json!({"threadId": thread}));
-        assert_eq!(request.join().expect("request").as_deref(), Some(want));
-    };
+    let hit = |editor: &mut DapClient, want: &str| hit_breakpoint(editor, forward, &id, line, &local_path, want);
     hit(&mut editor, "greeting one");
 
     set_greeting(&app, "two");
