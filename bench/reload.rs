@@ -622,16 +622,9 @@ impl Cluster {
     /// measure.
     fn wait_all(&self, pods: &[String], text: &str, timeout: Duration) -> Option<Instant> {
         let deadline = Instant::now() + timeout;
-        let polls = pods.iter().map(|pod| async move {
-            while Instant::now() < deadline {
-                let answer = gohot::hosting::kube::logs::get_from_pod(&self.cluster, &self.ns, pod, 8080, "/").await;
-                if answer.as_deref() == Some(text) {
-                    return Some(Instant::now());
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            None
-        });
+        let polls = pods.iter().map(|pod| poll_until(deadline, text, move || {
+            gohot::hosting::kube::logs::get_from_pod(&self.cluster, &self.ns, pod, 8080, "/")
+        }));
         let answered: Option<Vec<Instant>> = self.rt.block_on(futures::future::join_all(polls)).into_iter().collect();
         answered?.into_iter().max()
     }
@@ -670,17 +663,41 @@ impl Cluster {
             .collect();
         let deadline = Instant::now() + timeout;
         let polls = pods.iter().map(|pod| async move {
-            while Instant::now() < deadline {
+            let get = move || async move {
                 let answer = gohot::hosting::kube::logs::get_from_pod(&self.cluster, ns, pod, port, "/").await;
-                if answer.is_some_and(|a| a.contains(text)) {
-                    return Some(Instant::now());
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            None
+                answer.filter(|a| a.contains(text)).map(|_| text.to_string())
+            };
+            poll_until(deadline, text, get).await
         });
         let answered: Option<Vec<Instant>> = self.rt.block_on(futures::future::join_all(polls)).into_iter().collect();
         answered?.into_iter().max()
+    }
+}
+
+/// When `get` first returned `text`, trying it every 20 ms with up to 8
+/// tries in flight: one try that hangs (a port-forward opened while the app
+/// restarts can wait a second on its refused connection) does not delay the
+/// next, so the time is when the pod served, not when a stuck try gave up.
+async fn poll_until<F, Fut>(deadline: Instant, text: &str, get: F) -> Option<Instant>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
+{
+    use futures::StreamExt;
+    let mut tries = futures::stream::FuturesUnordered::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::select! {
+            _ = tick.tick(), if tries.len() < 8 => tries.push(get()),
+            Some(answer) = tries.next() => {
+                if answer.as_deref() == Some(text) {
+                    return Some(Instant::now());
+                }
+            }
+        }
     }
 }
 
@@ -749,10 +766,17 @@ fn run_kube(args: &Args, work: &Path, log: &dyn Fn(String)) -> Stats {
             }
         }
         st.floor.push(floor.edit(i));
+        let last = |v: &Vec<f64>| v.last().copied().unwrap_or(f64::NAN);
         log(format!(
-            "edit {i}: {:.3}s (floor {:.3}s)",
-            st.totals.last().copied().unwrap_or(f64::NAN),
-            st.floor.last().copied().unwrap_or(f64::NAN)
+            "edit {i}: {:.3}s (floor {:.3}s; rest {:.3}s: sync {:.3} = encode {:.3} + write {:.3} + transport, restart {:.3}, answer {:.3})",
+            last(&st.totals),
+            last(&st.floor),
+            last(&st.rest),
+            last(&st.split[2]),
+            last(&st.split[3]),
+            last(&st.split[4]),
+            last(&st.split[5]),
+            last(&st.split[6]),
         ));
     }
     (st.idle_cpu_percent, st.rss_mb, st.idle_link_bytes_per_min) = dev.idle(slow.as_ref().map(|l| &l.api));

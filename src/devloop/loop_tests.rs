@@ -116,7 +116,7 @@ impl Target for FakeTarget {
             }
             Some("put") => match wayin::decode_payload(Some(&r.content), &stdin, 1 << 30) {
                 Ok(new) => {
-                    let kind = if stdin.starts_with(br#"{"v":2,"kind":"delta""#) { "delta" } else { "full" };
+                    let kind = if stdin.starts_with(br#"{"v":3,"kind":"delta""#) { "delta" } else { "full" };
                     r.puts.push(kind.into());
                     r.content = new;
                     Ok(json_out(

@@ -2,15 +2,14 @@
 //! transfer time to the replicas is least, per reload, from what the last
 //! reloads measured.
 //!
-//! The delta's records hold a byte per byte of the binary, mostly zero, and
-//! gzip's level decides most of the encoding's time and the bytes. Measured
-//! on the hello app's 5.9 MB binary after a string edit: level 1 gives 27 kB
-//! in about a millisecond, level 2 6 kB in about 12 ms (stronger levels add
-//! little for a string edit; after a new handler, 200 kB at level 1, 135 kB
-//! at 2, 100 kB at 9 in about 10× the time). On loopback or a local cluster
-//! 21 kB cost a fraction of a millisecond, so level 1 wins; over an uplink of
-//! a few Mbit/s shared by several replicas, each kilobyte costs milliseconds
-//! and a stronger level wins.
+//! The delta's records hold only what moved blocks changed and new code:
+//! measured on the hello app's 5.9 MB binary, 31 kB of records after a
+//! string edit (level 1: 13.1 kB in 0.4 ms; 9: 11.7 kB in 1.6 ms) and 347 kB
+//! after a new handler (level 1: 113 kB in 1.5 ms; 2: 99 kB in 2.6 ms; 6:
+//! 86 kB in 13 ms; 9: 85 kB in 39 ms). On loopback or a local cluster a
+//! kilobyte costs microseconds, so level 1 wins; over an uplink of a few
+//! Mbit/s shared by several replicas each kilobyte costs milliseconds and a
+//! stronger level wins.
 //!
 //! The link is measured by the helper: in a session it reports how long
 //! each payload took to arrive ([`crate::wayin::PutStatus::Written`]'s
@@ -24,7 +23,10 @@ use std::time::{Duration, Instant};
 
 /// The levels tried beyond 1, with a first guess of their size against
 /// level 1's and of their time per MB of records, until measured.
-const CANDIDATES: [(u32, f64, f64); 3] = [(2, 0.3, 0.0025), (6, 0.25, 0.006), (9, 0.24, 0.012)];
+const CANDIDATES: [(u32, f64, f64); 3] = [(2, 0.9, 0.0075), (6, 0.8, 0.037), (9, 0.78, 0.11)];
+
+/// The smallest payload whose arrival measures the link's rate.
+const MIN_RATE_BYTES: u64 = 16 << 10;
 
 /// What the last reloads measured; see the module doc.
 #[derive(Clone, Debug)]
@@ -96,9 +98,12 @@ impl Chooser {
     /// Takes the receive rates of one reload's payloads: `(bytes, took)` per
     /// replica that measured one.
     pub(super) fn received(&mut self, arrivals: &[(u64, Duration)]) {
-        // A payload that arrived within a microsecond gives no rate but a bound.
+        // A payload of a few packets arrives as fast as the path's latency
+        // lets it, whatever the bandwidth: it gives no rate (a string edit's
+        // delta is a few hundred bytes).
         let slowest = arrivals
             .iter()
+            .filter(|(bytes, _)| *bytes >= MIN_RATE_BYTES)
             .map(|(bytes, took)| *bytes as f64 / took.as_secs_f64().max(1e-6))
             .min_by(|a, b| a.total_cmp(b));
         if slowest.is_some() {
@@ -121,16 +126,21 @@ mod tests {
     #[test]
     fn the_level_follows_the_link() {
         let mut c = Chooser::default();
-        assert_eq!(c.choose(27_000, 5_900_000).0, 1, "nothing measured yet");
-        c.received(&[(27_000, Duration::from_micros(200))]);
-        assert_eq!(c.choose(27_000, 5_900_000).0, 1, "loopback: 135 MB/s");
-        // 10 Mbit/s shared by two replicas: 27 kB take 43 ms at level 1.
-        c.received(&[(27_000, Duration::from_millis(43)), (27_000, Duration::from_millis(40))]);
-        assert_eq!(c.choose(27_000, 5_900_000).0, 2);
-        // A handler edit at 2 Mbit/s shared by four: level 9's 100 kB instead of 200.
-        c.received(&[(27_000, Duration::from_millis(430))]);
-        c.seen = [(2, 0.67, 2e-9), (6, 0.53, 8e-9), (9, 0.5, 15e-9)];
-        assert_eq!(c.choose(200_000, 5_900_000).0, 9);
+        // A string edit: 31 kB of records, 13 kB at level 1.
+        assert_eq!(c.choose(13_000, 31_000).0, 1, "nothing measured yet");
+        c.received(&[(26_000, Duration::from_micros(200))]);
+        assert_eq!(c.choose(13_000, 31_000).0, 1, "loopback: 130 MB/s");
+        // 10 Mbit/s shared by two replicas: 13 kB take 21 ms at level 1;
+        // level 6 saves 3.4 ms of it for 1.1 ms (level 9: 3.7 for 3.4).
+        c.received(&[(26_000, Duration::from_millis(42)), (26_000, Duration::from_millis(40))]);
+        assert_eq!(c.choose(13_000, 31_000).0, 6);
+        // A payload of a packet or two measures latency, not the rate.
+        c.received(&[(600, Duration::from_micros(50))]);
+        assert_eq!(c.choose(13_000, 31_000).0, 6, "the rate stands");
+        // A handler edit (347 kB of records, 113 kB at level 1) at 2 Mbit/s
+        // shared by four: level 9's 25 kB less save 0.4 s for 38 ms.
+        c.received(&[(113_000, Duration::from_millis(1808))]);
+        assert_eq!(c.choose(113_000, 347_000).0, 9);
     }
 
     /// What an encoding measured replaces the guess for its level; a

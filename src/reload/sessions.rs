@@ -250,7 +250,7 @@ mod tests {
                 Behaviour::Hang if answered > 0 => std::future::pending().await,
                 Behaviour::DieAfter(n) if answered > n => return,
                 _ if req["args"][0] == "version" => {
-                    serde_json::json!({"name": "gohot-helper", "protocol": 2, "go": "go1", "arch": "amd64"})
+                    serde_json::json!({"name": "gohot-helper", "protocol": crate::wayin::HELPER_PROTOCOL, "go": "go1", "arch": "amd64"})
                 }
                 _ => serde_json::json!({"ok": true, "args": req["args"], "bytes": payload.len()}),
             };

@@ -78,7 +78,7 @@ impl Target for FakeTarget {
             ),
             "put" => match wayin::decode_payload(held.as_deref(), &stdin, 1 << 30) {
                 Ok(new) => {
-                    let kind = if stdin.starts_with(br#"{"v":2,"kind":"delta""#) { "delta" } else { "full" };
+                    let kind = if stdin.starts_with(br#"{"v":3,"kind":"delta""#) { "delta" } else { "full" };
                     r.log.push(format!("put {kind}"));
                     let status = serde_json::json!({"ok": true, "kind": kind, "bytes": new.len(),
                         "sha256": wayin::sha256_hex(&new), "pid": 7, "restart_ms": 3});

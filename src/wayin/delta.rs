@@ -123,6 +123,44 @@ fn put_varint(out: &mut Vec<u8>, v: i64) {
     put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
+/// Equal bytes that end a run of differences: fewer stay inside it (a run's
+/// two lengths cost more than a few zero differences, which gzip squeezes).
+const SAME_BREAK: usize = 8;
+
+/// The add region `new` against `old` (same length) as runs: bytes equal to
+/// the base's (only counted), then differences (each sent). Most of a
+/// moved block is unchanged, so most of its bytes cost nothing here and
+/// nothing to compress or decompress — the records of a reload are tens of
+/// kilobytes, not the binary's size.
+fn put_add_runs(out: &mut Vec<u8>, new: &[u8], old: &[u8]) {
+    let len = new.len();
+    let mut i = 0;
+    while i < len {
+        let same_start = i;
+        while i + 8 <= len && word(new, i) == word(old, i) {
+            i += 8;
+        }
+        while i < len && new[i] == old[i] {
+            i += 1;
+        }
+        let diff_start = i;
+        while i < len {
+            if new[i] != old[i] {
+                i += 1;
+                continue;
+            }
+            let equal = new[i..].iter().zip(&old[i..]).take(SAME_BREAK).take_while(|(a, b)| a == b).count();
+            if equal == SAME_BREAK || i + equal == len {
+                break;
+            }
+            i += equal;
+        }
+        put_uvarint(out, (diff_start - same_start) as u64);
+        put_uvarint(out, (i - diff_start) as u64);
+        out.extend(new[diff_start..i].iter().zip(&old[diff_start..i]).map(|(a, b)| a.wrapping_sub(*b)));
+    }
+}
+
 struct Emitter<'a> {
     old: &'a [u8],
     new: &'a [u8],
@@ -145,7 +183,7 @@ impl Emitter<'_> {
         if add_len > 0 {
             let o = &self.old[ostart..ostart + add_len];
             let n = &self.new[nstart..nstart + add_len];
-            self.out.extend(n.iter().zip(o).map(|(a, b)| a.wrapping_sub(*b)));
+            put_add_runs(&mut self.out, n, o);
             self.cursor = ostart + add_len;
         }
         self.out.extend_from_slice(lit);
@@ -345,13 +383,28 @@ pub(super) fn apply<R: BufRead>(r: &mut R, base: &[u8], size: usize) -> Result<V
         if add > base.len() - cursor {
             return Err(bad("delta reads past the end of the base"));
         }
-        let start = out.len();
-        out.resize(start + add, 0);
-        r.read_exact(&mut out[start..]).map_err(corrupt)?;
-        for (d, o) in out[start..].iter_mut().zip(&base[cursor..cursor + add]) {
-            *d = d.wrapping_add(*o);
+        let end = cursor + add;
+        while cursor < end {
+            let same = uvarint(r)?;
+            let diff = uvarint(r)?;
+            let left = (end - cursor) as u64;
+            if same > left || diff > left - same {
+                return Err(bad("delta run covers more than its record's add length"));
+            }
+            if same == 0 && diff == 0 {
+                return Err(bad("delta run covers nothing"));
+            }
+            let (same, diff) = (same as usize, diff as usize);
+            out.extend_from_slice(&base[cursor..cursor + same]);
+            cursor += same;
+            let start = out.len();
+            out.resize(start + diff, 0);
+            r.read_exact(&mut out[start..]).map_err(corrupt)?;
+            for (d, o) in out[start..].iter_mut().zip(&base[cursor..cursor + diff]) {
+                *d = d.wrapping_add(*o);
+            }
+            cursor += diff;
         }
-        cursor += add;
         let start = out.len();
         out.resize(start + lit, 0);
         r.read_exact(&mut out[start..]).map_err(corrupt)?;

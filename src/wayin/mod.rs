@@ -57,8 +57,8 @@
 //! of at most 4096 bytes, then `body` bytes holding exactly one gzip member:
 //!
 //! ```text
-//! {"v":2,"kind":"full","size":N,"sha256":HEX,"body":B}\n              gzip(new content)
-//! {"v":2,"kind":"delta","size":N,"sha256":HEX,"base_size":M,"base_sha256":HEX,"body":B}\n  gzip(records)
+//! {"v":3,"kind":"full","size":N,"sha256":HEX,"crc32":C,"body":B}\n              gzip(new content)
+//! {"v":3,"kind":"delta","size":N,"sha256":HEX,"crc32":C,"base_size":M,"base_sha256":HEX,"body":B}\n  gzip(records)
 //! ```
 //!
 //! Every request frames itself (the put body's length, the get request's
@@ -68,10 +68,13 @@
 //!
 //! A delta is a sequence of records until `size` bytes were produced:
 //! `varint seek` (zig-zag, moves the base cursor), `uvarint add_len`, `uvarint
-//! lit_len`, then `add_len` difference bytes (`out = base[cursor+i] + d[i]`,
-//! wrapping; the cursor advances) and `lit_len` literal bytes. Each record
-//! produces at least one byte; every length and position is bounds-checked by
-//! both decoders (the helper's and [`decode_payload`]).
+//! lit_len`, then runs covering `add_len` bytes of the base — each `uvarint
+//! same` (bytes copied as they are), `uvarint diff` and `diff` difference
+//! bytes (`out = base[cursor+i] + d[i]`, wrapping) — and `lit_len` literal
+//! bytes. Each record produces at least one byte and each run covers one;
+//! every length and position is bounds-checked by both decoders (the
+//! helper's and [`decode_payload`]). The written file is checked against
+//! `crc32` (IEEE); `sha256` names the content.
 //!
 //! The `get` stream (stdout of `helper get DIR`, paths on stdin, one per line,
 //! then an empty line)
@@ -102,7 +105,7 @@ pub use paths::*;
 pub use put::*;
 
 /// Protocol version spoken by the helper and by this module.
-pub const HELPER_PROTOCOL: u32 = 2;
+pub const HELPER_PROTOCOL: u32 = 3;
 
 /// Exit code of `helper put` when a delta's base is not the destination's
 /// current content (the status line then says `base-mismatch`).

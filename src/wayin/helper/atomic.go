@@ -37,7 +37,9 @@ type atomicFile struct {
 	durable bool
 }
 
-func newAtomicFile(dest string, durable bool) (*atomicFile, error) {
+// newAtomicFile starts a temporary file for dest; sum (nil: none) hashes
+// what is written.
+func newAtomicFile(dest string, durable bool, sum hash.Hash) (*atomicFile, error) {
 	dir, name := filepath.Split(dest)
 	if dir == "" {
 		dir = "."
@@ -55,13 +57,15 @@ func newAtomicFile(dest string, durable bool) (*atomicFile, error) {
 	if err != nil {
 		return nil, ioFail(err)
 	}
-	a := &atomicFile{dest: dest, f: f, sum: sha256.New(), durable: durable}
+	a := &atomicFile{dest: dest, f: f, sum: sum, durable: durable}
 	a.buf = bufio.NewWriterSize(f, 1<<20)
 	return a, nil
 }
 
 func (a *atomicFile) Write(p []byte) (int, error) {
-	a.sum.Write(p)
+	if a.sum != nil {
+		a.sum.Write(p)
+	}
 	n, err := a.buf.Write(p)
 	a.n += int64(n)
 	return n, err
@@ -144,7 +148,7 @@ func copyAtomic(src, dst string, mode uint32) (int64, string, error) {
 		return 0, "", ioFail(err)
 	}
 	defer in.Close()
-	out, err := newAtomicFile(dst, true)
+	out, err := newAtomicFile(dst, true, sha256.New())
 	if err != nil {
 		return 0, "", err
 	}

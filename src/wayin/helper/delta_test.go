@@ -65,14 +65,32 @@ func referenceDelta(base, ops []byte, size int) ([]byte, bool) {
 			return nil, false
 		}
 		cursor += int(seek)
-		if add > uint64(len(base)-cursor) || add > uint64(len(ops)) {
+		if add > uint64(len(base)-cursor) {
 			return nil, false
 		}
-		for i := 0; i < int(add); i++ {
-			out = append(out, base[cursor+i]+ops[i])
+		for end := cursor + int(add); cursor < end; {
+			same, n := binary.Uvarint(ops)
+			if n <= 0 {
+				return nil, false
+			}
+			ops = ops[n:]
+			diff, n := binary.Uvarint(ops)
+			if n <= 0 {
+				return nil, false
+			}
+			ops = ops[n:]
+			left := uint64(end - cursor)
+			if same > left || diff > left-same || same+diff == 0 || diff > uint64(len(ops)) {
+				return nil, false
+			}
+			out = append(out, base[cursor:cursor+int(same)]...)
+			cursor += int(same)
+			for i := 0; i < int(diff); i++ {
+				out = append(out, base[cursor+i]+ops[i])
+			}
+			cursor += int(diff)
+			ops = ops[diff:]
 		}
-		cursor += int(add)
-		ops = ops[add:]
 		if lit > uint64(len(ops)) {
 			return nil, false
 		}
@@ -97,6 +115,8 @@ func TestApplyDeltaRecords(t *testing.T) {
 		{"seek back and forth", cat(record(5, make([]byte, 2), nil), record(-7, make([]byte, 2), []byte("!"))), "5601!"},
 		{"seek to the end", cat(record(10, nil, []byte("x"))), "x"},
 		{"add then literal", record(8, make([]byte, 2), []byte("ab")), "89ab"},
+		{"runs kept and changed", runs(2, 6, []uint64{2, 1, 0, 3}, []byte{1, 0, 0, 0xff}), "235566"},
+		{"a run kept whole", runs(0, 10, []uint64{10, 0}, nil), "0123456789"},
 	}
 	for _, c := range ok {
 		got, err := decode(t, base, c.ops, int64(len(c.want)))
@@ -122,6 +142,10 @@ func TestApplyDeltaRecords(t *testing.T) {
 		{"varint overflow", bytes.Repeat([]byte{0xff}, 11), 1},
 		{"truncated add", record(0, make([]byte, 4), nil)[:5], 4},
 		{"truncated literal", record(0, nil, []byte("abcd"))[:5], 4},
+		{"run past its record", runs(0, 3, []uint64{2, 2}, []byte{0, 0}), 3},
+		{"kept run past its record", runs(0, 3, []uint64{4, 0}, nil), 3},
+		{"run covering nothing", runs(0, 3, []uint64{0, 0, 3, 0}, nil), 3},
+		{"runs short of the add length", runs(0, 3, []uint64{2, 0}, nil), 3},
 	}
 	for _, c := range bad {
 		_, err := decode(t, base, c.ops, c.size)
@@ -130,6 +154,26 @@ func TestApplyDeltaRecords(t *testing.T) {
 			t.Errorf("%s: got %v, want a bad-payload failure", c.name, err)
 		}
 	}
+}
+
+// runs encodes one record at seek whose add region of addLen bytes is the
+// given (kept, changed) run lengths, the changed runs' differences taken
+// in turn from diffs.
+func runs(seek int64, addLen int, lengths []uint64, diffs []byte) []byte {
+	b := binary.AppendVarint(nil, seek)
+	b = binary.AppendUvarint(b, uint64(addLen))
+	b = binary.AppendUvarint(b, 0)
+	for i := 0; i+1 < len(lengths); i += 2 {
+		b = binary.AppendUvarint(b, lengths[i])
+		b = binary.AppendUvarint(b, lengths[i+1])
+		n := int(lengths[i+1])
+		if n > len(diffs) {
+			n = len(diffs)
+		}
+		b = append(b, diffs[:n]...)
+		diffs = diffs[n:]
+	}
+	return b
 }
 
 // FuzzApplyDelta: whatever the ops, applyDelta never panics, never writes
@@ -141,6 +185,7 @@ func FuzzApplyDelta(f *testing.F) {
 	f.Add(base, record(4, diff([]byte("QUICK"), base[4:9]), []byte(" red")), uint16(9))
 	f.Add(base, append(record(40, make([]byte, 4), nil), record(-44, make([]byte, 3), []byte("!"))...), uint16(8))
 	f.Add([]byte{}, record(0, nil, []byte("new file")), uint16(8))
+	f.Add(base, runs(4, 9, []uint64{3, 2, 2, 2}, []byte{1, 2, 3, 4}), uint16(9))
 	f.Add(base, record(-1, nil, []byte("x")), uint16(1))
 	f.Add(base, record(math.MinInt64, make([]byte, 2), nil), uint16(2))
 	f.Add(base, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00, 0x01, 'z'}, uint16(1))

@@ -64,7 +64,7 @@
 //	    Removes one file (a sync rule's deletion) and fsyncs its directory;
 //	    a missing file is fine. Prints {"ok":true,"removed":true|false}.
 //	version
-//	    Prints {"name":"gohot-helper","protocol":2,"go":...,"os":...,"arch":...}.
+//	    Prints {"name":"gohot-helper","protocol":3,"go":...,"os":...,"arch":...}.
 //	serve
 //	    A session: many requests over one exec stream, so that a reload
 //	    pays no exec setup. Each request is one line, then its payload:
@@ -88,8 +88,12 @@
 // Put payload: one JSON header line (at most 4096 bytes), then exactly
 // "body" bytes holding one gzip member and nothing after it:
 //
-//	{"v":2,"kind":"full","size":N,"sha256":HEX,"body":B}\n  gzip(new content)
-//	{"v":2,"kind":"delta","size":N,"sha256":HEX,"base_size":M,"base_sha256":HEX,"body":B}\n  gzip(delta ops)
+//	{"v":3,"kind":"full","size":N,"sha256":HEX,"crc32":C,"body":B}\n  gzip(new content)
+//	{"v":3,"kind":"delta","size":N,"sha256":HEX,"crc32":C,"base_size":M,"base_sha256":HEX,"body":B}\n  gzip(delta ops)
+//
+// sha256 names the new content (what a session remembers it holds); crc32
+// (IEEE) is what the written file is checked against: a check of the
+// decoding, at a fraction of a full hash's cost on every reload.
 //
 // Every input is framed by its own lengths (the put body) or terminator (the
 // get request's empty line), and the helper never reads past it: on the
@@ -102,10 +106,16 @@
 //	varint  seek      signed (zig-zag, as encoding/binary.PutVarint); moves the base cursor
 //	uvarint add_len
 //	uvarint lit_len
-//	add_len bytes d   out = base[cursor+i] + d[i] (mod 256); cursor += add_len
+//	runs              covering exactly add_len bytes of the base from the cursor, each
+//	    uvarint same      bytes copied from the base as they are; cursor += same
+//	    uvarint diff
+//	    diff bytes d      out = base[cursor+i] + d[i] (mod 256); cursor += diff
 //	lit_len bytes     copied to the output as they are
 //
-// A record must produce at least one byte. Every length and cursor position
+// A record must produce at least one byte, and a run cover at least one.
+// (Most of a block that moved is unchanged: the runs keep the records of a
+// reload at tens of kilobytes instead of the binary's size, which is what
+// gzip has to compress and the helper to inflate.) Every length and cursor position
 // is bounds-checked against "size" and "base_size", so a corrupt or hostile
 // payload fails cleanly; memory use does not depend on the payload.
 //

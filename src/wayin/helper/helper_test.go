@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"hash/crc32"
 	"encoding/json"
 	"io"
 	"io/fs"
@@ -102,6 +103,8 @@ func sha(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
+func crc(b []byte) uint32 { return crc32.ChecksumIEEE(b) }
+
 func gz(b []byte) []byte {
 	var buf bytes.Buffer
 	w := gzip.NewWriter(&buf)
@@ -135,7 +138,7 @@ func headerLine(fields map[string]interface{}) []byte {
 // fullPayload is a correct full payload for content.
 func fullPayload(content []byte) []byte {
 	body := gz(content)
-	h := headerLine(map[string]interface{}{"v": 2, "kind": "full", "size": len(content), "sha256": sha(content), "body": len(body)})
+	h := headerLine(map[string]interface{}{"v": protocol, "kind": "full", "size": len(content), "sha256": sha(content), "crc32": crc(content), "body": len(body)})
 	return append(h, body...)
 }
 
@@ -143,7 +146,7 @@ func fullPayload(content []byte) []byte {
 func deltaPayload(base, content, ops []byte) []byte {
 	body := gz(ops)
 	h := headerLine(map[string]interface{}{
-		"v": 2, "kind": "delta", "size": len(content), "sha256": sha(content),
+		"v": protocol, "kind": "delta", "size": len(content), "sha256": sha(content), "crc32": crc(content),
 		"base_size": len(base), "base_sha256": sha(base), "body": len(body),
 	})
 	return append(h, body...)
@@ -156,7 +159,12 @@ func record(seek int64, add, lit []byte) []byte {
 	b = binary.AppendVarint(b, seek)
 	b = binary.AppendUvarint(b, uint64(len(add)))
 	b = binary.AppendUvarint(b, uint64(len(lit)))
-	b = append(b, add...)
+	if len(add) > 0 {
+		// One run: no bytes kept as they are, then every difference.
+		b = binary.AppendUvarint(b, 0)
+		b = binary.AppendUvarint(b, uint64(len(add)))
+		b = append(b, add...)
+	}
 	return append(b, lit...)
 }
 

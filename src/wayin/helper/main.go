@@ -12,7 +12,7 @@ import (
 )
 
 const (
-	protocol = 2
+	protocol = 3
 
 	exitFail         = 1
 	exitUsage        = 2

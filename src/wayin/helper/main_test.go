@@ -13,8 +13,8 @@ func TestVersionNamesTheProtocol(t *testing.T) {
 			t.Fatalf("%s: %v", spelling, s)
 		}
 	}
-	if protocol != 2 {
-		t.Fatalf("protocol %d: gohot (HELPER_PROTOCOL) speaks 2", protocol)
+	if protocol != 3 {
+		t.Fatalf("protocol %d: gohot (HELPER_PROTOCOL) speaks 3", protocol)
 	}
 }
 

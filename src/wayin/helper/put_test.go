@@ -126,7 +126,7 @@ func corruptPayloads(base []byte) map[string]struct {
 	content := noise(50000, 5)
 	good := gz(content)
 	full := func(fields map[string]interface{}, body []byte) []byte {
-		h := map[string]interface{}{"v": 2, "kind": "full", "size": len(content), "sha256": sha(content), "body": len(body)}
+		h := map[string]interface{}{"v": protocol, "kind": "full", "size": len(content), "sha256": sha(content), "crc32": crc(content), "body": len(body)}
 		for k, v := range fields {
 			if v == nil {
 				delete(h, k)
@@ -138,7 +138,7 @@ func corruptPayloads(base []byte) map[string]struct {
 	}
 	delta := func(size int, ops []byte) []byte {
 		body := gz(ops)
-		h := map[string]interface{}{"v": 2, "kind": "delta", "size": size, "sha256": sha(content),
+		h := map[string]interface{}{"v": protocol, "kind": "delta", "size": size, "sha256": sha(content), "crc32": crc(content),
 			"base_size": len(base), "base_sha256": sha(base), "body": len(body)}
 		return append(headerLine(h), body...)
 	}
@@ -167,7 +167,8 @@ func corruptPayloads(base []byte) map[string]struct {
 		"body length too short":   {full(map[string]interface{}{"body": len(good) - 10}, good), "bad-payload"},
 		"corrupt deflate data":    {full(nil, flipped), "bad-payload"},
 		"bad gzip CRC":            {full(nil, badCRC), "bad-payload"},
-		"wrong sha256":            {full(map[string]interface{}{"sha256": sha([]byte("other"))}, good), "hash-mismatch"},
+		"wrong crc32":             {full(map[string]interface{}{"crc32": crc([]byte("other"))}, good), "hash-mismatch"},
+		"no crc32":                {full(map[string]interface{}{"crc32": nil}, good), "bad-payload"},
 		"more than size":          {full(map[string]interface{}{"size": len(content) - 1}, good), "bad-payload"},
 		"less than size":          {full(map[string]interface{}{"size": len(content) + 1}, good), "bad-payload"},
 		"data after gzip member":  {full(map[string]interface{}{"body": len(good) + 3}, append(append([]byte(nil), good...), "xyz"...)), "bad-payload"},
@@ -219,7 +220,7 @@ func TestPutReadsExactlyTheAnnouncedBody(t *testing.T) {
 	base := noise(20000, 8)
 	junk := noise(1<<20, 10) // incompressible: the body stays about 1 MiB
 	early := func(body []byte) []byte {
-		h := headerLine(map[string]interface{}{"v": 2, "kind": "delta", "size": 10, "sha256": sha(nil),
+		h := headerLine(map[string]interface{}{"v": protocol, "kind": "delta", "size": 10, "sha256": sha(nil), "crc32": 0,
 			"base_size": len(base), "base_sha256": sha(base), "body": len(body)})
 		return append(h, body...)
 	}

@@ -424,7 +424,7 @@ func (x *extraction) stageFile(h *tar.Header, rel string, body io.Reader) error 
 	}
 	// Atomic, not durable, as put: the container's filesystem does not
 	// outlive a crash (see atomicFile).
-	f, err := newAtomicFile(dest, false)
+	f, err := newAtomicFile(dest, false, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %v", h.Name, err)
 	}
