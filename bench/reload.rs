@@ -622,9 +622,11 @@ impl Cluster {
     /// measure.
     fn wait_all(&self, pods: &[String], text: &str, timeout: Duration) -> Option<Instant> {
         let deadline = Instant::now() + timeout;
-        let polls = pods.iter().map(|pod| poll_until(deadline, text, move || {
-            gohot::hosting::kube::logs::get_from_pod(&self.cluster, &self.ns, pod, 8080, "/")
-        }));
+        let polls = pods.iter().map(|pod| {
+            poll_until(deadline, text, move || {
+                gohot::hosting::kube::logs::get_from_pod(&self.cluster, &self.ns, pod, 8080, "/")
+            })
+        });
         let answered: Option<Vec<Instant>> = self.rt.block_on(futures::future::join_all(polls)).into_iter().collect();
         answered?.into_iter().max()
     }

@@ -187,6 +187,10 @@ fn container_exists(name: &str) -> bool {
 #[test]
 fn edit_reloads_and_compile_error_keeps_the_old_process() {
     let mut dev = DevSession::start("edit");
+    // Issue 22: the time to the first served request, once the app answered.
+    let serving = dev.wait_event("serving", Duration::from_secs(60));
+    assert!(serving["seconds"].as_f64().is_some_and(|s| s > 0.0), "{serving}");
+    assert!(dev.answer().is_some(), "serving said before the app answers");
     // The default base runs everything (watchexec, the app) as nonroot.
     let top = ok(Command::new("docker").args(["top", &dev.container, "-o", "pid,uid,args"]));
     let uids: Vec<&str> = top.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).collect();

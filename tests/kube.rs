@@ -324,6 +324,9 @@ fn dev_loop_on_a_real_cluster() {
     let started = dev.wait_event("started", Duration::from_secs(300));
     assert_eq!(started["replicas"].as_array().map(Vec::len), Some(2), "{started}");
     let first_pods = env.wait_all_serve("hello", 2, "Hello from gohot!");
+    // Issue 22: the time to the first served request (probed in the pods).
+    let serving = dev.seen_or_wait("serving", Duration::from_secs(60), |e| e["event"] == "serving");
+    assert!(serving["seconds"].as_f64().is_some_and(|s| s > 0.0), "{serving}");
     // Each pod's start lines are shown, as on the engine (issue 21), though
     // they were printed during the rollout, before the session followed logs.
     for pod in &first_pods {

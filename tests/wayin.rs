@@ -178,14 +178,16 @@ fn corrupt_payloads_leave_dest_untouched() {
         assert_ne!(longer, header, "the header announces its body");
         cases.push((name, [longer.as_bytes(), &p[b..], b"trailing"].concat()));
     }
-    // header lies about the size or the hash
+    // header lies about the size or the content's check
     let b = body(&full);
     let header = String::from_utf8(full[..b].to_vec()).expect("header utf8");
     let wrong_size = header.replace(&format!("\"size\":{}", new.len()), &format!("\"size\":{}", new.len() - 1));
     cases.push(("size", [wrong_size.as_bytes(), &full[b..]].concat()));
-    let h = header.split("\"sha256\":\"").nth(1).expect("sha")[..64].to_string();
-    let wrong_hash = header.replace(&h, &"0".repeat(64));
-    cases.push(("hash", [wrong_hash.as_bytes(), &full[b..]].concat()));
+    // (the crc32 is what the written file is checked against; the sha256 names it)
+    let crc = header.split("\"crc32\":").nth(1).expect("crc32").split([',', '}']).next().expect("crc32 value");
+    let wrong_crc =
+        header.replace(&format!("\"crc32\":{crc}"), &format!("\"crc32\":{}", crc.parse::<u32>().expect("u32") ^ 1));
+    cases.push(("crc32", [wrong_crc.as_bytes(), &full[b..]].concat()));
     cases.push(("garbage", b"GET / HTTP/1.1\r\n\r\n".to_vec()));
     cases.push(("empty", Vec::new()));
     cases.push(("long header", vec![b'{'; 10_000]));

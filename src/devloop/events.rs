@@ -56,6 +56,12 @@ pub enum DevEvent {
         /// Replicas.
         replicas: Vec<String>,
     },
+    /// The app's first process answered its probe (in one replica): the
+    /// session's time to the first served request.
+    Serving {
+        /// Seconds since `gohot dev` started (build, push and rollout included).
+        seconds: f64,
+    },
     /// A build began.
     BuildStarted {
         /// Build inputs whose change triggered it (module-relative; never an
@@ -240,6 +246,7 @@ impl DevEvent {
     pub fn human(&self) -> Option<String> {
         Some(match self {
             DevEvent::Started { image, replicas } => format!("running {} ({image})", replicas.join(", ")),
+            DevEvent::Serving { seconds } => format!("serving, {seconds:.1}s after start"),
             DevEvent::BuildStarted { files } => format!("change in {}: building…", short_list(files)),
             DevEvent::BuildCancelled => "newer change: restarting the build".into(),
             DevEvent::BuildFailed { output } => format!("{}build failed: the previous version keeps running", output),
@@ -330,6 +337,7 @@ mod tests {
         let s = || "x".to_string();
         let all = vec![
             DevEvent::Started { image: s(), replicas: vec![s()] },
+            DevEvent::Serving { seconds: 0.5 },
             DevEvent::BuildStarted { files: vec![s()] },
             DevEvent::BuildCancelled,
             DevEvent::BuildFailed { output: s() },
@@ -365,6 +373,7 @@ mod tests {
         for e in &all {
             match e {
                 DevEvent::Started { .. }
+                | DevEvent::Serving { .. }
                 | DevEvent::BuildStarted { .. }
                 | DevEvent::BuildCancelled
                 | DevEvent::BuildFailed { .. }

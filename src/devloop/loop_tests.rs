@@ -111,6 +111,9 @@ impl Target for FakeTarget {
             return Err(TargetError::Exec { replica: replica.name.clone(), detail: "no such container".into() });
         };
         match argv.get(1).map(String::as_str) {
+            Some("serving") => {
+                Ok(json_out(serde_json::json!({"ok": true, "pid": 7, "restart_ms": 0, "answer_ms": 1}), 0))
+            }
             Some("hash") => {
                 Ok(json_out(serde_json::json!({"sha256": sha256_hex(&r.content), "size": r.content.len()}), 0))
             }

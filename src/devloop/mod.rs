@@ -168,6 +168,8 @@ pub struct LoopOptions {
     /// Source changes to ignore (files another gohot tool wrote, e.g.
     /// syncback's: they must not trigger a rebuild loop).
     pub ignore: Option<IgnoreFn>,
+    /// When the session began (the `serving` event counts from it).
+    pub began: Instant,
 }
 
 /// Says whether a changed source file is to be ignored.
@@ -192,6 +194,7 @@ impl Default for LoopOptions {
             rules: None,
             infer: None,
             ignore: None,
+            began: Instant::now(),
         }
     }
 }

@@ -78,6 +78,7 @@ impl Target for FakeTarget {
         }
         let mut held = self.held.lock().unwrap();
         Ok(match argv[1].as_str() {
+            "serving" => json_out(serde_json::json!({"ok": true, "pid": 7, "restart_ms": 0, "answer_ms": 1})),
             "hash" => json_out(serde_json::json!({"sha256": sha256_hex(&held), "size": held.len()})),
             "put" => match wayin::decode_payload(Some(&held), &stdin, 1 << 30) {
                 Ok(new) => {

@@ -4,6 +4,7 @@
 //! checked — and each build's end reported, so the session knows when a
 //! save has reached every service it touched.
 
+use futures::FutureExt;
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -117,7 +118,10 @@ pub(super) async fn run(
         probe,
         one_shot: false,
     };
-    let mut reloader = Reloader::new(target, reload_opts, Some(Binary::new(initial)));
+    // The first start's answer, told once (a reload meanwhile does not wait for it).
+    let first_answer = crate::reload::first_answer(target, &reload_opts).fuse();
+    tokio::pin!(first_answer);
+    let mut reloader = Reloader::new(target, reload_opts.clone(), Some(Binary::new(initial)));
     let mut pending = Pending::default();
     let mut running: Option<Running> = None;
     let mut build: Option<BuildFuture<'_>> = None;
@@ -150,6 +154,10 @@ pub(super) async fn run(
     loop {
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
+            answered = &mut first_answer => match answered {
+                Ok(()) => events(DevEvent::Serving { seconds: opts.began.elapsed().as_secs_f64() }),
+                Err(e) => events(DevEvent::Warning { message: format!("not serving yet: {e}") }),
+            },
             Some((seq, change)) = changes.recv() => {
                 let now = Instant::now();
                 match change {

@@ -38,7 +38,7 @@ use bytes::Bytes;
 pub use binary::{PushReport, ReplicaOutcome};
 pub use files::{FileItem, FilesReport};
 pub use health::HealthReport;
-pub use probe::{ContainerProbe, Probe};
+pub use probe::{first_answer, ContainerProbe, Probe};
 
 use crate::hosting::Target;
 use sessions::Sessions;

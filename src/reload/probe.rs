@@ -5,6 +5,12 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
+use super::ReloadOptions;
+use crate::hosting::Target;
+use crate::wayin::{self, Serving};
+
 /// How gohot knows the new process is serving.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Probe {
@@ -115,6 +121,44 @@ impl Probe {
             }
         }
     }
+}
+
+/// Waits until the app's process serves in one of the target's replicas —
+/// the session's first start — and says how it went: the helper waits in
+/// the container as it does after a put (`helper serving`), in a one-shot
+/// exec so that the replica's session stays free for a reload meanwhile.
+/// A probe from the host is tried from the host. Err: no replica answered,
+/// with the reason of one.
+pub async fn first_answer(target: &dyn Target, opts: &ReloadOptions) -> Result<(), String> {
+    let probe = match &opts.probe {
+        Probe::Http(_) | Probe::Tcp(_) => return opts.probe.wait(opts.restart_timeout).await,
+        Probe::InContainer(p) => Some(p.to_string()),
+        Probe::Started | Probe::AppPort => None,
+    };
+    let replicas = target.replicas().await.map_err(|e| e.to_string())?;
+    let argv = wayin::serving_argv(&opts.dest, opts.restart_timeout, probe.as_deref());
+    let tries = replicas.iter().map(|r| {
+        let argv = &argv;
+        let probing = probe.is_some();
+        Box::pin(async move {
+            let out = target.exec(r, argv, Bytes::new()).await.map_err(|e| e.to_string())?;
+            match wayin::parse_serving_status(&out.stdout, probing) {
+                Ok(Serving::Answered) => Ok(()),
+                Ok(Serving::Exited(how)) if how.is_empty() => {
+                    Err(format!("{}: the app exited before it answered", r.name))
+                }
+                Ok(Serving::Exited(how)) => Err(format!("{}: the app exited before it answered ({how})", r.name)),
+                Ok(Serving::NotYet) => {
+                    Err(format!("{}: the app did not answer within {:?} of starting", r.name, opts.restart_timeout))
+                }
+                Err(e) => Err(format!("{}: {e}", r.name)),
+            }
+        })
+    });
+    if replicas.is_empty() {
+        return Err("no replica is running".into());
+    }
+    futures::future::select_ok(tries).await.map(|_| ())
 }
 
 #[cfg(test)]

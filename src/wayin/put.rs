@@ -437,6 +437,42 @@ pub fn put_probe_argv(dest: &str, mode: u32, wait: std::time::Duration, probe: &
     v
 }
 
+/// argv for `serving`: wait up to `wait` for a process running `dest` and,
+/// with `probe` (`http:PORT`, `tcp:PORT`), until it answers inside the
+/// container — the first start's answer, with no put.
+pub fn serving_argv(dest: &str, wait: std::time::Duration, probe: Option<&str>) -> Vec<String> {
+    let mut v = vec![HELPER_PATH.into(), "serving".into(), format!("-wait-exec={}ms", wait.as_millis())];
+    v.extend(probe.map(|p| format!("-probe={p}")));
+    v.extend(["--".into(), dest.into()]);
+    v
+}
+
+/// What `helper serving` saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Serving {
+    /// The process running the file answered (or, with no probe, runs).
+    Answered,
+    /// It exited first: how (`exit status 2`; "" when unknown).
+    Exited(String),
+    /// Nothing answered within the wait.
+    NotYet,
+}
+
+/// Parses the stdout of `helper serving`.
+pub fn parse_serving_status(stdout: &[u8], probing: bool) -> Result<Serving, WayInError> {
+    let raw: RawStatus = parse_status(stdout)?;
+    match raw.ok {
+        Some(true) => Ok(match (raw.exited, raw.pid, raw.answer_ms) {
+            (Some(how), _, _) => Serving::Exited(how),
+            (None, Some(_), Some(_)) => Serving::Answered,
+            (None, Some(_), None) if !probing => Serving::Answered,
+            _ => Serving::NotYet,
+        }),
+        Some(false) => Err(helper_failure(&raw)),
+        None => Err(WayInError::BadStatus { reason: "no \"ok\" field".into(), output: snippet(stdout) }),
+    }
+}
+
 /// argv for `rm PATH`: remove one file (a missing file is not an error).
 pub fn rm_argv(path: &str) -> Vec<String> {
     vec![HELPER_PATH.into(), "rm".into(), "--".into(), path.into()]
@@ -542,6 +578,29 @@ mod tests {
                 other => panic!("{recs:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn serving_status_lines() {
+        let argv = serving_argv("/ko-app/app", std::time::Duration::from_secs(2), Some("http:8080"));
+        assert_eq!(argv[1..], ["serving", "-wait-exec=2000ms", "-probe=http:8080", "--", "/ko-app/app"]);
+        let p = |line: &str, probing| parse_serving_status(line.as_bytes(), probing);
+        assert_eq!(p(r#"{"ok":true,"pid":7,"restart_ms":0,"answer_ms":12}"#, true).unwrap(), Serving::Answered);
+        assert_eq!(p(r#"{"ok":true,"pid":7,"restart_ms":0}"#, false).unwrap(), Serving::Answered);
+        assert_eq!(
+            p(r#"{"ok":true,"pid":7,"restart_ms":0}"#, true).unwrap(),
+            Serving::NotYet,
+            "running, not answering"
+        );
+        assert_eq!(p(r#"{"ok":true,"restart_ms":2000}"#, false).unwrap(), Serving::NotYet);
+        assert_eq!(
+            p(r#"{"ok":true,"exited":"exit status 2","exit_ms":40,"restart_ms":0}"#, true).unwrap(),
+            Serving::Exited("exit status 2".into())
+        );
+        assert!(matches!(
+            p(r#"{"ok":false,"error":"usage","message":"m"}"#, true),
+            Err(WayInError::HelperFailed { .. })
+        ));
     }
 
     #[test]

@@ -63,6 +63,11 @@
 //	rm PATH
 //	    Removes one file (a sync rule's deletion) and fsyncs its directory;
 //	    a missing file is fine. Prints {"ok":true,"removed":true|false}.
+//	serving DEST -wait-exec DUR [-probe http:PORT|tcp:PORT]
+//	    Waits, as put -wait-exec does after its rename, for a process running
+//	    DEST and with -probe until it answers (or exits): the first start's
+//	    answer, with no put. Prints {"ok":true,"pid":N,"restart_ms":R,"answer_ms":M}
+//	    ("exited" and "exit_ms" as put's; no pid or answer_ms: not in time).
 //	version
 //	    Prints {"name":"gohot-helper","protocol":3,"go":...,"os":...,"arch":...}.
 //	serve
@@ -70,7 +75,7 @@
 //	    pays no exec setup. Each request is one line, then its payload:
 //	        {"args":["put","--","/ko-app/app"],"payload":N}\n  N bytes
 //	    and is answered with exactly one line, the status line the same
-//	    one-shot subcommand prints (put, hash, rm, seed and version; get
+//	    one-shot subcommand prints (put, hash, rm, seed, serving and version; get
 //	    and list stream their answers and stay one-shot). The N bytes are
 //	    the subcommand's stdin; what it leaves unread is skipped. End of
 //	    stdin ends the session (exit 0); an unreadable request line ends it

@@ -60,7 +60,7 @@ func main() {
 // returns its exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) < 1 {
-		return finish("", fail("usage", "usage: helper put|hash|list|get|seed|rm|serve|version ..."), stdout, stderr)
+		return finish("", fail("usage", "usage: helper put|hash|list|get|seed|rm|serving|serve|version ..."), stdout, stderr)
 	}
 	cmd, rest := args[0], args[1:]
 	var err error
@@ -81,13 +81,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdSeed(rest, stdout)
 	case "rm":
 		err = cmdRm(rest, stdout)
+	case "serving":
+		err = cmdServing(rest, stdout)
 	case "version", "-version", "--version":
 		err = writeJSON(stdout, map[string]interface{}{
 			"name": "gohot-helper", "protocol": protocol,
 			"go": runtime.Version(), "os": runtime.GOOS, "arch": runtime.GOARCH,
 		})
 	default:
-		err = fail("usage", "unknown subcommand %q (want put, hash, list, get, seed, rm, serve or version)", cmd)
+		err = fail("usage", "unknown subcommand %q (want put, hash, list, get, seed, rm, serving, serve or version)", cmd)
 	}
 	return finish(cmd, err, stdout, stderr)
 }

@@ -21,7 +21,7 @@ func TestVersionNamesTheProtocol(t *testing.T) {
 func TestUsageErrorsExitTwoWithAStatusLine(t *testing.T) {
 	runHelper(t, nil).failed(t, "helper", exitUsage, "usage")
 	s := runHelper(t, nil, "frobnicate").failed(t, "frobnicate", exitUsage, "usage")
-	if s["message"] != `unknown subcommand "frobnicate" (want put, hash, list, get, seed, rm, serve or version)` {
+	if s["message"] != `unknown subcommand "frobnicate" (want put, hash, list, get, seed, rm, serving, serve or version)` {
 		t.Fatalf("message %q", s["message"])
 	}
 }

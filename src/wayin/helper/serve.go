@@ -23,7 +23,7 @@ type serveRequest struct {
 
 // serveable are the subcommands whose whole answer is one status line; get
 // and list answer with a stream of their own and stay one-shot.
-var serveable = map[string]bool{"put": true, "hash": true, "rm": true, "seed": true, "version": true}
+var serveable = map[string]bool{"put": true, "hash": true, "rm": true, "seed": true, "serving": true, "version": true}
 
 // cmdServe answers requests until stdin ends:
 //

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,6 +29,26 @@ const (
 	// probeIOTimeout bounds one probe's connect, request and first bytes.
 	probeIOTimeout = 2 * time.Second
 )
+
+// cmdServing: serving DEST -wait-exec DUR [-probe http:PORT|tcp:PORT] waits,
+// as put does after its rename, for a process running DEST and, with the
+// probe, until it answers: how gohot learns when a session's first start
+// serves, with no put. Prints {"ok":true,"pid":N,"answer_ms":M,...}.
+func cmdServing(argv []string, stdout io.Writer) error {
+	a, err := parseArgs(argv, "wait-exec", "probe")
+	if err != nil {
+		return err
+	}
+	if err := wantOperands(a, 1, "serving DEST -wait-exec DUR [-probe http:PORT|tcp:PORT]"); err != nil {
+		return err
+	}
+	if a.waitExec <= 0 {
+		return fail("usage", "serving needs -wait-exec DUR (how long to wait)")
+	}
+	status := map[string]interface{}{"ok": true}
+	awaitServing(filepath.Clean(a.pos[0]), a.waitExec, a.probe).report(status, a.probe != nil)
+	return writeJSON(stdout, status)
+}
 
 // supervisorName is the supervisor's executable (tests play it themselves).
 var supervisorName = "watchexec"

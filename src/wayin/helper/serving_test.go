@@ -195,6 +195,36 @@ func TestPutProbeTimesOutOnAnAppThatDoesNotAnswer(t *testing.T) {
 	}
 }
 
+// serving, with no put: an app already running from DEST (a session's first
+// start) is found and waited for until it answers; one that never appears
+// is not in time; without -wait-exec it is a usage error.
+func TestServingWaitsForTheRunningAppToAnswer(t *testing.T) {
+	self, _ := os.Executable()
+	dest := filepath.Join(t.TempDir(), "app")
+	port := strconv.Itoa(freePort(t))
+	cmd := supervise(t, dest, "http:"+port, false)
+	// Whole before it is seen (the supervisor starts it at once).
+	if err := os.WriteFile(dest+".tmp", readFile(t, self), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dest+".tmp", dest); err != nil {
+		t.Fatal(err)
+	}
+	s := runHelper(t, nil, "serving", dest, "-wait-exec", "60s", "-probe", "http:"+port).ok(t)
+	if _, ok := s["answer_ms"]; !ok {
+		t.Fatalf("no answer_ms: %v", s)
+	}
+	if s["pid"] != float64(cmd.Process.Pid) {
+		t.Fatalf("pid %v, the app is %d: %v", s["pid"], cmd.Process.Pid, s)
+	}
+	nothing := filepath.Join(t.TempDir(), "app")
+	s = runHelper(t, nil, "serving", nothing, "-wait-exec", "50ms", "-probe", "http:"+port).ok(t)
+	if _, ok := s["pid"]; ok {
+		t.Fatalf("a pid for a file nothing runs: %v", s)
+	}
+	runHelper(t, nil, "serving", dest).failed(t, "serving", exitUsage, "usage")
+}
+
 func TestProbeSpecs(t *testing.T) {
 	for _, good := range []string{"http:8080", "tcp:1", "tcp:65535"} {
 		if _, err := parseProbe(good); err != nil {
