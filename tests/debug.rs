@@ -478,3 +478,75 @@ fn dev_debug_on_a_real_cluster_keeps_the_editors_session_across_reloads() {
     dev.interrupt();
     editor.event("terminated", Duration::from_secs(30));
 }
+
+/// Issue 23, ko's meaning of `--debug` for `apply --dev` (and `resolve
+/// --dev`): the dev image carries delve and the app runs under it — the
+/// pod serves, its command is delve's, and a DAP client reaching the pod's
+/// port 40000 (a port-forward of the test's own) attaches and has a
+/// breakpoint at the binary's own name for main.go verified (DWARF kept).
+/// Without --dev, --debug is refused naming it.
+#[test]
+#[ignore = "needs a Kubernetes cluster: scripts/test runs it when KUBECONFIG names one"]
+fn apply_dev_debug_runs_the_app_under_delve_on_a_real_cluster() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = crate::kube::KubeEnv::new("apply_dev_debug");
+    let sb = Sandbox::new();
+    let app = debug_app(&sb);
+    debug_manifest(&app);
+    let refused = run(env.gohot(&sb, &app).args(["apply", "--debug", "-n", &env.ns, "-f", "manifests"]));
+    assert_eq!(refused.status.code(), Some(1), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("add --dev"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let mut cmd = env.gohot(&sb, &app);
+    cmd.args(["apply", "--dev", "--debug", "--wait=true", "-n", &env.ns, "-f", "manifests", "--delve"])
+        .arg(delve())
+        .arg("--watchexec")
+        .arg(crate::dev::watchexec());
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pods = env.wait_all_serve("debugapp", 1, "greeting one");
+    let pod = env.running_pods("debugapp").into_iter().next().expect("the pod");
+    let command = pod.spec.as_ref().map(|s| s.containers[0].command.clone().unwrap_or_default()).unwrap_or_default();
+    assert!(command.iter().any(|a| a == "/var/run/gohot/dlv"), "{command:?}");
+
+    // DAP straight to the pod's delve: initialize, attach, one breakpoint.
+    let line = line_of(&app.join("main.go"), "// BREAK");
+    let api: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(env.cluster.client.clone(), &env.ns);
+    let replies = env.rt.block_on(async {
+        let mut pf = api.portforward(&pods[0], &[gohot::layout::DELVE_PORT]).await.expect("port-forward");
+        let mut s = pf.take_stream(gohot::layout::DELVE_PORT).expect("stream");
+        let requests = [
+            json!({"command": "initialize", "arguments": {"adapterID": "go", "pathFormat": "path", "linesStartAt1": true}}),
+            json!({"command": "attach", "arguments": {"mode": "remote", "request": "attach"}}),
+            json!({"command": "setBreakpoints", "arguments": {"source": {"path": "example.com/debugapp/main.go"},
+                "breakpoints": [{"line": line}]}}),
+        ];
+        let mut text = String::new();
+        for (i, r) in requests.iter().enumerate() {
+            let mut m = r.clone();
+            m["seq"] = json!(i + 1);
+            m["type"] = json!("request");
+            let body = m.to_string();
+            s.write_all(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes()).await.expect("send");
+            let want = format!("\"request_seq\":{}", i + 1);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while !text.contains(&want) {
+                let mut chunk = [0u8; 4096];
+                let n = tokio::time::timeout_at(deadline, s.read(&mut chunk)).await.expect("delve answers").expect("read");
+                assert!(n > 0, "delve closed the connection: {text}");
+                text.push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        }
+        text
+    });
+    assert!(
+        replies.contains("\"command\":\"attach\",\"success\":true")
+            || replies.contains("\"success\":true,\"command\":\"attach\""),
+        "{replies}"
+    );
+    assert!(replies.contains("\"verified\":true"), "the breakpoint was not verified: {replies}");
+}

@@ -274,3 +274,35 @@ fn sbom_dir_writes_one_document_per_platform_whatever_the_destination() {
         assert_eq!(doc["packages"][0]["name"], m["digest"], "{arch}: the document describes its own image");
     }
 }
+
+/// ko's `--debug` for `resolve --dev` (issue 23): the ko:// container runs
+/// the app under delve on ko's port; without `--dev` it is refused naming it.
+#[test]
+fn resolve_dev_debug_runs_the_app_under_delve() {
+    let reg = Registry::start();
+    let sb = Sandbox::new();
+    let app = sb.copy_example("hello", "hello");
+    let dir = sb.path().join("manifests");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n    - name: a\n      image: ko://example.com/hello\n",
+    )
+    .expect("yaml");
+    let repo = format!("{}/r", reg.host());
+    let delve = crate::debug::delve();
+    let watchexec = crate::dev::watchexec();
+    let refused = run(sb.gohot(&app).args(["resolve", "--debug", "--repo", &repo, "-f"]).arg(&dir));
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr_of(&refused));
+    assert!(stderr_of(&refused).contains("add --dev"), "{}", stderr_of(&refused));
+    let yaml = ok(sb
+        .gohot(&app)
+        .args(["resolve", "--dev", "--debug", "--repo", &repo, "--delve"])
+        .arg(&delve)
+        .arg("--watchexec")
+        .arg(&watchexec)
+        .arg("-f")
+        .arg(&dir));
+    assert!(yaml.contains("/var/run/gohot/dlv") && yaml.contains("--listen=:40000"), "{yaml}");
+    assert!(yaml.contains("/ko-app/hello"), "{yaml}");
+}

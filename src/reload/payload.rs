@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 const CANDIDATES: [(u32, f64, f64); 3] = [(2, 0.9, 0.0075), (6, 0.8, 0.037), (9, 0.78, 0.11)];
 
 /// The smallest payload whose arrival measures the link's rate.
-const MIN_RATE_BYTES: u64 = 16 << 10;
+const MIN_RATE_BYTES: u64 = 8 << 10;
 
 /// What the last reloads measured; see the module doc.
 #[derive(Clone, Debug)]

@@ -53,8 +53,8 @@ pub struct BuildFlags {
     pub dwarf: bool,
 }
 
-/// ko's `--debug` where gohot has no debugger to add: refused, naming
-/// `gohot dev --debug` (which has) and `--dwarf`.
+/// ko's `--debug` where gohot makes no dev image: refused, naming `gohot
+/// dev --debug` (and `apply`/`resolve --dev --debug`) and `--dwarf`.
 #[derive(Debug, Args, Clone)]
 pub struct DebugRefused {
     /// Refused here: ko's --debug puts a debugger (delve) into the image;
@@ -63,13 +63,52 @@ pub struct DebugRefused {
     pub debug: Option<bool>,
 }
 
-/// `--debug` outside `gohot dev` fails (a usage error, exit 2): in ko it
-/// means a debugger in the image, which gohot adds only for `gohot dev`.
+/// `--debug` where no dev image is made fails (a usage error, exit 2): in
+/// ko it means a debugger in the image, which gohot adds to dev images.
 fn refuse_debug(_: &str) -> std::result::Result<bool, String> {
-    Err("ko's --debug adds the delve debugger to the image; gohot does that only in dev mode: \
+    Err("ko's --debug adds the delve debugger to the image; gohot does that for dev images: \
          `gohot dev --debug ./cmd/app` runs the app under delve and keeps your editor's debug session across \
-         reloads. To keep DWARF debug information in dev builds (for a debugger you attach yourself), use --dwarf"
+         reloads (`gohot apply --dev --debug` and `gohot resolve --dev --debug` deploy it under delve as ko does). \
+         To keep DWARF debug information in dev builds (for a debugger you attach yourself), use --dwarf"
         .into())
+}
+
+/// ko's `--debug` for `resolve --dev` and `apply --dev`: delve in the dev
+/// image and the app run under it (`gohot dev --debug` also keeps an
+/// editor's session across reloads).
+#[derive(Debug, Args, Clone, Default)]
+pub struct DevDebug {
+    /// With --dev, as ko's --debug: delve in the dev image and the app run
+    /// under it (`dlv exec --headless --continue --accept-multiclient
+    /// --listen=:40000`), built for debugging (`-N -l`, DWARF kept).
+    /// Editors attach through a port-forward to port 40000, and again after
+    /// a reload; `gohot dev --debug` keeps their session across reloads.
+    #[arg(long)]
+    pub debug: bool,
+    /// With --debug: a delve binary for the container's platform, instead
+    /// of the one gohot builds with your Go (once, cached).
+    #[arg(long, value_name = "PATH")]
+    pub delve: Option<PathBuf>,
+    /// With --debug: build delve from this copy of its source (a directory
+    /// or .tar.gz with vendor/), offline.
+    #[arg(long, value_name = "DIR|FILE.tar.gz", env = "GOHOT_DELVE_SRC")]
+    pub delve_src: Option<PathBuf>,
+}
+
+impl DevDebug {
+    /// The delve to put into the dev image (None: no --debug), or why the
+    /// flags do not go together; `dev`: whether --dev was given.
+    pub fn delve(&self, dev: bool) -> Result<Option<crate::devimage::delve::DelveSource>, String> {
+        use crate::devimage::delve::DelveSource;
+        match (self.debug, dev, &self.delve) {
+            (true, true, _) => Ok(Some(DelveSource::from_settings(self.delve.clone(), self.delve_src.clone()))),
+            (true, false, _) => Err("--debug puts delve into the dev image: add --dev, or run `gohot dev --debug`, \
+                                     which also keeps your editor's debug session across reloads"
+                .into()),
+            (false, _, Some(d)) => Err(format!("--delve {} is for --debug: add --dev --debug", d.display())),
+            (false, _, None) => Ok(None),
+        }
+    }
 }
 
 impl BuildFlags {
@@ -103,9 +142,9 @@ pub struct ResolveCmd {
     /// Build settings.
     #[command(flatten)]
     pub build: BuildFlags,
-    /// ko's --debug, refused here.
+    /// ko's --debug (with --dev).
     #[command(flatten)]
-    pub ko_debug: DebugRefused,
+    pub debug: DevDebug,
     /// Destination.
     #[command(flatten)]
     pub publish: PublishFlags,

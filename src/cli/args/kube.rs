@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::build::{BuildFlags, DebugRefused};
+use super::build::{BuildFlags, DevDebug};
 use super::publish::PublishFlags;
 use super::values::parse_duration;
 
@@ -51,9 +51,9 @@ pub struct ApplyCmd {
     /// Build settings (default platforms: those of the cluster's nodes).
     #[command(flatten)]
     pub build: BuildFlags,
-    /// ko's --debug, refused here.
+    /// ko's --debug (with --dev).
     #[command(flatten)]
-    pub ko_debug: DebugRefused,
+    pub debug: DevDebug,
     /// Destination (default on a kind-* context: kind.local).
     #[command(flatten)]
     pub publish: PublishFlags,

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{cluster_destinations, connect_cluster, make_builder, read_all_manifests};
+use super::{builder_with, cluster_destinations, connect_cluster, read_all_manifests};
 use crate::cli::args::{ApplyCmd, DeleteCmd};
 use crate::oci::client::Registry;
 use crate::publish::select::publisher;
@@ -26,11 +26,13 @@ pub(crate) async fn run_apply(mut cmd: ApplyCmd) -> Result<()> {
     }
     let dest = cluster_destinations(&cluster, cmd.publish.destinations());
     let registry = Registry::new(dest.insecure_registry())?;
-    let builder = make_builder(&cmd.build, &registry)?;
+    let delve = cmd.debug.delve(cmd.build.dev).map_err(anyhow::Error::msg)?;
+    let debug = delve.is_some();
+    let builder = builder_with(&cmd.build, delve, &registry)?;
     let publisher = publisher(&dest, &registry)?;
     let opts = deploy::DeployOptions {
         dev: cmd.build.dev,
-        debug: false,
+        debug,
         dev_only: None,
         jobs: cmd.jobs,
         wait: cmd.wait.then_some(rollout::WaitOptions { timeout: cmd.timeout, ..Default::default() }),

@@ -27,12 +27,14 @@ pub(crate) async fn run_resolve(cmd: ResolveCmd) -> Result<()> {
     let files = super::read_all_manifests(&cmd.files, cmd.recursive)?;
     let dest = cmd.publish.destinations();
     let registry = Registry::new(dest.insecure_registry())?;
-    let builder = make_builder(&cmd.build, &registry)?;
+    let delve = cmd.debug.delve(cmd.build.dev).map_err(anyhow::Error::msg)?;
+    let debug = delve.is_some();
+    let builder = super::builder_with(&cmd.build, delve, &registry)?;
     let publisher = publisher(&dest, &registry)?;
     let refs = crate::resolve::build_refs(&files, builder.build(), publisher.as_ref(), cmd.jobs).await?;
     let images: HashMap<String, String> = refs.iter().map(|(k, v)| (k.clone(), v.image.clone())).collect();
     let rendered = if cmd.build.dev {
-        crate::resolve::render(&files, &images, &crate::resolve::dev_edit(&refs))?
+        crate::resolve::render(&files, &images, &crate::resolve::dev_edit_with(&refs, debug))?
     } else {
         crate::resolve::render(&files, &images, &|_| Ok(false))?
     };

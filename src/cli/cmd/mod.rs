@@ -48,6 +48,19 @@ pub(crate) fn make_builder(flags: &BuildFlags, registry: &Registry) -> Result<Bu
     builder_in(flags, registry, workdir, platforms)
 }
 
+/// [`make_builder`], with delve in the dev image when `delve` is given
+/// (`--dev --debug`).
+pub(crate) fn builder_with(
+    flags: &BuildFlags,
+    delve: Option<crate::devimage::delve::DelveSource>,
+    registry: &Registry,
+) -> Result<Builder> {
+    match delve {
+        Some(d) => Ok(Builder::Dev(make_dev_builder(flags, registry)?.with_delve(d))),
+        None => make_builder(flags, registry),
+    }
+}
+
 /// The dev image's builder from flags (whatever `--dev` says).
 pub(crate) fn make_dev_builder(flags: &BuildFlags, registry: &Registry) -> Result<crate::devimage::DevBuilder> {
     let mut flags = flags.clone();
