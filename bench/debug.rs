@@ -4,8 +4,9 @@
 //!
 //! Two copies of examples/hello run side by side on the Docker engine (with
 //! `--kube`, on the cluster, `--replicas` pods each, in namespaces of their
-//! own): one under `gohot dev`, one under `gohot dev --debug` (delve from
-//! `scripts/setup`, `--delve`), with the test suite's DAP client attached
+//! own): one under `gohot dev`, one under `gohot dev --debug` (delve as
+//! users get it: built by gohot, here from the vendored source offline),
+//! with the test suite's DAP client attached
 //! through gohot's port and a breakpoint in the `/kodata/` handler (never requested: the
 //! timing is not a stop). Each round edits the plain copy, waits for its
 //! `reloaded`, then the same edit in the debug copy, and waits for its
@@ -45,10 +46,18 @@ pub struct Stats {
     target: String,
 }
 
-fn delve() -> std::path::PathBuf {
-    std::env::var_os("GOHOT_TEST_DELVE")
+/// How the debug session gets delve: built by gohot (as users get it, with
+/// its launch-wait patch) from the vendored source when it is there
+/// (offline), else the binary `scripts/setup` built.
+fn delve_args() -> Vec<String> {
+    let source = root().join("../shared/vendor/delve-1.27.1-src.tar.gz");
+    if source.is_file() {
+        return vec!["--delve-src".into(), source.to_string_lossy().into_owned()];
+    }
+    let binary = std::env::var_os("GOHOT_TEST_DELVE")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| "/opt/gohot-delve/bin/dlv".into())
+        .unwrap_or_else(|| "/opt/gohot-delve/bin/dlv".into());
+    vec!["--delve".into(), binary.to_string_lossy().into_owned()]
 }
 
 /// Waits for the session's `reloaded` (noting `debug_reattached` on the way).
@@ -122,8 +131,8 @@ pub fn run(edits: usize, kube: bool, replicas: usize, work: &Path, log: &dyn Fn(
     let plain = Dev::start(&plain_app, &plain_args, &work.join("plain/kocache"), containers.0, &[]);
     plain.next(&["started"], Duration::from_secs(300)).expect("gohot dev did not start");
     let mut debug_args = debug_args;
-    debug_args.extend(["--debug".into(), "--debug-port".into(), editor_port.to_string(), "--delve".into()]);
-    debug_args.push(delve().to_string_lossy().into_owned());
+    debug_args.extend(["--debug".into(), "--debug-port".into(), editor_port.to_string()]);
+    debug_args.extend(delve_args());
     let debug = Dev::start(&debug_app, &debug_args, &work.join("debug/kocache"), containers.1, &[]);
     debug.next(&["started"], Duration::from_secs(300)).expect("gohot dev --debug did not start");
 

@@ -222,7 +222,14 @@ fn delve_is_built_from_its_source_for_the_containers_platform_and_cached() {
     let source = DelveSource::Source(delve_source());
     let dlv = rt.block_on(ensure_delve(&go, &arm64, &source, &cache)).expect("delve built");
     let rel = dlv.strip_prefix(&cache).expect("in the cache").to_string_lossy().into_owned();
-    assert!(rel.starts_with("delve/v1.27.1-src-") && rel.ends_with("/linux/arm64/dlv"), "{rel}");
+    assert!(rel.starts_with("delve/v1.27.1-src-") && rel.ends_with("-gohot1/linux/arm64/dlv"), "{rel}");
+    // Built with the launch-wait patch: its line is there in this delve.
+    let unpacked = sb.path().join("delve-src");
+    gohot::devimage::delve::unpack_tar_gz(&std::fs::read(delve_source()).expect("source"), &unpacked).expect("unpack");
+    let original = std::fs::read_to_string(unpacked.join("pkg/proc/native/proc_linux.go")).expect("proc_linux.go");
+    let patched = gohot::devimage::delve::launch_wait_patched(&original).expect("delve 1.27.1's launch wait found");
+    assert_eq!(patched.lines().count(), original.lines().count());
+    assert!(patched.contains("\t\ttime.Sleep(time.Millisecond)\n"), "the wait loop polls every millisecond");
     let info = ok(Command::new(go_binary()).args(["version", "-m"]).arg(&dlv));
     for want in ["GOARCH=arm64", "GOOS=linux", "CGO_ENABLED=0", "-trimpath=true", "github.com/go-delve/delve/cmd/dlv"] {
         assert!(info.contains(want), "{want} missing from go version -m:\n{info}");
