@@ -44,8 +44,7 @@ pub const DELVE_GO_MINORS: (u32, u32) = (25, 27);
 /// `wait`): it had not, in about half the starts measured here, so half the
 /// reloads under `--debug` took 0.2 s longer. The patched loop polls every
 /// millisecond. A delve whose loop differs is built as it is.
-const LAUNCH_WAIT: (&str, &str) =
-    ("\t\ttime.Sleep(200 * time.Millisecond)\n", "\t\ttime.Sleep(time.Millisecond)\n");
+const LAUNCH_WAIT: (&str, &str) = ("\t\ttime.Sleep(200 * time.Millisecond)\n", "\t\ttime.Sleep(time.Millisecond)\n");
 /// The file [`LAUNCH_WAIT`] changes, in delve's source.
 const LAUNCH_WAIT_FILE: &str = "pkg/proc/native/proc_linux.go";
 /// In the cache path of a delve built with [`LAUNCH_WAIT`] (so that one

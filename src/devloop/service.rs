@@ -21,7 +21,7 @@ use super::waves::Ended;
 use super::{files, DevApp, DevError, LoopOptions, Rebuild, Service};
 use crate::builder::inputs::BuildInputs;
 use crate::builder::BuildError;
-use crate::reload::{Binary, PushReport, ReloadOptions, Reloader};
+use crate::reload::{Binary, Probe, PushReport, ReloadOptions, Reloader};
 use crate::sync::dockerfile::SyncMap;
 
 type BuildFuture<'a> = Pin<Box<dyn Future<Output = Result<Bytes, BuildError>> + Send + 'a>>;
@@ -118,8 +118,14 @@ pub(super) async fn run(
         probe,
         one_shot: false,
     };
-    // The first start's answer, told once (a reload meanwhile does not wait for it).
-    let first_answer = crate::reload::first_answer(target, &reload_opts).fuse();
+    // The first start's answer, told once (a reload meanwhile does not wait
+    // for it). Under --debug only that the process runs: a request could stop
+    // at a breakpoint the editor set meanwhile.
+    let first_opts = match debug {
+        Some(_) => ReloadOptions { probe: Probe::Started, ..reload_opts.clone() },
+        None => reload_opts.clone(),
+    };
+    let first_answer = crate::reload::first_answer(target, &first_opts).fuse();
     tokio::pin!(first_answer);
     let mut reloader = Reloader::new(target, reload_opts.clone(), Some(Binary::new(initial)));
     let mut pending = Pending::default();
