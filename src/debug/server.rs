@@ -556,12 +556,14 @@ async fn handshake(session: &mut Session, link: &mut Link, running: Duration) ->
         || json!({"adapterID": "go", "pathFormat": "path", "linesStartAt1": true, "columnsStartAt1": true}),
     );
     let init = session.own_request("initialize", arguments);
+    // The first `threads` goes with `initialize` (delve answers in order):
+    // through a cluster's port-forward that is a round trip less per reload.
+    let mut threads = session.own_request("threads", json!({}));
     link.send(&init).await?;
+    link.send(&threads).await?;
     link.answer(&init).await?;
     let until = Instant::now() + running;
     loop {
-        let threads = session.own_request("threads", json!({}));
-        link.send(&threads).await?;
         let answer = link.answer(&threads).await?;
         let list = answer.get("body").and_then(|b| b.get("threads")).and_then(Value::as_array);
         let placeholder = list.is_some_and(|t| t.len() == 1 && t[0]["id"] == -1);
@@ -569,5 +571,7 @@ async fn handshake(session: &mut Session, link: &mut Link, running: Duration) ->
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+        threads = session.own_request("threads", json!({}));
+        link.send(&threads).await?;
     }
 }
