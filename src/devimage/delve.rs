@@ -51,7 +51,7 @@ const LAUNCH_WAIT_FILE: &str = "pkg/proc/native/proc_linux.go";
 /// built without it is not reused).
 const PATCH_TAG: &str = "gohot1";
 
-/// `proc_linux.go`'s text with [`LAUNCH_WAIT`] applied: None unless its
+/// `proc_linux.go`'s text with the `LAUNCH_WAIT` change applied: None unless its
 /// line is found exactly once in `wait`.
 pub fn launch_wait_patched(source: &str) -> Option<String> {
     let start = source.find("func (dbp *nativeProcess) wait(")?;
