@@ -273,23 +273,20 @@ fn dev_builds_of_two_services_share_one_watchexec_inode() {
     let sb = Sandbox::new();
     let shop = sb.copy_example("shop", "shop");
     let tar = sb.path().join("out.tar");
-    ok(sb
-        .gohot(&shop)
-        .args(["build", "--dev", "--push=false", "--tarball"])
-        .arg(&tar)
-        .arg("--watchexec")
-        .arg(crate::dev::watchexec())
-        .args(["./cmd/api", "./cmd/worker"]));
+    let build = || {
+        ok(sb
+            .gohot(&shop)
+            .args(["build", "--dev", "--push=false", "--tarball"])
+            .arg(&tar)
+            .arg("--watchexec")
+            .arg(crate::dev::watchexec())
+            .args(["./cmd/api", "./cmd/worker"]))
+    };
+    build();
     let inode =
         |cmd: &str| std::fs::metadata(shop.join("cmd").join(cmd).join("kodata/watchexec")).expect("watchexec").ino();
     assert_eq!(inode("api"), inode("worker"), "two copies of watchexec");
     // Its kodata record still vouches for it: a second build copies nothing and keeps the link.
-    ok(sb
-        .gohot(&shop)
-        .args(["build", "--dev", "--push=false", "--tarball"])
-        .arg(&tar)
-        .arg("--watchexec")
-        .arg(crate::dev::watchexec())
-        .args(["./cmd/api", "./cmd/worker"]));
+    build();
     assert_eq!(inode("api"), inode("worker"), "two copies of watchexec after a second build");
 }

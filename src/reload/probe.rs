@@ -136,6 +136,9 @@ pub async fn first_answer(target: &dyn Target, opts: &ReloadOptions) -> Result<(
         Probe::Started | Probe::AppPort => None,
     };
     let replicas = target.replicas().await.map_err(|e| e.to_string())?;
+    if replicas.is_empty() {
+        return Err("no replica is running".into());
+    }
     let argv = wayin::serving_argv(&opts.dest, opts.restart_timeout, probe.as_deref());
     let tries = replicas.iter().map(|r| {
         let argv = &argv;
@@ -144,10 +147,10 @@ pub async fn first_answer(target: &dyn Target, opts: &ReloadOptions) -> Result<(
             let out = target.exec(r, argv, Bytes::new()).await.map_err(|e| e.to_string())?;
             match wayin::parse_serving_status(&out.stdout, probing) {
                 Ok(Serving::Answered) => Ok(()),
-                Ok(Serving::Exited(how)) if how.is_empty() => {
-                    Err(format!("{}: the app exited before it answered", r.name))
+                Ok(Serving::Exited(how)) => {
+                    let how = if how.is_empty() { String::new() } else { format!(" ({how})") };
+                    Err(format!("{}: the app exited before it answered{how}", r.name))
                 }
-                Ok(Serving::Exited(how)) => Err(format!("{}: the app exited before it answered ({how})", r.name)),
                 Ok(Serving::NotYet) => {
                     Err(format!("{}: the app did not answer within {:?} of starting", r.name, opts.restart_timeout))
                 }
@@ -155,9 +158,6 @@ pub async fn first_answer(target: &dyn Target, opts: &ReloadOptions) -> Result<(
             }
         })
     });
-    if replicas.is_empty() {
-        return Err("no replica is running".into());
-    }
     futures::future::select_ok(tries).await.map(|_| ())
 }
 
