@@ -29,6 +29,15 @@ pub struct Side {
     build: Vec<f64>,
     /// restart + answer: the new process started and answering.
     start: Vec<f64>,
+    /// Encoding, sending and writing the binary, up to its rename.
+    sync: Vec<f64>,
+    /// Of `start`: the rename until the new process was seen.
+    restart: Vec<f64>,
+    /// The save until the build started (the debounce).
+    detect: Vec<f64>,
+    /// Of `sync`: encoding the delta, and the helper writing the binary.
+    encode: Vec<f64>,
+    write: Vec<f64>,
     failed: usize,
 }
 
@@ -88,6 +97,11 @@ fn reloaded(dev: &Dev, side: &mut Side, stats_replay: Option<(&mut Vec<f64>, &mu
                 side.total.push(f("total"));
                 side.build.push(f("build"));
                 side.start.push(f("restart") + f("answer"));
+                side.sync.push(f("sync"));
+                side.restart.push(f("restart"));
+                side.detect.push(f("detect"));
+                side.encode.push(f("encode"));
+                side.write.push(f("write"));
                 return e["binary_bytes"].as_u64();
             }
             _ => {
@@ -190,6 +204,10 @@ pub fn report(st: &Stats, json: bool) {
         "debug_build_p50_s": p50(&st.debug.build),
         "plain_start_p50_s": p50(&st.plain.start),
         "debug_start_p50_s": p50(&st.debug.start),
+        "plain_sync_p50_s": p50(&st.plain.sync),
+        "debug_sync_p50_s": p50(&st.debug.sync),
+        "plain_restart_p50_s": p50(&st.plain.restart),
+        "debug_restart_p50_s": p50(&st.debug.restart),
         "replay_p50_s": p50(&st.replay),
         "replayed_every_breakpoint": st.replayed_ok,
         "plain_binary_bytes": st.binary_bytes.0,
@@ -203,8 +221,13 @@ pub fn report(st: &Stats, json: bool) {
     println!("gohot dev --debug against gohot dev, {}, {} edits each (p50, seconds)", st.target, result["edits"]);
     println!("{:<34}{:>10}{:>10}", "", "plain", "--debug");
     println!("{:<34}{:>10.3}{:>10.3}", "save → serving (breakpoints set)", plain, debug);
+    println!("{:<34}{:>10.3}{:>10.3}", "  detect (save → build)", p50(&st.plain.detect), p50(&st.debug.detect));
     println!("{:<34}{:>10.3}{:>10.3}", "  build", p50(&st.plain.build), p50(&st.debug.build));
+    println!("{:<34}{:>10.3}{:>10.3}", "  sync (encode, send, write)", p50(&st.plain.sync), p50(&st.debug.sync));
+    println!("{:<34}{:>10.3}{:>10.3}", "    of it, encode", p50(&st.plain.encode), p50(&st.debug.encode));
+    println!("{:<34}{:>10.3}{:>10.3}", "    of it, write", p50(&st.plain.write), p50(&st.debug.write));
     println!("{:<34}{:>10.3}{:>10.3}", "  restart + answer", p50(&st.plain.start), p50(&st.debug.start));
+    println!("{:<34}{:>10.3}{:>10.3}", "    of it, restart", p50(&st.plain.restart), p50(&st.debug.restart));
     println!("{:<34}{:>10}{:>10.3}", "  replay (after answering)", "-", p50(&st.replay));
     println!(
         "--debug / plain: {:.2}× (target ≤ 1.5×); every breakpoint set again in {}/{} reloads; binary {} → {} bytes; failed {}",

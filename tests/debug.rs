@@ -175,7 +175,10 @@ fn the_session_survives_a_new_process_under_a_new_delve() {
     rt.block_on(server.release());
     first.stop();
     let second = LocalDelve::start(&sb.path().join("v2"), app_port);
-    let replayed = rt.block_on(server.reattach(dial(&second, "second"))).expect("reattach").expect("a session");
+    let replayed = rt
+        .block_on(server.reattach(dial(&second, "second"), gohot::debug::Reach::Any))
+        .expect("reattach")
+        .expect("a session");
     assert_eq!(replayed, gohot::debug::Replayed { breakpoints: 1, verified: 1, errors: vec![] });
     let changed = editor.event("breakpoint", Duration::from_secs(10));
     assert_eq!(changed["body"]["breakpoint"]["id"], id, "the editor's id, not the new delve's");
@@ -222,14 +225,17 @@ fn delve_is_built_from_its_source_for_the_containers_platform_and_cached() {
     let source = DelveSource::Source(delve_source());
     let dlv = rt.block_on(ensure_delve(&go, &arm64, &source, &cache)).expect("delve built");
     let rel = dlv.strip_prefix(&cache).expect("in the cache").to_string_lossy().into_owned();
-    assert!(rel.starts_with("delve/v1.27.1-src-") && rel.ends_with("-gohot1/linux/arm64/dlv"), "{rel}");
-    // Built with the launch-wait patch: its line is there in this delve.
+    assert!(rel.starts_with("delve/v1.27.1-src-") && rel.ends_with("-gohot2/linux/arm64/dlv"), "{rel}");
+    // Built with gohot's changes to delve's start: each one's text is there in this delve.
+    use gohot::devimage::delve::patches::{patched_files, GOROUTINE_CACHE, LAUNCH_WAIT};
     let unpacked = sb.path().join("delve-src");
     gohot::devimage::delve::unpack_tar_gz(&std::fs::read(delve_source()).expect("source"), &unpacked).expect("unpack");
-    let original = std::fs::read_to_string(unpacked.join("pkg/proc/native/proc_linux.go")).expect("proc_linux.go");
-    let patched = gohot::devimage::delve::launch_wait_patched(&original).expect("delve 1.27.1's launch wait found");
-    assert_eq!(patched.lines().count(), original.lines().count());
-    assert!(patched.contains("\t\ttime.Sleep(time.Millisecond)\n"), "the wait loop polls every millisecond");
+    let files = patched_files(&unpacked);
+    let text = |file: &str| files.iter().find(|(f, _)| *f == file).map(|(_, t)| t.clone()).unwrap_or_default();
+    for patch in [LAUNCH_WAIT, GOROUTINE_CACHE] {
+        let original = std::fs::read_to_string(unpacked.join(patch.file)).expect("delve's file");
+        assert_eq!(text(patch.file), original.replacen(patch.old, patch.new, 1), "{} changed once", patch.file);
+    }
     let info = ok(Command::new(go_binary()).args(["version", "-m"]).arg(&dlv));
     for want in ["GOARCH=arm64", "GOOS=linux", "CGO_ENABLED=0", "-trimpath=true", "github.com/go-delve/delve/cmd/dlv"] {
         assert!(info.contains(want), "{want} missing from go version -m:\n{info}");

@@ -246,9 +246,39 @@ pub async fn connect_with(
         .await
         .map_err(|e| KubeError::Kubeconfig { path: format!("context {}", info.name), detail: e.to_string() })?;
     cfg.default_namespace = info.namespace.clone();
-    let client = Client::try_from(cfg)
+    let client = client_without_nagle(cfg)
         .map_err(|e| KubeError::Kubeconfig { path: format!("context {}", info.name), detail: e.to_string() })?;
     Ok(Cluster { client, context: info })
+}
+
+/// kube-rs's own client stack (timeouts, TLS, auth, headers, retries), on
+/// sockets with `TCP_NODELAY`: kube-rs leaves Nagle's algorithm on, and a new
+/// connection's first request then waits for the ACK of the TLS handshake's
+/// last flight, which the API server delays by 40 ms. Every port-forward,
+/// exec and log stream opens a connection: measured here, a port-forward
+/// took 51 ms instead of 8 (tcpdump: the request held back 41 ms).
+fn client_without_nagle(cfg: ::kube::Config) -> Result<Client, ::kube::Error> {
+    use ::kube::client::ConfigExt as _;
+    use tower::ServiceBuilder;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let https = cfg.rustls_https_connector_with_connector(http)?;
+    let mut connector = hyper_timeout::TimeoutConnector::new(https);
+    connector.set_connect_timeout(cfg.connect_timeout);
+    connector.set_read_timeout(cfg.read_timeout);
+    connector.set_write_timeout(cfg.write_timeout);
+    let http_client = hyper_util::client::legacy::Builder::new(hyper_util::rt::TokioExecutor::new()).build(connector);
+    let retry =
+        cfg.default_retry.then(|| tower::retry::RetryLayer::new(::kube::client::retry::RetryPolicy::server_retry()));
+    let service = ServiceBuilder::new()
+        .layer(cfg.base_uri_layer())
+        .option_layer(retry)
+        .option_layer(cfg.auth_layer()?)
+        .layer(cfg.extra_headers_layer()?)
+        .map_err(tower::BoxError::from)
+        .service(http_client);
+    Ok(Client::new(service, cfg.default_namespace))
 }
 
 impl Cluster {

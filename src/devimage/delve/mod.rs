@@ -37,32 +37,11 @@ pub const DELVE_MODULE: &str = "github.com/go-delve/delve";
 /// `pkg/goversion/compat.go`.
 pub const DELVE_GO_MINORS: (u32, u32) = (25, 27);
 
-/// A one-line change gohot builds delve with (`go build -overlay`; the
-/// source itself is left as it is). After starting the program, delve waits
-/// for its first stop by polling `wait4(WNOHANG)` and sleeping 200 ms
-/// whenever the stop has not come yet (`pkg/proc/native/proc_linux.go`,
-/// `wait`): it had not, in about half the starts measured here, so half the
-/// reloads under `--debug` took 0.2 s longer. The patched loop polls every
-/// millisecond. A delve whose loop differs is built as it is.
-const LAUNCH_WAIT: (&str, &str) = ("\t\ttime.Sleep(200 * time.Millisecond)\n", "\t\ttime.Sleep(time.Millisecond)\n");
-/// The file [`LAUNCH_WAIT`] changes, in delve's source.
-const LAUNCH_WAIT_FILE: &str = "pkg/proc/native/proc_linux.go";
-/// In the cache path of a delve built with [`LAUNCH_WAIT`] (so that one
-/// built without it is not reused).
-const PATCH_TAG: &str = "gohot1";
+pub mod patches;
 
-/// `proc_linux.go`'s text with the `LAUNCH_WAIT` change applied: None unless its
-/// line is found exactly once in `wait`.
-pub fn launch_wait_patched(source: &str) -> Option<String> {
-    let start = source.find("func (dbp *nativeProcess) wait(")?;
-    let end = start + source[start..].find("\n}\n")?;
-    let body = &source[start..end];
-    if body.matches(LAUNCH_WAIT.0).count() != 1 {
-        return None;
-    }
-    let at = start + body.find(LAUNCH_WAIT.0)?;
-    Some(format!("{}{}{}", &source[..at], LAUNCH_WAIT.1, &source[at + LAUNCH_WAIT.0.len()..]))
-}
+/// In the cache path of a delve built with [`patches::PATCHES`] (so that
+/// one built with other changes is not reused).
+const PATCH_TAG: &str = "gohot2";
 
 /// An unpacked source archive is at most this big...
 const MAX_SOURCE_BYTES: u64 = 1 << 30;
@@ -342,9 +321,11 @@ async fn download(go: &GoToolchain) -> Result<PathBuf, DelveError> {
     }
 }
 
-/// `go build ./cmd/dlv` in `dir` for `platform`, static and trimmed, into
-/// a temporary file moved to `out` atomically. `vendored`: offline, from
-/// `vendor/`.
+/// `go build ./cmd/dlv` in `dir` for `platform`, static and trimmed, with
+/// gohot's [`patches`], into a temporary file moved to `out` atomically.
+/// `vendored`: offline, from `vendor/`. A build that fails with the changes
+/// is done again without them (a delve they do not fit), so only delve's
+/// own failure is an error.
 async fn build(
     go: &GoToolchain,
     dir: &Path,
@@ -352,32 +333,52 @@ async fn build(
     out: &Path,
     vendored: bool,
 ) -> Result<(), DelveError> {
-    let target = super::helper::go_target(&platform.arch)
-        .map_err(|e| DelveError::Build { platform: platform.to_string(), stderr: e.to_string() })?;
     let parent = out.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io_err(parent))?;
     let tmp = parent.join(format!(".dlv.tmp-{}", std::process::id()));
-    let mut cmd = Command::new(go.path());
-    cmd.current_dir(dir).args(["build", "-trimpath", "-ldflags=-s -w"]);
-    // The launch-wait patch, through an overlay in a directory of its own.
+    // The changes, through an overlay in a directory of its own.
     let overlay = tempfile::tempdir().map_err(io_err(&std::env::temp_dir()))?;
     // As go sees it from its working directory (symlinks resolved).
-    let original = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()).join(LAUNCH_WAIT_FILE);
-    match std::fs::read_to_string(&original).ok().and_then(|s| launch_wait_patched(&s)) {
-        Some(patched) if platform.os == "linux" => {
-            let file = overlay.path().join("proc_linux.go");
-            std::fs::write(&file, patched).map_err(io_err(&file))?;
-            let json = overlay.path().join("overlay.json");
-            let mut replace = serde_json::Map::new();
-            replace.insert(original.to_string_lossy().into_owned(), file.to_string_lossy().into_owned().into());
-            let map = serde_json::json!({ "Replace": replace });
-            std::fs::write(&json, map.to_string()).map_err(io_err(&json))?;
-            cmd.arg(format!("-overlay={}", json.display()));
-        }
-        _ => tracing::debug!("delve's launch wait not found in {}: built as it is", original.display()),
+    let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let changed = if platform.os == "linux" { patches::patched_files(&root) } else { Vec::new() };
+    let mut replace = serde_json::Map::new();
+    for (i, (file, text)) in changed.iter().enumerate() {
+        let copy = overlay.path().join(format!("{i}.go"));
+        std::fs::write(&copy, text).map_err(io_err(&copy))?;
+        replace.insert(root.join(file).to_string_lossy().into_owned(), copy.to_string_lossy().into_owned().into());
+    }
+    let json = overlay.path().join("overlay.json");
+    std::fs::write(&json, serde_json::json!({ "Replace": replace }).to_string()).map_err(io_err(&json))?;
+    let mut built = go_build_dlv(go, dir, platform, &tmp, vendored, (!changed.is_empty()).then_some(&*json)).await;
+    if built.is_err() && !changed.is_empty() {
+        tracing::warn!("delve did not build with gohot's changes to its start: building it as it is");
+        built = go_build_dlv(go, dir, platform, &tmp, vendored, None).await;
+    }
+    if let Err(e) = built {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, out).map_err(io_err(out))
+}
+
+/// One `go build ./cmd/dlv` into `tmp`, with `overlay` when given.
+async fn go_build_dlv(
+    go: &GoToolchain,
+    dir: &Path,
+    platform: &Platform,
+    tmp: &Path,
+    vendored: bool,
+    overlay: Option<&Path>,
+) -> Result<(), DelveError> {
+    let target = super::helper::go_target(&platform.arch)
+        .map_err(|e| DelveError::Build { platform: platform.to_string(), stderr: e.to_string() })?;
+    let mut cmd = Command::new(go.path());
+    cmd.current_dir(dir).args(["build", "-trimpath", "-ldflags=-s -w"]);
+    if let Some(json) = overlay {
+        cmd.arg(format!("-overlay={}", json.display()));
     }
     cmd.arg("-o")
-        .arg(&tmp)
+        .arg(tmp)
         .arg("./cmd/dlv")
         .env("CGO_ENABLED", "0")
         .env("GOOS", &platform.os)
@@ -395,13 +396,12 @@ async fn build(
     }
     let result = cmd.output().await.map_err(|source| DelveError::Io { path: go.path().to_path_buf(), source })?;
     if !result.status.success() {
-        let _ = std::fs::remove_file(&tmp);
         return Err(DelveError::Build {
             platform: platform.to_string(),
             stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
         });
     }
-    std::fs::rename(&tmp, out).map_err(io_err(out))
+    Ok(())
 }
 
 /// The directory holding delve's `go.mod`: `dir` itself or its one subdirectory.
@@ -500,21 +500,6 @@ pub fn unpack_tar_gz(data: &[u8], dest: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The launch-wait line is changed in `wait` only, once; a source
-    /// without it, or with it twice, is left alone (built as it is).
-    #[test]
-    fn the_launch_wait_patch_changes_one_line_of_wait() {
-        let wait = "func (dbp *nativeProcess) wait(pid, options int) {\n\tfor {\n\t\ttime.Sleep(200 * time.Millisecond)\n\t}\n}\n";
-        let other = "func other() {\n\t\ttime.Sleep(200 * time.Millisecond)\n}\n";
-        let source = format!("package native\n\n{other}\n{wait}");
-        let patched = launch_wait_patched(&source).expect("patched");
-        assert_eq!(patched, source.replacen(wait, &wait.replace("200 * time.Millisecond", "time.Millisecond"), 1));
-        assert!(patched.contains(other), "a sleep outside wait is left alone");
-        assert_eq!(launch_wait_patched(other), None);
-        let twice = wait.replace("\t}\n}", "\t\ttime.Sleep(200 * time.Millisecond)\n\t}\n}");
-        assert_eq!(launch_wait_patched(&twice), None);
-    }
 
     #[test]
     fn go_versions_in_and_out_of_range() {
