@@ -296,6 +296,8 @@ pub(super) async fn run(
                             }
                             report_push(&app, report, &r, detect, build_time, binary_bytes, &events);
                             ended(r.seq, if answered { Ended::Reloaded } else { Ended::Failed });
+                            // The next delta's base, indexed while the developer reads the result.
+                            reloader.index_current();
                         }
                     }
                 }

@@ -132,11 +132,18 @@ impl Reloader<'_> {
         // The gzip level is chosen for the link the last reloads measured (payload.rs).
         let encoded = Arc::new(OnceLock::new());
         let base = previous.filter(|p| p.sha256 != new.sha256);
+        // The base's seeds, when indexed since the last reload.
+        let seeds = self.seeds.take().filter(|(sha, _)| base.as_ref().is_some_and(|b| b.sha256 == *sha));
         let delta = base.as_ref().map(|old| {
             let (old, new, encoded) = (old.clone(), new.clone(), encoded.clone());
             let chooser = self.chooser.clone();
             encode_now(move || {
-                let records = wayin::DeltaRecords::encode(&old.bytes, &old.sha256, &new.bytes, &new.sha256);
+                let records = match seeds.as_ref().and_then(|(_, s)| s.get()) {
+                    Some(seeds) => {
+                        wayin::DeltaRecords::encode_indexed(seeds, &old.bytes, &old.sha256, &new.bytes, &new.sha256)
+                    }
+                    None => wayin::DeltaRecords::encode(&old.bytes, &old.sha256, &new.bytes, &new.sha256),
+                };
                 let (payload, how) = chooser.encode(&records);
                 let _ = encoded.set((Instant::now(), how));
                 payload
@@ -261,6 +268,20 @@ impl Reloader<'_> {
             Err(e) => report.errors.push(e),
         }
         report
+    }
+
+    /// Indexes the binary every replica should now run, on a blocking
+    /// thread, for the next reload's delta (which encodes without waiting
+    /// for it, and indexes its base itself when this is not done). The dev
+    /// loop calls it once a reload is reported, so that the index takes no
+    /// core from the restart, the probe or the debugger's replay.
+    pub fn index_current(&mut self) {
+        let Some(current) = self.current.clone() else { return };
+        let seeds = Arc::new(OnceLock::new());
+        self.seeds = Some((current.sha256.clone(), seeds.clone()));
+        tokio::task::spawn_blocking(move || {
+            let _ = seeds.set(wayin::delta::SeedIndex::build(&current.bytes));
+        });
     }
 
     /// Whether `replica` holds the binary with `sha256` (asked with `hash`).

@@ -31,6 +31,7 @@ mod sessions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -100,6 +101,9 @@ pub struct Reloader<'t> {
     synced: BTreeMap<String, Synced>,
     /// How deltas are compressed for the link ([`payload`]).
     chooser: payload::Chooser,
+    /// The seeds of `current` (its sha256), indexed off the critical path
+    /// after a reload for the next one's delta (filled when done).
+    seeds: Option<(String, Arc<OnceLock<crate::wayin::delta::SeedIndex>>)>,
 }
 
 impl<'t> Reloader<'t> {
@@ -118,6 +122,7 @@ impl<'t> Reloader<'t> {
             known: HashMap::new(),
             synced: BTreeMap::new(),
             chooser: payload::Chooser::default(),
+            seeds: None,
         }
     }
 

@@ -70,14 +70,19 @@ fn count_equal(a: &[u8], b: &[u8]) -> usize {
     c + a[i..n].iter().zip(&b[i..n]).filter(|(x, y)| x == y).count()
 }
 
-struct Index<'a> {
-    old: &'a [u8],
+/// Where 16-byte seeds of one content start (every STEP bytes): built once
+/// for a binary, it serves the delta from that binary to the next one, so a
+/// reload can have it built before the save that needs it.
+pub struct SeedIndex {
     table: Vec<u32>,
     shift: u32,
+    /// The indexed content's length (an index fits only its content).
+    len: usize,
 }
 
-impl<'a> Index<'a> {
-    fn new(old: &'a [u8]) -> Self {
+impl SeedIndex {
+    /// Indexes `old`.
+    pub fn build(old: &[u8]) -> Self {
         let slots = (old.len() / STEP).max(1).next_power_of_two().clamp(1 << 10, 1 << 24);
         let bits = slots.trailing_zeros();
         let mut table = vec![0u32; slots];
@@ -92,16 +97,23 @@ impl<'a> Index<'a> {
                 i += STEP;
             }
         }
-        Index { old, table, shift }
+        SeedIndex { table, shift, len: old.len() }
     }
+}
 
+struct Index<'a> {
+    old: &'a [u8],
+    seeds: &'a SeedIndex,
+}
+
+impl Index<'_> {
     /// A match of at least SEED bytes for `new[scan..]`: (old pos, len).
     #[inline]
     fn search(&self, new: &[u8], scan: usize) -> Option<(usize, usize)> {
         if scan + SEED > new.len() {
             return None;
         }
-        let c = self.table[seed_hash(new, scan, self.shift)];
+        let c = self.seeds.table[seed_hash(new, scan, self.seeds.shift)];
         if c == 0 {
             return None;
         }
@@ -191,10 +203,18 @@ impl Emitter<'_> {
     }
 }
 
-/// Encodes the records turning `old` into `new` (uncompressed); also
-/// returns how many of `new`'s bytes are literals.
-pub(super) fn encode(old: &[u8], new: &[u8]) -> (Vec<u8>, usize) {
-    let index = Index::new(old);
+/// Encodes the records turning `old` into `new` (uncompressed), with
+/// `old`'s seeds (indexed again when `seeds` is not an index of content of
+/// `old`'s length); also returns how many of `new`'s bytes are literals.
+pub(super) fn encode_indexed(seeds: &SeedIndex, old: &[u8], new: &[u8]) -> (Vec<u8>, usize) {
+    let own;
+    let seeds = if seeds.len == old.len() {
+        seeds
+    } else {
+        own = SeedIndex::build(old);
+        &own
+    };
+    let index = Index { old, seeds };
     let mut misses = 0usize;
     let (n_old, n_new) = (old.len(), new.len());
     let mut em = Emitter { old, new, out: Vec::with_capacity(n_new / 2 + 64), cursor: 0, literal: 0 };
@@ -427,6 +447,24 @@ mod tests {
             new
         );
         p.len()
+    }
+
+    /// An index built ahead for the base gives the records a fresh one
+    /// gives; one of other content's length is not trusted (built again),
+    /// so a stale index cannot point outside the base.
+    #[test]
+    fn records_from_an_index_built_ahead_match_and_a_stale_one_is_not_used() {
+        use super::{encode_indexed, SeedIndex};
+        let old = noise(200_000, 3);
+        let mut new = old.clone();
+        new[100_000..100_016].copy_from_slice(b"a changed string");
+        new.splice(50_000..50_000, noise(300, 4));
+        let ahead = SeedIndex::build(&old);
+        let fresh = encode_indexed(&SeedIndex::build(&old), &old, &new);
+        assert_eq!(encode_indexed(&ahead, &old, &new), fresh);
+        let stale = SeedIndex::build(&noise(400_000, 5));
+        assert_eq!(encode_indexed(&stale, &old, &new), fresh);
+        assert!(fresh.0.len() < 2_000, "a small edit makes small records: {}", fresh.0.len());
     }
 
     #[test]

@@ -117,6 +117,17 @@ pub struct DeltaRecords {
 impl DeltaRecords {
     /// The records turning `old` into `new` (both sha256s, lowercase hex, known).
     pub fn encode(old: &[u8], old_sha256: &str, new: &[u8], new_sha256: &str) -> Self {
+        Self::encode_indexed(&delta::SeedIndex::build(old), old, old_sha256, new, new_sha256)
+    }
+
+    /// [`DeltaRecords::encode`] with `old` indexed already ([`delta::SeedIndex::build`]).
+    pub fn encode_indexed(
+        seeds: &delta::SeedIndex,
+        old: &[u8],
+        old_sha256: &str,
+        new: &[u8],
+        new_sha256: &str,
+    ) -> Self {
         let head = PutHeader {
             v: HELPER_PROTOCOL,
             kind: "delta".into(),
@@ -127,7 +138,7 @@ impl DeltaRecords {
             base_sha256: Some(old_sha256.to_string()),
             body: 0,
         };
-        let (records, _literal) = delta::encode(old, new);
+        let (records, _literal) = delta::encode_indexed(seeds, old, new);
         DeltaRecords { head, records }
     }
 
