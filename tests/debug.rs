@@ -176,7 +176,7 @@ fn the_session_survives_a_new_process_under_a_new_delve() {
     first.stop();
     let second = LocalDelve::start(&sb.path().join("v2"), app_port);
     let replayed = rt
-        .block_on(server.reattach(dial(&second, "second"), gohot::debug::Reach::Any))
+        .block_on(server.reattach(dial(&second, "second")))
         .expect("reattach")
         .expect("a session");
     assert_eq!(replayed, gohot::debug::Replayed { breakpoints: 1, verified: 1, errors: vec![] });

@@ -1,8 +1,7 @@
 //! `--debug` as the dev loop sees it: one [`Debugger`] for the debugged
-//! service, told four things — a new process is on its way
-//! ([`Debugger::replacing`]), it answers ([`Debugger::replaced`]), a
-//! replica came back ([`Debugger::recovered`]), gohot stops
-//! ([`Debugger::end`]). Everything else (the editor's session, the
+//! service, told three things — a new process is on its way
+//! ([`Debugger::replacing`]), it answers ([`Debugger::replaced`]), gohot
+//! stops ([`Debugger::end`]). Everything else (the editor's session, the
 //! replay, the relay) stays behind [`DebugServer`].
 //!
 //! The order is what keeps gohot's own probe out of the editor's way: the
@@ -16,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::server::{DebugEvent, DebugEvents, DebugServer, Dial, Reach, Timeouts, Upstream};
+use super::server::{DebugEvent, DebugEvents, DebugServer, Dial, Timeouts, Upstream};
 use super::{DebugError, PathMap};
 use crate::hosting::docker::PublishedPort;
 use crate::hosting::kube::logs::PodPort;
@@ -63,20 +62,10 @@ impl Debugger {
     /// returns. A failure is reported as a problem; the session waits for
     /// the next reload.
     pub async fn replaced(&self) {
-        self.reattach(Reach::Same).await
-    }
-
-    /// A replica restarted or was replaced and runs the binary again: the
-    /// editor's session follows it, or moves to another replica.
-    pub async fn recovered(&self) {
-        self.reattach(Reach::Any).await
-    }
-
-    async fn reattach(&self, reach: Reach) {
         let Some(dial) = self.dial.lock().ok().and_then(|d| d.clone()) else { return };
         let started = Instant::now();
         let before = dial.replica();
-        match self.server.reattach(dial.clone(), reach).await {
+        match self.server.reattach(dial.clone()).await {
             Ok(Some(replayed)) => {
                 let after = dial.replica();
                 if after != before {
@@ -111,9 +100,6 @@ impl Dial for PodPort {
     async fn dial(&self) -> std::io::Result<Box<dyn Upstream>> {
         Ok(Box::new(self.connect().await.map_err(std::io::Error::other)?))
     }
-    async fn redial(&self) -> std::io::Result<Box<dyn Upstream>> {
-        Ok(Box::new(self.connect_again().await.map_err(std::io::Error::other)?))
-    }
 }
 
 /// Delve in a Docker container, through the host port its port is published on.
@@ -127,15 +113,5 @@ impl Dial for PublishedPort {
         let s = tokio::net::TcpStream::connect(addr).await?;
         s.set_nodelay(true)?;
         Ok(Box::new(s))
-    }
-    async fn redial(&self) -> std::io::Result<Box<dyn Upstream>> {
-        let Some(addr) = self.last_addr() else { return self.dial().await };
-        match tokio::net::TcpStream::connect(addr).await {
-            Ok(s) => {
-                s.set_nodelay(true)?;
-                Ok(Box::new(s))
-            }
-            Err(_) => self.dial().await,
-        }
     }
 }

@@ -25,7 +25,7 @@ pub mod session;
 
 pub use live::Debugger;
 pub use paths::PathMap;
-pub use server::{DebugEvent, DebugEvents, DebugServer, Dial, Reach, TcpDial, Timeouts};
+pub use server::{DebugEvent, DebugEvents, DebugServer, Dial, TcpDial, Timeouts};
 pub use session::Replayed;
 
 /// ko's port for delve, in the container and (by default) gohot's own.

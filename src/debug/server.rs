@@ -40,21 +40,6 @@ pub trait Dial: Send + Sync {
     fn replica(&self) -> String;
     /// A new connection to its delve.
     async fn dial(&self) -> std::io::Result<Box<dyn Upstream>>;
-    /// A new connection to the delve of the last connection's replica, whose
-    /// process (not the replica) was replaced: what `dial` looks up to find
-    /// the replica is skipped. Falls back to `dial`.
-    async fn redial(&self) -> std::io::Result<Box<dyn Upstream>> {
-        self.dial().await
-    }
-}
-
-/// Which replica a reattach may reach.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reach {
-    /// The one of the last connection: its process was replaced by a reload.
-    Same,
-    /// Whichever the [`Dial`] finds: the replica itself may have been replaced.
-    Any,
 }
 
 /// A delve reachable at a TCP address.
@@ -130,7 +115,7 @@ impl Default for Timeouts {
 
 enum Command {
     Release { done: oneshot::Sender<()> },
-    Reattach { dial: Arc<dyn Dial>, reach: Reach, done: oneshot::Sender<Result<Replayed, DebugError>> },
+    Reattach { dial: Arc<dyn Dial>, done: oneshot::Sender<Result<Replayed, DebugError>> },
     Paths(Arc<PathMap>),
     End { done: oneshot::Sender<()> },
 }
@@ -213,13 +198,13 @@ impl DebugServer {
     /// The debugged replica runs a new process (a reload, or another
     /// replica): new clients reach it, and the editor's session, if there
     /// is one, is connected to it and configured again. `None`: no session.
-    pub async fn reattach(&self, dial: Arc<dyn Dial>, reach: Reach) -> Result<Option<Replayed>, DebugError> {
+    pub async fn reattach(&self, dial: Arc<dyn Dial>) -> Result<Option<Replayed>, DebugError> {
         self.set_upstream(dial.clone());
         let Some(session) = self.shared.session() else {
             return Ok(None);
         };
         let (done, result) = oneshot::channel();
-        if session.send(Command::Reattach { dial, reach, done }).await.is_err() {
+        if session.send(Command::Reattach { dial, done }).await.is_err() {
             return Ok(None);
         }
         match result.await {
@@ -369,7 +354,7 @@ async fn run_session(editor: BufReader<TcpStream>, shared: &Shared, mut commands
     let mut waiting: Option<oneshot::Sender<Result<Replayed, DebugError>>> = None;
     if let Some(dial) = shared.upstream() {
         let deadline = Instant::now() + shared.timeouts.reattach;
-        match connect(&mut session, dial.as_ref(), Reach::Any, deadline, shared.timeouts.running).await {
+        match connect(&mut session, dial.as_ref(), deadline, shared.timeouts.running).await {
             Ok(l) => {
                 link = Some(l);
                 (shared.events)(DebugEvent::Attached { replica: dial.replica() });
@@ -420,13 +405,13 @@ async fn run_session(editor: BufReader<TcpStream>, shared: &Shared, mut commands
                         return;
                     }
                 }
-                Some(Command::Reattach { dial, reach, done }) => {
+                Some(Command::Reattach { dial, done }) => {
                     if release(&mut session, &mut link, &mut editor_write, &mut waiting).await {
                         let _ = done.send(Ok(Replayed::default()));
                         return;
                     }
                     let deadline = Instant::now() + shared.timeouts.reattach;
-                    match connect(&mut session, dial.as_ref(), reach, deadline, shared.timeouts.running).await {
+                    match connect(&mut session, dial.as_ref(), deadline, shared.timeouts.running).await {
                         Ok(l) => {
                             link = Some(l);
                             waiting = Some(done);
@@ -528,8 +513,7 @@ async fn deliver(
 }
 
 /// Connects to a delve (again and again until `deadline`: the new one may
-/// not listen yet; with [`Reach::Same`] first the way `redial` does),
-/// initializes it as the editor did (or as editors do, for
+/// not listen yet), initializes it as the editor did (or as editors do, for
 /// an editor yet to send its own `initialize`) and waits until it lets the
 /// process run: an editor attaching in the same moment as delve's own
 /// `--continue` would have its `setBreakpoints` wait on a process it can
@@ -537,18 +521,14 @@ async fn deliver(
 async fn connect(
     session: &mut Session,
     dial: &dyn Dial,
-    reach: Reach,
     deadline: Instant,
     running: Duration,
 ) -> Result<Link, DebugError> {
     let replica = dial.replica();
     let mut last = String::new();
-    let mut first = true;
     while Instant::now() < deadline {
-        let again = std::mem::take(&mut first) && reach == Reach::Same;
         let attempt = async {
-            let upstream = if again { dial.redial().await } else { dial.dial().await };
-            let mut link = Link::new(upstream.map_err(DapError::Io)?);
+            let mut link = Link::new(dial.dial().await.map_err(DapError::Io)?);
             handshake(session, &mut link, running).await?;
             Ok::<_, DapError>(link)
         };

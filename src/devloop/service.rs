@@ -354,7 +354,7 @@ pub(super) async fn run(
                 let report = reloader.check_replicas().await;
                 // A restarted container runs a new delve: the editor's session follows.
                 if let (Some(d), false) = (debug, report.recovered.is_empty()) {
-                    d.recovered().await;
+                    d.replaced().await;
                 }
                 for (replica, reason) in report.recovered {
                     events(DevEvent::Recovered { replica, reason });

@@ -282,8 +282,6 @@ pub struct PublishedPort {
     docker: Docker,
     container: String,
     port: u16,
-    /// What the last lookup found.
-    last: std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>,
 }
 
 impl PublishedPort {
@@ -310,25 +308,14 @@ impl PublishedPort {
             };
             Some(std::net::SocketAddr::new(ip, port))
         });
-        let addr = found
-            .ok_or_else(|| format!("container {} publishes no host port for its port {}", self.container, self.port))?;
-        if let Ok(mut last) = self.last.lock() {
-            *last = Some(addr);
-        }
-        Ok(addr)
-    }
-
-    /// What [`PublishedPort::addr`] found last: still right while the
-    /// container was not re-created.
-    pub fn last_addr(&self) -> Option<std::net::SocketAddr> {
-        self.last.lock().ok().and_then(|l| *l)
+        found.ok_or_else(|| format!("container {} publishes no host port for its port {}", self.container, self.port))
     }
 }
 
 impl DockerTarget {
     /// Its container's `port`, as published on the host (see [`ContainerSpec::ports`]).
     pub fn published(&self, port: u16) -> PublishedPort {
-        PublishedPort { docker: self.docker.clone(), container: self.spec.name.clone(), port, last: Default::default() }
+        PublishedPort { docker: self.docker.clone(), container: self.spec.name.clone(), port }
     }
 }
 

@@ -253,53 +253,23 @@ impl PodPort {
     pub async fn connect(
         &self,
     ) -> Result<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static, String> {
-        self.connect_to(false).await
-    }
-
-    /// A new connection to the port of the last connection's pod, with no
-    /// listing of pods first (a reload replaced its process, not the pod);
-    /// as [`PodPort::connect`] when there was none or it cannot be reached.
-    pub async fn connect_again(
-        &self,
-    ) -> Result<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static, String> {
-        self.connect_to(true).await
-    }
-
-    async fn connect_to(
-        &self,
-        again: bool,
-    ) -> Result<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static, String> {
-        let last = self.last.lock().ok().and_then(|l| l.clone());
-        if let (true, Some((namespace, pod))) = (again, last.as_deref().and_then(|l| l.split_once('/'))) {
-            if let Ok(stream) = self.forward(namespace, pod).await {
-                return Ok(stream);
-            }
-        }
         let found =
             super::pods::discover(&self.cluster, &self.workloads, &self.image).await.map_err(|e| e.to_string())?;
+        let last = self.last.lock().ok().and_then(|l| l.clone());
         let name = |c: &AppContainer| format!("{}/{}", c.namespace, c.pod);
         let wanted = |c: &AppContainer| self.wanted.as_deref().is_some_and(|w| w == c.pod || w == name(c));
         // The pod asked for, then the last one, then ready pods, in discovery order.
         let mut candidates = found.containers;
         candidates.sort_by_key(|c| (!wanted(c), last.as_deref() != Some(name(c).as_str()), !c.ready));
         let c = candidates.first().ok_or_else(|| "no running pod of the app".to_string())?;
-        self.forward(&c.namespace, &c.pod).await
-    }
-
-    /// A port-forward to `pod`'s port; it becomes the last connection's pod.
-    async fn forward(
-        &self,
-        namespace: &str,
-        pod: &str,
-    ) -> Result<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static, String> {
-        let api: Api<Pod> = Api::namespaced(self.cluster.client.clone(), namespace);
+        let api: Api<Pod> = Api::namespaced(self.cluster.client.clone(), &c.namespace);
         let mut forwarder = api
-            .portforward(pod, &[self.port])
+            .portforward(&c.pod, &[self.port])
             .await
-            .map_err(|e| self.cluster.error(e, "create", "pods/portforward", namespace).to_string())?;
-        let stream = forwarder.take_stream(self.port).ok_or_else(|| format!("no stream to {pod}:{}", self.port))?;
+            .map_err(|e| self.cluster.error(e, "create", "pods/portforward", &c.namespace).to_string())?;
+        let stream = forwarder.take_stream(self.port).ok_or_else(|| format!("no stream to {}:{}", c.pod, self.port))?;
         if let Ok(mut l) = self.last.lock() {
-            *l = Some(format!("{namespace}/{pod}"));
+            *l = Some(name(c));
         }
         // The forwarder's task ends with the stream.
         tokio::spawn(async move {
