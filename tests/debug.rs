@@ -175,10 +175,7 @@ fn the_session_survives_a_new_process_under_a_new_delve() {
     rt.block_on(server.release());
     first.stop();
     let second = LocalDelve::start(&sb.path().join("v2"), app_port);
-    let replayed = rt
-        .block_on(server.reattach(dial(&second, "second")))
-        .expect("reattach")
-        .expect("a session");
+    let replayed = rt.block_on(server.reattach(dial(&second, "second"))).expect("reattach").expect("a session");
     assert_eq!(replayed, gohot::debug::Replayed { breakpoints: 1, verified: 1, errors: vec![] });
     let changed = editor.event("breakpoint", Duration::from_secs(10));
     assert_eq!(changed["body"]["breakpoint"]["id"], id, "the editor's id, not the new delve's");
