@@ -524,6 +524,23 @@ mod tests {
         assert!(e.contains(&server) && e.contains("kind-gone") && e.contains("Is the cluster running"), "{e}");
     }
 
+    /// gohot's own client stack (no Nagle) does not ignore a kubeconfig's
+    /// `proxy-url`: kube-rs's client gets it, and refuses this build's lack
+    /// of proxy support by naming the proxy, as before.
+    #[tokio::test]
+    async fn a_proxy_url_is_not_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\ncurrent-context: kind-p\nclusters:\n- name: c\n  cluster: {server: \"https://127.0.0.1:6443\", proxy-url: \"http://127.0.0.1:3128\"}\ncontexts:\n- name: kind-p\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: t}\n",
+        )
+        .unwrap();
+        let opts = KubeOptions { kubeconfig: Some(path), ..Default::default() };
+        let e = connect_with(&opts, None, None).await.err().expect("refused").to_string();
+        assert!(e.contains("127.0.0.1:3128") && e.contains("kind-p"), "{e}");
+    }
+
     #[tokio::test]
     async fn remote_context_refused_before_connecting() {
         let dir = tempfile::tempdir().unwrap();
