@@ -537,7 +537,8 @@ mod tests {
         )
         .unwrap();
         let opts = KubeOptions { kubeconfig: Some(path), ..Default::default() };
-        let e = connect_with(&opts, None, None).await.err().expect("refused").to_string();
+        let Err(e) = connect_with(&opts, None, None).await else { panic!("a proxy-url kubeconfig was used") };
+        let e = e.to_string();
         assert!(e.contains("127.0.0.1:3128") && e.contains("kind-p"), "{e}");
     }
 
