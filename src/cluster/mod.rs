@@ -499,6 +499,20 @@ mod tests {
         assert_eq!(rbac_denial(r#"configmaps "c1" is forbidden: "#), None);
     }
 
+    /// A kubeconfig in `dir` with one context, `context`, on a cluster
+    /// given as a YAML flow map (`{server: "…"}`), token user.
+    fn kubeconfig(dir: &std::path::Path, context: &str, cluster: &str) -> std::path::PathBuf {
+        let path = dir.join("config");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: {context}\nclusters:\n- name: c\n  cluster: {cluster}\ncontexts:\n- name: {context}\n  context: {{cluster: c, user: u}}\nusers:\n- name: u\n  user: {{token: t}}\n"
+            ),
+        )
+        .unwrap();
+        path
+    }
+
     /// Real, not a mock: a client pointed at a loopback port nobody listens on.
     #[tokio::test]
     async fn unreachable_api_server_is_named() {
@@ -508,14 +522,7 @@ mod tests {
         };
         let server = format!("http://127.0.0.1:{port}");
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config");
-        std::fs::write(
-            &path,
-            format!(
-                "apiVersion: v1\nkind: Config\ncurrent-context: kind-gone\nclusters:\n- name: c\n  cluster: {{server: \"{server}\"}}\ncontexts:\n- name: kind-gone\n  context: {{cluster: c, user: u}}\nusers:\n- name: u\n  user: {{token: t}}\n"
-            ),
-        )
-        .unwrap();
+        let path = kubeconfig(dir.path(), "kind-gone", &format!("{{server: \"{server}\"}}"));
         let opts = KubeOptions { kubeconfig: Some(path), ..Default::default() };
         let cluster = connect_with(&opts, None, None).await.unwrap();
         let e = cluster.ping().await.unwrap_err();
@@ -530,12 +537,8 @@ mod tests {
     #[tokio::test]
     async fn a_proxy_url_is_not_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config");
-        std::fs::write(
-            &path,
-            "apiVersion: v1\nkind: Config\ncurrent-context: kind-p\nclusters:\n- name: c\n  cluster: {server: \"https://127.0.0.1:6443\", proxy-url: \"http://127.0.0.1:3128\"}\ncontexts:\n- name: kind-p\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: t}\n",
-        )
-        .unwrap();
+        let cluster = r#"{server: "https://127.0.0.1:6443", proxy-url: "http://127.0.0.1:3128"}"#;
+        let path = kubeconfig(dir.path(), "kind-p", cluster);
         let opts = KubeOptions { kubeconfig: Some(path), ..Default::default() };
         let Err(e) = connect_with(&opts, None, None).await else { panic!("a proxy-url kubeconfig was used") };
         let e = e.to_string();
@@ -545,12 +548,7 @@ mod tests {
     #[tokio::test]
     async fn remote_context_refused_before_connecting() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config");
-        std::fs::write(
-            &path,
-            "apiVersion: v1\nkind: Config\ncurrent-context: prod\nclusters:\n- name: c\n  cluster: {server: \"https://k8s.example.com\"}\ncontexts:\n- name: prod\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: t}\n",
-        )
-        .unwrap();
+        let path = kubeconfig(dir.path(), "prod", r#"{server: "https://k8s.example.com"}"#);
         let mut opts = KubeOptions { kubeconfig: Some(path), ..Default::default() };
         let e = connect_with(&opts, None, None).await.unwrap_err().to_string();
         assert!(e.contains("--allow-context prod"), "{e}");

@@ -158,11 +158,7 @@ pub async fn ensure_delve(
         DelveSource::Binary(path) => check_binary(go, path, platform, &go_version).await,
         DelveSource::Release => {
             check_go(DELVE_VERSION, DELVE_GO_MINORS, &go_version)?;
-            let out = cache_root
-                .join("delve")
-                .join(format!("v{DELVE_VERSION}-{PATCH_TAG}"))
-                .join(platform.cache_path())
-                .join("dlv");
+            let out = cached_dlv(cache_root, &format!("v{DELVE_VERSION}-{PATCH_TAG}"), platform);
             if out.is_file() {
                 return Ok(out);
             }
@@ -206,11 +202,7 @@ pub async fn ensure_delve(
             let version = read_version(&root).ok_or_else(|| bad("no pkg/version/version.go".into()))?;
             let minors = read_go_range(&root).ok_or_else(|| bad("no pkg/goversion/compat.go".into()))?;
             check_go(&version, minors, &go_version)?;
-            let out = cache_root
-                .join("delve")
-                .join(format!("v{version}-src-{key}-{PATCH_TAG}"))
-                .join(platform.cache_path())
-                .join("dlv");
+            let out = cached_dlv(cache_root, &format!("v{version}-src-{key}-{PATCH_TAG}"), platform);
             if out.is_file() {
                 return Ok(out);
             }
@@ -221,6 +213,12 @@ pub async fn ensure_delve(
             built.map(|()| out)
         }
     }
+}
+
+/// Where the delve built as `build` (version, source, changes) for
+/// `platform` is cached.
+fn cached_dlv(cache_root: &Path, build: &str, platform: &Platform) -> PathBuf {
+    cache_root.join("delve").join(build).join(platform.cache_path()).join("dlv")
 }
 
 /// `go env GOVERSION` (`go1.27.3`).

@@ -115,8 +115,8 @@ mod tests {
         assert_eq!(LAUNCH_WAIT.apply(&twice), None);
     }
 
-    /// Two changes to one file compose; a file whose function differs keeps
-    /// the changes that did apply to it, and a missing file is skipped.
+    /// A missing file is skipped, a change that fits is made, and a file
+    /// whose function reads otherwise is left alone.
     #[test]
     fn changes_to_one_file_compose_and_a_differing_function_is_skipped() {
         let dir = tempfile::tempdir().expect("tmp");
